@@ -1,0 +1,242 @@
+//! Builds the service worker (`sw/`) for wasm32, runs wasm-bindgen on it,
+//! stamps the bundle hash into `sw.js` and hands the files to the library
+//! through `OUT_DIR/bundle.rs`.
+//!
+//! The wasm is always built with the `wasm` profile (size-optimised, LTO),
+//! whatever the outer profile, so that tests run exactly what ships. It
+//! builds in its own target directory: the outer cargo holds the lock on
+//! its own, and a nested build there would wait forever.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[path = "src/bundle/assemble.rs"]
+mod assemble;
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const SETUP: &str = "./scripts/setup.sh";
+
+fn main() {
+    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    for path in ["sw/src", "sw/Cargo.toml", "shim", "Cargo.lock", "src/bundle/assemble.rs"] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    for var in ["OUTPOST_WASM_OPT", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+
+    let toolchain = Toolchain::find().unwrap_or_else(|missing| fail(&missing));
+    let wasm_target_dir = target_root(&out_dir).join("outpost-sw-wasm");
+    let raw_wasm = toolchain.build(&root, &wasm_target_dir);
+
+    let mut bindgen = wasm_bindgen_cli_support::Bindgen::new();
+    bindgen
+        .input_path(&raw_wasm)
+        .no_modules(true)
+        .expect("no-modules is a valid wasm-bindgen target")
+        .typescript(false)
+        .remove_name_section(true)
+        .remove_producers_section(true);
+    let mut output = bindgen
+        .generate_output()
+        .unwrap_or_else(|e| fail(&format!("wasm-bindgen failed on {}: {e:#}", raw_wasm.display())));
+    let wasm = maybe_wasm_opt(output.wasm_mut().emit_wasm(), &out_dir);
+    let glue = output.js().to_string();
+
+    let bootstrap = fs::read_to_string(root.join("shim/sw.js")).expect("shim/sw.js is readable");
+    let bundle = assemble::assemble(&wasm, &glue, &bootstrap);
+
+    let dir = out_dir.join("bundle");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("sw.js"), &bundle.sw_js).unwrap();
+    fs::write(dir.join("glue.js"), &glue).unwrap();
+    fs::write(dir.join("outpost_sw.wasm"), &wasm).unwrap();
+    fs::write(
+        out_dir.join("bundle.rs"),
+        format!(
+            "pub const HASH: &str = {hash:?};\n\
+             pub const WASM_FILE: &str = {file:?};\n\
+             pub static SW_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/sw.js\"));\n\
+             pub static GLUE_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/glue.js\"));\n\
+             pub static WASM: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/bundle/outpost_sw.wasm\"));\n",
+            hash = bundle.hash,
+            file = bundle.wasm_file,
+        ),
+    )
+    .unwrap();
+}
+
+/// How this machine can build for wasm32.
+enum Toolchain {
+    /// A rustup toolchain with the wasm32 target installed: the normal case
+    /// on a developer laptop.
+    Rustup { cargo: PathBuf, rustc: PathBuf },
+    /// Debian's rustc-web + rust-web-src: std is built from source
+    /// (`-Zbuild-std`), linked with an lld found on the machine.
+    BuildStd { cargo: PathBuf, rustc: PathBuf, linker: PathBuf },
+}
+
+impl Toolchain {
+    fn find() -> Result<Self, String> {
+        let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
+        if has_prebuilt_wasm_std(&rustc) {
+            let cargo = PathBuf::from(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            return Ok(Toolchain::Rustup { cargo, rustc });
+        }
+        let (deb_rustc, deb_cargo) = (PathBuf::from("/usr/bin/rustc"), PathBuf::from("/usr/bin/cargo"));
+        let src = Path::new("/usr/lib/rustlib/src/rust/library/std");
+        let mut missing = Vec::new();
+        if !deb_rustc.exists() || !deb_cargo.exists() {
+            missing.push("Debian's rustc-web and cargo-web (/usr/bin/rustc, /usr/bin/cargo)");
+        }
+        if !src.exists() {
+            missing.push("Debian's rust-web-src (/usr/lib/rustlib/src/rust)");
+        }
+        let linker = find_linker(&rustc);
+        if linker.is_none() {
+            missing.push("a wasm linker (rust-lld from a rustup toolchain, or Debian's lld)");
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "no wasm32 toolchain to build the service worker: the rustup target {WASM_TARGET} \
+                 is not installed, and the fallback lacks {}.",
+                missing.join(", ")
+            ));
+        }
+        Ok(Toolchain::BuildStd { cargo: deb_cargo, rustc: deb_rustc, linker: linker.unwrap() })
+    }
+
+    /// Builds `outpost-sw` and returns the path of its raw `.wasm`.
+    fn build(&self, root: &Path, target_dir: &Path) -> PathBuf {
+        let (cargo, rustc) = match self {
+            Toolchain::Rustup { cargo, rustc } | Toolchain::BuildStd { cargo, rustc, .. } => (cargo, rustc),
+        };
+        let mut cmd = Command::new(cargo);
+        cmd.env_clear().envs(passthrough_env()).env("RUSTC", rustc);
+        cmd.current_dir(root).args(["build", "--package", "outpost-sw", "--lib", "--profile", "wasm"]);
+        cmd.args(["--target", WASM_TARGET, "--target-dir"]).arg(target_dir);
+        if let Toolchain::BuildStd { linker, .. } = self {
+            cmd.env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker)
+                .arg("-Zbuild-std=std,panic_abort");
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| fail(&format!("could not run {}: {e}", cargo.display())));
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            fail(&format!("building sw/ for {WASM_TARGET} failed:\n{}", tail.join("\n")));
+        }
+        target_dir.join(WASM_TARGET).join("wasm").join("outpost_sw.wasm")
+    }
+}
+
+/// The nested cargo must not inherit the outer build's variables (its
+/// target dir, rustflags for the host, the package being built); only the
+/// user's setup passes through. The jobserver passes through too, so both
+/// builds share the same cores.
+fn passthrough_env() -> Vec<(OsString, OsString)> {
+    const KEEP: [&str; 10] =
+        ["PATH", "HOME", "TMPDIR", "LANG", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_MAKEFLAGS", "CARGO_NET_OFFLINE", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"];
+    const KEEP_PREFIX: [&str; 5] = ["CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_", "SSL_CERT_", "CARGO_TERM_"];
+    env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.to_string_lossy();
+            KEEP.contains(&k.as_ref())
+                || KEEP_PREFIX.iter().any(|p| k.starts_with(p))
+                || k.to_ascii_lowercase().ends_with("_proxy")
+        })
+        .collect()
+}
+
+fn has_prebuilt_wasm_std(rustc: &Path) -> bool {
+    let out = Command::new(rustc).args(["--print", "target-libdir", "--target", WASM_TARGET]).output();
+    let Ok(out) = out else { return false };
+    if !out.status.success() {
+        return false;
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+        .unwrap_or(false)
+}
+
+/// A linker that speaks wasm: an explicit setting first, then rust-lld from
+/// the rustup toolchain in use or any installed one, then Debian's wasm-ld.
+fn find_linker(rustc: &Path) -> Option<PathBuf> {
+    if let Some(l) = env::var_os("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER") {
+        return Some(l.into());
+    }
+    let mut candidates = Vec::new();
+    if let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() {
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        candidates.extend(rust_lld_under(&sysroot));
+    }
+    let rustup_home = env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")));
+    if let Some(toolchains) = rustup_home.map(|h| h.join("toolchains")) {
+        for tc in fs::read_dir(toolchains).into_iter().flatten().flatten() {
+            candidates.extend(rust_lld_under(&tc.path()));
+        }
+    }
+    candidates.push(PathBuf::from("/usr/bin/wasm-ld"));
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+fn rust_lld_under(sysroot: &Path) -> Vec<PathBuf> {
+    let rustlib = sysroot.join("lib/rustlib");
+    fs::read_dir(rustlib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|host| host.path().join("bin/rust-lld"))
+        .collect()
+}
+
+/// `OUT_DIR` is `<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`; the
+/// target root is the ancestor cargo marked with `CACHEDIR.TAG`.
+fn target_root(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|p| p.join("CACHEDIR.TAG").is_file())
+        .unwrap_or(out_dir)
+        .to_path_buf()
+}
+
+/// Runs `wasm-opt` when it is installed (opt out with OUTPOST_WASM_OPT=0).
+/// It is optional: a failure keeps the unoptimised wasm and says so.
+fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
+    if env::var("OUTPOST_WASM_OPT").as_deref() == Ok("0") {
+        return wasm;
+    }
+    let input = out_dir.join("pre-opt.wasm");
+    let output = out_dir.join("post-opt.wasm");
+    fs::write(&input, &wasm).unwrap();
+    let features = [
+        "--enable-bulk-memory", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext", "--enable-reference-types", "--enable-multivalue",
+    ];
+    let run = Command::new("wasm-opt").arg("-Oz").args(features).arg(&input).arg("-o").arg(&output).output();
+    match run {
+        Ok(out) if out.status.success() => fs::read(&output).unwrap_or(wasm),
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            println!("cargo:warning=wasm-opt failed, keeping the unoptimised wasm: {}", err.lines().next().unwrap_or(""));
+            wasm
+        }
+        Err(_) => wasm, // not installed
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("\noutpost: {message}\n\nRun {SETUP} to install what is missing, then build again.\n");
+    std::process::exit(1);
+}

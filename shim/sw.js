@@ -1,0 +1,94 @@
+// Outpost service worker bootstrap.
+//
+// The build prepends `OUTPOST_VERSION` (the bundle's content hash),
+// `OUTPOST_WASM` (the wasm file name, next to this script) and wasm-bindgen's
+// glue, which defines `wasm_bindgen`. Everything the worker decides is decided
+// in the wasm; this file only wires browser events to it.
+//
+// Rules kept here:
+// - every listener is added synchronously, at the top level, on each start;
+// - one `ready` promise loads the wasm, and every handler awaits it inside
+//   respondWith / waitUntil;
+// - the wasm comes from Cache Storage, so a cold start needs no network.
+
+const OUTPOST_WASM_URL = new URL(OUTPOST_WASM, self.location.href).href;
+const OUTPOST_CACHE = 'outpost-wasm-' + OUTPOST_VERSION;
+const OUTPOST_CONFIG = new URL(self.location.href).searchParams.get('config') || '';
+
+// Until the wasm is ready, the worker claims only same-origin requests under
+// the API prefix; the wasm then decides, and what it does not want goes to
+// the network unchanged.
+const OUTPOST_API_PREFIX = (() => {
+  try {
+    const prefix = JSON.parse(OUTPOST_CONFIG || '{}').apiPrefix;
+    return typeof prefix === 'string' ? prefix : '/api/';
+  } catch (_) {
+    return '/api/'; // the wasm reports the bad config when it starts
+  }
+})();
+
+let outpost = null;
+
+async function loadWasm() {
+  const cache = await caches.open(OUTPOST_CACHE);
+  let response = await cache.match(OUTPOST_WASM_URL);
+  if (!response) {
+    response = await fetch(OUTPOST_WASM_URL, { cache: 'no-cache' });
+    if (!response.ok) {
+      throw new Error(`outpost: could not load ${OUTPOST_WASM_URL} (HTTP ${response.status})`);
+    }
+    await cache.put(OUTPOST_WASM_URL, response.clone());
+  }
+  await wasm_bindgen({ module_or_path: response });
+  outpost = new wasm_bindgen.Outpost(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
+  return outpost;
+}
+
+const ready = loadWasm();
+ready.catch((err) => console.error('outpost: the worker could not start:', err));
+
+self.addEventListener('install', (event) => {
+  // Installing only once the wasm is in Cache Storage is what makes the
+  // next cold start work offline.
+  event.waitUntil(ready.then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name.startsWith('outpost-wasm-') && name !== OUTPOST_CACHE) await caches.delete(name);
+    }
+    await self.clients.claim();
+    await ready;
+  })());
+});
+
+function mayClaim(request) {
+  const url = new URL(request.url);
+  return url.origin === self.location.origin && url.pathname.startsWith(OUTPOST_API_PREFIX);
+}
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  const claimed = outpost ? outpost.claims(request.method, request.url) : mayClaim(request);
+  if (!claimed) return;
+  event.respondWith(ready.then(
+    (o) => (o.claims(request.method, request.url) ? o.handle(request) : fetch(request)),
+    () => fetch(request),
+  ));
+});
+
+self.addEventListener('sync', (event) => {
+  if (event.tag !== 'outpost-outbox') return;
+  event.waitUntil(ready.then((o) => o.onSync(event.lastChance)));
+});
+
+self.addEventListener('message', (event) => {
+  const data = event.data || {};
+  const port = event.ports && event.ports[0];
+  if (data.type !== 'outpost:version' || !port) return;
+  event.waitUntil(ready.then(
+    (o) => port.postMessage({ version: o.version }),
+    (err) => port.postMessage({ error: String(err) }),
+  ));
+});

@@ -1,0 +1,63 @@
+//! Turns the wasm, wasm-bindgen's glue and the bootstrap into the files a
+//! browser loads. Shared by `build.rs` (which embeds the result) and the
+//! library, so a bundle assembled at run time is stamped exactly like the
+//! embedded one. Depends on std and sha2 only.
+
+use sha2::{Digest, Sha256};
+
+/// The files of one bundle.
+pub struct Assembled {
+    /// 16 hex digits of SHA-256 over the wasm, the glue and the bootstrap.
+    pub hash: String,
+    /// The wasm's file name, next to `sw.js`; it carries the hash so it can be
+    /// cached forever.
+    pub wasm_file: String,
+    /// The worker script: stamped constants, the glue, the bootstrap.
+    pub sw_js: String,
+}
+
+pub fn assemble(wasm: &[u8], glue_js: &str, bootstrap_js: &str) -> Assembled {
+    let mut digest = Sha256::new();
+    for part in [wasm, glue_js.as_bytes(), bootstrap_js.as_bytes()] {
+        // Length-prefixed so moving bytes between parts changes the hash.
+        digest.update((part.len() as u64).to_le_bytes());
+        digest.update(part);
+    }
+    let hash: String = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let wasm_file = format!("outpost-sw-{hash}.wasm");
+    let sw_js = format!(
+        "// Outpost service worker, bundle {hash}. Generated: edit shim/sw.js instead.\n\
+         'use strict';\n\
+         const OUTPOST_VERSION = '{hash}';\n\
+         const OUTPOST_WASM = '{wasm_file}';\n\
+         {glue_js}\n\
+         {bootstrap_js}"
+    );
+    Assembled { hash, wasm_file, sw_js }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stamped_into_the_script_and_the_wasm_name() {
+        let a = assemble(b"\0asm\x01\0\0\0", "let wasm_bindgen;", "self.x = 1;");
+        assert_eq!(a.hash.len(), 16);
+        assert!(a.hash.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.wasm_file, format!("outpost-sw-{}.wasm", a.hash));
+        assert!(a.sw_js.contains(&format!("const OUTPOST_VERSION = '{}';", a.hash)));
+        assert!(a.sw_js.contains(&format!("const OUTPOST_WASM = '{}';", a.wasm_file)));
+        assert!(a.sw_js.find("let wasm_bindgen;") < a.sw_js.find("self.x = 1;"));
+    }
+
+    #[test]
+    fn any_changed_byte_changes_the_hash() {
+        let base = assemble(b"wasm", "glue", "boot").hash;
+        assert_eq!(base, assemble(b"wasm", "glue", "boot").hash);
+        assert_ne!(base, assemble(b"wasm!", "glue", "boot").hash);
+        assert_ne!(base, assemble(b"wasm", "glue!", "boot").hash);
+        assert_ne!(base, assemble(b"wasm", "glue", "boot!").hash);
+        assert_ne!(base, assemble(b"wasmg", "lue", "boot").hash);
+    }
+}

@@ -1,0 +1,147 @@
+//! The worker's JSON config. Every field has a default matching the
+//! reference origin's routes, so `{}` (or no config at all) is a valid
+//! config. Unknown fields are refused so that a typo is an error, not a
+//! silently ignored setting.
+
+use serde::Deserialize;
+
+use super::pattern::Pattern;
+
+/// Everything the worker can be told without rebuilding the wasm.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Path prefix of the API. Before the wasm has loaded (the first moments
+    /// of a cold start) the bootstrap claims same-origin requests under this
+    /// prefix and lets the wasm decide once it is ready.
+    pub api_prefix: String,
+    /// GET routes served network-first with a cached fallback.
+    pub reads: Vec<Pattern>,
+    /// POST/PUT/PATCH/DELETE routes whose failures are queued and replayed.
+    pub writes: Vec<Pattern>,
+    /// How long a read waits for the network before the cache answers.
+    pub network_timeout_ms: u32,
+    /// Delay before retry n (1-based) is `backoff_ms[n-1]`; the last value
+    /// repeats if `max_retries` is larger.
+    pub backoff_ms: Vec<u32>,
+    /// Retries after the first failure before an entry is dead-lettered.
+    pub max_retries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let p = |s: &str| Pattern::parse(s).expect("default patterns are valid");
+        Self {
+            api_prefix: "/api/".into(),
+            reads: vec![
+                p("/api/sync/init"),
+                p("/api/chat/sessions*"),
+                p("/api/projects*"),
+                p("/api/assets*"),
+            ],
+            writes: vec![p("/api/chat*"), p("/api/projects*")],
+            network_timeout_ms: 3_000,
+            backoff_ms: vec![2_000, 4_000, 8_000, 16_000, 32_000],
+            max_retries: 5,
+        }
+    }
+}
+
+/// A config the worker cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not JSON, a wrong type, an unknown field or a bad route pattern.
+    Parse(String),
+    /// Well-formed but unusable values.
+    Invalid(&'static str),
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConfigError::Parse(m) => write!(f, "outpost config: {m}"),
+            ConfigError::Invalid(m) => write!(f, "outpost config: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses a config; an empty or blank string means all defaults.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let json = json.trim();
+        if json.is_empty() {
+            return Ok(Self::default());
+        }
+        // serde would also take a JSON array as a struct, field by field.
+        if !json.starts_with('{') {
+            return Err(ConfigError::Parse("the config must be a JSON object".into()));
+        }
+        let config: Config =
+            serde_json::from_str(json).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.api_prefix.starts_with('/') && self.api_prefix.ends_with('/')) {
+            return Err(ConfigError::Invalid("apiPrefix must start and end with '/'"));
+        }
+        if self.backoff_ms.is_empty() {
+            return Err(ConfigError::Invalid("backoffMs needs at least one delay"));
+        }
+        if self.network_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("networkTimeoutMs must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// The path of the worker's own version route.
+    pub fn version_path(&self) -> String {
+        format!("{}__outpost/version", self.api_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_means_defaults() {
+        assert_eq!(Config::from_json(""), Ok(Config::default()));
+        assert_eq!(Config::from_json("{}"), Ok(Config::default()));
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::default();
+        assert_eq!(c.backoff_ms, [2_000, 4_000, 8_000, 16_000, 32_000]);
+        assert_eq!(c.max_retries, 5);
+        assert_eq!(c.network_timeout_ms, 3_000);
+        assert_eq!(c.version_path(), "/api/__outpost/version");
+    }
+
+    #[test]
+    fn fields_override_defaults() {
+        let c = Config::from_json(r#"{"networkTimeoutMs": 500, "writes": ["/v1/notes*"]}"#).unwrap();
+        assert_eq!(c.network_timeout_ms, 500);
+        assert_eq!(c.writes.len(), 1);
+        assert_eq!(c.writes[0].as_str(), "/v1/notes*");
+        assert_eq!(c.reads, Config::default().reads);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let e = Config::from_json(r#"{"networkTimeoutMS": 5}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::Parse(m) if m.contains("networkTimeoutMS")), "{e}");
+        let e = Config::from_json(r#"{"reads": ["api/x"]}"#).unwrap_err();
+        assert!(matches!(&e, ConfigError::Parse(m) if m.contains("must start with '/'")), "{e}");
+        assert_eq!(
+            Config::from_json(r#"{"backoffMs": []}"#),
+            Err(ConfigError::Invalid("backoffMs needs at least one delay"))
+        );
+        assert!(matches!(Config::from_json("{"), Err(ConfigError::Parse(_))));
+        assert!(matches!(Config::from_json("[]"), Err(ConfigError::Parse(_))));
+    }
+}

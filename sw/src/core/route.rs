@@ -1,0 +1,79 @@
+//! Which requests the worker takes, and in which role.
+
+use super::config::Config;
+use super::url;
+
+/// What the worker does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Not ours: the fetch event is left alone (`respondWith` is not called).
+    Passthrough,
+    /// The worker's own `GET {apiPrefix}__outpost/version`.
+    Version,
+    /// A configured metadata read; the index is into `Config::reads`.
+    Read(usize),
+    /// A configured write; the index is into `Config::writes`.
+    Write(usize),
+}
+
+/// Decides the route of `method url`, for a worker whose origin is `origin`.
+pub fn route(config: &Config, origin: &str, method: &str, request_url: &str) -> Route {
+    let Some(parts) = url::split(request_url) else {
+        return Route::Passthrough;
+    };
+    if parts.origin != origin || !parts.path.starts_with(config.api_prefix.as_str()) {
+        return Route::Passthrough;
+    }
+    let path = parts.path;
+    match method {
+        "GET" if path == config.version_path() => Route::Version,
+        "GET" => position(&config.reads, path).map_or(Route::Passthrough, Route::Read),
+        "POST" | "PUT" | "PATCH" | "DELETE" => {
+            position(&config.writes, path).map_or(Route::Passthrough, Route::Write)
+        }
+        _ => Route::Passthrough,
+    }
+}
+
+fn position(patterns: &[super::pattern::Pattern], path: &str) -> Option<usize> {
+    patterns.iter().position(|p| p.matches(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const O: &str = "http://127.0.0.1:8080";
+
+    fn r(method: &str, url: &str) -> Route {
+        route(&Config::default(), O, method, url)
+    }
+
+    #[test]
+    fn version_route_is_the_workers_own() {
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/__outpost/version"), Route::Version);
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/__outpost/version"), Route::Passthrough);
+    }
+
+    #[test]
+    fn default_reads_and_writes() {
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/sync/init"), Route::Read(0));
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/chat/sessions/1/messages?x=1"), Route::Read(1));
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/chat/messages/batch"), Route::Write(0));
+        assert_eq!(r("DELETE", "http://127.0.0.1:8080/api/projects/9"), Route::Write(1));
+    }
+
+    #[test]
+    fn everything_else_is_left_alone() {
+        assert_eq!(r("GET", "http://127.0.0.1:8080/"), Route::Passthrough);
+        assert_eq!(r("GET", "http://127.0.0.1:8080/app.js"), Route::Passthrough);
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/auth/login"), Route::Passthrough);
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/auth/me"), Route::Passthrough);
+        assert_eq!(r("HEAD", "http://127.0.0.1:8080/api/projects"), Route::Passthrough);
+        // Cross-origin, even with the same path.
+        assert_eq!(r("GET", "http://127.0.0.1:9090/api/sync/init"), Route::Passthrough);
+        assert_eq!(r("GET", "https://127.0.0.1:8080/api/sync/init"), Route::Passthrough);
+        assert_eq!(r("POST", "https://cdn.example/api/chat/x"), Route::Passthrough);
+        assert_eq!(r("GET", "data:text/plain,/api/sync/init"), Route::Passthrough);
+    }
+}
