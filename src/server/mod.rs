@@ -43,6 +43,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest("/api", api)
         .merge(assets::router())
+        .fallback(|| async { AppError::NotFound })
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

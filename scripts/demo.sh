@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Builds Outpost and serves the demo on http://127.0.0.1:8080/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec cargo run --release -- serve --addr 127.0.0.1:8080 "$@"

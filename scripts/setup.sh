@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what building and testing Outpost needs, and nothing twice:
+# - a wasm32 standard library: the rustup target where rustup can fetch it,
+#   else Debian's rustc-web + rust-web-src (std built from source);
+# - a wasm linker (rust-lld from a rustup toolchain, else Debian's lld);
+# - Chromium and ChromeDriver for the browser tests.
+# Safe to run again: with everything present it only checks (seconds).
+set -euo pipefail
+
+WASM=wasm32-unknown-unknown
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "no cargo on PATH. Install Rust first (https://rustup.rs), then run this again."
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $* (no sudo found). Run that as root, then this script again."
+  fi
+}
+
+APT_UPDATED=
+apt_install() {
+  command -v apt-get >/dev/null ||
+    die "missing: $*. This is not a Debian/Ubuntu machine: install the equivalents of these Debian packages yourself."
+  if [ -z "$APT_UPDATED" ]; then
+    say "apt-get update"
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+rustup_has_wasm() {
+  command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx "$WASM"
+}
+
+find_rust_lld() {
+  local sysroot
+  sysroot=$(rustc --print sysroot 2>/dev/null || true)
+  for f in "$sysroot"/lib/rustlib/*/bin/rust-lld "${RUSTUP_HOME:-$HOME/.rustup}"/toolchains/*/lib/rustlib/*/bin/rust-lld /usr/bin/wasm-ld; do
+    [ -x "$f" ] && { echo "$f"; return 0; }
+  done
+  return 1
+}
+
+debian_fallback_ready() {
+  [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library/std ] && find_rust_lld >/dev/null
+}
+
+# 1. wasm32 std
+if rustup_has_wasm; then
+  say "wasm32: rustup target $WASM installed"
+elif debian_fallback_ready; then
+  say "wasm32: Debian rustc-web $(/usr/bin/rustc --version | cut -d' ' -f2) with build-std, linker $(find_rust_lld)"
+else
+  if command -v rustup >/dev/null; then
+    say "wasm32: trying 'rustup target add $WASM' (60 s at most)"
+    if timeout 60 rustup target add "$WASM" >/dev/null 2>&1 && rustup_has_wasm; then
+      say "wasm32: rustup target $WASM installed"
+    fi
+  fi
+  if ! rustup_has_wasm; then
+    say "wasm32: rustup could not provide $WASM; using Debian's rustc-web + rust-web-src"
+    apt_install rustc-web cargo-web rust-web-src
+    find_rust_lld >/dev/null || apt_install lld
+    debian_fallback_ready || die "wasm32: still missing after install: check /usr/bin/rustc, /usr/lib/rustlib/src/rust and a wasm linker (rust-lld or /usr/bin/wasm-ld)"
+    say "wasm32: Debian rustc-web ready, linker $(find_rust_lld)"
+  fi
+fi
+
+# 2. Chromium + ChromeDriver for the browser tests
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  say "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+else
+  apt_install chromium chromium-driver fonts-dejavu-core
+  [ -x /usr/bin/chromium ] || die "browser: /usr/bin/chromium missing after installing Debian's chromium"
+  say "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+fi
+
+say "ready"
