@@ -1,0 +1,385 @@
+//! The real-browser test harness: the reference origin on a loopback port,
+//! Debian's Chromium driven over the DevTools protocol, and bounded polling.
+//!
+//! Nothing here is mocked: pages, the service worker, Cache Storage,
+//! IndexedDB and fetch are Chromium's own, and the origin is the real
+//! server. A missing Chromium fails the test with a message naming the
+//! setup script; it never skips.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::service_worker::{
+    DispatchSyncEventParams, EnableParams, EventWorkerRegistrationUpdated, EventWorkerVersionUpdated,
+    RegistrationId, ServiceWorkerVersionRunningStatus, StopAllWorkersParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{FilterEntry, SetAutoAttachParams, TargetFilter};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::error::CdpError;
+use chromiumoxide::Page;
+use futures::StreamExt;
+use outpost::{app, AppState};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+/// How long any single wait may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it returns `Some`, failing the test after `timeout`.
+/// Tests wait this way, never with fixed sleeps.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The reference origin, served from its own runtime so that stopping it
+/// closes every connection at once, as a crashed or unplugged server would.
+pub struct Origin {
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Origin {
+    /// Starts the origin on a free loopback port.
+    pub fn start(state: AppState) -> Origin {
+        let mut origin = Origin { addr: "127.0.0.1:0".parse().unwrap(), runtime: None };
+        origin.serve(state);
+        origin
+    }
+
+    /// `http://127.0.0.1:PORT`, as `location.origin` spells it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin())
+    }
+
+    /// Stops serving and drops every open connection.
+    pub fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Dropping a runtime waits until its tasks (the listener and
+            // every connection) are gone, but may not happen on an async
+            // thread: do it on a plain one and wait, so the port is free on
+            // return.
+            std::thread::spawn(move || drop(rt)).join().unwrap();
+        }
+    }
+
+    /// Serves `state` again on the same port (same origin for the browser),
+    /// as a redeploy would.
+    pub fn restart(&mut self, state: AppState) {
+        self.stop();
+        self.serve(state);
+    }
+
+    fn serve(&mut self, state: AppState) {
+        let listener = std::net::TcpListener::bind(self.addr)
+            .unwrap_or_else(|e| panic!("origin: cannot bind {}: {e}", self.addr));
+        listener.set_nonblocking(true).unwrap();
+        self.addr = listener.local_addr().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app(state)).await.unwrap();
+        });
+        self.runtime = Some(runtime);
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where Debian's Chromium lives (override with OUTPOST_CHROMIUM).
+fn chromium_path() -> PathBuf {
+    let path = std::env::var_os("OUTPOST_CHROMIUM").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into());
+    assert!(
+        path.is_file(),
+        "Chromium not found at {}: run ./scripts/setup.sh (installs Debian's chromium), or set OUTPOST_CHROMIUM",
+        path.display()
+    );
+    path
+}
+
+/// A headless Chromium on a profile of its own, which survives `restart`.
+pub struct Chromium {
+    browser: Option<Browser>,
+    handler: Option<JoinHandle<()>>,
+    profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    pub async fn launch() -> Chromium {
+        let profile = tempfile::Builder::new().prefix("outpost-chromium-").tempdir().unwrap();
+        let mut chromium = Chromium { browser: None, handler: None, profile };
+        chromium.start().await;
+        chromium
+    }
+
+    async fn start(&mut self) {
+        let config = BrowserConfig::builder()
+            .chrome_executable(chromium_path())
+            .user_data_dir(self.profile.path())
+            .new_headless_mode()
+            .no_sandbox()
+            // chromiumoxide adds the leading dashes itself.
+            .args([
+                "disable-gpu",
+                "disable-quic",
+                "no-first-run",
+                "disable-background-networking",
+                "disable-component-update",
+                "disable-sync",
+            ])
+            .launch_timeout(PATIENCE)
+            .request_timeout(PATIENCE)
+            .build()
+            .expect("valid browser config");
+        let (browser, mut handler) = Browser::launch(config)
+            .await
+            .unwrap_or_else(|e| panic!("cannot launch {}: {e}", chromium_path().display()));
+        // The handler must be polled for anything to happen. Messages newer
+        // than the crate's protocol are dropped by it, not fatal; a dead
+        // socket is the end.
+        let handler = tokio::spawn(async move {
+            while let Some(item) = handler.next().await {
+                if let Err(CdpError::Ws(_)) = item {
+                    break;
+                }
+            }
+        });
+        self.browser = Some(browser);
+        self.handler = Some(handler);
+    }
+
+    fn browser(&self) -> &Browser {
+        self.browser.as_ref().expect("browser is running")
+    }
+
+    /// Opens a tab at `url`, with service-worker events recorded.
+    pub async fn open(&self, url: &str) -> Tab {
+        let page = self.browser().new_page("about:blank").await.expect("new tab");
+        // chromiumoxide asks Chromium to pause every auto-attached target
+        // until a debugger resumes it; service workers then stay in
+        // "starting" forever. Keep them out of auto-attach.
+        let filter = TargetFilter::new(vec![
+            FilterEntry::builder().r#type("service_worker").exclude(true).build(),
+            FilterEntry::builder().r#type("browser").exclude(true).build(),
+            FilterEntry::builder().r#type("tab").exclude(true).build(),
+            FilterEntry::builder().build(),
+        ]);
+        let auto_attach = SetAutoAttachParams::builder()
+            .auto_attach(true)
+            .wait_for_debugger_on_start(true)
+            .flatten(true)
+            .filter(filter)
+            .build()
+            .unwrap();
+        page.execute(auto_attach).await.expect("Target.setAutoAttach");
+        let workers = Arc::new(Mutex::new(Workers::default()));
+        let mut registrations = page.event_listener::<EventWorkerRegistrationUpdated>().await.unwrap();
+        let mut versions = page.event_listener::<EventWorkerVersionUpdated>().await.unwrap();
+        let sink = Arc::clone(&workers);
+        let recorder = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(ev) = registrations.next() => {
+                        let mut w = sink.lock().unwrap();
+                        for r in &ev.registrations {
+                            w.registrations.retain(|(_, scope)| scope != &r.scope_url);
+                            if !r.is_deleted {
+                                w.registrations.push((r.registration_id.clone(), r.scope_url.clone()));
+                            }
+                        }
+                    }
+                    Some(ev) = versions.next() => {
+                        let mut w = sink.lock().unwrap();
+                        for v in &ev.versions {
+                            w.versions.retain(|x| x.version_id != v.version_id);
+                            w.versions.push(WorkerVersion {
+                                version_id: v.version_id.clone(),
+                                script_url: v.script_url.clone(),
+                                running: v.running_status.clone(),
+                            });
+                        }
+                    }
+                    else => break,
+                }
+            }
+        });
+        page.execute(EnableParams::default()).await.expect("ServiceWorker.enable");
+        page.goto(url).await.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+        Tab { page, workers, recorder }
+    }
+
+    /// Closes the browser cleanly; `start_again` reopens the same profile.
+    pub async fn close(&mut self) {
+        if let Some(mut browser) = self.browser.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), browser.close()).await;
+            if tokio::time::timeout(Duration::from_secs(10), browser.wait()).await.is_err() {
+                let _ = browser.kill().await;
+            }
+        }
+        if let Some(mut handler) = self.handler.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut handler).await.is_err() {
+                handler.abort();
+            }
+        }
+    }
+
+    /// A browser restart: close, then launch again on the same profile.
+    pub async fn restart(&mut self) {
+        self.close().await;
+        self.start().await;
+    }
+}
+
+#[derive(Default)]
+struct Workers {
+    registrations: Vec<(RegistrationId, String)>,
+    versions: Vec<WorkerVersion>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerVersion {
+    pub version_id: String,
+    pub script_url: String,
+    pub running: ServiceWorkerVersionRunningStatus,
+}
+
+/// One tab, plus what Chromium reported about its origin's workers.
+pub struct Tab {
+    pub page: Page,
+    workers: Arc<Mutex<Workers>>,
+    recorder: JoinHandle<()>,
+}
+
+impl Drop for Tab {
+    fn drop(&mut self) {
+        self.recorder.abort();
+    }
+}
+
+impl Tab {
+    /// Evaluates `js` in the page, awaiting a returned promise; a thrown
+    /// error or rejection is an `Err` with its message.
+    pub async fn try_eval(&self, js: &str) -> Result<Value, String> {
+        let params = EvaluateParams::builder()
+            .expression(js)
+            .await_promise(true)
+            .return_by_value(true)
+            .build()
+            .unwrap();
+        match self.page.evaluate_expression(params).await {
+            Ok(result) => Ok(result.value().cloned().unwrap_or(Value::Null)),
+            Err(CdpError::JavascriptException(details)) => Err(details
+                .exception
+                .as_ref()
+                .and_then(|e| e.description.clone())
+                .unwrap_or_else(|| details.text.clone())),
+            Err(e) => Err(format!("evaluate failed: {e}")),
+        }
+    }
+
+    /// Like `try_eval`, failing the test on a JS error.
+    pub async fn eval(&self, js: &str) -> Value {
+        self.try_eval(js).await.unwrap_or_else(|e| panic!("JS failed: {e}\n--- in ---\n{js}"))
+    }
+
+    /// `ServiceWorker.stopAllWorkers`, then waits until Chromium reports
+    /// every worker stopped. A worker that was still starting when the
+    /// command came may go on to run, so the command is repeated until the
+    /// stop holds.
+    pub async fn stop_all_workers(&self) {
+        let all_stopped = || {
+            let w = self.workers.lock().unwrap();
+            w.versions.iter().all(|v| v.running == ServiceWorkerVersionRunningStatus::Stopped)
+        };
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            self.page.execute(StopAllWorkersParams::default()).await.expect("ServiceWorker.stopAllWorkers");
+            let round = tokio::time::Instant::now() + Duration::from_secs(2);
+            while tokio::time::Instant::now() < round && !all_stopped() {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            if all_stopped() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "service workers still running {PATIENCE:?} after stopAllWorkers: {:?}",
+                self.worker_versions()
+            );
+        }
+    }
+
+    /// The registration id Chromium gave the worker registered for `scope`.
+    pub async fn registration_id(&self, scope: &str) -> RegistrationId {
+        wait_until(&format!("a registration for {scope}"), PATIENCE, || async {
+            let w = self.workers.lock().unwrap();
+            w.registrations.iter().find(|(_, s)| s == scope).map(|(id, _)| id.clone())
+        })
+        .await
+    }
+
+    /// Fires a Background Sync event at the worker of `origin` (scope `/`).
+    pub async fn dispatch_sync(&self, origin: &str, tag: &str, last_chance: bool) {
+        let id = self.registration_id(&format!("{origin}/")).await;
+        self.page
+            .execute(DispatchSyncEventParams::new(origin, id, tag, last_chance))
+            .await
+            .expect("ServiceWorker.dispatchSyncEvent");
+    }
+
+    /// Worker versions Chromium knows for this profile, newest last.
+    pub fn worker_versions(&self) -> Vec<WorkerVersion> {
+        self.workers.lock().unwrap().versions.clone()
+    }
+
+    /// Registers the worker through the page client and waits until it
+    /// controls the page.
+    pub async fn register_outpost(&self) {
+        self.eval(
+            "(async () => { const { Outpost } = await import('/outpost.js'); \
+             window.outpost = await Outpost.register(); return true; })()",
+        )
+        .await;
+    }
+
+    /// `fetch(path)` from the page: `{status, headers, body}` (body parsed
+    /// as JSON when it is JSON), or `Err` with the network error.
+    pub async fn fetch(&self, path: &str) -> Result<Value, String> {
+        self.try_eval(&format!(
+            "(async () => {{ const r = await fetch({path:?}); const text = await r.text(); \
+             let body = text; try {{ body = JSON.parse(text); }} catch (_) {{}} \
+             return {{ status: r.status, headers: Object.fromEntries(r.headers), body }}; }})()"
+        ))
+        .await
+    }
+}

@@ -1,0 +1,161 @@
+//! The build chain end to end in Chromium: the worker registers and its
+//! wasm answers; it starts cold with no network; a new bundle replaces it.
+
+mod harness;
+
+use chromiumoxide::cdp::browser_protocol::service_worker::ServiceWorkerVersionRunningStatus::Running;
+use harness::{wait_until, Chromium, Origin, PATIENCE};
+use outpost::{bundle::BOOTSTRAP_JS, AppState, Bundle};
+use serde_json::Value;
+
+/// Asks the page for the version route and returns the bundle hash the
+/// worker's wasm answered with, checking that the wasm (not the origin,
+/// which has no such route) answered.
+async fn wasm_version(tab: &harness::Tab) -> Result<String, String> {
+    let res = tab.fetch("/api/__outpost/version").await?;
+    if res["status"] != 200 || res["headers"]["outpost-source"] != "worker" {
+        return Err(format!("not answered by the worker: {res}"));
+    }
+    Ok(res["body"]["version"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_registers_controls_the_page_and_the_wasm_answers() {
+    let bundle = Bundle::embedded();
+    let origin = Origin::start(AppState::new());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+
+    tab.register_outpost().await;
+    let controller = tab.eval("navigator.serviceWorker.controller.scriptURL").await;
+    assert_eq!(controller, Value::String(origin.url("/sw.js")));
+    assert_eq!(wasm_version(&tab).await.unwrap(), bundle.hash);
+    // The page client reaches the same worker over postMessage.
+    assert_eq!(tab.eval("window.outpost.version()").await, Value::String(bundle.hash.clone()));
+    // Requests outside the worker's routes reach the origin untouched.
+    let res = tab.fetch("/api/health").await.unwrap();
+    assert_eq!(res["status"], 200);
+    assert_eq!(res["body"]["ok"], true);
+    assert!(res["headers"].get("outpost-source").is_none(), "{res}");
+    // The wasm went into Cache Storage at install.
+    let cached = tab
+        .eval(&format!(
+            "caches.open('outpost-wasm-{}').then(c => c.match('/{}')).then(r => r ? r.arrayBuffer() : null).then(b => b && b.byteLength)",
+            bundle.hash, bundle.wasm_file
+        ))
+        .await;
+    assert_eq!(cached, Value::from(bundle.wasm.len()));
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_starts_cold_with_the_origin_down() {
+    let bundle = Bundle::embedded();
+    let mut origin = Origin::start(AppState::new());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    tab.register_outpost().await;
+    assert_eq!(wasm_version(&tab).await.unwrap(), bundle.hash);
+
+    origin.stop();
+    tab.stop_all_workers().await;
+    // The origin is really gone: a request the worker does not handle fails.
+    let down = tab.fetch("/api/health").await;
+    assert!(down.is_err(), "origin still answers: {down:?}");
+    // The next fetch starts the worker from cold; its wasm comes from Cache
+    // Storage, so it answers with no network.
+    tab.stop_all_workers().await;
+    assert_eq!(wasm_version(&tab).await.unwrap(), bundle.hash);
+    assert!(tab.worker_versions().iter().any(|v| v.running == Running), "{:?}", tab.worker_versions());
+
+    // A Background Sync event wakes the stopped worker too.
+    tab.stop_all_workers().await;
+    tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
+    wait_until("the sync event to start the worker", PATIENCE, || async {
+        tab.worker_versions().iter().any(|v| v.running == Running).then_some(())
+    })
+    .await;
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_starts_cold_offline_after_a_browser_restart() {
+    let bundle = Bundle::embedded();
+    let mut origin = Origin::start(AppState::new());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    tab.register_outpost().await;
+    drop(tab);
+
+    chromium.restart().await;
+    // Reopen the page while the origin is still up, then take it down: the
+    // worker of the new browser process must start from Cache Storage.
+    let tab = chromium.open(&origin.url("/")).await;
+    wait_until("the worker to control the reopened page", PATIENCE, || async {
+        tab.eval("navigator.serviceWorker.controller !== null").await.as_bool().unwrap().then_some(())
+    })
+    .await;
+    origin.stop();
+    tab.stop_all_workers().await;
+    assert_eq!(wasm_version(&tab).await.unwrap(), bundle.hash);
+    chromium.close().await;
+}
+
+/// A wasm custom section changes the bytes (and so the hash) without
+/// changing behaviour: a stand-in for a rebuild.
+fn with_custom_section(wasm: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name.as_bytes());
+    payload.extend_from_slice(data);
+    let mut out = wasm.to_vec();
+    out.push(0); // custom section id
+    leb128(payload.len(), &mut out);
+    out.extend(payload);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_bundle_replaces_the_old_worker() {
+    let old = Bundle::embedded();
+    let new = Bundle::assemble(
+        with_custom_section(&old.wasm, "outpost-test-rebuild", b"2"),
+        Bundle::embedded_glue(),
+        BOOTSTRAP_JS,
+    );
+    assert_ne!(new.hash, old.hash);
+
+    let mut origin = Origin::start(AppState::new());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    tab.register_outpost().await;
+    assert_eq!(wasm_version(&tab).await.unwrap(), old.hash);
+
+    // Redeploy: same origin, new bundle. The browser's update check sees a
+    // changed sw.js, installs it, and the new worker takes over.
+    origin.restart(AppState::with_bundle(new.clone()));
+    tab.eval("navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true)").await;
+    wait_until("the new worker's wasm to answer", PATIENCE, || async {
+        (wasm_version(&tab).await.ok()? == new.hash).then_some(())
+    })
+    .await;
+    assert_eq!(tab.eval("window.outpost.version()").await, Value::String(new.hash.clone()));
+    // The old wasm's cache is dropped once the new worker has activated.
+    let only_new = serde_json::json!([format!("outpost-wasm-{}", new.hash)]);
+    wait_until("the old wasm cache to be deleted", PATIENCE, || async {
+        (tab.eval("caches.keys()").await == only_new).then_some(())
+    })
+    .await;
+    chromium.close().await;
+}
