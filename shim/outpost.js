@@ -27,10 +27,14 @@ export class Outpost {
       throw new Error('outpost: this browser has no service workers (or the page is not on https/localhost)');
     }
     const registration = await navigator.serviceWorker.register(scriptUrl(script, config), { scope });
-    await navigator.serviceWorker.ready;
+    const ready = await navigator.serviceWorker.ready;
     if (!navigator.serviceWorker.controller) {
-      await new Promise((resolve) =>
+      const controlled = new Promise((resolve) =>
         navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }));
+      // An active worker does not take over a page loaded with a hard reload
+      // by itself.
+      ready.active.postMessage({ type: 'outpost:claim' });
+      await controlled;
     }
     return new Outpost(registration);
   }

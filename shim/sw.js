@@ -86,9 +86,14 @@ self.addEventListener('sync', (event) => {
 self.addEventListener('message', (event) => {
   const data = event.data || {};
   const port = event.ports && event.ports[0];
-  if (data.type !== 'outpost:version' || !port) return;
-  event.waitUntil(ready.then(
-    (o) => port.postMessage({ version: o.version }),
-    (err) => port.postMessage({ error: String(err) }),
-  ));
+  if (data.type === 'outpost:claim') {
+    // A page loaded with a hard reload is not controlled; the page client
+    // asks the worker to take it over.
+    event.waitUntil(self.clients.claim());
+  } else if (data.type === 'outpost:version' && port) {
+    event.waitUntil(ready.then(
+      (o) => port.postMessage({ version: o.version }),
+      (err) => port.postMessage({ error: String(err) }),
+    ));
+  }
 });

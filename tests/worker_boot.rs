@@ -159,3 +159,24 @@ async fn a_new_bundle_replaces_the_old_worker() {
     .await;
     chromium.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_takes_over_a_hard_reloaded_page() {
+    use chromiumoxide::cdp::browser_protocol::page::ReloadParams;
+    let origin = Origin::start(AppState::new());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    tab.register_outpost().await;
+
+    // A hard reload (cache ignored) loads the page without a controller.
+    tab.page.execute(ReloadParams::builder().ignore_cache(true).build()).await.unwrap();
+    wait_until("the hard-reloaded page to load", PATIENCE, || async {
+        let state = tab.try_eval("document.readyState").await.ok()?;
+        (state == "complete").then_some(())
+    })
+    .await;
+    tab.register_outpost().await;
+    assert_eq!(tab.eval("navigator.serviceWorker.controller !== null").await, Value::Bool(true));
+    assert_eq!(wasm_version(&tab).await.unwrap(), Bundle::embedded().hash);
+    chromium.close().await;
+}
