@@ -2,10 +2,12 @@
 //! the reference origin server that serves it together with the demo and
 //! the API.
 //!
-//! Mount it in an axum app with `outpost::app(outpost::AppState::new())`.
+//! Mount it in an axum app with `outpost::app(outpost::AppState::open(options).await?)`.
 
+pub mod auth;
 pub mod bundle;
+pub mod db;
 pub mod server;
 
 pub use bundle::Bundle;
-pub use server::{app, AppState};
+pub use server::{app, AppState, Options, Settings};

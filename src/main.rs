@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use outpost::{app, AppState, Bundle};
+use outpost::{app, AppState, Bundle, Options, Settings};
 
 #[derive(Parser)]
 #[command(name = "outpost", version, about = "Offline-first service worker: origin server and tools")]
@@ -85,21 +85,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             anyhow::bail!("--database-url must be a postgres:// URL, got {url:?}");
         }
-        anyhow::bail!("--database-url: PostgreSQL storage is not in this build yet; omit it to use the embedded store");
     }
     if args.s3_endpoint.is_some() {
         anyhow::bail!("--s3-endpoint: external S3 storage is not in this build yet; omit it to use the embedded store");
     }
-    std::fs::create_dir_all(&args.data)
-        .map_err(|e| anyhow::anyhow!("--data {}: cannot create the data directory: {e}", args.data.display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        let options = Options { data_dir: args.data.clone(), database_url: args.database_url.clone(), settings: Settings::default() };
+        let state = AppState::open(options).await.map_err(|e| match &args.database_url {
+            Some(_) => anyhow::anyhow!("--database-url: {e:#}"),
+            None => e,
+        })?;
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
         let addr = listener.local_addr()?;
         println!("outpost: listening on http://{addr}/");
-        axum::serve(listener, app(AppState::new()))
+        axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -1,14 +1,17 @@
 //! The origin serves the worker bundle, the page client and the demo with
 //! the right types and caching; unknown API routes are JSON 404s.
 
+mod harness;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
-use outpost::{app, AppState, Bundle};
+use outpost::{app, Bundle};
 use tower::ServiceExt;
 
 async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let res = app(AppState::new())
+    let (state, _data) = harness::sqlite_state().await;
+    let res = app(state)
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap();

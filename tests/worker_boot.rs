@@ -5,7 +5,7 @@ mod harness;
 
 use chromiumoxide::cdp::browser_protocol::service_worker::ServiceWorkerVersionRunningStatus::Running;
 use harness::{wait_until, Chromium, Origin, PATIENCE};
-use outpost::{bundle::BOOTSTRAP_JS, AppState, Bundle};
+use outpost::{bundle::BOOTSTRAP_JS, Bundle};
 use serde_json::Value;
 
 /// Asks the page for the version route and returns the bundle hash the
@@ -22,7 +22,8 @@ async fn wasm_version(tab: &harness::Tab) -> Result<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_registers_controls_the_page_and_the_wasm_answers() {
     let bundle = Bundle::embedded();
-    let origin = Origin::start(AppState::new());
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url("/")).await;
 
@@ -51,7 +52,8 @@ async fn worker_registers_controls_the_page_and_the_wasm_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_starts_cold_with_the_origin_down() {
     let bundle = Bundle::embedded();
-    let mut origin = Origin::start(AppState::new());
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url("/")).await;
     tab.register_outpost().await;
@@ -81,7 +83,8 @@ async fn worker_starts_cold_with_the_origin_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_starts_cold_offline_after_a_browser_restart() {
     let bundle = Bundle::embedded();
-    let mut origin = Origin::start(AppState::new());
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url("/")).await;
     tab.register_outpost().await;
@@ -136,7 +139,8 @@ async fn a_new_bundle_replaces_the_old_worker() {
     );
     assert_ne!(new.hash, old.hash);
 
-    let mut origin = Origin::start(AppState::new());
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url("/")).await;
     tab.register_outpost().await;
@@ -144,7 +148,7 @@ async fn a_new_bundle_replaces_the_old_worker() {
 
     // Redeploy: same origin, new bundle. The browser's update check sees a
     // changed sw.js, installs it, and the new worker takes over.
-    origin.restart(AppState::with_bundle(new.clone()));
+    origin.restart(state.with_bundle(new.clone()));
     tab.eval("navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true)").await;
     wait_until("the new worker's wasm to answer", PATIENCE, || async {
         (wasm_version(&tab).await.ok()? == new.hash).then_some(())
@@ -163,7 +167,8 @@ async fn a_new_bundle_replaces_the_old_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_takes_over_a_hard_reloaded_page() {
     use chromiumoxide::cdp::browser_protocol::page::ReloadParams;
-    let origin = Origin::start(AppState::new());
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url("/")).await;
     tab.register_outpost().await;

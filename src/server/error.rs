@@ -8,18 +8,83 @@ use axum::Json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// 400: the request is malformed (bad JSON, wrong types, bad ids).
+    #[error("{code}: {message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: no valid session cookie.
+    #[error("not logged in")]
+    Unauthenticated,
     /// 404: no such route or resource (or one the caller may not see).
     #[error("not found")]
     NotFound,
+    /// 409: the same Idempotency-Key is still being processed, or the
+    /// resource already exists.
+    #[error("{code}: {message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413: the body is larger than the documented limit.
+    #[error("body too large")]
+    PayloadTooLarge { limit: usize },
+    /// 415: the body is not JSON.
+    #[error("not JSON")]
+    UnsupportedMediaType,
+    /// 422: well-formed but refused (an Idempotency-Key reused with another
+    /// body, an object that does not match its declaration).
+    #[error("{code}: {message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// 502: the object store did not answer as expected.
+    #[error("object store: {0}")]
+    Store(String),
     /// 500: something failed on our side; the cause goes to the log only.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
 }
 
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
 impl AppError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Unprocessable { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict { code, message: message.into() }
+    }
+
+    /// Status, code and message as the client sees them.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
+            AppError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            AppError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Log in first (POST /api/auth/login).".into(),
+            ),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such resource.".into()),
+            AppError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
+            AppError::PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The body is larger than {limit} bytes."),
+            ),
+            AppError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as JSON with Content-Type: application/json.".into(),
+            ),
+            AppError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone()),
+            AppError::Store(_) => (
+                StatusCode::BAD_GATEWAY,
+                "store_unavailable",
+                "The object store did not answer as expected; try again later.".into(),
+            ),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -27,15 +92,22 @@ impl AppError {
             ),
         }
     }
+
+    /// The JSON body for this error.
+    pub fn body(&self) -> serde_json::Value {
+        let (_, code, message) = self.parts();
+        serde_json::json!({ "error": { "code": code, "message": message } })
+    }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let AppError::Internal(e) = &self {
-            tracing::error!(error = %format!("{e:#}"), "internal error");
+        match &self {
+            AppError::Internal(e) => tracing::error!(error = %format!("{e:#}"), "internal error"),
+            AppError::Store(e) => tracing::error!(error = %e, "object store error"),
+            _ => {}
         }
-        let (status, code, message) = self.parts();
-        let body = serde_json::json!({ "error": { "code": code, "message": message } });
-        (status, Json(body)).into_response()
+        let (status, _, _) = self.parts();
+        (status, Json(self.body())).into_response()
     }
 }

@@ -1,45 +1,90 @@
 //! The reference origin server: `app(state) -> Router`, so tests drive it
 //! with `oneshot` and `outpost serve` binds it to a socket.
 
+mod api;
 mod assets;
 mod error;
+pub mod extract;
+pub mod idempotency;
+mod write;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::auth::SessionKey;
+use crate::db::Db;
 use crate::Bundle;
 pub use error::AppError;
+
+/// Tunables of the API, with the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a completed Idempotency-Key is remembered (default 24 h).
+    pub idempotency_ttl_ms: i64,
+    /// How long presigned URLs stay valid (default 1 h).
+    pub presign_ttl_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { idempotency_ttl_ms: 24 * 3600 * 1000, presign_ttl_secs: 3600 }
+    }
+}
+
+/// Where the origin keeps its data.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The data directory: SQLite database, session key, embedded store.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; SQLite under `data_dir` otherwise.
+    pub database_url: Option<String>,
+    pub settings: Settings,
+}
+
+/// What the API handlers share.
+pub struct Api {
+    pub db: Db,
+    pub session_key: SessionKey,
+    pub settings: Settings,
+}
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub bundle: Arc<Bundle>,
+    pub api: Arc<Api>,
 }
 
 impl AppState {
-    /// State serving the bundle embedded in this binary.
-    pub fn new() -> Self {
-        Self::with_bundle(Bundle::embedded())
+    /// Opens (and migrates) the database and loads the session key.
+    pub async fn open(options: Options) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
+            anyhow::anyhow!("--data {}: cannot create the data directory: {e}", options.data_dir.display())
+        })?;
+        let db = match &options.database_url {
+            Some(url) => Db::open(url).await?,
+            None => Db::open_sqlite(&options.data_dir).await?,
+        };
+        let session_key = SessionKey::load_or_create(&options.data_dir)?;
+        let api = Api { db, session_key, settings: options.settings };
+        Ok(AppState { bundle: Arc::new(Bundle::embedded()), api: Arc::new(api) })
     }
 
-    pub fn with_bundle(bundle: Bundle) -> Self {
-        AppState { bundle: Arc::new(bundle) }
-    }
-}
-
-impl Default for AppState {
-    fn default() -> Self {
-        Self::new()
+    /// The same API serving another worker bundle (a redeploy).
+    pub fn with_bundle(&self, bundle: Bundle) -> AppState {
+        AppState { bundle: Arc::new(bundle), api: Arc::clone(&self.api) }
     }
 }
 
 /// The whole origin: the worker bundle, the demo, and the API.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
+    let api = api::router()
         .route("/health", get(|| async { Json(serde_json::json!({ "ok": true })) }))
-        .fallback(|| async { AppError::NotFound });
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
     Router::new()
         .nest("/api", api)
         .merge(assets::router())

@@ -383,3 +383,15 @@ impl Tab {
         .await
     }
 }
+
+/// Origin state on a fresh SQLite database in a temp dir (kept alive by
+/// the returned guard).
+pub async fn sqlite_state() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::Builder::new().prefix("outpost-data-").tempdir().unwrap();
+    let options = outpost::Options {
+        data_dir: dir.path().to_path_buf(),
+        database_url: None,
+        settings: outpost::Settings::default(),
+    };
+    (AppState::open(options).await.expect("open the origin state"), dir)
+}

@@ -1,0 +1,88 @@
+//! The database: SQLite (default, a file under `--data`) or PostgreSQL,
+//! through one code path (sqlx's `Any` driver). The schema is portable:
+//! TEXT ids and BIGINT millisecond timestamps, so every query runs
+//! unchanged on both.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::{AnyPool, Executor};
+
+/// Which database a `Db` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool of connections, migrated.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Db {
+    /// The embedded SQLite database `outpost.db` under `data_dir`.
+    pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Db> {
+        let path = data_dir.join("outpost.db");
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens `url` (`sqlite://…` or `postgres://…`) and applies migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL (want sqlite:// or postgres://)");
+        };
+        let options = AnyConnectOptions::from_str(url).context("bad database URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Writers queue for up to 5 s instead of failing at
+                        // once with "database is locked".
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers run while a write commits; it is a property
+            // of the file, so setting it once is enough.
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        MIGRATOR.run(&pool).await.context("cannot migrate the database")?;
+        Ok(Db { pool, backend })
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one clock of the origin. Handlers
+/// read it once per request and pass it down.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Is this error a unique-key violation (a concurrent insert won)?
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}

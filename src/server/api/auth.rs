@@ -1,0 +1,61 @@
+//! Log in as a name (reference-grade: no password), log out, who am I.
+
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::check_text;
+use crate::auth;
+use crate::db::now_ms;
+use crate::server::extract::{new_id, JsonBody, User};
+use crate::server::{AppError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    user: String,
+}
+
+async fn login(State(state): State<AppState>, body: JsonBody<Login>) -> Result<Response, AppError> {
+    let name = body.value.user.trim().to_string();
+    check_text("user", &name, 1, 64)?;
+    if name.chars().any(|c| c.is_control()) {
+        return Err(AppError::bad_request("invalid_field", "user must not contain control characters"));
+    }
+    let db = &state.api.db;
+    let now = now_ms();
+    // Insert-or-ignore, then read: two logins racing for a new name agree.
+    sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+        .bind(new_id())
+        .bind(&name)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    let (id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE name = $1").bind(&name).fetch_one(&db.pool).await?;
+    let cookie = auth::set_cookie(&state.api.session_key.issue(&id, now));
+    Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": { "id": id, "name": name } }))).into_response())
+}
+
+async fn logout() -> Response {
+    ([(SET_COOKIE, auth::clear_cookie())], Json(json!({ "ok": true }))).into_response()
+}
+
+async fn me(State(state): State<AppState>, user: User) -> Result<Json<serde_json::Value>, AppError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM users WHERE id = $1").bind(&user.id).fetch_optional(&state.api.db.pool).await?;
+    // A valid cookie for a user the database does not know (a wiped
+    // database) is no login.
+    let (name,) = row.ok_or(AppError::Unauthenticated)?;
+    Ok(Json(json!({ "id": user.id, "name": name })))
+}

@@ -1,0 +1,231 @@
+//! Chat sessions and messages. Timestamps are Unix milliseconds.
+
+use std::collections::HashSet;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::check_text;
+use crate::db::is_unique_violation;
+use crate::server::extract::{new_id, parse_id, JsonBody, User};
+use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::{AppError, AppState};
+
+/// Most messages one batch may carry.
+pub const MAX_BATCH: usize = 500;
+const ROLES: [&str; 3] = ["user", "assistant", "system"];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chat/sessions", get(list_sessions).post(create_session))
+        .route("/chat/sessions/{id}/messages", get(list_messages))
+        .route("/chat/messages/batch", post(batch))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub id: String,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub session_id: String,
+    pub role: String,
+    pub content: String,
+    pub created_at: i64,
+}
+
+/// The caller's sessions, most recently updated first.
+pub async fn sessions_of(db: &crate::db::Db, user_id: &str, limit: i64) -> Result<Vec<Session>, AppError> {
+    Ok(sqlx::query_as(
+        "SELECT id, title, created_at, updated_at FROM chat_sessions WHERE user_id = $1 \
+         ORDER BY updated_at DESC, id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+async fn list_sessions(State(state): State<AppState>, user: User) -> Result<Json<Vec<Session>>, AppError> {
+    Ok(Json(sessions_of(&state.api.db, &user.id, i64::MAX).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSession {
+    id: Option<String>,
+    title: String,
+}
+
+async fn create_session(
+    State(state): State<AppState>,
+    user: User,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: JsonBody<NewSession>,
+) -> Result<Response, AppError> {
+    let NewSession { id, title } = body.value;
+    check_text("title", &title, 1, 200)?;
+    let id = match id {
+        Some(id) => parse_id(&id)?,
+        None => new_id(),
+    };
+    let uid = user.id.clone();
+    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
+    write::run(&state, req, |mut tx: Tx, now| async move {
+        let inserted = sqlx::query(
+            "INSERT INTO chat_sessions (id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&uid)
+        .bind(&title)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(AppError::conflict("already_exists", format!("a session with id {id} already exists")))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let session = Session { id, title, created_at: now, updated_at: now };
+        Ok((tx, StatusCode::CREATED, serde_json::to_value(session).unwrap()))
+    })
+    .await
+}
+
+/// 404 unless `session_id` is one of the caller's sessions.
+async fn own_session(db: &crate::db::Db, user_id: &str, session_id: &str) -> Result<(), AppError> {
+    let found: Option<(String,)> = sqlx::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    found.map(|_| ()).ok_or(AppError::NotFound)
+}
+
+async fn list_messages(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Message>>, AppError> {
+    let id = parse_id(&id)?;
+    own_session(&state.api.db, &user.id, &id).await?;
+    let messages = sqlx::query_as(
+        "SELECT id, session_id, role, content, created_at FROM chat_messages WHERE session_id = $1 \
+         ORDER BY created_at, id",
+    )
+    .bind(&id)
+    .fetch_all(&state.api.db.pool)
+    .await?;
+    Ok(Json(messages))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    messages: Vec<NewMessage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NewMessage {
+    temp_id: String,
+    session_id: String,
+    role: String,
+    content: String,
+    created_at: i64,
+}
+
+/// Checks the whole batch before anything is written.
+fn validate(batch: &Batch) -> Result<(), AppError> {
+    if batch.messages.is_empty() || batch.messages.len() > MAX_BATCH {
+        return Err(AppError::bad_request(
+            "invalid_batch",
+            format!("a batch carries 1 to {MAX_BATCH} messages (got {})", batch.messages.len()),
+        ));
+    }
+    let mut temp_ids = HashSet::new();
+    for (i, m) in batch.messages.iter().enumerate() {
+        let at = |what: String| AppError::bad_request("invalid_message", format!("messages[{i}]: {what}"));
+        check_text("tempId", &m.temp_id, 1, 128).map_err(|_| at("tempId must be 1 to 128 characters".into()))?;
+        if !temp_ids.insert(m.temp_id.as_str()) {
+            return Err(at(format!("tempId {:?} appears twice in the batch", m.temp_id)));
+        }
+        parse_id(&m.session_id).map_err(|_| at(format!("sessionId {:?} is not an id", m.session_id)))?;
+        if !ROLES.contains(&m.role.as_str()) {
+            return Err(at(format!("role must be one of {ROLES:?}")));
+        }
+        if m.content.chars().count() > 20_000 {
+            return Err(at("content is longer than 20000 characters".into()));
+        }
+        if m.created_at < 0 {
+            return Err(at("createdAt must be Unix milliseconds".into()));
+        }
+    }
+    Ok(())
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    user: User,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: JsonBody<Batch>,
+) -> Result<Response, AppError> {
+    validate(&body.value)?;
+    let batch = body.value;
+    let uid = user.id.clone();
+    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
+    write::run(&state, req, |mut tx: Tx, now| async move {
+        let sessions: HashSet<&str> = batch.messages.iter().map(|m| m.session_id.as_str()).collect();
+        for session in &sessions {
+            let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")
+                .bind(*session)
+                .bind(&uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owned.is_none() {
+                return Err(AppError::NotFound);
+            }
+        }
+        // One multi-row INSERT: a round trip per batch, not per message.
+        let mut sql = String::from("INSERT INTO chat_messages (id, session_id, user_id, role, content, created_at) VALUES ");
+        for i in 0..batch.messages.len() {
+            let p = i * 6;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${},${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6));
+        }
+        let mut query = sqlx::query(&sql);
+        let mut mappings = Vec::with_capacity(batch.messages.len());
+        for m in &batch.messages {
+            let id = new_id();
+            query = query.bind(id.clone()).bind(&m.session_id).bind(&uid).bind(&m.role).bind(&m.content).bind(m.created_at);
+            mappings.push(json!({ "tempId": m.temp_id, "id": id }));
+        }
+        query.execute(&mut *tx).await?;
+        for session in &sessions {
+            sqlx::query("UPDATE chat_sessions SET updated_at = $1 WHERE id = $2").bind(now).bind(*session).execute(&mut *tx).await?;
+        }
+        Ok((tx, StatusCode::OK, json!({ "mappings": mappings })))
+    })
+    .await
+}

@@ -1,0 +1,32 @@
+//! The JSON API under `/api` (see docs/contract.md §3). One module per
+//! resource, each with its own `router()`.
+
+mod auth;
+mod chat;
+mod projects;
+mod sync;
+
+use axum::Router;
+
+use super::{AppError, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(chat::router())
+        .merge(projects::router())
+        .merge(sync::router())
+        .fallback(|| async { AppError::NotFound })
+}
+
+/// Checks a free-text field's length in characters.
+fn check_text(field: &'static str, value: &str, min: usize, max: usize) -> Result<(), AppError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(AppError::bad_request(
+            "invalid_field",
+            format!("{field} must be {min} to {max} characters (got {n})"),
+        ));
+    }
+    Ok(())
+}
