@@ -1,0 +1,305 @@
+//! The API contract, written once and run against each database backend.
+//! Every case asserts on what the origin stored, not just on what it said.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use outpost::{app, AppState};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// One logged-in (or not) client of the API.
+#[derive(Clone)]
+pub struct Client {
+    app: Router,
+    cookie: Option<String>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn new(state: &AppState) -> Client {
+        Client { app: app(state.clone()), cookie: None }
+    }
+
+    pub async fn login(state: &AppState, name: &str) -> Client {
+        let mut c = Client::new(state);
+        let r = c.post("/api/auth/login", json!({ "user": name })).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let set = r.headers["set-cookie"].to_str().unwrap();
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+        c.cookie = Some(set.split(';').next().unwrap().to_string());
+        c
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(cookie) = &self.cookie {
+            req = req.header("cookie", cookie);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self.app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.raw(Method::GET, path, None, vec![], &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.raw(Method::POST, path, Some("application/json"), body.to_string().into_bytes(), &[]).await
+    }
+
+    pub async fn post_keyed(&self, path: &str, body: Value, key: &str) -> Reply {
+        self.raw(Method::POST, path, Some("application/json"), body.to_string().into_bytes(), &[("idempotency-key", key)]).await
+    }
+
+    pub async fn new_session(&self, title: &str) -> String {
+        let r = self.post("/api/chat/sessions", json!({ "title": title })).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn messages(&self, session: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/chat/sessions/{session}/messages")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body.as_array().unwrap().clone()
+    }
+}
+
+/// Asserts the contract's error shape and returns the code.
+pub fn error_code(r: &Reply, status: StatusCode) -> String {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", r.body);
+    r.body["error"]["code"].as_str().unwrap().to_string()
+}
+
+fn message(temp: &str, session: &str, content: &str, at: i64) -> Value {
+    json!({ "tempId": temp, "sessionId": session, "role": "user", "content": content, "createdAt": at })
+}
+
+pub async fn auth_round_trip(state: AppState) {
+    let anon = Client::new(&state);
+    assert_eq!(error_code(&anon.get("/api/auth/me").await, StatusCode::UNAUTHORIZED), "unauthenticated");
+    let alice = Client::login(&state, "alice").await;
+    let me = alice.get("/api/auth/me").await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["name"], "alice");
+    // Logging in again as the same name is the same user.
+    let again = Client::login(&state, "alice").await;
+    assert_eq!(again.get("/api/auth/me").await.body["id"], me.body["id"]);
+    let out = alice.post("/api/auth/logout", json!({})).await;
+    assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+}
+
+pub async fn every_route_needs_a_valid_cookie(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let cookie = alice.cookie.clone().unwrap();
+    let mut forged = alice.clone();
+    forged.cookie = Some(format!("{}x", cookie));
+    let mut junk = alice.clone();
+    junk.cookie = Some("outpost_session=v1.nobody.99999999999999.AAAA".into());
+    for client in [Client::new(&state), forged, junk] {
+        for path in ["/api/sync/init", "/api/chat/sessions", "/api/projects", "/api/auth/me"] {
+            assert_eq!(error_code(&client.get(path).await, StatusCode::UNAUTHORIZED), "unauthenticated", "{path}");
+        }
+        let r = client.post("/api/chat/sessions", json!({ "title": "x" })).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    assert!(alice.get("/api/chat/sessions").await.body.as_array().unwrap().is_empty(), "nothing was stored");
+}
+
+pub async fn sessions_and_messages(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let s1 = alice.new_session("first").await;
+    let chosen = "0190a4c4-0000-7000-8000-000000000001";
+    let r = alice.post("/api/chat/sessions", json!({ "id": chosen, "title": "mine" })).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["id"], chosen);
+    for field in ["createdAt", "updatedAt"] {
+        assert!(r.body[field].is_i64(), "{field}: {}", r.body);
+    }
+    // The same client id twice is a conflict, and nothing changes.
+    let dup = alice.post("/api/chat/sessions", json!({ "id": chosen, "title": "other" })).await;
+    assert_eq!(error_code(&dup, StatusCode::CONFLICT), "already_exists");
+    let list = alice.get("/api/chat/sessions").await.body;
+    let titles: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 2);
+    assert!(titles.contains(&"mine") && titles.contains(&"first"));
+
+    let batch = json!({ "messages": [message("t1", &s1, "hello", 1000), message("t2", &s1, "world", 2000), message("t3", chosen, "other", 1500)] });
+    let r = alice.post("/api/chat/messages/batch", batch).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mappings = r.body["mappings"].as_array().unwrap();
+    assert_eq!(mappings.iter().map(|m| m["tempId"].as_str().unwrap()).collect::<Vec<_>>(), ["t1", "t2", "t3"]);
+    let stored = alice.messages(&s1).await;
+    assert_eq!(stored.iter().map(|m| m["content"].as_str().unwrap()).collect::<Vec<_>>(), ["hello", "world"]);
+    assert_eq!(stored[0]["id"], mappings[0]["id"]);
+    assert_eq!(stored[1]["id"], mappings[1]["id"]);
+    assert_eq!(stored[0]["sessionId"], s1.as_str());
+    assert_eq!(alice.messages(chosen).await.len(), 1);
+}
+
+pub async fn batch_is_all_or_nothing(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let bob = Client::login(&state, "bob").await;
+    let s = alice.new_session("s").await;
+    let bobs = bob.new_session("b").await;
+    let bad_batches = [
+        // A session of another user: 404, for the whole batch.
+        (json!({ "messages": [message("a", &s, "ok", 1), message("b", &bobs, "not yours", 2)] }), StatusCode::NOT_FOUND),
+        // An unknown session.
+        (json!({ "messages": [message("a", &s, "ok", 1), message("b", "0190a4c4-0000-7000-8000-0000000000ff", "x", 2)] }), StatusCode::NOT_FOUND),
+        // A bad role, a duplicate temp id, a non-id session, an empty batch.
+        (json!({ "messages": [message("a", &s, "ok", 1), { "tempId": "b", "sessionId": s, "role": "robot", "content": "x", "createdAt": 2 }] }), StatusCode::BAD_REQUEST),
+        (json!({ "messages": [message("a", &s, "ok", 1), message("a", &s, "again", 2)] }), StatusCode::BAD_REQUEST),
+        (json!({ "messages": [message("a", &s, "ok", 1), message("b", "../etc/passwd", "x", 2)] }), StatusCode::BAD_REQUEST),
+        (json!({ "messages": [] }), StatusCode::BAD_REQUEST),
+        // Wrong types, unknown fields.
+        (json!({ "messages": [{ "tempId": 1, "sessionId": s, "role": "user", "content": "x", "createdAt": 1 }] }), StatusCode::BAD_REQUEST),
+        (json!({ "messages": [message("a", &s, "ok", 1)], "extra": true }), StatusCode::BAD_REQUEST),
+    ];
+    for (batch, status) in bad_batches {
+        let r = alice.post("/api/chat/messages/batch", batch.clone()).await;
+        error_code(&r, status);
+        assert!(alice.messages(&s).await.is_empty(), "a refused batch stored rows: {batch}");
+    }
+    assert!(bob.messages(&bobs).await.is_empty());
+}
+
+pub async fn users_see_only_their_own_data(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let bob = Client::login(&state, "bob").await;
+    let s = alice.new_session("secret").await;
+    alice.post("/api/chat/messages/batch", json!({ "messages": [message("t", &s, "private", 1)] })).await;
+    let r = alice.post("/api/projects", json!({ "name": "alice's" })).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(error_code(&bob.get(&format!("/api/chat/sessions/{s}/messages")).await, StatusCode::NOT_FOUND), "not_found");
+    assert!(bob.get("/api/chat/sessions").await.body.as_array().unwrap().is_empty());
+    assert!(bob.get("/api/projects").await.body.as_array().unwrap().is_empty());
+    let init = bob.get("/api/sync/init").await.body;
+    assert_eq!(init["user"]["name"], "bob");
+    assert!(init["sessions"].as_array().unwrap().is_empty());
+    assert!(init["projects"].as_array().unwrap().is_empty());
+}
+
+pub async fn sync_init_is_metadata_first(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    for i in 0..60 {
+        alice.new_session(&format!("s{i}")).await;
+    }
+    alice.post("/api/projects", json!({ "name": "p" })).await;
+    let init = alice.get("/api/sync/init").await;
+    assert_eq!(init.status, StatusCode::OK);
+    assert_eq!(init.body["user"]["name"], "alice");
+    let sessions = init.body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 50, "only the recent sessions");
+    assert_eq!(sessions[0]["title"], "s59", "most recent first");
+    assert_eq!(init.body["projects"].as_array().unwrap().len(), 1);
+    assert!(init.body["assets"].is_array());
+}
+
+pub async fn bad_input_is_a_clear_4xx(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let cases: Vec<(Method, &str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\":".to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
+        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\": 5}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
+        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\": \"\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
+        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\": \"x\", \"admin\": true}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
+        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"id\": \"42\", \"title\": \"x\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_id"),
+        (Method::POST, "/api/chat/sessions", Some("text/plain"), b"{\"title\": \"x\"}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (Method::POST, "/api/chat/sessions", None, b"{\"title\": \"x\"}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (Method::POST, "/api/chat/sessions", Some("application/json"), vec![b' '; 2 * 1024 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (Method::GET, "/api/chat/sessions/not-an-id/messages", None, vec![], StatusCode::BAD_REQUEST, "invalid_id"),
+        (Method::GET, "/api/chat/sessions/..%2F..%2Fetc/messages", None, vec![], StatusCode::BAD_REQUEST, "invalid_id"),
+        (Method::GET, "/api/chat/sessions/0190A4C4-0000-7000-8000-000000000001/messages", None, vec![], StatusCode::BAD_REQUEST, "invalid_id"),
+        (Method::GET, "/api/chat/sessions/0190a4c4-0000-7000-8000-000000000001/messages", None, vec![], StatusCode::NOT_FOUND, "not_found"),
+        (Method::POST, "/api/auth/login", Some("application/json"), b"{\"user\": \"\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
+        (Method::POST, "/api/auth/login", Some("application/json"), b"[]".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
+    ];
+    for (method, path, ct, body, status, code) in cases {
+        let r = alice.raw(method.clone(), path, ct, body, &[]).await;
+        assert_eq!(error_code(&r, status), code, "{method} {path}");
+    }
+    assert!(alice.get("/api/chat/sessions").await.body.as_array().unwrap().is_empty(), "bad input stored something");
+    let bad_key = alice
+        .raw(Method::POST, "/api/projects", Some("application/json"), br#"{"name":"p"}"#.to_vec(), &[("idempotency-key", "")])
+        .await;
+    assert_eq!(error_code(&bad_key, StatusCode::BAD_REQUEST), "invalid_idempotency_key");
+    assert!(alice.get("/api/projects").await.body.as_array().unwrap().is_empty());
+}
+
+pub async fn idempotency_key_replays_and_refuses_misuse(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let bob = Client::login(&state, "bob").await;
+    let first = alice.post_keyed("/api/projects", json!({ "name": "p" }), "key-1").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = alice.post_keyed("/api/projects", json!({ "name": "p" }), "key-1").await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body, "the stored response is replayed");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(alice.get("/api/projects").await.body.as_array().unwrap().len(), 1);
+    // Same key, other body: 422, nothing stored.
+    let other = alice.post_keyed("/api/projects", json!({ "name": "q" }), "key-1").await;
+    assert_eq!(error_code(&other, StatusCode::UNPROCESSABLE_ENTITY), "idempotency_key_reused");
+    // Same key on another route is another request too.
+    let elsewhere = alice.post_keyed("/api/chat/sessions", json!({ "name": "p" }), "key-1").await;
+    assert_eq!(elsewhere.status.as_u16() / 100, 4);
+    assert_eq!(alice.get("/api/projects").await.body.as_array().unwrap().len(), 1);
+    // Keys are per user.
+    let bobs = bob.post_keyed("/api/projects", json!({ "name": "p" }), "key-1").await;
+    assert_eq!(bobs.status, StatusCode::CREATED);
+    assert_ne!(bobs.body["id"], first.body["id"]);
+    // A write that failed does not burn its key: a fixed retry goes through.
+    let s = alice.new_session("s").await;
+    let bad = json!({ "messages": [message("a", "0190a4c4-0000-7000-8000-0000000000ff", "x", 1)] });
+    error_code(&alice.post_keyed("/api/chat/messages/batch", bad, "key-2").await, StatusCode::NOT_FOUND);
+    let bad_again = json!({ "messages": [message("a", "0190a4c4-0000-7000-8000-0000000000ff", "x", 1)] });
+    error_code(&alice.post_keyed("/api/chat/messages/batch", bad_again, "key-2").await, StatusCode::NOT_FOUND);
+    let ok = alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("a", &s, "x", 1)] }), "key-3").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let replay = alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("a", &s, "x", 1)] }), "key-3").await;
+    assert_eq!(replay.body, ok.body, "same server ids on replay");
+    assert_eq!(alice.messages(&s).await.len(), 1);
+}
+
+pub async fn idempotency_under_concurrency(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let s = alice.new_session("s").await;
+    let batch = json!({ "messages": [message("a", &s, "once", 1), message("b", &s, "only", 2)] });
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (c, b) = (alice.clone(), batch.clone());
+        tasks.push(tokio::spawn(async move { c.post_keyed("/api/chat/messages/batch", b, "race-key").await }));
+    }
+    let mut ok_bodies = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            StatusCode::OK => ok_bodies.push(r.body),
+            StatusCode::CONFLICT => assert_eq!(r.body["error"]["code"], "request_in_progress"),
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+    }
+    assert!(!ok_bodies.is_empty());
+    assert!(ok_bodies.windows(2).all(|w| w[0] == w[1]), "every success carries the same mappings");
+    assert_eq!(alice.messages(&s).await.len(), 2, "exactly one write happened");
+}
