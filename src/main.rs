@@ -100,6 +100,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
         let addr = listener.local_addr()?;
+        tokio::spawn(sweep_idempotency_keys(state.clone()));
         println!("outpost: listening on http://{addr}/");
         axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
@@ -108,4 +109,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await?;
         Ok(())
     })
+}
+
+/// Forgets completed Idempotency-Keys past their TTL, hourly.
+async fn sweep_idempotency_keys(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let ttl = state.api.settings.idempotency_ttl_ms;
+        match outpost::server::idempotency::sweep(&state.api.db, outpost::db::now_ms(), ttl).await {
+            Ok(n) => tracing::info!(removed = n, "swept idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "idempotency key sweep failed"),
+        }
+    }
 }

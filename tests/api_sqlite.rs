@@ -23,4 +23,5 @@ on_sqlite!(
     bad_input_is_a_clear_4xx,
     idempotency_key_replays_and_refuses_misuse,
     idempotency_under_concurrency,
+    idempotency_leases_and_expiry,
 );

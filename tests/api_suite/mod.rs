@@ -303,3 +303,31 @@ pub async fn idempotency_under_concurrency(state: AppState) {
     assert!(ok_bodies.windows(2).all(|w| w[0] == w[1]), "every success carries the same mappings");
     assert_eq!(alice.messages(&s).await.len(), 2, "exactly one write happened");
 }
+
+pub async fn idempotency_leases_and_expiry(state: AppState) {
+    use outpost::server::idempotency::{claim, sweep, Claim, LEASE_MS};
+    let db = &state.api.db;
+    let ttl = 10_000_000;
+    let t0 = 1_000_000;
+    let fresh = |c: &Result<Claim, outpost::server::AppError>| matches!(c, Ok(Claim::Fresh { .. }));
+    // A pending claim blocks repeats until its lease runs out (its server
+    // died mid-write), then it can be taken over.
+    assert!(fresh(&claim(db, "u", Some("k".into()), "fp", t0, ttl).await));
+    let blocked = claim(db, "u", Some("k".into()), "fp", t0 + LEASE_MS - 1, ttl).await;
+    assert!(matches!(blocked, Err(outpost::server::AppError::Conflict { .. })));
+    let taken = claim(db, "u", Some("k".into()), "fp", t0 + LEASE_MS, ttl).await.unwrap();
+    assert!(matches!(taken, Claim::Fresh { .. }));
+    // Completed: replayed until the key expires, then forgotten.
+    let mut tx = db.pool.begin().await.unwrap();
+    taken.complete(&mut tx, StatusCode::CREATED, &json!({ "done": 1 })).await.unwrap();
+    tx.commit().await.unwrap();
+    let replay = claim(db, "u", Some("k".into()), "fp", t0 + LEASE_MS + 1, ttl).await.unwrap();
+    assert!(matches!(replay, Claim::Replay(StatusCode::CREATED, ref b) if b == &json!({ "done": 1 })));
+    assert!(fresh(&claim(db, "u", Some("k".into()), "other-fp", t0 + LEASE_MS + ttl, ttl).await));
+    // The sweep removes what expired and keeps what did not.
+    assert!(fresh(&claim(db, "u", Some("young".into()), "fp", t0 + 2 * ttl, ttl).await));
+    let removed = sweep(db, t0 + 2 * ttl + LEASE_MS, ttl).await.unwrap();
+    assert_eq!(removed, 1);
+    let left: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(left.0, 1);
+}
