@@ -3,7 +3,8 @@
 # - a wasm32 standard library: the rustup target where rustup can fetch it,
 #   else Debian's rustc-web + rust-web-src (std built from source);
 # - a wasm linker (rust-lld from a rustup toolchain, else Debian's lld);
-# - Chromium and ChromeDriver for the browser tests.
+# - Chromium and ChromeDriver for the browser tests;
+# - PostgreSQL's server binaries for the tests that cover PostgreSQL.
 # Safe to run again: with everything present it only checks (seconds).
 set -euo pipefail
 
@@ -79,5 +80,15 @@ else
   [ -x /usr/bin/chromium ] || die "browser: /usr/bin/chromium missing after installing Debian's chromium"
   say "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
 fi
+
+# 3. PostgreSQL server binaries for the tests that cover PostgreSQL; they
+#    start their own throwaway server on a free loopback port, so the
+#    package's default cluster is neither needed nor touched.
+pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install postgresql
+fi
+[ -x "$(pg_bin_dir)/initdb" ] || die "postgres: no /usr/lib/postgresql/*/bin/initdb after installing Debian's postgresql"
+say "postgres: $("$(pg_bin_dir)/postgres" --version)"
 
 say "ready"

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod pg;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -394,4 +396,22 @@ pub async fn sqlite_state() -> (AppState, tempfile::TempDir) {
         settings: outpost::Settings::default(),
     };
     (AppState::open(options).await.expect("open the origin state"), dir)
+}
+
+/// Origin state on a fresh database of the shared throwaway PostgreSQL
+/// server (one server per test binary, one database per test).
+pub async fn postgres_state(name: &str) -> (AppState, tempfile::TempDir) {
+    let url = tokio::task::spawn_blocking({
+        let name = name.to_string();
+        move || pg::TestPostgres::shared().create_database(&name)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::Builder::new().prefix("outpost-data-").tempdir().unwrap();
+    let options = outpost::Options {
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(url),
+        settings: outpost::Settings::default(),
+    };
+    (AppState::open(options).await.expect("open the origin state on PostgreSQL"), dir)
 }
