@@ -3,6 +3,33 @@
 
 #![allow(dead_code)]
 
+/// One `#[tokio::test]` per case, each on a fresh state from
+/// `$make(case_name).await -> (AppState, guard)`.
+macro_rules! api_cases {
+    ($make:path) => {
+        api_suite::api_cases!(@each $make;
+            auth_round_trip,
+            every_route_needs_a_valid_cookie,
+            sessions_and_messages,
+            batch_is_all_or_nothing,
+            users_see_only_their_own_data,
+            sync_init_is_metadata_first,
+            bad_input_is_a_clear_4xx,
+            idempotency_key_replays_and_refuses_misuse,
+            idempotency_under_concurrency,
+            idempotency_leases_and_expiry,
+        );
+    };
+    (@each $make:path; $($case:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let (state, _data) = $make(stringify!($case)).await;
+            api_suite::$case(state).await;
+        }
+    )*};
+}
+pub(crate) use api_cases;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;

@@ -10,8 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::check_text;
-use crate::db::is_unique_violation;
+use super::{check_text, insert_conflict};
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
 use crate::server::write::{self, Tx, WriteRequest};
 use crate::server::{AppError, AppState};
@@ -86,7 +85,7 @@ async fn create_session(
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     write::run(&state, req, |mut tx: Tx, now| async move {
-        let inserted = sqlx::query(
+        sqlx::query(
             "INSERT INTO chat_sessions (id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&id)
@@ -95,14 +94,8 @@ async fn create_session(
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(AppError::conflict("already_exists", format!("a session with id {id} already exists")))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        .await
+        .map_err(|e| insert_conflict(e, "session", &id))?;
         let session = Session { id, title, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(session).unwrap()))
     })

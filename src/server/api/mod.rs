@@ -30,3 +30,13 @@ fn check_text(field: &'static str, value: &str, min: usize, max: usize) -> Resul
     }
     Ok(())
 }
+
+/// A failed insert of a client-chosen id: a duplicate is the client's 409,
+/// anything else is ours.
+fn insert_conflict(e: sqlx::Error, what: &str, id: &str) -> AppError {
+    if crate::db::is_unique_violation(&e) {
+        AppError::conflict("already_exists", format!("a {what} with id {id} already exists"))
+    } else {
+        e.into()
+    }
+}

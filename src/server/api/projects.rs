@@ -7,8 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::check_text;
-use crate::db::is_unique_violation;
+use super::{check_text, insert_conflict};
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
 use crate::server::write::{self, Tx, WriteRequest};
 use crate::server::{AppError, AppState};
@@ -63,22 +62,15 @@ async fn create(
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     write::run(&state, req, |mut tx: Tx, now| async move {
-        let inserted =
-            sqlx::query("INSERT INTO projects (id, user_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO projects (id, user_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&id)
                 .bind(&uid)
                 .bind(&name)
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)
-                .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(AppError::conflict("already_exists", format!("a project with id {id} already exists")))
-            }
-            Err(e) => return Err(e.into()),
-        }
+                .await
+                .map_err(|e| insert_conflict(e, "project", &id))?;
         let project = Project { id, name, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(project).unwrap()))
     })
