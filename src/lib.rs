@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bundle;
 pub mod db;
 pub mod server;
+pub mod store;
 
 pub use bundle::Bundle;
 pub use server::{app, AppState, Options, Settings};
