@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use outpost::store::s3::S3Config;
 use outpost::{app, AppState, Bundle, Options, Settings};
 
 #[derive(Parser)]
@@ -37,11 +38,24 @@ struct ServeArgs {
     /// `postgres://…` to use PostgreSQL instead of the embedded SQLite.
     #[arg(long)]
     database_url: Option<String>,
+    /// Where the embedded object store listens (port 0: any free port).
+    /// Ignored with --s3-endpoint.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    store_addr: SocketAddr,
+    /// How long presigned URLs stay valid, in seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    presign_ttl_secs: u64,
+    /// How long a completed Idempotency-Key is remembered, in seconds.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    idempotency_ttl_secs: u64,
     /// An external S3 endpoint (Garage, MinIO, AWS) instead of the embedded store.
+    /// Path-style URLs are used: `http://host:port`, the bucket in the path.
     #[arg(long, requires_all = ["s3_bucket", "s3_access_key", "s3_secret_key"])]
     s3_endpoint: Option<String>,
+    /// The bucket for uploads; created if missing and the key may.
     #[arg(long, requires = "s3_endpoint")]
     s3_bucket: Option<String>,
+    /// The store's region (Garage's default is `garage`).
     #[arg(long, requires = "s3_endpoint", default_value = "garage")]
     s3_region: String,
     #[arg(long, requires = "s3_endpoint")]
@@ -86,12 +100,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::bail!("--database-url must be a postgres:// URL, got {url:?}");
         }
     }
-    if args.s3_endpoint.is_some() {
-        anyhow::bail!("--s3-endpoint: external S3 storage is not in this build yet; omit it to use the embedded store");
-    }
+    let s3 = match (&args.s3_endpoint, &args.s3_bucket, &args.s3_access_key, &args.s3_secret_key) {
+        (Some(endpoint), Some(bucket), Some(access_key), Some(secret_key)) => Some(S3Config {
+            endpoint: endpoint.clone(),
+            bucket: bucket.clone(),
+            region: args.s3_region.clone(),
+            access_key: access_key.clone(),
+            secret_key: secret_key.clone(),
+        }),
+        _ => None,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let options = Options { data_dir: args.data.clone(), database_url: args.database_url.clone(), settings: Settings::default() };
+        let settings = Settings {
+            idempotency_ttl_ms: args.idempotency_ttl_secs as i64 * 1000,
+            presign_ttl_secs: args.presign_ttl_secs,
+        };
+        let options = Options {
+            data_dir: args.data.clone(),
+            database_url: args.database_url.clone(),
+            s3,
+            store_addr: args.store_addr,
+            settings,
+        };
         let state = AppState::open(options).await.map_err(|e| match &args.database_url {
             Some(_) => anyhow::anyhow!("--database-url: {e:#}"),
             None => e,
@@ -102,6 +133,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tokio::spawn(sweep_idempotency_keys(state.clone()));
         println!("outpost: listening on http://{addr}/");
+        let store = &state.api.store;
+        let kind = if store.embedded.is_some() { "embedded object store" } else { "object store" };
+        println!("outpost: {kind} at {} (bucket {})", store.config.endpoint, store.config.bucket);
         axum::serve(listener, app(state))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -20,8 +20,11 @@ fn serve_prints_its_url_and_serves_the_bundle() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut line, mut store_line) = (String::new(), String::new());
+    stdout.read_line(&mut line).unwrap();
+    stdout.read_line(&mut store_line).unwrap();
+    assert!(store_line.starts_with("outpost: embedded object store at http://127.0.0.1:"), "{store_line:?}");
     let url = line.trim().strip_prefix("outpost: listening on ").unwrap_or_else(|| panic!("{line:?}"));
     let host = url.strip_prefix("http://").unwrap().trim_end_matches('/');
 
@@ -76,4 +79,28 @@ fn export_writes_the_drop_in_bundle() {
     // The sample config is a config the worker accepts.
     let sample = std::fs::read_to_string(dir.path().join("outpost.config.json")).unwrap();
     outpost_sw::Config::from_json(&sample).unwrap();
+}
+
+#[test]
+fn unreachable_database_or_store_exits_with_one_line() {
+    let data = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1 of loopback.
+    let cases: [&[&str]; 2] = [
+        &["--database-url", "postgres://postgres@127.0.0.1:1/outpost"],
+        &[
+            "--s3-endpoint", "http://127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "k", "--s3-secret-key", "s",
+        ],
+    ];
+    for extra in cases {
+        let out = outpost()
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
+        assert!(stderr.starts_with("outpost: --database-url") || stderr.contains("S3 store at http://127.0.0.1:1 is unusable"), "{stderr}");
+    }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 /// Which database a `Db` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,13 @@ impl Db {
             anyhow::bail!("unsupported database URL (want sqlite:// or postgres://)");
         };
         let options = AnyConnectOptions::from_str(url).context("bad database URL")?;
+        // One direct connection first: an unreachable server fails at once
+        // instead of after the pool's acquire timeout.
+        sqlx::AnyConnection::connect_with(&options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?
+            .close()
+            .await?;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))

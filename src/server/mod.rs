@@ -8,6 +8,7 @@ pub mod extract;
 pub mod idempotency;
 mod write;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use axum::{Json, Router};
 
 use crate::auth::SessionKey;
 use crate::db::Db;
+use crate::store::s3::{start_embedded, EmbeddedHandle, Presigner, S3Config};
 use crate::Bundle;
 pub use error::AppError;
 
@@ -42,7 +44,20 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; SQLite under `data_dir` otherwise.
     pub database_url: Option<String>,
+    /// An external S3 store; the embedded one under `data_dir/store`
+    /// otherwise.
+    pub s3: Option<S3Config>,
+    /// Where the embedded store listens (port 0: any free port).
+    pub store_addr: SocketAddr,
     pub settings: Settings,
+}
+
+/// The object store the API presigns against.
+pub struct Store {
+    pub config: S3Config,
+    pub presigner: Presigner,
+    /// Keeps the embedded server running (None for an external store).
+    pub embedded: Option<EmbeddedHandle>,
 }
 
 /// What the API handlers share.
@@ -50,6 +65,7 @@ pub struct Api {
     pub db: Db,
     pub session_key: SessionKey,
     pub settings: Settings,
+    pub store: Arc<Store>,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -70,7 +86,24 @@ impl AppState {
             None => Db::open_sqlite(&options.data_dir).await?,
         };
         let session_key = SessionKey::load_or_create(&options.data_dir)?;
-        let api = Api { db, session_key, settings: options.settings };
+        let store = match options.s3 {
+            Some(config) => {
+                let presigner = Presigner::new(&config)?;
+                presigner
+                    .ensure_bucket()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the S3 store at {} is unusable: {e:#}", config.endpoint))?;
+                Store { config, presigner, embedded: None }
+            }
+            None => {
+                // Any page origin may use the embedded store: the presigned
+                // signature, not the origin, is what authorises a request.
+                let (config, handle) =
+                    start_embedded(&options.data_dir.join("store"), options.store_addr, &["*".to_string()]).await?;
+                Store { presigner: Presigner::new(&config)?, config, embedded: Some(handle) }
+            }
+        };
+        let api = Api { db, session_key, settings: options.settings, store: Arc::new(store) };
         Ok(AppState { bundle: Arc::new(Bundle::embedded()), api: Arc::new(api) })
     }
 

@@ -833,7 +833,7 @@ impl Presigner {
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }
-        let body = expect_ok("CreateMultipartUpload", request.send().await?).await?;
+        let body = expect_ok("CreateMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
         let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(body.trim())
             .map_err(|e| anyhow!("CreateMultipartUpload: unexpected response: {e}"))?;
         Ok(parsed.upload_id().to_owned())
@@ -856,7 +856,7 @@ impl Presigner {
                 action.set_part_number_marker(marker);
             }
             let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
-            let body = expect_ok("ListParts", self.http.get(url).send().await?).await?;
+            let body = expect_ok("ListParts", self.http.get(url).send().await.map_err(reqwest::Error::without_url)?).await?;
             let page = rusty_s3::actions::ListParts::parse_response(body.trim())
                 .map_err(|e| anyhow!("ListParts: unexpected response: {e}"))?;
             parts.extend(page.parts.into_iter().map(|p| UploadedPart {
@@ -899,7 +899,7 @@ impl Presigner {
         );
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
         let request = self.http.post(url).body(action.body());
-        let body = expect_ok("CompleteMultipartUpload", request.send().await?).await?;
+        let body = expect_ok("CompleteMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
         // A 200 can still carry an <Error> (S3 streams keep-alive whitespace
         // before the result), so the body decides success, not the status.
         let parsed = rusty_s3::actions::CompleteMultipartUploadResponse::parse(body.trim())
@@ -913,7 +913,7 @@ impl Presigner {
             .bucket
             .abort_multipart_upload(Some(&self.credentials), key, upload_id)
             .sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        expect_ok("AbortMultipartUpload", self.http.delete(url).send().await?).await?;
+        expect_ok("AbortMultipartUpload", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?).await?;
         Ok(())
     }
 
@@ -924,7 +924,7 @@ impl Presigner {
             .bucket
             .head_object(Some(&self.credentials), key)
             .sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        let response = self.http.head(url).send().await?;
+        let response = self.http.head(url).send().await.map_err(reqwest::Error::without_url)?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -949,7 +949,7 @@ impl Presigner {
             .bucket
             .delete_object(Some(&self.credentials), key)
             .sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        expect_ok("DeleteObject", self.http.delete(url).send().await?).await?;
+        expect_ok("DeleteObject", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?).await?;
         Ok(())
     }
 
@@ -960,7 +960,7 @@ impl Presigner {
             .bucket
             .head_bucket(Some(&self.credentials))
             .sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        let response = self.http.head(url).send().await?;
+        let response = self.http.head(url).send().await.map_err(reqwest::Error::without_url)?;
         if response.status().is_success() {
             return Ok(());
         }
@@ -973,7 +973,7 @@ impl Presigner {
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
         expect_ok(
             "CreateBucket",
-            self.http.put(url).body(action.body()).send().await?,
+            self.http.put(url).body(action.body()).send().await.map_err(reqwest::Error::without_url)?,
         )
         .await?;
         Ok(())

@@ -18,6 +18,8 @@ macro_rules! api_cases {
             idempotency_key_replays_and_refuses_misuse,
             idempotency_under_concurrency,
             idempotency_leases_and_expiry,
+            presigned_upload_round_trip,
+            presign_refuses_bad_input,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -357,4 +359,110 @@ pub async fn idempotency_leases_and_expiry(state: AppState) {
     assert_eq!(removed, 1);
     let left: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys").fetch_one(&db.pool).await.unwrap();
     assert_eq!(left.0, 1);
+}
+
+/// PUTs `bytes` to a presigned URL over real HTTP, as a browser would.
+async fn put_object(presigned: &Value, bytes: &'static [u8]) -> u16 {
+    let mut req = reqwest::Client::new().put(presigned["url"].as_str().unwrap()).body(bytes);
+    for (k, v) in presigned["headers"].as_object().unwrap() {
+        req = req.header(k.as_str(), v.as_str().unwrap());
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+pub async fn presigned_upload_round_trip(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let bob = Client::login(&state, "bob").await;
+    let before = outpost::db::now_ms();
+    let put = alice
+        .post("/api/assets/presign", json!({ "op": "put", "filename": "../../etc/passwd", "contentType": "text/plain", "size": 11 }))
+        .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    assert_eq!(put.body["method"], "PUT");
+    assert_eq!(put.body["headers"]["Content-Type"], "text/plain");
+    let id = put.body["assetId"].as_str().unwrap().to_string();
+    let expires = put.body["expiresAt"].as_i64().unwrap();
+    assert!((before + 3_600_000..=before + 3_700_000).contains(&expires), "1 h expiry: {expires}");
+    // The object key is made of ids: the filename cannot steer it.
+    let url = put.body["url"].as_str().unwrap();
+    assert!(url.contains(&format!("/assets/{id}?")) && !url.contains("etc"), "{url}");
+
+    let missing = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
+    assert_eq!(error_code(&missing, StatusCode::UNPROCESSABLE_ENTITY), "object_missing");
+    assert_eq!(put_object(&put.body, b"short").await, 200);
+    let wrong = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
+    assert_eq!(error_code(&wrong, StatusCode::UNPROCESSABLE_ENTITY), "size_mismatch");
+    let pending = alice.post("/api/assets/presign", json!({ "op": "get", "assetId": id })).await;
+    assert_eq!(error_code(&pending, StatusCode::CONFLICT), "not_uploaded");
+    assert_eq!(alice.get(&format!("/api/assets/{id}")).await.body["status"], "pending");
+
+    assert_eq!(put_object(&put.body, b"hello world").await, 200);
+    let done = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["status"], "uploaded");
+    let again = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
+    assert_eq!(again.body, done.body, "completing twice is harmless");
+    let meta = alice.get(&format!("/api/assets/{id}")).await.body;
+    for (k, v) in [("filename", json!("../../etc/passwd")), ("contentType", json!("text/plain")), ("size", json!(11)), ("status", json!("uploaded"))] {
+        assert_eq!(meta[k], v, "{k}");
+    }
+    assert!(meta.get("objectKey").is_none(), "the key stays on the server");
+    assert_eq!(alice.get("/api/assets").await.body.as_array().unwrap().len(), 1);
+    assert_eq!(alice.get("/api/sync/init").await.body["assets"][0]["id"], id.as_str());
+
+    let get = alice.post("/api/assets/presign", json!({ "op": "get", "assetId": id })).await;
+    assert_eq!(get.status, StatusCode::OK, "{}", get.body);
+    assert_eq!(get.body["method"], "GET");
+    let bytes = reqwest::get(get.body["url"].as_str().unwrap()).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&bytes[..], b"hello world");
+
+    // Bob sees none of it.
+    assert_eq!(error_code(&bob.get(&format!("/api/assets/{id}")).await, StatusCode::NOT_FOUND), "not_found");
+    error_code(&bob.post("/api/assets/presign", json!({ "op": "get", "assetId": id })).await, StatusCode::NOT_FOUND);
+    error_code(&bob.post(&format!("/api/assets/{id}/complete"), json!({})).await, StatusCode::NOT_FOUND);
+    assert!(bob.get("/api/assets").await.body.as_array().unwrap().is_empty());
+    assert!(bob.get("/api/sync/init").await.body["assets"].as_array().unwrap().is_empty());
+}
+
+pub async fn presign_refuses_bad_input(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let bob = Client::login(&state, "bob").await;
+    let bobs_project = bob.post("/api/projects", json!({ "name": "b" })).await.body["id"].clone();
+    let put = |extra: Value| {
+        let mut body = json!({ "op": "put", "filename": "a.png", "contentType": "image/png", "size": 10 });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let cases = [
+        (json!({ "op": "delete" }), StatusCode::BAD_REQUEST),
+        (put(json!({ "size": 0 })), StatusCode::BAD_REQUEST),
+        (put(json!({ "size": 6_000_000_000i64 })), StatusCode::BAD_REQUEST),
+        (put(json!({ "size": "10" })), StatusCode::BAD_REQUEST),
+        (put(json!({ "contentType": "nope" })), StatusCode::BAD_REQUEST),
+        (put(json!({ "contentType": "image/png\r\nx: y" })), StatusCode::BAD_REQUEST),
+        (put(json!({ "filename": "" })), StatusCode::BAD_REQUEST),
+        (put(json!({ "projectId": "p1" })), StatusCode::BAD_REQUEST),
+        (put(json!({ "projectId": bobs_project })), StatusCode::NOT_FOUND),
+        (put(json!({ "assetId": "0190a4c4-0000-7000-8000-000000000001" })), StatusCode::BAD_REQUEST),
+        (put(json!({ "bucket": "other" })), StatusCode::BAD_REQUEST),
+        (json!({ "op": "put", "contentType": "image/png", "size": 10 }), StatusCode::BAD_REQUEST),
+        (json!({ "op": "get", "assetId": "../x" }), StatusCode::BAD_REQUEST),
+        (json!({ "op": "get", "assetId": "0190a4c4-0000-7000-8000-000000000001" }), StatusCode::NOT_FOUND),
+    ];
+    for (body, status) in cases {
+        error_code(&alice.post("/api/assets/presign", body.clone()).await, status);
+        assert!(alice.get("/api/assets").await.body.as_array().unwrap().is_empty(), "stored after {body}");
+    }
+    for path in ["/api/assets/nope", "/api/assets/nope/complete"] {
+        let r = if path.ends_with("complete") { alice.post(path, json!({})).await } else { alice.get(path).await };
+        assert_eq!(error_code(&r, StatusCode::BAD_REQUEST), "invalid_id");
+    }
+    // A key makes presign idempotent: one asset, the same answer.
+    let a = alice.post_keyed("/api/assets/presign", put(json!({})), "up-1").await;
+    let b = alice.post_keyed("/api/assets/presign", put(json!({})), "up-1").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body, b.body);
+    assert_eq!(alice.get("/api/assets").await.body.as_array().unwrap().len(), 1);
 }

@@ -393,6 +393,8 @@ pub async fn sqlite_state() -> (AppState, tempfile::TempDir) {
     let options = outpost::Options {
         data_dir: dir.path().to_path_buf(),
         database_url: None,
+        s3: None,
+        store_addr: "127.0.0.1:0".parse().unwrap(),
         settings: outpost::Settings::default(),
     };
     (AppState::open(options).await.expect("open the origin state"), dir)
@@ -411,6 +413,8 @@ pub async fn postgres_state(name: &str) -> (AppState, tempfile::TempDir) {
     let options = outpost::Options {
         data_dir: dir.path().to_path_buf(),
         database_url: Some(url),
+        s3: None,
+        store_addr: "127.0.0.1:0".parse().unwrap(),
         settings: outpost::Settings::default(),
     };
     (AppState::open(options).await.expect("open the origin state on PostgreSQL"), dir)

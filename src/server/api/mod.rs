@@ -1,10 +1,11 @@
 //! The JSON API under `/api` (see docs/contract.md §3). One module per
 //! resource, each with its own `router()`.
 
+mod assets;
 mod auth;
 mod chat;
 mod projects;
-mod sync;
+pub(crate) mod sync;
 
 use axum::Router;
 
@@ -12,6 +13,7 @@ use super::{AppError, AppState};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(assets::router())
         .merge(auth::router())
         .merge(chat::router())
         .merge(projects::router())

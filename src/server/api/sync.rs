@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{chat, projects};
+use super::{assets, chat, projects};
 use crate::server::extract::User;
 use crate::server::{AppError, AppState};
 
@@ -23,10 +23,11 @@ async fn init(State(state): State<AppState>, user: User) -> Result<Json<Value>, 
     let (name,) = name.ok_or(AppError::Unauthenticated)?;
     let sessions = chat::sessions_of(db, &user.id, RECENT_SESSIONS).await?;
     let projects = projects::projects_of(db, &user.id).await?;
+    let assets = assets::assets_of(db, &user.id).await?;
     Ok(Json(json!({
         "user": { "id": user.id, "name": name },
         "sessions": sessions,
         "projects": projects,
-        "assets": Vec::<Value>::new(),
+        "assets": assets,
     })))
 }
