@@ -58,8 +58,10 @@ struct ServeArgs {
     /// The store's region (Garage's default is `garage`).
     #[arg(long, requires = "s3_endpoint", default_value = "garage")]
     s3_region: String,
+    /// Access key id for the external store.
     #[arg(long, requires = "s3_endpoint")]
     s3_access_key: Option<String>,
+    /// Secret key for the external store.
     #[arg(long, requires = "s3_endpoint")]
     s3_secret_key: Option<String>,
 }
