@@ -4,7 +4,8 @@
 #   else Debian's rustc-web + rust-web-src (std built from source);
 # - a wasm linker (rust-lld from a rustup toolchain, else Debian's lld);
 # - Chromium and ChromeDriver for the browser tests;
-# - PostgreSQL's server binaries for the tests that cover PostgreSQL.
+# - PostgreSQL's server binaries for the tests that cover PostgreSQL;
+# - Garage (built with cargo install, once) for the test against a real S3.
 # Safe to run again: with everything present it only checks (seconds).
 set -euo pipefail
 
@@ -90,5 +91,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 [ -x "$(pg_bin_dir)/initdb" ] || die "postgres: no /usr/lib/postgresql/*/bin/initdb after installing Debian's postgresql"
 say "postgres: $("$(pg_bin_dir)/postgres" --version)"
+
+# 4. Garage, the S3 server of the original design, for the test that proves
+#    the origin's presigned URLs work on a production S3 implementation.
+#    Built from crates.io once (about 11 minutes on 2 cores), then reused.
+GARAGE_VERSION=2.5.0
+garage_bin() { command -v garage 2>/dev/null || ls "${CARGO_HOME:-$HOME/.cargo}/bin/garage" 2>/dev/null; }
+if ! garage_bin >/dev/null || ! "$(garage_bin)" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"; then
+  say "garage: building $GARAGE_VERSION from crates.io (once; about 11 minutes on 2 cores)"
+  cargo install --quiet garage --version "$GARAGE_VERSION" ||
+    die "garage: 'cargo install garage --version $GARAGE_VERSION' failed (see above)"
+fi
+say "garage: $("$(garage_bin)" --version 2>/dev/null | head -n1)"
 
 say "ready"

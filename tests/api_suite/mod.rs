@@ -5,6 +5,7 @@
 
 /// One `#[tokio::test]` per case, each on a fresh state from
 /// `$make(case_name).await -> (AppState, guard)`.
+#[allow(unused_macros)]
 macro_rules! api_cases {
     ($make:path) => {
         api_suite::api_cases!(@each $make;
@@ -30,6 +31,7 @@ macro_rules! api_cases {
         }
     )*};
 }
+#[allow(unused_imports)]
 pub(crate) use api_cases;
 
 use axum::body::Body;
