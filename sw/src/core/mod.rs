@@ -1,7 +1,9 @@
 //! The pure core: no I/O, no clock, no browser. Time and randomness come in as
 //! arguments so every decision can be replayed in a host test.
 
+pub mod backoff;
 pub mod config;
+pub mod outcome;
 pub mod pattern;
 pub mod route;
 pub mod url;
