@@ -6,4 +6,5 @@ pub mod config;
 pub mod outcome;
 pub mod pattern;
 pub mod route;
+pub mod tempid;
 pub mod url;

@@ -1,0 +1,173 @@
+//! Temp ids: a page that works offline names what it creates with ids of
+//! its own; once a queued write is delivered, the origin's answer maps
+//! those temp ids to server ids, and later queued writes that still carry
+//! a temp id are rewritten before they are sent.
+//!
+//! Only whole JSON string values and whole URL path segments are
+//! rewritten, never substrings, so message text that happens to contain a
+//! temp id is left alone.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// Temp id → server id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap {
+    map: BTreeMap<String, String>,
+}
+
+impl IdMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, temp: &str) -> Option<&str> {
+        self.map.get(temp).map(String::as_str)
+    }
+
+    pub fn insert(&mut self, temp: impl Into<String>, id: impl Into<String>) {
+        let (temp, id) = (temp.into(), id.into());
+        if temp != id {
+            self.map.insert(temp, id);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Learns the mappings of a delivered write's response body
+    /// (`{"mappings": [{"tempId", "id"}]}`); returns the new pairs.
+    pub fn learn_from_response(&mut self, body: &[u8]) -> Vec<(String, String)> {
+        let Ok(value) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+        let Some(mappings) = value.get("mappings").and_then(Value::as_array) else { return Vec::new() };
+        let mut learned = Vec::new();
+        for m in mappings {
+            if let (Some(temp), Some(id)) = (m.get("tempId").and_then(Value::as_str), m.get("id").and_then(Value::as_str)) {
+                if temp != id {
+                    self.insert(temp, id);
+                    learned.push((temp.to_string(), id.to_string()));
+                }
+            }
+        }
+        learned
+    }
+
+    /// The body with every JSON string equal to a known temp id replaced,
+    /// or `None` when nothing changes (or the body is not JSON).
+    pub fn rewrite_json(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if self.map.is_empty() {
+            return None;
+        }
+        let mut value: Value = serde_json::from_slice(body).ok()?;
+        if !self.rewrite_value(&mut value) {
+            return None;
+        }
+        serde_json::to_vec(&value).ok()
+    }
+
+    fn rewrite_value(&self, value: &mut Value) -> bool {
+        match value {
+            Value::String(s) => match self.map.get(s.as_str()) {
+                Some(id) => {
+                    *s = id.clone();
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |changed, v| self.rewrite_value(v) | changed),
+            Value::Object(fields) => fields.values_mut().fold(false, |changed, v| self.rewrite_value(v) | changed),
+            _ => false,
+        }
+    }
+
+    /// The URL with every path segment equal to a known temp id replaced,
+    /// or `None` when nothing changes.
+    pub fn rewrite_url(&self, url: &str) -> Option<String> {
+        if self.map.is_empty() {
+            return None;
+        }
+        let parts = super::url::split(url)?;
+        let mut changed = false;
+        let path: Vec<&str> = parts
+            .path
+            .split('/')
+            .map(|seg| match self.map.get(seg) {
+                Some(id) => {
+                    changed = true;
+                    id.as_str()
+                }
+                None => seg,
+            })
+            .collect();
+        if !changed {
+            return None;
+        }
+        let mut out = format!("{}{}", parts.origin, path.join("/"));
+        if let Some(q) = parts.query {
+            out.push('?');
+            out.push_str(q);
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> IdMap {
+        let mut m = IdMap::new();
+        let learned = m.learn_from_response(br#"{"mappings":[{"tempId":"tmp-1","id":"srv-1"},{"tempId":"tmp-2","id":"srv-2"}]}"#);
+        assert_eq!(learned.len(), 2);
+        m
+    }
+
+    #[test]
+    fn learns_from_batch_responses_only() {
+        let mut m = IdMap::new();
+        assert!(m.learn_from_response(b"not json").is_empty());
+        assert!(m.learn_from_response(br#"{"id":"x"}"#).is_empty());
+        assert!(m.learn_from_response(br#"{"mappings":[{"tempId":"same","id":"same"},{"tempId":5,"id":"x"}]}"#).is_empty());
+        assert!(m.is_empty());
+        assert_eq!(map().get("tmp-2"), Some("srv-2"));
+    }
+
+    #[test]
+    fn rewrites_whole_string_values_anywhere_in_the_body() {
+        let body = br#"{"messages":[{"tempId":"tmp-9","sessionId":"tmp-1","content":"see tmp-1 above"}],"ref":["tmp-2",3]}"#;
+        let out = map().rewrite_json(body).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["messages"][0]["sessionId"], "srv-1");
+        assert_eq!(v["messages"][0]["tempId"], "tmp-9", "unknown temp ids stay");
+        assert_eq!(v["messages"][0]["content"], "see tmp-1 above", "substrings stay");
+        assert_eq!(v["ref"][0], "srv-2");
+    }
+
+    #[test]
+    fn unchanged_bodies_are_left_byte_for_byte() {
+        assert_eq!(map().rewrite_json(br#"{"a":"b"}"#), None);
+        assert_eq!(map().rewrite_json(b"\x00\x01binary"), None);
+        assert_eq!(IdMap::new().rewrite_json(br#"{"a":"tmp-1"}"#), None);
+    }
+
+    #[test]
+    fn rewrites_path_segments() {
+        let m = map();
+        assert_eq!(
+            m.rewrite_url("http://h:1/api/chat/sessions/tmp-1/messages?after=tmp-1").as_deref(),
+            Some("http://h:1/api/chat/sessions/srv-1/messages?after=tmp-1")
+        );
+        assert_eq!(m.rewrite_url("http://h:1/api/chat/sessions/tmp-10"), None);
+        assert_eq!(m.rewrite_url("http://h:1/api/x"), None);
+    }
+}
