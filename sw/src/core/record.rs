@@ -1,0 +1,165 @@
+//! The outbox's record format: what one queued write looks like in
+//! IndexedDB. postcard bytes behind a one-byte schema version, so a worker
+//! can tell a record it understands from one it must upgrade or quarantine.
+//!
+//! Bodies are kept as the raw bytes the page sent (FormData included, with
+//! its multipart boundary in the stored `Content-Type`), so a replay is
+//! byte-identical to the original request.
+
+use serde::{Deserialize, Serialize};
+
+/// The version written by this build.
+pub const SCHEMA: u8 = 1;
+
+/// How the request's credentials were to be sent (`Request.credentials`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Credentials {
+    Omit,
+    SameOrigin,
+    Include,
+}
+
+/// Everything needed to send the request again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRequest {
+    pub method: String,
+    pub url: String,
+    /// In the order the page set them; names lowercase as fetch gives them.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub credentials: Credentials,
+}
+
+/// Why an entry stopped being retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeadReason {
+    /// The origin answered with a status a retry cannot change.
+    Refused { status: u16 },
+    /// Every retry failed; `status` is the last answer (None: no answer).
+    RetriesExhausted { status: Option<u16> },
+    /// Older than the configured retention.
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Waiting for its turn at `next_at`.
+    Pending,
+    /// Kept for the page to retry or discard.
+    Dead { reason: DeadReason, at: u64 },
+}
+
+/// One queued write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Monotonic: the IndexedDB key, and the FIFO order.
+    pub id: u64,
+    /// The user it was queued for; it replays only while they are logged in.
+    pub user: Option<String>,
+    /// Entries of one queue are delivered in order.
+    pub queue: String,
+    /// Minted once at enqueue; every attempt sends it.
+    pub idempotency_key: String,
+    pub created_at: u64,
+    /// Attempts made after the first failure.
+    pub retries: u32,
+    pub next_at: u64,
+    pub state: State,
+    /// Status of the last attempt (None: no answer).
+    pub last_status: Option<u16>,
+    pub request: StoredRequest,
+}
+
+/// A record that cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    Empty,
+    /// Written by a newer Outpost: kept aside, never guessed at.
+    UnknownSchema(u8),
+    /// Bytes that do not decode: truncated or damaged.
+    Corrupt(String),
+}
+
+impl core::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RecordError::Empty => write!(f, "empty outbox record"),
+            RecordError::UnknownSchema(v) => write!(f, "outbox record has schema {v}; this build reads {SCHEMA}"),
+            RecordError::Corrupt(e) => write!(f, "corrupt outbox record: {e}"),
+        }
+    }
+}
+
+pub fn encode(entry: &Entry) -> Vec<u8> {
+    let mut out = vec![SCHEMA];
+    // postcard into a Vec cannot fail for these types.
+    out.extend(postcard::to_allocvec(entry).expect("entries always serialise"));
+    out
+}
+
+/// Reads a record. A future schema gets its upgrade step here, before the
+/// match's catch-all.
+pub fn decode(bytes: &[u8]) -> Result<Entry, RecordError> {
+    let (&version, payload) = bytes.split_first().ok_or(RecordError::Empty)?;
+    match version {
+        SCHEMA => postcard::from_bytes(payload).map_err(|e| RecordError::Corrupt(e.to_string())),
+        other => Err(RecordError::UnknownSchema(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        Entry {
+            id: 7,
+            user: Some("u1".into()),
+            queue: "default".into(),
+            idempotency_key: "k-1".into(),
+            created_at: 1_000,
+            retries: 2,
+            next_at: 5_000,
+            state: State::Pending,
+            last_status: Some(503),
+            request: StoredRequest {
+                method: "POST".into(),
+                url: "http://h/api/x".into(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{\"a\":1}".to_vec(),
+                credentials: Credentials::SameOrigin,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let e = sample();
+        assert_eq!(decode(&encode(&e)), Ok(e.clone()));
+        let dead = Entry { state: State::Dead { reason: DeadReason::Refused { status: 400 }, at: 9 }, ..e };
+        assert_eq!(decode(&encode(&dead)), Ok(dead));
+    }
+
+    /// The bytes of schema 1 are a promise to every record already stored:
+    /// a change here needs a new schema and an upgrade step in `decode`.
+    #[test]
+    fn golden_bytes_of_schema_1() {
+        let hex: String = encode(&sample()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0107010275310764656661756c74036b2d31e8070288270001f703\
+             04504f53540e687474703a2f2f682f6170692f78010c636f6e74656e742d74797065106170706c69636174696f6e2f6a736f6e077b2261223a317d01"
+        );
+    }
+
+    #[test]
+    fn unreadable_records_are_errors_not_panics() {
+        assert_eq!(decode(&[]), Err(RecordError::Empty));
+        assert_eq!(decode(&[9, 1, 2]), Err(RecordError::UnknownSchema(9)));
+        let bytes = encode(&sample());
+        for cut in [1, 5, bytes.len() - 1] {
+            assert!(matches!(decode(&bytes[..cut]), Err(RecordError::Corrupt(_))), "cut at {cut}");
+        }
+        assert!(matches!(decode(&[SCHEMA, 0xff, 0xff, 0xff]), Err(RecordError::Corrupt(_))));
+    }
+}
