@@ -26,6 +26,8 @@ pub struct Config {
     pub backoff_ms: Vec<u32>,
     /// Retries after the first failure before an entry is dead-lettered.
     pub max_retries: u32,
+    /// A pending write older than this is dead-lettered (never dropped).
+    pub retention_ms: u64,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             network_timeout_ms: 3_000,
             backoff_ms: vec![2_000, 4_000, 8_000, 16_000, 32_000],
             max_retries: 5,
+            retention_ms: 7 * 24 * 3_600_000,
         }
     }
 }

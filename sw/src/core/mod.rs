@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod config;
 pub mod outcome;
 pub mod pattern;
+pub mod queue;
 pub mod record;
 pub mod route;
 pub mod tempid;
