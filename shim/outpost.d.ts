@@ -8,6 +8,7 @@ export interface OutpostConfig {
   networkTimeoutMs?: number;
   backoffMs?: number[];
   maxRetries?: number;
+  retentionMs?: number;
 }
 
 export interface RegisterOptions {
