@@ -97,7 +97,7 @@ say "postgres: $("$(pg_bin_dir)/postgres" --version)"
 #    Built from crates.io once (about 11 minutes on 2 cores), then reused.
 GARAGE_VERSION=2.5.0
 garage_bin() { command -v garage 2>/dev/null || ls "${CARGO_HOME:-$HOME/.cargo}/bin/garage" 2>/dev/null; }
-if ! garage_bin >/dev/null || ! "$(garage_bin)" --version 2>/dev/null | grep -q "v$GARAGE_VERSION"; then
+if ! garage_bin >/dev/null || ! "$(garage_bin)" --version 2>/dev/null | grep -qF "$GARAGE_VERSION"; then
   say "garage: building $GARAGE_VERSION from crates.io (once; about 11 minutes on 2 cores)"
   cargo install --quiet garage --version "$GARAGE_VERSION" ||
     die "garage: 'cargo install garage --version $GARAGE_VERSION' failed (see above)"
