@@ -2,7 +2,10 @@
 //
 //   import { Outpost } from '/outpost.js';
 //   const outpost = await Outpost.register({ config: { networkTimeoutMs: 2000 } });
-//   console.log(await outpost.version());
+//   outpost.on('queued', (e) => console.log('queued', e.id));
+//   console.log(await outpost.status());
+
+const EVENTS = ['queued', 'replayed', 'retry-scheduled', 'dead-lettered', 'upload-progress', 'uploaded', 'evicted', 'quota-low'];
 
 /** The worker script's URL for a config: the config travels in the query, so
  * a changed config is a changed script and the browser installs it. */
@@ -16,6 +19,14 @@ export class Outpost {
   /** @param {ServiceWorkerRegistration} registration */
   constructor(registration) {
     this.registration = registration;
+    this.listeners = new Map();
+    this.channel = new BroadcastChannel('outpost');
+    this.channel.onmessage = (e) => {
+      for (const fn of this.listeners.get(e.data && e.data.type) || []) fn(e.data);
+    };
+    // Firefox and Safari have no Background Sync: coming back online is
+    // one of the moments to replay.
+    addEventListener('online', () => { this.flush().catch(() => {}); });
   }
 
   /**
@@ -39,15 +50,48 @@ export class Outpost {
     return new Outpost(registration);
   }
 
-  /** The bundle hash of the worker controlling this page. */
-  async version() {
+  /** Asks the worker; resolves with its reply. */
+  async ask(type, fields = {}) {
     const worker = navigator.serviceWorker.controller;
     if (!worker) throw new Error('outpost: no worker controls this page yet');
     const channel = new MessageChannel();
     const reply = new Promise((resolve) => { channel.port1.onmessage = (e) => resolve(e.data); });
-    worker.postMessage({ type: 'outpost:version' }, [channel.port2]);
+    worker.postMessage({ type: `outpost:${type}`, ...fields }, [channel.port2]);
     const data = await reply;
-    if (data.error) throw new Error(data.error);
-    return data.version;
+    if (data && data.error) throw new Error(data.error);
+    return data;
+  }
+
+  /** The bundle hash of the worker controlling this page. */
+  async version() {
+    return (await this.ask('version')).version;
+  }
+
+  /** `{pending, deadLetters, uploads}`. */
+  status() {
+    return this.ask('status');
+  }
+
+  /** Replays queued writes now; resolves with the status afterwards. */
+  flush() {
+    return this.ask('flush');
+  }
+
+  /** Puts a dead letter back in line. Resolves to whether it was one. */
+  async retry(id) {
+    return (await this.ask('retry', { id: String(id) })).ok;
+  }
+
+  /** Drops a dead letter for good. Resolves to whether it was one. */
+  async discard(id) {
+    return (await this.ask('discard', { id: String(id) })).ok;
+  }
+
+  /** Listens to a worker event; returns a function that stops listening. */
+  on(event, fn) {
+    if (!EVENTS.includes(event)) throw new Error(`outpost: unknown event ${event}; one of ${EVENTS.join(', ')}`);
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event).add(fn);
+    return () => this.listeners.get(event).delete(fn);
   }
 }

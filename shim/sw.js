@@ -40,8 +40,10 @@ async function loadWasm() {
     await cache.put(OUTPOST_WASM_URL, response.clone());
   }
   await wasm_bindgen({ module_or_path: response });
-  outpost = new wasm_bindgen.Outpost(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
-  return outpost;
+  const o = new wasm_bindgen.Outpost(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
+  await o.start();
+  outpost = o;
+  return o;
 }
 
 const ready = loadWasm();
@@ -90,9 +92,9 @@ self.addEventListener('message', (event) => {
     // A page loaded with a hard reload is not controlled; the page client
     // asks the worker to take it over.
     event.waitUntil(self.clients.claim());
-  } else if (data.type === 'outpost:version' && port) {
-    event.waitUntil(ready.then(
-      (o) => port.postMessage({ version: o.version }),
+  } else if (typeof data.type === 'string' && data.type.startsWith('outpost:') && port) {
+    event.waitUntil(ready.then((o) => o.message(data)).then(
+      (reply) => port.postMessage(reply),
       (err) => port.postMessage({ error: String(err) }),
     ));
   }

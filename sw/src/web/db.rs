@@ -1,0 +1,125 @@
+//! The worker's IndexedDB: the only module that knows the database's
+//! name, its stores and its upgrades.
+//!
+//! - `outbox`: encoded entries (`core::record`), keyed by entry id;
+//! - `quarantine`: records that could not be decoded, kept for the page to
+//!   see and discard, never replayed;
+//! - `meta`: counters and the temp-id map (`idmap:<temp id>` → server id).
+
+use js_sys::Uint8Array;
+use rexie::{ObjectStore, Rexie, TransactionMode};
+use wasm_bindgen::{JsCast, JsValue};
+
+const NAME: &str = "outpost";
+const VERSION: u32 = 1;
+pub const OUTBOX: &str = "outbox";
+pub const QUARANTINE: &str = "quarantine";
+pub const META: &str = "meta";
+const SEQ: &str = "seq";
+const IDMAP: &str = "idmap:";
+
+fn js(e: rexie::Error) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+pub async fn open() -> Result<Rexie, JsValue> {
+    Rexie::builder(NAME)
+        .version(VERSION)
+        .add_object_store(ObjectStore::new(OUTBOX))
+        .add_object_store(ObjectStore::new(QUARANTINE))
+        .add_object_store(ObjectStore::new(META))
+        .build()
+        .await
+        .map_err(js)
+}
+
+fn key(id: u64) -> JsValue {
+    JsValue::from_f64(id as f64)
+}
+
+/// Every `(id, bytes)` of `store`, in id order.
+pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(u64, Vec<u8>)>, JsValue> {
+    let tx = db.transaction(&[store], TransactionMode::ReadOnly).map_err(js)?;
+    let s = tx.store(store).map_err(js)?;
+    let keys = s.get_all_keys(None, None).await.map_err(js)?;
+    let values = s.get_all(None, None).await.map_err(js)?;
+    Ok(keys
+        .into_iter()
+        .zip(values)
+        .map(|(k, v)| (k.as_f64().unwrap_or(0.0) as u64, bytes_of(&v)))
+        .collect())
+}
+
+fn bytes_of(v: &JsValue) -> Vec<u8> {
+    if v.is_instance_of::<Uint8Array>() || v.is_instance_of::<js_sys::ArrayBuffer>() {
+        Uint8Array::new(v).to_vec()
+    } else {
+        // Not ours (put there by hand, or by something else): an empty
+        // record decodes as an error and is quarantined.
+        Vec::new()
+    }
+}
+
+pub async fn put(db: &Rexie, store: &str, id: u64, bytes: &[u8]) -> Result<(), JsValue> {
+    let tx = db.transaction(&[store], TransactionMode::ReadWrite).map_err(js)?;
+    tx.store(store).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(&key(id))).await.map_err(js)?;
+    tx.done().await.map_err(js)?;
+    Ok(())
+}
+
+pub async fn delete(db: &Rexie, store: &str, id: u64) -> Result<(), JsValue> {
+    let tx = db.transaction(&[store], TransactionMode::ReadWrite).map_err(js)?;
+    tx.store(store).map_err(js)?.delete(key(id)).await.map_err(js)?;
+    tx.done().await.map_err(js)?;
+    Ok(())
+}
+
+/// Moves an unreadable record out of the outbox, in one transaction.
+pub async fn quarantine(db: &Rexie, id: u64, bytes: &[u8]) -> Result<(), JsValue> {
+    let tx = db.transaction(&[OUTBOX, QUARANTINE], TransactionMode::ReadWrite).map_err(js)?;
+    tx.store(QUARANTINE).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(&key(id))).await.map_err(js)?;
+    tx.store(OUTBOX).map_err(js)?.delete(key(id)).await.map_err(js)?;
+    tx.done().await.map_err(js)?;
+    Ok(())
+}
+
+/// Stores a new entry under the next id, in one transaction, so two
+/// enqueues can never take the same id.
+pub async fn append(db: &Rexie, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64, JsValue> {
+    let tx = db.transaction(&[META, OUTBOX], TransactionMode::ReadWrite).map_err(js)?;
+    let meta = tx.store(META).map_err(js)?;
+    let last = meta.get(SEQ.into()).await.map_err(js)?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
+    let id = last + 1;
+    meta.put(&JsValue::from_f64(id as f64), Some(&SEQ.into())).await.map_err(js)?;
+    let bytes = make(id);
+    tx.store(OUTBOX).map_err(js)?.put(&Uint8Array::from(&bytes[..]).into(), Some(&key(id))).await.map_err(js)?;
+    tx.done().await.map_err(js)?;
+    Ok(id)
+}
+
+/// The stored temp-id map.
+pub async fn id_map(db: &Rexie) -> Result<Vec<(String, String)>, JsValue> {
+    let tx = db.transaction(&[META], TransactionMode::ReadOnly).map_err(js)?;
+    let s = tx.store(META).map_err(js)?;
+    // The meta store is small: read it whole and keep the id-map rows.
+    let keys = s.get_all_keys(None, None).await.map_err(js)?;
+    let values = s.get_all(None, None).await.map_err(js)?;
+    Ok(keys
+        .into_iter()
+        .zip(values)
+        .filter_map(|(k, v)| Some((k.as_string()?.strip_prefix(IDMAP)?.to_string(), v.as_string()?)))
+        .collect())
+}
+
+pub async fn save_ids(db: &Rexie, pairs: &[(String, String)]) -> Result<(), JsValue> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let tx = db.transaction(&[META], TransactionMode::ReadWrite).map_err(js)?;
+    let s = tx.store(META).map_err(js)?;
+    for (temp, id) in pairs {
+        s.put(&id.into(), Some(&format!("{IDMAP}{temp}").into())).await.map_err(js)?;
+    }
+    tx.done().await.map_err(js)?;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! The worker's global scope. A service worker has no `Window`, so
+//! everything is reached through `js_sys::global()`.
+
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, Response, ServiceWorkerGlobalScope};
+
+pub fn scope() -> ServiceWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+pub async fn fetch(request: &Request) -> Result<Response, JsValue> {
+    JsFuture::from(scope().fetch_with_request(request)).await.map(JsCast::unchecked_into)
+}
+
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// A draw in [0, 1) for backoff jitter.
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+pub fn uuid() -> String {
+    scope().crypto().map(|c| c.random_uuid()).unwrap_or_else(|_| format!("{:x}-{:x}", now_ms(), (random() * 1e15) as u64))
+}
+
+/// Asks for a Background Sync event, where the browser has Background Sync
+/// (web-sys binds `SyncManager` only behind unstable flags, hence the
+/// reflection). Elsewhere the other triggers carry the replay.
+pub async fn register_sync(tag: &str) {
+    let registration = scope().registration();
+    let Ok(sync) = Reflect::get(&registration, &"sync".into()) else { return };
+    if sync.is_undefined() {
+        return;
+    }
+    let Ok(register) = Reflect::get(&sync, &"register".into()).and_then(|f| f.dyn_into::<Function>()) else { return };
+    if let Ok(promise) = register.call1(&sync, &tag.into()) {
+        // Refusals (no permission, unsupported) change nothing: the other
+        // triggers still replay.
+        let _ = JsFuture::from(Promise::from(promise)).await;
+    }
+}
+
+/// Runs `f` after `ms` milliseconds (while the worker stays alive).
+pub fn set_timeout(f: &Function, ms: u64) -> Option<i32> {
+    scope().set_timeout_with_callback_and_timeout_and_arguments_0(f, ms.min(i32::MAX as u64) as i32).ok()
+}
+
+pub fn clear_timeout(handle: i32) {
+    scope().clear_timeout_with_handle(handle);
+}
+
+pub fn log_error(context: &str, err: &JsValue) {
+    web_sys::console::error_2(&format!("outpost: {context}:").into(), err);
+}

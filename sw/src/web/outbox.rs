@@ -1,0 +1,359 @@
+//! Carries out the outbox: the first attempt of a write, queueing it in
+//! IndexedDB when it fails, and replays. Every decision (what to queue,
+//! what is due, what an answer means, when to retry) is the core's.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use js_sys::Uint8Array;
+use rexie::Rexie;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, Response};
+
+use super::events::Events;
+use super::{db, global, request, response};
+use crate::core::config::Config;
+use crate::core::outcome::queue_on_first_attempt;
+use crate::core::queue::{self, Attempt, Step};
+use crate::core::record::{self, DeadReason, Entry, State};
+use crate::core::tempid::IdMap;
+use crate::core::backoff::parse_retry_after;
+
+pub const SYNC_TAG: &str = "outpost-outbox";
+/// The queue every write joins until routes name their own.
+const QUEUE: &str = "default";
+
+pub struct Outbox {
+    config: Rc<Config>,
+    db: Rexie,
+    events: Events,
+    running: Cell<bool>,
+    again: Cell<bool>,
+    force_again: Cell<bool>,
+    timer: Cell<Option<i32>>,
+    wake: RefCell<Option<Closure<dyn FnMut()>>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryEvent<'a> {
+    id: String,
+    method: &'a str,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+fn event(e: &Entry) -> EntryEvent<'_> {
+    EntryEvent {
+        id: e.id.to_string(),
+        method: &e.request.method,
+        url: &e.request.url,
+        status: e.last_status,
+        retry_at: None,
+        retries: None,
+        reason: None,
+    }
+}
+
+pub fn reason_text(reason: &DeadReason) -> String {
+    match reason {
+        DeadReason::Refused { status } => format!("refused by the origin (HTTP {status})"),
+        DeadReason::RetriesExhausted { status: Some(s) } => format!("retries exhausted (last answer HTTP {s})"),
+        DeadReason::RetriesExhausted { status: None } => "retries exhausted (no answer from the origin)".into(),
+        DeadReason::Expired => "older than the retention limit".into(),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+fn is_json(headers: &[(String, String)]) -> bool {
+    header(headers, "content-type").is_some_and(|ct| ct.to_ascii_lowercase().contains("json"))
+}
+
+impl Outbox {
+    pub async fn open(config: Rc<Config>) -> Result<Rc<Outbox>, JsValue> {
+        let db = db::open().await?;
+        Ok(Rc::new(Outbox {
+            config,
+            db,
+            events: Events::new(),
+            running: Cell::new(false),
+            again: Cell::new(false),
+            force_again: Cell::new(false),
+            timer: Cell::new(None),
+            wake: RefCell::new(None),
+        }))
+    }
+
+    /// The first attempt of a write. Queued (and answered `202`) when the
+    /// network fails or the origin answers 5xx, 408 or 429; otherwise the
+    /// origin's answer goes to the page as it is.
+    pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response, JsValue> {
+        let stored = request::capture(&incoming).await?;
+        let key = header(&stored.headers, "idempotency-key").map(str::to_string).unwrap_or_else(global::uuid);
+        let outgoing = request::build(&stored, &stored.url, &stored.body, &key)?;
+        let answer = global::fetch(&outgoing).await;
+        let status = answer.as_ref().ok().map(Response::status);
+        if !queue_on_first_attempt(status) {
+            let response = answer.expect("a status means an answer");
+            if response.ok() {
+                self.kick(false);
+            }
+            return Ok(response);
+        }
+        let retry_after = answer.as_ref().ok().and_then(|r| r.headers().get("retry-after").ok().flatten());
+        let now = global::now_ms();
+        let config = Rc::clone(&self.config);
+        let mut queued = None;
+        let id = db::append(&self.db, |id| {
+            let mut entry = Entry {
+                id,
+                user: None,
+                queue: QUEUE.into(),
+                idempotency_key: key.clone(),
+                created_at: now,
+                retries: 0,
+                next_at: now,
+                state: State::Pending,
+                last_status: None,
+                request: stored,
+            };
+            let attempt = Attempt { status, retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)) };
+            // The first failure counts like any other: it schedules retry 1.
+            queue::after_attempt(&config, &mut entry, attempt, now, global::random());
+            let bytes = record::encode(&entry);
+            queued = Some(entry);
+            bytes
+        })
+        .await?;
+        if let Some(entry) = &queued {
+            self.events.emit("queued", &event(entry));
+        }
+        global::register_sync(SYNC_TAG).await;
+        self.schedule_wake();
+        let body = serde_json::json!({ "queued": true, "id": id.to_string(), "idempotencyKey": key }).to_string();
+        let response = response::json(202, &body)?;
+        response.headers().set("Outpost-Queued", &id.to_string())?;
+        Ok(response)
+    }
+
+    /// Starts a replay in the background. `force`: the trigger says the
+    /// network is likely back (sync, flush, online, a success), so heads are
+    /// sent now, not at their backoff time.
+    pub fn kick(self: &Rc<Self>, force: bool) {
+        let me = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = me.replay(force).await {
+                global::log_error("replay failed", &e);
+            }
+        });
+    }
+
+    /// Replays what is due; one replay at a time per worker: a trigger that
+    /// arrives meanwhile makes the running one go round again. Returns
+    /// whether pending entries are left.
+    pub async fn replay(self: &Rc<Self>, force: bool) -> Result<bool, JsValue> {
+        if self.running.get() {
+            self.again.set(true);
+            self.force_again.set(self.force_again.get() || force);
+            return Ok(true);
+        }
+        self.running.set(true);
+        let mut force = force;
+        let result = loop {
+            self.again.set(false);
+            self.force_again.set(false);
+            if let Err(e) = self.pass(force).await {
+                break Err(e);
+            }
+            if !self.again.get() {
+                break Ok(());
+            }
+            force = self.force_again.get();
+        };
+        self.running.set(false);
+        self.schedule_wake();
+        result?;
+        Ok(self.pending().await?.iter().any(|e| e.state == State::Pending))
+    }
+
+    /// Reads every entry; unreadable records go to quarantine as dead
+    /// letters instead of blocking the queue.
+    async fn pending(&self) -> Result<Vec<Entry>, JsValue> {
+        let mut entries = Vec::new();
+        for (id, bytes) in db::records(&self.db, db::OUTBOX).await? {
+            match record::decode(&bytes) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    db::quarantine(&self.db, id, &bytes).await?;
+                    let reason = format!("unreadable record: {e}");
+                    self.events.emit("dead-lettered", &serde_json::json!({ "id": id.to_string(), "reason": reason }));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// One pass: every head is attempted at most once.
+    async fn pass(&self, force: bool) -> Result<(), JsValue> {
+        let mut entries = self.pending().await?;
+        let now = global::now_ms();
+        for e in queue::expire(&self.config, &mut entries, now) {
+            let entry = entries.iter().find(|x| x.id == e).expect("expired entries exist");
+            db::put(&self.db, db::OUTBOX, e, &record::encode(entry)).await?;
+            self.dead_event(entry);
+        }
+        let mut ids = IdMap::new();
+        for (temp, id) in db::id_map(&self.db).await? {
+            ids.insert(temp, id);
+        }
+        let mut attempted: Vec<u64> = Vec::new();
+        loop {
+            let clock = if force { u64::MAX } else { global::now_ms() };
+            let Some(&id) = queue::due(&entries, None, &attempted, clock, 1).first() else { break };
+            attempted.push(id);
+            let i = entries.iter().position(|e| e.id == id).expect("due ids exist");
+            if self.attempt(&mut entries[i], &mut ids).await? {
+                entries.remove(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one entry; returns whether it was delivered (and removed).
+    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap) -> Result<bool, JsValue> {
+        let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
+        let rewritten = if is_json(&entry.request.headers) { ids.rewrite_json(&entry.request.body) } else { None };
+        let body = rewritten.as_deref().unwrap_or(&entry.request.body);
+        let outgoing = request::build(&entry.request, &url, body, &entry.idempotency_key)?;
+        let answer = global::fetch(&outgoing).await;
+        let now = global::now_ms();
+        let (status, retry_after, response_body) = match &answer {
+            Ok(r) => {
+                let retry_after = r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
+                let body = if r.ok() {
+                    match r.array_buffer() {
+                        Ok(p) => JsFuture::from(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
+                        Err(_) => None,
+                    }
+                } else {
+                    None
+                };
+                (Some(r.status()), retry_after, body)
+            }
+            Err(_) => (None, None, None),
+        };
+        match queue::after_attempt(&self.config, entry, Attempt { status, retry_after_ms: retry_after }, now, global::random()) {
+            Step::Delivered => {
+                if let Some(body) = response_body {
+                    let learned = ids.learn_from_response(&body);
+                    db::save_ids(&self.db, &learned).await?;
+                }
+                db::delete(&self.db, db::OUTBOX, entry.id).await?;
+                self.events.emit("replayed", &event(entry));
+                Ok(true)
+            }
+            Step::Retry { at } => {
+                db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
+                let mut ev = event(entry);
+                ev.retry_at = Some(at);
+                ev.retries = Some(entry.retries);
+                self.events.emit("retry-scheduled", &ev);
+                Ok(false)
+            }
+            Step::Dead(_) => {
+                db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
+                self.dead_event(entry);
+                Ok(false)
+            }
+        }
+    }
+
+    fn dead_event(&self, entry: &Entry) {
+        let mut ev = event(entry);
+        if let State::Dead { reason, .. } = &entry.state {
+            ev.reason = Some(reason_text(reason));
+        }
+        self.events.emit("dead-lettered", &ev);
+    }
+
+    /// Wakes the worker (while it lives) when the next head is due.
+    fn schedule_wake(self: &Rc<Self>) {
+        if let Some(handle) = self.timer.take() {
+            global::clear_timeout(handle);
+        }
+        let me = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let Ok(entries) = me.pending().await else { return };
+            let Some(at) = queue::next_wake(&entries, None) else { return };
+            let weak = Rc::downgrade(&me);
+            let closure = Closure::<dyn FnMut()>::new(move || {
+                if let Some(me) = weak.upgrade() {
+                    me.kick(false);
+                }
+            });
+            let delay = at.saturating_sub(global::now_ms());
+            me.timer.set(global::set_timeout(closure.as_ref().unchecked_ref(), delay));
+            // Replacing the stored closure drops the previous one, whose
+            // timer was cleared above.
+            *me.wake.borrow_mut() = Some(closure);
+        });
+    }
+
+    /// `{pending, deadLetters, uploads, storage}` for `outpost.status()`.
+    pub async fn status(&self) -> Result<serde_json::Value, JsValue> {
+        let entries = self.pending().await?;
+        let pending = entries.iter().filter(|e| e.state == State::Pending).count();
+        let mut dead: Vec<serde_json::Value> = entries
+            .iter()
+            .filter_map(|e| match &e.state {
+                State::Dead { reason, at } => Some(serde_json::json!({
+                    "id": e.id.to_string(), "method": e.request.method, "url": e.request.url,
+                    "status": e.last_status, "reason": reason_text(reason), "at": at,
+                })),
+                State::Pending => None,
+            })
+            .collect();
+        for (id, _) in db::records(&self.db, db::QUARANTINE).await? {
+            dead.push(serde_json::json!({ "id": id.to_string(), "reason": "unreadable record (quarantined); discard it" }));
+        }
+        Ok(serde_json::json!({ "pending": pending, "deadLetters": dead, "uploads": [] }))
+    }
+
+    /// Puts a dead letter back in line, due now.
+    pub async fn retry(self: &Rc<Self>, id: u64) -> Result<bool, JsValue> {
+        let mut entries = self.pending().await?;
+        let Some(entry) = entries.iter_mut().find(|e| e.id == id) else { return Ok(false) };
+        if !queue::revive(entry, global::now_ms()) {
+            return Ok(false);
+        }
+        db::put(&self.db, db::OUTBOX, id, &record::encode(entry)).await?;
+        self.kick(true);
+        Ok(true)
+    }
+
+    /// Drops a dead letter (or a quarantined record) for good.
+    pub async fn discard(&self, id: u64) -> Result<bool, JsValue> {
+        let entries = self.pending().await?;
+        if entries.iter().any(|e| e.id == id && matches!(e.state, State::Dead { .. })) {
+            db::delete(&self.db, db::OUTBOX, id).await?;
+            return Ok(true);
+        }
+        if db::records(&self.db, db::QUARANTINE).await?.iter().any(|(q, _)| *q == id) {
+            db::delete(&self.db, db::QUARANTINE, id).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,56 @@
+//! `Request` <-> `core::record::StoredRequest`.
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Request, RequestCredentials, RequestInit};
+
+use crate::core::record::{Credentials, StoredRequest};
+
+/// Reads the whole request, body included, leaving `request` unread.
+pub async fn capture(request: &Request) -> Result<StoredRequest, JsValue> {
+    let method = request.method();
+    let body = if method == "GET" || method == "HEAD" {
+        Vec::new()
+    } else {
+        let buffer = JsFuture::from(request.clone()?.array_buffer()?).await?;
+        Uint8Array::new(&buffer).to_vec()
+    };
+    let mut headers = Vec::new();
+    if let Some(iter) = js_sys::try_iter(&request.headers())? {
+        for pair in iter {
+            let pair: Array = pair?.unchecked_into();
+            headers.push((pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default()));
+        }
+    }
+    let credentials = match request.credentials() {
+        RequestCredentials::Omit => Credentials::Omit,
+        RequestCredentials::Include => Credentials::Include,
+        _ => Credentials::SameOrigin,
+    };
+    Ok(StoredRequest { method, url: request.url(), headers, body, credentials })
+}
+
+/// A request to send: the stored one, with `url` and `body` (possibly
+/// rewritten) and the entry's Idempotency-Key.
+pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &str) -> Result<Request, JsValue> {
+    let headers = Headers::new()?;
+    for (name, value) in &stored.headers {
+        if !name.eq_ignore_ascii_case("idempotency-key") {
+            headers.append(name, value)?;
+        }
+    }
+    headers.set("Idempotency-Key", idempotency_key)?;
+    let init = RequestInit::new();
+    init.set_method(&stored.method);
+    init.set_headers(&headers);
+    if !body.is_empty() {
+        init.set_body(&Uint8Array::from(body).into());
+    }
+    init.set_credentials(match stored.credentials {
+        Credentials::Omit => RequestCredentials::Omit,
+        Credentials::SameOrigin => RequestCredentials::SameOrigin,
+        Credentials::Include => RequestCredentials::Include,
+    });
+    Request::new_with_str_and_init(url, &init)
+}
