@@ -26,7 +26,7 @@ export class Outpost {
     };
     // Firefox and Safari have no Background Sync: coming back online is
     // one of the moments to replay.
-    addEventListener('online', () => { this.flush().catch(() => {}); });
+    addEventListener('online', () => { this.ask('online').catch(() => {}); });
   }
 
   /**

@@ -111,7 +111,7 @@ async fn presign(
 ) -> Result<Response, AppError> {
     let p = body.value;
     let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
-    let expires_at = |now: i64| now + ttl.as_millis() as i64;
+    let expires_at = move |now: i64| now + ttl.as_millis() as i64;
     let store = state.api.store.clone();
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
@@ -132,7 +132,7 @@ async fn presign(
                 return Err(AppError::bad_request("invalid_field", format!("size must be 1 to {MAX_ASSET_SIZE} bytes")));
             }
             let project_id = p.project_id.as_deref().map(parse_id).transpose()?;
-            write::run(&state, req, |mut tx: Tx, now| async move {
+            write::run(&state, req, move |mut tx: Tx, now| async move {
                 if let Some(project) = &project_id {
                     let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
                         .bind(project)

@@ -84,7 +84,7 @@ async fn create_session(
     };
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
-    write::run(&state, req, |mut tx: Tx, now| async move {
+    write::run(&state, req, move |mut tx: Tx, now| async move {
         sqlx::query(
             "INSERT INTO chat_sessions (id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -186,7 +186,7 @@ async fn batch(
     let batch = body.value;
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
-    write::run(&state, req, |mut tx: Tx, now| async move {
+    write::run(&state, req, move |mut tx: Tx, now| async move {
         let sessions: HashSet<&str> = batch.messages.iter().map(|m| m.session_id.as_str()).collect();
         for session in &sessions {
             let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")

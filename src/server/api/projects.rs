@@ -61,7 +61,7 @@ async fn create(
     };
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
-    write::run(&state, req, |mut tx: Tx, now| async move {
+    write::run(&state, req, move |mut tx: Tx, now| async move {
         sqlx::query("INSERT INTO projects (id, user_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&id)
                 .bind(&uid)

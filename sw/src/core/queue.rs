@@ -34,6 +34,7 @@ pub enum Step {
 /// Applies an attempt's result to `entry`. `jitter` is a draw in `[0, 1)`.
 pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: u64, jitter: f64) -> Step {
     entry.last_status = attempt.status;
+    entry.last_attempt_at = now;
     match classify(attempt.status) {
         Outcome::Delivered => Step::Delivered,
         Outcome::Refused => {
@@ -77,12 +78,40 @@ fn heads<'a>(entries: &'a [Entry], user: Option<&str>) -> Vec<&'a Entry> {
     heads
 }
 
+/// What started a replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A timer, the worker starting: heads go at their backoff time.
+    Scheduled,
+    /// A hint that the network is back (a sync event, the page going
+    /// online, a success from the origin).
+    Signal,
+    /// The page asked (`flush()`, a Retry button).
+    Explicit,
+}
+
 /// Ids to send now, oldest first: each queue's head if it is due and not
 /// already in flight, at most `limit` of them.
-pub fn due(entries: &[Entry], user: Option<&str>, in_flight: &[u64], now: u64, limit: usize) -> Vec<u64> {
+///
+/// A head whose last attempt got no answer at all (offline) may go before
+/// its backoff time: at once when the page asks, and on a signal once the
+/// first backoff step has passed since that attempt, so a burst of signals
+/// (or a worker killed again and again mid-request) cannot spend its
+/// retries in a second. Heads the origin itself answered (503, 409,
+/// 429...) always keep their backoff.
+pub fn due(config: &Config, entries: &[Entry], user: Option<&str>, in_flight: &[u64], now: u64, limit: usize, trigger: Trigger) -> Vec<u64> {
+    let gap = u64::from(config.backoff_ms[0]);
     heads(entries, user)
         .into_iter()
-        .filter(|e| e.next_at <= now && !in_flight.contains(&e.id))
+        .filter(|e| {
+            let offline = e.last_status.is_none();
+            let early = match trigger {
+                Trigger::Scheduled => false,
+                Trigger::Signal => offline && now >= e.last_attempt_at.saturating_add(gap),
+                Trigger::Explicit => offline,
+            };
+            (e.next_at <= now || early) && !in_flight.contains(&e.id)
+        })
         .map(|e| e.id)
         .take(limit)
         .collect()
@@ -155,6 +184,7 @@ mod tests {
             next_at: 0,
             state: State::Pending,
             last_status: None,
+            last_attempt_at: 0,
             request: StoredRequest {
                 method: "POST".into(),
                 url: format!("http://h/api/chat/{id}"),
@@ -167,29 +197,45 @@ mod tests {
 
     const A: Option<&str> = Some("alice");
 
+    static C: std::sync::LazyLock<Config> = std::sync::LazyLock::new(Config::default);
+
     #[test]
     fn each_queue_sends_its_oldest_entry_only() {
         let es = vec![entry(3, "q1", A), entry(1, "q1", A), entry(2, "q2", A), entry(4, "q2", A)];
-        assert_eq!(due(&es, A, &[], 0, 10), [1, 2]);
-        assert_eq!(due(&es, A, &[1], 0, 10), [2], "in flight is not sent twice");
-        assert_eq!(due(&es, A, &[], 0, 1), [1]);
+        assert_eq!(due(&C, &es, A, &[], 0, 10, Trigger::Scheduled), [1, 2]);
+        assert_eq!(due(&C, &es, A, &[1], 0, 10, Trigger::Scheduled), [2], "in flight is not sent twice");
+        assert_eq!(due(&C, &es, A, &[], 0, 1, Trigger::Scheduled), [1]);
     }
 
     #[test]
     fn a_backing_off_head_holds_its_queue() {
         let mut es = vec![entry(1, "q", A), entry(2, "q", A)];
         es[0].next_at = 5_000;
-        assert!(due(&es, A, &[], 4_999, 10).is_empty());
+        assert!(due(&C, &es, A, &[], 4_999, 10, Trigger::Scheduled).is_empty());
         assert_eq!(next_wake(&es, A), Some(5_000));
-        assert_eq!(due(&es, A, &[], 5_000, 10), [1]);
+        assert_eq!(due(&C, &es, A, &[], 5_000, 10, Trigger::Scheduled), [1]);
+    }
+
+    #[test]
+    fn forced_triggers_skip_backoff_only_after_no_answer() {
+        let mut es = vec![entry(1, "q1", A), entry(2, "q2", A)];
+        es[0].next_at = 9_000; // offline: no answer, at t=1000
+        es[0].last_attempt_at = 1_000;
+        es[1].next_at = 9_000;
+        es[1].last_status = Some(503); // the origin answered
+        assert!(due(&C, &es, A, &[], 2_999, 10, Trigger::Scheduled).is_empty());
+        assert!(due(&C, &es, A, &[], 2_999, 10, Trigger::Signal).is_empty(), "not sooner than the first step");
+        assert_eq!(due(&C, &es, A, &[], 3_000, 10, Trigger::Signal), [1]);
+        assert_eq!(due(&C, &es, A, &[], 9_000, 10, Trigger::Signal), [1, 2]);
+        assert_eq!(due(&C, &es, A, &[], 1_001, 10, Trigger::Explicit), [1], "the page asked: at once");
     }
 
     #[test]
     fn other_users_entries_are_parked() {
         let es = vec![entry(1, "q", Some("bob")), entry(2, "q", A)];
-        assert_eq!(due(&es, A, &[], 0, 10), [2]);
-        assert_eq!(due(&es, Some("bob"), &[], 0, 10), [1]);
-        assert!(due(&es, None, &[], 0, 10).is_empty());
+        assert_eq!(due(&C, &es, A, &[], 0, 10, Trigger::Scheduled), [2]);
+        assert_eq!(due(&C, &es, Some("bob"), &[], 0, 10, Trigger::Scheduled), [1]);
+        assert!(due(&C, &es, None, &[], 0, 10, Trigger::Scheduled).is_empty());
         assert_eq!(next_wake(&es, Some("carol")), None);
     }
 
@@ -199,7 +245,7 @@ mod tests {
         let mut es = vec![entry(1, "q", A), entry(2, "q", A)];
         let step = after_attempt(&c, &mut es[0], Attempt { status: Some(400), retry_after_ms: None }, 10, 0.5);
         assert_eq!(step, Step::Dead(DeadReason::Refused { status: 400 }));
-        assert_eq!(due(&es, A, &[], 10, 10), [2]);
+        assert_eq!(due(&C, &es, A, &[], 10, 10, Trigger::Scheduled), [2]);
     }
 
     #[test]
@@ -282,7 +328,7 @@ mod tests {
             rounds += 1;
             assert!(rounds < 100_000, "the simulation must converge");
             now = now.max(wake);
-            for id in due(&entries, A, &[], now, 8) {
+            for id in due(&C, &entries, A, &[], now, 8, Trigger::Scheduled) {
                 let roll = rng.next();
                 let attempt = if roll < 0.15 {
                     Attempt { status: None, retry_after_ms: None }

@@ -67,6 +67,8 @@ pub struct Entry {
     pub state: State,
     /// Status of the last attempt (None: no answer).
     pub last_status: Option<u16>,
+    /// When the last attempt ended.
+    pub last_attempt_at: u64,
     pub request: StoredRequest,
 }
 
@@ -122,6 +124,7 @@ mod tests {
             next_at: 5_000,
             state: State::Pending,
             last_status: Some(503),
+            last_attempt_at: 3_000,
             request: StoredRequest {
                 method: "POST".into(),
                 url: "http://h/api/x".into(),
@@ -147,7 +150,7 @@ mod tests {
         let hex: String = encode(&sample()).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
-            "0107010275310764656661756c74036b2d31e8070288270001f703\
+            "0107010275310764656661756c74036b2d31e8070288270001f703b817\
              04504f53540e687474703a2f2f682f6170692f78010c636f6e74656e742d74797065106170706c69636174696f6e2f6a736f6e077b2261223a317d01"
         );
     }

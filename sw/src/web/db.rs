@@ -37,8 +37,10 @@ fn key(id: u64) -> JsValue {
     JsValue::from_f64(id as f64)
 }
 
-/// Every `(id, bytes)` of `store`, in id order.
-pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(u64, Vec<u8>)>, JsValue> {
+/// Every `(key, bytes)` of `store`, in key order. Keys are returned as
+/// they are: a key that is not an entry id (put there by something else)
+/// must still be addressable exactly, never rounded onto a real entry.
+pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(JsValue, Vec<u8>)>, JsValue> {
     let tx = db.transaction(&[store], TransactionMode::ReadOnly).map_err(js)?;
     let s = tx.store(store).map_err(js)?;
     let keys = s.get_all_keys(None, None).await.map_err(js)?;
@@ -46,7 +48,7 @@ pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(u64, Vec<u8>)>, JsV
     Ok(keys
         .into_iter()
         .zip(values)
-        .map(|(k, v)| (k.as_f64().unwrap_or(0.0) as u64, bytes_of(&v)))
+        .map(|(k, v)| (k, bytes_of(&v)))
         .collect())
 }
 
@@ -68,17 +70,22 @@ pub async fn put(db: &Rexie, store: &str, id: u64, bytes: &[u8]) -> Result<(), J
 }
 
 pub async fn delete(db: &Rexie, store: &str, id: u64) -> Result<(), JsValue> {
+    delete_key(db, store, key(id)).await
+}
+
+pub async fn delete_key(db: &Rexie, store: &str, key: JsValue) -> Result<(), JsValue> {
     let tx = db.transaction(&[store], TransactionMode::ReadWrite).map_err(js)?;
-    tx.store(store).map_err(js)?.delete(key(id)).await.map_err(js)?;
+    tx.store(store).map_err(js)?.delete(key).await.map_err(js)?;
     tx.done().await.map_err(js)?;
     Ok(())
 }
 
-/// Moves an unreadable record out of the outbox, in one transaction.
-pub async fn quarantine(db: &Rexie, id: u64, bytes: &[u8]) -> Result<(), JsValue> {
+/// Moves an unreadable record out of the outbox, under the same key, in
+/// one transaction.
+pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8]) -> Result<(), JsValue> {
     let tx = db.transaction(&[OUTBOX, QUARANTINE], TransactionMode::ReadWrite).map_err(js)?;
-    tx.store(QUARANTINE).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(&key(id))).await.map_err(js)?;
-    tx.store(OUTBOX).map_err(js)?.delete(key(id)).await.map_err(js)?;
+    tx.store(QUARANTINE).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(key)).await.map_err(js)?;
+    tx.store(OUTBOX).map_err(js)?.delete(key.clone()).await.map_err(js)?;
     tx.done().await.map_err(js)?;
     Ok(())
 }
@@ -122,4 +129,18 @@ pub async fn save_ids(db: &Rexie, pairs: &[(String, String)]) -> Result<(), JsVa
     }
     tx.done().await.map_err(js)?;
     Ok(())
+}
+
+/// The entry id a key stands for, if it is one (a positive integer).
+pub fn entry_id(key: &JsValue) -> Option<u64> {
+    key.as_f64().filter(|f| *f >= 1.0 && f.fract() == 0.0 && *f < 9.0e15).map(|f| f as u64)
+}
+
+/// A key as the page sees it in `status()`.
+pub fn key_text(key: &JsValue) -> String {
+    match (key.as_f64(), key.as_string()) {
+        (Some(f), _) => f.to_string(),
+        (_, Some(s)) => s,
+        _ => format!("{key:?}"),
+    }
 }

@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::Request;
 
 use crate::core::config::Config;
-use crate::core::queue::{sync_end, SyncEnd};
+use crate::core::queue::{sync_end, SyncEnd, Trigger};
 use crate::core::route::{route, Route};
 use outbox::Outbox;
 
@@ -70,7 +70,7 @@ impl Outpost {
         promise(async move {
             let outbox = Outbox::open(Rc::clone(&inner.config)).await?;
             *inner.outbox.borrow_mut() = Some(Rc::clone(&outbox));
-            outbox.kick(false);
+            outbox.kick(Trigger::Scheduled);
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -104,7 +104,7 @@ impl Outpost {
         let inner = Rc::clone(&self.inner);
         promise(async move {
             let outbox = inner.outbox()?;
-            let left = outbox.replay(true).await?;
+            let left = outbox.replay(Trigger::Signal).await?;
             match sync_end(left, last_chance) {
                 SyncEnd::Done => Ok(JsValue::UNDEFINED),
                 SyncEnd::AskAgain => Err(JsValue::from_str("outpost: writes are still pending")),
@@ -122,17 +122,21 @@ impl Outpost {
         let inner = Rc::clone(&self.inner);
         promise(async move {
             let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
-            let id = Reflect::get(&data, &"id".into())?.as_string().and_then(|s| s.parse::<u64>().ok());
+            let id = Reflect::get(&data, &"id".into())?.as_string();
             let outbox = inner.outbox()?;
             let reply = match (kind.as_str(), id) {
                 ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
                 ("outpost:status", _) => outbox.status().await?,
                 ("outpost:flush", _) => {
-                    outbox.replay(true).await?;
+                    outbox.replay(Trigger::Explicit).await?;
                     outbox.status().await?
                 }
-                ("outpost:retry", Some(id)) => serde_json::json!({ "ok": outbox.retry(id).await? }),
-                ("outpost:discard", Some(id)) => serde_json::json!({ "ok": outbox.discard(id).await? }),
+                ("outpost:online", _) => {
+                    outbox.replay(Trigger::Signal).await?;
+                    outbox.status().await?
+                }
+                ("outpost:retry", Some(id)) => serde_json::json!({ "ok": outbox.retry(&id).await? }),
+                ("outpost:discard", Some(id)) => serde_json::json!({ "ok": outbox.discard(&id).await? }),
                 _ => serde_json::json!({ "error": format!("outpost: unknown request {kind:?}") }),
             };
             to_js(&reply)

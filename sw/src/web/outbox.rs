@@ -16,7 +16,7 @@ use super::events::Events;
 use super::{db, global, request, response};
 use crate::core::config::Config;
 use crate::core::outcome::queue_on_first_attempt;
-use crate::core::queue::{self, Attempt, Step};
+use crate::core::queue::{self, Attempt, Step, Trigger};
 use crate::core::record::{self, DeadReason, Entry, State};
 use crate::core::tempid::IdMap;
 use crate::core::backoff::parse_retry_after;
@@ -31,9 +31,12 @@ pub struct Outbox {
     events: Events,
     running: Cell<bool>,
     again: Cell<bool>,
-    force_again: Cell<bool>,
+    /// The strongest trigger that arrived while a replay was running.
+    next_trigger: Cell<Trigger>,
     timer: Cell<Option<i32>>,
     wake: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// Resolvers of callers waiting for the running replay to finish.
+    waiting: RefCell<Vec<js_sys::Function>>,
 }
 
 #[derive(Serialize)]
@@ -90,9 +93,10 @@ impl Outbox {
             events: Events::new(),
             running: Cell::new(false),
             again: Cell::new(false),
-            force_again: Cell::new(false),
+            next_trigger: Cell::new(Trigger::Scheduled),
             timer: Cell::new(None),
             wake: RefCell::new(None),
+            waiting: RefCell::new(Vec::new()),
         }))
     }
 
@@ -108,7 +112,7 @@ impl Outbox {
         if !queue_on_first_attempt(status) {
             let response = answer.expect("a status means an answer");
             if response.ok() {
-                self.kick(false);
+                self.kick(Trigger::Signal);
             }
             return Ok(response);
         }
@@ -127,6 +131,7 @@ impl Outbox {
                 next_at: now,
                 state: State::Pending,
                 last_status: None,
+                last_attempt_at: now,
                 request: stored,
             };
             let attempt = Attempt { status, retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)) };
@@ -148,41 +153,45 @@ impl Outbox {
         Ok(response)
     }
 
-    /// Starts a replay in the background. `force`: the trigger says the
-    /// network is likely back (sync, flush, online, a success), so heads are
-    /// sent now, not at their backoff time.
-    pub fn kick(self: &Rc<Self>, force: bool) {
+    /// Starts a replay in the background; see `queue::due` for what the
+    /// trigger changes.
+    pub fn kick(self: &Rc<Self>, trigger: Trigger) {
         let me = Rc::clone(self);
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = me.replay(force).await {
+            if let Err(e) = me.replay(trigger).await {
                 global::log_error("replay failed", &e);
             }
         });
     }
 
     /// Replays what is due; one replay at a time per worker: a trigger that
-    /// arrives meanwhile makes the running one go round again. Returns
-    /// whether pending entries are left.
-    pub async fn replay(self: &Rc<Self>, force: bool) -> Result<bool, JsValue> {
+    /// arrives meanwhile makes the running one go round again, and waits
+    /// for it. Returns whether pending entries are left.
+    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<bool, JsValue> {
         if self.running.get() {
             self.again.set(true);
-            self.force_again.set(self.force_again.get() || force);
-            return Ok(true);
+            self.next_trigger.set(stronger(self.next_trigger.get(), trigger));
+            let done = js_sys::Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push(resolve));
+            JsFuture::from(done).await?;
+            return Ok(self.pending().await?.iter().any(|e| e.state == State::Pending));
         }
         self.running.set(true);
-        let mut force = force;
+        let mut trigger = trigger;
         let result = loop {
             self.again.set(false);
-            self.force_again.set(false);
-            if let Err(e) = self.pass(force).await {
+            self.next_trigger.set(Trigger::Scheduled);
+            if let Err(e) = self.pass(trigger).await {
                 break Err(e);
             }
             if !self.again.get() {
                 break Ok(());
             }
-            force = self.force_again.get();
+            trigger = self.next_trigger.get();
         };
         self.running.set(false);
+        for resolve in self.waiting.borrow_mut().drain(..) {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
         self.schedule_wake();
         result?;
         Ok(self.pending().await?.iter().any(|e| e.state == State::Pending))
@@ -192,21 +201,24 @@ impl Outbox {
     /// letters instead of blocking the queue.
     async fn pending(&self) -> Result<Vec<Entry>, JsValue> {
         let mut entries = Vec::new();
-        for (id, bytes) in db::records(&self.db, db::OUTBOX).await? {
-            match record::decode(&bytes) {
-                Ok(entry) => entries.push(entry),
-                Err(e) => {
-                    db::quarantine(&self.db, id, &bytes).await?;
-                    let reason = format!("unreadable record: {e}");
-                    self.events.emit("dead-lettered", &serde_json::json!({ "id": id.to_string(), "reason": reason }));
+        for (key, bytes) in db::records(&self.db, db::OUTBOX).await? {
+            let problem = match (db::entry_id(&key), record::decode(&bytes)) {
+                (Some(id), Ok(entry)) if entry.id == id => {
+                    entries.push(entry);
+                    continue;
                 }
-            }
+                (_, Err(e)) => e.to_string(),
+                _ => "its key does not match its entry id".to_string(),
+            };
+            db::quarantine(&self.db, &key, &bytes).await?;
+            let reason = format!("unreadable record: {problem}");
+            self.events.emit("dead-lettered", &serde_json::json!({ "id": db::key_text(&key), "reason": reason }));
         }
         Ok(entries)
     }
 
     /// One pass: every head is attempted at most once.
-    async fn pass(&self, force: bool) -> Result<(), JsValue> {
+    async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
         let mut entries = self.pending().await?;
         let now = global::now_ms();
         for e in queue::expire(&self.config, &mut entries, now) {
@@ -220,8 +232,7 @@ impl Outbox {
         }
         let mut attempted: Vec<u64> = Vec::new();
         loop {
-            let clock = if force { u64::MAX } else { global::now_ms() };
-            let Some(&id) = queue::due(&entries, None, &attempted, clock, 1).first() else { break };
+            let Some(&id) = queue::due(&self.config, &entries, None, &attempted, global::now_ms(), 1, trigger).first() else { break };
             attempted.push(id);
             let i = entries.iter().position(|e| e.id == id).expect("due ids exist");
             if self.attempt(&mut entries[i], &mut ids).await? {
@@ -300,7 +311,7 @@ impl Outbox {
             let weak = Rc::downgrade(&me);
             let closure = Closure::<dyn FnMut()>::new(move || {
                 if let Some(me) = weak.upgrade() {
-                    me.kick(false);
+                    me.kick(Trigger::Scheduled);
                 }
             });
             let delay = at.saturating_sub(global::now_ms());
@@ -325,35 +336,47 @@ impl Outbox {
                 State::Pending => None,
             })
             .collect();
-        for (id, _) in db::records(&self.db, db::QUARANTINE).await? {
-            dead.push(serde_json::json!({ "id": id.to_string(), "reason": "unreadable record (quarantined); discard it" }));
+        for (key, _) in db::records(&self.db, db::QUARANTINE).await? {
+            dead.push(serde_json::json!({ "id": db::key_text(&key), "reason": "unreadable record (quarantined); discard it" }));
         }
         Ok(serde_json::json!({ "pending": pending, "deadLetters": dead, "uploads": [] }))
     }
 
     /// Puts a dead letter back in line, due now.
-    pub async fn retry(self: &Rc<Self>, id: u64) -> Result<bool, JsValue> {
+    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<bool, JsValue> {
+        let Ok(id) = id.parse::<u64>() else { return Ok(false) };
         let mut entries = self.pending().await?;
         let Some(entry) = entries.iter_mut().find(|e| e.id == id) else { return Ok(false) };
         if !queue::revive(entry, global::now_ms()) {
             return Ok(false);
         }
         db::put(&self.db, db::OUTBOX, id, &record::encode(entry)).await?;
-        self.kick(true);
+        self.kick(Trigger::Explicit);
         Ok(true)
     }
 
     /// Drops a dead letter (or a quarantined record) for good.
-    pub async fn discard(&self, id: u64) -> Result<bool, JsValue> {
+    pub async fn discard(&self, id: &str) -> Result<bool, JsValue> {
         let entries = self.pending().await?;
-        if entries.iter().any(|e| e.id == id && matches!(e.state, State::Dead { .. })) {
-            db::delete(&self.db, db::OUTBOX, id).await?;
+        if let Some(e) = entries.iter().find(|e| e.id.to_string() == id && matches!(e.state, State::Dead { .. })) {
+            db::delete(&self.db, db::OUTBOX, e.id).await?;
             return Ok(true);
         }
-        if db::records(&self.db, db::QUARANTINE).await?.iter().any(|(q, _)| *q == id) {
-            db::delete(&self.db, db::QUARANTINE, id).await?;
-            return Ok(true);
+        for (key, _) in db::records(&self.db, db::QUARANTINE).await? {
+            if db::key_text(&key) == id {
+                db::delete_key(&self.db, db::QUARANTINE, key).await?;
+                return Ok(true);
+            }
         }
         Ok(false)
     }
+}
+
+fn stronger(a: Trigger, b: Trigger) -> Trigger {
+    let rank = |t| match t {
+        Trigger::Scheduled => 0,
+        Trigger::Signal => 1,
+        Trigger::Explicit => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
 }
