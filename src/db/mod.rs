@@ -80,6 +80,19 @@ impl Db {
     }
 }
 
+impl Db {
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a deferred transaction that reads first
+    /// cannot upgrade its lock while another writer commits, and fails with
+    /// "database is locked" instead of waiting its turn.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch: the one clock of the origin. Handlers
 /// read it once per request and pass it down.
 pub fn now_ms() -> i64 {

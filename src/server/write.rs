@@ -49,7 +49,7 @@ where
             return Ok((status, body, true));
         }
         let result = async {
-            let tx = db.pool.begin().await?;
+            let tx = db.begin_write().await?;
             let (mut tx, status, body) = work(tx, now).await?;
             claim.complete(&mut tx, status, &body).await?;
             tx.commit().await?;

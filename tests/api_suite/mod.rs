@@ -21,6 +21,7 @@ macro_rules! api_cases {
             idempotency_leases_and_expiry,
             presigned_upload_round_trip,
             presign_refuses_bad_input,
+            concurrent_batches_on_one_session_all_succeed,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -467,4 +468,22 @@ pub async fn presign_refuses_bad_input(state: AppState) {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.body, b.body);
     assert_eq!(alice.get("/api/assets").await.body.as_array().unwrap().len(), 1);
+}
+
+pub async fn concurrent_batches_on_one_session_all_succeed(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let s = alice.new_session("busy").await;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let (c, s) = (alice.clone(), s.clone());
+        tasks.push(tokio::spawn(async move {
+            let messages: Vec<Value> = (0..20).map(|i| message(&format!("t{t}-{i}"), &s, "x", i)).collect();
+            c.post("/api/chat/messages/batch", json!({ "messages": messages })).await
+        }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert_eq!(alice.messages(&s).await.len(), 16 * 20);
 }

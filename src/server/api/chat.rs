@@ -187,14 +187,19 @@ async fn batch(
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     write::run(&state, req, move |mut tx: Tx, now| async move {
-        let sessions: HashSet<&str> = batch.messages.iter().map(|m| m.session_id.as_str()).collect();
+        // Touch (and so lock) each session first, in a fixed order, and let
+        // the same statement check ownership: inserting messages first
+        // would take shared locks through the foreign key, and two batches
+        // upgrading them would deadlock on PostgreSQL.
+        let sessions: std::collections::BTreeSet<&str> = batch.messages.iter().map(|m| m.session_id.as_str()).collect();
         for session in &sessions {
-            let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")
+            let touched = sqlx::query("UPDATE chat_sessions SET updated_at = $1 WHERE id = $2 AND user_id = $3")
+                .bind(now)
                 .bind(*session)
                 .bind(&uid)
-                .fetch_optional(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-            if owned.is_none() {
+            if touched.rows_affected() != 1 {
                 return Err(AppError::NotFound);
             }
         }
@@ -215,9 +220,6 @@ async fn batch(
             mappings.push(json!({ "tempId": m.temp_id, "id": id }));
         }
         query.execute(&mut *tx).await?;
-        for session in &sessions {
-            sqlx::query("UPDATE chat_sessions SET updated_at = $1 WHERE id = $2").bind(now).bind(*session).execute(&mut *tx).await?;
-        }
         Ok((tx, StatusCode::OK, json!({ "mappings": mappings })))
     })
     .await
