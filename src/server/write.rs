@@ -49,6 +49,7 @@ where
             return Ok((status, body, true));
         }
         let result = async {
+            let _turn = db.writer_turn().await;
             let tx = db.begin_write().await?;
             let (mut tx, status, body) = work(tx, now).await?;
             claim.complete(&mut tx, status, &body).await?;
