@@ -117,20 +117,24 @@ impl Garage {
 
     /// One node, one key, one bucket the key may read and write.
     fn set_up(&mut self) {
+        // `status` talks to the server over RPC, so its success means the
+        // server is up (`node id` only reads the key file, which exists
+        // before the server listens).
         let deadline = Instant::now() + Duration::from_secs(60);
-        let node_id = loop {
+        loop {
             let out = Command::new(binary())
                 .arg("-c")
                 .arg(self.dir.path().join("garage.toml"))
-                .args(["node", "id", "-q"])
+                .arg("status")
                 .output()
                 .expect("run garage");
             if out.status.success() {
-                break String::from_utf8(out.stdout).unwrap();
+                break;
             }
             assert!(Instant::now() < deadline, "garage did not come up: {}", String::from_utf8_lossy(&out.stderr));
             std::thread::sleep(Duration::from_millis(200));
-        };
+        }
+        let node_id = self.cli(&["node", "id", "-q"]);
         let node = node_id.trim().split('@').next().unwrap().to_string();
         self.cli(&["layout", "assign", &node[..16], "-z", "dc1", "-c", "1G"]);
         self.cli(&["layout", "apply", "--version", "1"]);
