@@ -20,7 +20,12 @@ true
 
 /// Logs in as `user`, registers the worker, makes a session; returns its id.
 async fn setup(tab: &Tab, user: &str) -> String {
-    tab.register_outpost().await;
+    setup_with(tab, user, "{}").await
+}
+
+/// The same, with a worker config.
+async fn setup_with(tab: &Tab, user: &str, config: &str) -> String {
+    tab.register_outpost_with(config).await;
     tab.eval(HELPERS).await;
     let login = tab.eval(&format!("post('/api/auth/login', {{ user: '{user}' }})")).await;
     assert_eq!(login["status"], 200, "{login}");
@@ -190,5 +195,97 @@ async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
         assert_eq!(tab.eval(&format!("outpost.discard('{}')", d["id"].as_str().unwrap())).await, true);
     }
     assert!(tab.eval("outpost.status()").await["deadLetters"].as_array().unwrap().is_empty());
+    chromium.close().await;
+}
+
+/// Fast backoff, so retry-heavy scenarios finish in seconds.
+const FAST: &str = "{ backoffMs: [200, 400, 800, 1600, 3200] }";
+
+/// The origin with faults on `messages/batch`: of every ten requests, three
+/// get a 503 without being processed, and one is processed and then loses
+/// its connection before the answer (a crash after commit). Deterministic,
+/// so no entry can fail more than twice in a row.
+fn flaky(state: AppState) -> axum::Router {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let counter = Arc::new(AtomicU64::new(0));
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let counter = Arc::clone(&counter);
+        async move {
+            if req.uri().path() != "/api/chat/messages/batch" {
+                return next.run(req).await;
+            }
+            match counter.fetch_add(1, Ordering::SeqCst) % 10 {
+                0 | 3 | 6 => (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response(),
+                8 => {
+                    let _processed = next.run(req).await;
+                    // Unwinding the connection's task drops the socket with no
+                    // answer; resume_unwind skips the panic hook's noise.
+                    std::panic::resume_unwind(Box::new("injected connection reset"))
+                }
+                _ => next.run(req).await,
+            }
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_origin_still_gets_every_write_once_in_order() {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state.clone());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    let session = setup_with(&tab, "alice", FAST).await;
+    origin.stop();
+    let n = 30;
+    for i in 0..n {
+        assert_eq!(send(&tab, &session, i).await["status"], 202);
+    }
+    origin.restart_app(flaky(state.clone()));
+    tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
+    wait_until("every write through the flaky origin", PATIENCE, || async {
+        // Asking for the status also keeps the worker (and its retry timer) alive.
+        let _ = tab.try_eval("outpost.status()").await;
+        (stored(&state, &session).await.len() >= n).then_some(())
+    })
+    .await;
+    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
+    assert_eq!(stored(&state, &session).await, want, "0 lost, 0 duplicated, in order");
+    let status = tab.eval("outpost.status()").await;
+    assert!(status["deadLetters"].as_array().unwrap().is_empty(), "{status}");
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_writes_survive_a_browser_restart() {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state.clone());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    let session = setup_with(&tab, "alice", FAST).await;
+    origin.stop();
+    let n = 20;
+    for i in 0..n {
+        assert_eq!(send(&tab, &session, i).await["status"], 202);
+    }
+    drop(tab);
+    chromium.close().await;
+    origin.restart(state.clone());
+
+    // A new browser process on the same profile: opening the app starts the
+    // worker, and starting is a replay trigger.
+    chromium.restart().await;
+    let tab = chromium.open(&origin.url("/")).await;
+    wait_until("the writes queued before the restart to arrive", PATIENCE, || async {
+        (stored(&state, &session).await.len() >= n).then_some(())
+    })
+    .await;
+    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
+    assert_eq!(stored(&state, &session).await, want);
+    drop(tab);
     chromium.close().await;
 }

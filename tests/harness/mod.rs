@@ -62,8 +62,13 @@ pub struct Origin {
 impl Origin {
     /// Starts the origin on a free loopback port.
     pub fn start(state: AppState) -> Origin {
+        Self::start_app(app(state))
+    }
+
+    /// Starts any router (the origin with faults layered on, say).
+    pub fn start_app(router: axum::Router) -> Origin {
         let mut origin = Origin { addr: "127.0.0.1:0".parse().unwrap(), runtime: None };
-        origin.serve(state);
+        origin.serve(router);
         origin
     }
 
@@ -90,11 +95,15 @@ impl Origin {
     /// Serves `state` again on the same port (same origin for the browser),
     /// as a redeploy would.
     pub fn restart(&mut self, state: AppState) {
-        self.stop();
-        self.serve(state);
+        self.restart_app(app(state));
     }
 
-    fn serve(&mut self, state: AppState) {
+    pub fn restart_app(&mut self, router: axum::Router) {
+        self.stop();
+        self.serve(router);
+    }
+
+    fn serve(&mut self, router: axum::Router) {
         let listener = std::net::TcpListener::bind(self.addr)
             .unwrap_or_else(|e| panic!("origin: cannot bind {}: {e}", self.addr));
         listener.set_nonblocking(true).unwrap();
@@ -106,7 +115,7 @@ impl Origin {
             .unwrap();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, app(state)).await.unwrap();
+            axum::serve(listener, router).await.unwrap();
         });
         self.runtime = Some(runtime);
     }
@@ -367,10 +376,15 @@ impl Tab {
     /// Registers the worker through the page client and waits until it
     /// controls the page.
     pub async fn register_outpost(&self) {
-        self.eval(
-            "(async () => { const { Outpost } = await import('/outpost.js'); \
-             window.outpost = await Outpost.register(); return true; })()",
-        )
+        self.register_outpost_with("{}").await;
+    }
+
+    /// The same, with a worker config (a JSON object literal).
+    pub async fn register_outpost_with(&self, config: &str) {
+        self.eval(&format!(
+            "(async () => {{ const {{ Outpost }} = await import('/outpost.js'); \
+             window.outpost = await Outpost.register({{ config: {config} }}); return true; }})()"
+        ))
         .await;
     }
 
