@@ -45,8 +45,10 @@ struct ServeArgs {
     /// How long presigned URLs stay valid, in seconds.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     presign_ttl_secs: u64,
-    /// How long a completed Idempotency-Key is remembered, in seconds.
-    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    /// How long a completed Idempotency-Key is remembered, in seconds. Keep
+    /// it longer than the worker's retentionMs (7 days by default), or a
+    /// write replayed late could apply twice.
+    #[arg(long, default_value_t = 691_200, value_parser = clap::value_parser!(u64).range(1..))]
     idempotency_ttl_secs: u64,
     /// An external S3 endpoint (Garage, MinIO, AWS) instead of the embedded store.
     /// Path-style URLs are used: `http://host:port`, the bucket in the path.

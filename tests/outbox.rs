@@ -7,6 +7,11 @@ use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
 use outpost::AppState;
 use serde_json::{json, Value};
 
+/// A same-origin page that does not register the worker by itself (the
+/// demo at `/` does, with the default config), so each test controls the
+/// registration and its config.
+const PAGE: &str = "/api/health";
+
 /// Page-side helpers: JSON POST returning `{status, headers, body}`.
 const HELPERS: &str = r#"
 window.post = async (path, body, headers = {}) => {
@@ -58,7 +63,7 @@ async fn writes_queued_offline_are_delivered_once_in_order_on_sync() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     let session = setup(&tab, "alice").await;
 
     origin.stop();
@@ -96,7 +101,7 @@ async fn killing_the_worker_mid_replay_loses_and_duplicates_nothing() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     let session = setup(&tab, "alice").await;
     origin.stop();
     let n = 60;
@@ -125,7 +130,7 @@ async fn a_refused_write_is_dead_lettered_and_can_be_retried_or_discarded() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     let session = setup(&tab, "alice").await;
     origin.stop();
     // A write the origin will refuse (empty title), then a good one.
@@ -164,7 +169,7 @@ async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     let session = setup(&tab, "alice").await;
     origin.stop();
     for i in 0..3 {
@@ -238,7 +243,7 @@ async fn a_flaky_origin_still_gets_every_write_once_in_order() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     let session = setup_with(&tab, "alice", FAST).await;
     origin.stop();
     let n = 30;
@@ -265,7 +270,7 @@ async fn pending_writes_survive_a_browser_restart() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     let session = setup_with(&tab, "alice", FAST).await;
     origin.stop();
     let n = 20;
@@ -279,7 +284,7 @@ async fn pending_writes_survive_a_browser_restart() {
     // A new browser process on the same profile: opening the app starts the
     // worker, and starting is a replay trigger.
     chromium.restart().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     wait_until("the writes queued before the restart to arrive", PATIENCE, || async {
         (stored(&state, &session).await.len() >= n).then_some(())
     })
@@ -287,5 +292,27 @@ async fn pending_writes_survive_a_browser_restart() {
     let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
     assert_eq!(stored(&state, &session).await, want);
     drop(tab);
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_write_waits_behind_queued_ones() {
+    let (state, _data) = harness::sqlite_state().await;
+    // The first batch the origin sees gets a 503; the next ones go through.
+    let origin = Origin::start_app(flaky(state.clone()));
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    let session = setup_with(&tab, "alice", FAST).await;
+    let first = send(&tab, &session, 0).await;
+    assert_eq!(first["status"], 202, "the 503 queues the first write: {first}");
+    // The origin would take this one, but it must not overtake the first.
+    let second = send(&tab, &session, 1).await;
+    assert_eq!(second["status"], 202, "{second}");
+    wait_until("both writes to arrive", PATIENCE, || async {
+        let _ = tab.try_eval("outpost.status()").await;
+        (stored(&state, &session).await.len() >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(stored(&state, &session).await, ["message 000", "message 001"]);
     chromium.close().await;
 }

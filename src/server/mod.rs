@@ -25,7 +25,9 @@ pub use error::AppError;
 /// Tunables of the API, with the documented defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How long a completed Idempotency-Key is remembered (default 24 h).
+    /// How long a completed Idempotency-Key is remembered (default 8 days:
+    /// longer than the worker's 7-day retention, so a write replayed at the
+    /// end of it still finds its key and cannot apply twice).
     pub idempotency_ttl_ms: i64,
     /// How long presigned URLs stay valid (default 1 h).
     pub presign_ttl_secs: u64,
@@ -33,7 +35,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { idempotency_ttl_ms: 24 * 3600 * 1000, presign_ttl_secs: 3600 }
+        Settings { idempotency_ttl_ms: 8 * 24 * 3600 * 1000, presign_ttl_secs: 3600 }
     }
 }
 

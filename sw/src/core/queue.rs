@@ -122,6 +122,14 @@ pub fn next_wake(entries: &[Entry], user: Option<&str>) -> Option<u64> {
     heads(entries, user).iter().map(|e| e.next_at).min()
 }
 
+/// Whether a new write may try the network before the writes already
+/// waiting in its queue. It may not: it would overtake them (FIFO), and it
+/// may depend on them (a message for a session still queued). It joins the
+/// queue untried instead, due at once behind them.
+pub fn may_go_first(older_pending_in_queue: bool) -> bool {
+    !older_pending_in_queue
+}
+
 /// Dead-letters pending entries older than the retention; returns their ids.
 pub fn expire(config: &Config, entries: &mut [Entry], now: u64) -> Vec<u64> {
     let mut expired = Vec::new();

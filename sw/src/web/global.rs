@@ -56,3 +56,20 @@ pub fn clear_timeout(handle: i32) {
 pub fn log_error(context: &str, err: &JsValue) {
     web_sys::console::error_2(&format!("outpost: {context}:").into(), err);
 }
+
+/// Runs `work` while holding the Web Lock `name`, which every worker
+/// instance of this origin shares (an old and a new worker overlap during
+/// an update). Without the Web Locks API, runs it unguarded.
+pub async fn with_lock<F>(name: &str, work: F) -> Result<JsValue, JsValue>
+where
+    F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+{
+    let locks = Reflect::get(&scope().navigator(), &"locks".into())?;
+    if locks.is_undefined() {
+        return work.await;
+    }
+    let request: Function = Reflect::get(&locks, &"request".into())?.dyn_into()?;
+    let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| wasm_bindgen_futures::future_to_promise(work));
+    let held: Promise = request.call2(&locks, &name.into(), &callback)?.dyn_into()?;
+    JsFuture::from(held).await
+}

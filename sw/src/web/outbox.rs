@@ -22,6 +22,7 @@ use crate::core::tempid::IdMap;
 use crate::core::backoff::parse_retry_after;
 
 pub const SYNC_TAG: &str = "outpost-outbox";
+const LOCK: &str = "outpost-outbox";
 /// The queue every write joins until routes name their own.
 const QUEUE: &str = "default";
 
@@ -106,6 +107,10 @@ impl Outbox {
     pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response, JsValue> {
         let stored = request::capture(&incoming).await?;
         let key = header(&stored.headers, "idempotency-key").map(str::to_string).unwrap_or_else(global::uuid);
+        let waiting = self.pending().await?.iter().any(|e| e.state == State::Pending && e.queue == QUEUE);
+        if !queue::may_go_first(waiting) {
+            return self.enqueue(stored, key, None, true).await;
+        }
         let outgoing = request::build(&stored, &stored.url, &stored.body, &key)?;
         let answer = global::fetch(&outgoing).await;
         let status = answer.as_ref().ok().map(Response::status);
@@ -117,6 +122,19 @@ impl Outbox {
             return Ok(response);
         }
         let retry_after = answer.as_ref().ok().and_then(|r| r.headers().get("retry-after").ok().flatten());
+        self.enqueue(stored, key, Some((status, retry_after)), false).await
+    }
+
+    /// Stores a write and answers `202`. `failed`: the first attempt's
+    /// answer, which schedules retry 1; without one the write was never
+    /// tried (older writes of its queue are waiting) and is due at once.
+    async fn enqueue(
+        self: &Rc<Self>,
+        stored: crate::core::record::StoredRequest,
+        key: String,
+        failed: Option<(Option<u16>, Option<String>)>,
+        replay_now: bool,
+    ) -> Result<Response, JsValue> {
         let now = global::now_ms();
         let config = Rc::clone(&self.config);
         let mut queued = None;
@@ -134,9 +152,11 @@ impl Outbox {
                 last_attempt_at: now,
                 request: stored,
             };
-            let attempt = Attempt { status, retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)) };
-            // The first failure counts like any other: it schedules retry 1.
-            queue::after_attempt(&config, &mut entry, attempt, now, global::random());
+            if let Some((status, retry_after)) = &failed {
+                let attempt = Attempt { status: *status, retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)) };
+                // The first failure counts like any other: it schedules retry 1.
+                queue::after_attempt(&config, &mut entry, attempt, now, global::random());
+            }
             let bytes = record::encode(&entry);
             queued = Some(entry);
             bytes
@@ -146,6 +166,9 @@ impl Outbox {
             self.events.emit("queued", &event(entry));
         }
         global::register_sync(SYNC_TAG).await;
+        if replay_now {
+            self.kick(Trigger::Scheduled);
+        }
         self.schedule_wake();
         let body = serde_json::json!({ "queued": true, "id": id.to_string(), "idempotencyKey": key }).to_string();
         let response = response::json(202, &body)?;
@@ -180,7 +203,12 @@ impl Outbox {
         let result = loop {
             self.again.set(false);
             self.next_trigger.set(Trigger::Scheduled);
-            if let Err(e) = self.pass(trigger).await {
+            // Passes are serialised across worker instances too; each one
+            // reads the outbox afresh under the lock, so no instance writes
+            // back a stale copy of an entry another one delivered.
+            let me = Rc::clone(self);
+            let pass = global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
+            if let Err(e) = pass.await {
                 break Err(e);
             }
             if !self.again.get() {
