@@ -17,7 +17,7 @@ use super::{db, global, request, response};
 use crate::core::config::Config;
 use crate::core::outcome::queue_on_first_attempt;
 use crate::core::queue::{self, Attempt, Step, Trigger};
-use crate::core::record::{self, DeadReason, Entry, State};
+use crate::core::record::{self, DeadReason, Entry, RecordError, State};
 use crate::core::tempid::IdMap;
 use crate::core::backoff::parse_retry_after;
 
@@ -235,6 +235,9 @@ impl Outbox {
                     entries.push(entry);
                     continue;
                 }
+                // Written by a newer Outpost (an update is rolling out): not
+                // ours to judge. It stays where it is for the newer worker.
+                (_, Err(RecordError::UnknownSchema(_))) => continue,
                 (_, Err(e)) => e.to_string(),
                 _ => "its key does not match its entry id".to_string(),
             };
@@ -329,12 +332,14 @@ impl Outbox {
 
     /// Wakes the worker (while it lives) when the next head is due.
     fn schedule_wake(self: &Rc<Self>) {
-        if let Some(handle) = self.timer.take() {
-            global::clear_timeout(handle);
-        }
         let me = Rc::clone(self);
         wasm_bindgen_futures::spawn_local(async move {
             let Ok(entries) = me.pending().await else { return };
+            // Cleared here, next to the set below, so two wakes scheduled
+            // close together cannot leave a timer whose closure was dropped.
+            if let Some(handle) = me.timer.take() {
+                global::clear_timeout(handle);
+            }
             let Some(at) = queue::next_wake(&entries, None) else { return };
             let weak = Rc::downgrade(&me);
             let closure = Closure::<dyn FnMut()>::new(move || {
