@@ -316,3 +316,33 @@ async fn a_new_write_waits_behind_queued_ones() {
     assert_eq!(stored(&state, &session).await, ["message 000", "message 001"]);
     chromium.close().await;
 }
+
+/// Firefox and Safari have no Background Sync, so delivery must not wait
+/// for a sync event. Here none is dispatched: Chromium's own sync attempt
+/// fires while the origin is still down and fails, and Chromium retries a
+/// failed sync only after minutes, so what delivers within the test is the
+/// worker's own retry timer. (`--disable-features=BackgroundSync` does not
+/// remove the API in Chromium 156: `registration.sync.register` still
+/// resolves, so this test cannot switch it off.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_happens_without_a_sync_event() {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state.clone());
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    let session = setup_with(&tab, "alice", FAST).await;
+    origin.stop();
+    let n = 10;
+    for i in 0..n {
+        assert_eq!(send(&tab, &session, i).await["status"], 202);
+    }
+    origin.restart(state.clone());
+    wait_until("the writes to arrive without a sync event", PATIENCE, || async {
+        let _ = tab.try_eval("outpost.status()").await;
+        (stored(&state, &session).await.len() >= n).then_some(())
+    })
+    .await;
+    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
+    assert_eq!(stored(&state, &session).await, want);
+    chromium.close().await;
+}

@@ -143,12 +143,20 @@ pub struct Chromium {
     browser: Option<Browser>,
     handler: Option<JoinHandle<()>>,
     profile: tempfile::TempDir,
+    /// Extra switches, as `(name, value)`; chromiumoxide adds the dashes.
+    extra: Vec<(String, String)>,
 }
 
 impl Chromium {
     pub async fn launch() -> Chromium {
+        Self::launch_with(&[]).await
+    }
+
+    /// With extra switches, e.g. `[("disable-features", "BackgroundSync")]`.
+    pub async fn launch_with(extra: &[(&str, &str)]) -> Chromium {
         let profile = tempfile::Builder::new().prefix("outpost-chromium-").tempdir().unwrap();
-        let mut chromium = Chromium { browser: None, handler: None, profile };
+        let extra = extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut chromium = Chromium { browser: None, handler: None, profile, extra };
         chromium.start().await;
         chromium
     }
@@ -168,6 +176,7 @@ impl Chromium {
                 "disable-component-update",
                 "disable-sync",
             ])
+            .args(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .launch_timeout(PATIENCE)
             .request_timeout(PATIENCE)
             .build()
