@@ -6,6 +6,7 @@ export interface OutpostConfig {
   reads?: string[];
   writes?: string[];
   networkTimeoutMs?: number;
+  writeTimeoutMs?: number;
   backoffMs?: number[];
   maxRetries?: number;
   retentionMs?: number;

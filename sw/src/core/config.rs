@@ -21,6 +21,9 @@ pub struct Config {
     pub writes: Vec<Pattern>,
     /// How long a read waits for the network before the cache answers.
     pub network_timeout_ms: u32,
+    /// How long a write (first attempt or replay) may take before it is
+    /// abandoned as "no answer"; a hung connection must not stall its queue.
+    pub write_timeout_ms: u32,
     /// Delay before retry n (1-based) is `backoff_ms[n-1]`; the last value
     /// repeats if `max_retries` is larger.
     pub backoff_ms: Vec<u32>,
@@ -43,6 +46,7 @@ impl Default for Config {
             ],
             writes: vec![p("/api/chat*"), p("/api/projects*")],
             network_timeout_ms: 3_000,
+            write_timeout_ms: 30_000,
             backoff_ms: vec![2_000, 4_000, 8_000, 16_000, 32_000],
             max_retries: 5,
             retention_ms: 7 * 24 * 3_600_000,
@@ -94,8 +98,8 @@ impl Config {
         if self.backoff_ms.is_empty() {
             return Err(ConfigError::Invalid("backoffMs needs at least one delay"));
         }
-        if self.network_timeout_ms == 0 {
-            return Err(ConfigError::Invalid("networkTimeoutMs must be above 0"));
+        if self.network_timeout_ms == 0 || self.write_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("networkTimeoutMs and writeTimeoutMs must be above 0"));
         }
         Ok(())
     }

@@ -73,3 +73,17 @@ where
     let held: Promise = request.call2(&locks, &name.into(), &callback)?.dyn_into()?;
     JsFuture::from(held).await
 }
+
+/// A fetch that is aborted (and so fails as "no answer") after
+/// `timeout_ms`.
+pub async fn fetch_within(make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request, JsValue>, timeout_ms: u32) -> Result<Response, JsValue> {
+    let controller = web_sys::AbortController::new()?;
+    let request = make(&controller.signal())?;
+    let abort = wasm_bindgen::closure::Closure::once(move || controller.abort());
+    let timer = set_timeout(abort.as_ref().unchecked_ref(), u64::from(timeout_ms));
+    let result = fetch(&request).await;
+    if let Some(t) = timer {
+        clear_timeout(t);
+    }
+    result
+}

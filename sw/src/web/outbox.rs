@@ -111,8 +111,12 @@ impl Outbox {
         if !queue::may_go_first(waiting) {
             return self.enqueue(stored, key, None, true).await;
         }
-        let outgoing = request::build(&stored, &stored.url, &stored.body, &key)?;
-        let answer = global::fetch(&outgoing).await;
+        let timeout = self.config.write_timeout_ms;
+        let answer = global::fetch_within(
+            |signal| request::build(&stored, &stored.url, &stored.body, &key, request::Send { signal, replay: false }),
+            timeout,
+        )
+        .await;
         let status = answer.as_ref().ok().map(Response::status);
         if !queue_on_first_attempt(status) {
             let response = answer.expect("a status means an answer");
@@ -278,8 +282,11 @@ impl Outbox {
         let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
         let rewritten = if is_json(&entry.request.headers) { ids.rewrite_json(&entry.request.body) } else { None };
         let body = rewritten.as_deref().unwrap_or(&entry.request.body);
-        let outgoing = request::build(&entry.request, &url, body, &entry.idempotency_key)?;
-        let answer = global::fetch(&outgoing).await;
+        let answer = global::fetch_within(
+            |signal| request::build(&entry.request, &url, body, &entry.idempotency_key, request::Send { signal, replay: true }),
+            self.config.write_timeout_ms,
+        )
+        .await;
         let now = global::now_ms();
         let (status, retry_after, response_body) = match &answer {
             Ok(r) => {

@@ -31,9 +31,19 @@ pub async fn capture(request: &Request) -> Result<StoredRequest, JsValue> {
     Ok(StoredRequest { method, url: request.url(), headers, body, credentials })
 }
 
+/// How a built request is sent.
+pub struct Send<'a> {
+    /// Aborts the request when it fires (the write timeout).
+    pub signal: &'a web_sys::AbortSignal,
+    /// A replay has no page waiting for a redirect's target: it takes the
+    /// redirect itself as the answer (an opaque redirect, status 0), so a
+    /// login page's 200 can never pass for the origin accepting the write.
+    pub replay: bool,
+}
+
 /// A request to send: the stored one, with `url` and `body` (possibly
 /// rewritten) and the entry's Idempotency-Key.
-pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &str) -> Result<Request, JsValue> {
+pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &str, how: Send<'_>) -> Result<Request, JsValue> {
     let headers = Headers::new()?;
     for (name, value) in &stored.headers {
         if !name.eq_ignore_ascii_case("idempotency-key") {
@@ -46,6 +56,10 @@ pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &s
     init.set_headers(&headers);
     if !body.is_empty() {
         init.set_body(&Uint8Array::from(body).into());
+    }
+    init.set_signal(Some(how.signal));
+    if how.replay {
+        init.set_redirect(web_sys::RequestRedirect::Manual);
     }
     init.set_credentials(match stored.credentials {
         Credentials::Omit => RequestCredentials::Omit,
