@@ -24,7 +24,9 @@ pub enum Claim {
     /// No key was sent: just do the write.
     None,
     /// The key is ours: do the write, then `complete` in its transaction.
-    Fresh { user_id: String, key: String },
+    /// `lease_until` identifies this claim: a claim taken over after its
+    /// lease ran out must not complete (or release) the newcomer's.
+    Fresh { user_id: String, key: String, lease_until: i64 },
     /// The key completed before: send this stored response again.
     Replay(StatusCode, serde_json::Value),
 }
@@ -80,7 +82,7 @@ pub async fn claim(
         .execute(&db.pool)
         .await;
         match inserted {
-            Ok(_) => return Ok(Claim::Fresh { user_id: user_id.into(), key }),
+            Ok(_) => return Ok(Claim::Fresh { user_id: user_id.into(), key, lease_until: now + LEASE_MS }),
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),
         }
@@ -137,26 +139,39 @@ impl Claim {
         status: StatusCode,
         body: &serde_json::Value,
     ) -> Result<(), AppError> {
-        if let Claim::Fresh { user_id, key } = self {
-            sqlx::query(
-                "UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 WHERE user_id = $3 AND idem_key = $4",
+        if let Claim::Fresh { user_id, key, lease_until } = self {
+            let done = sqlx::query(
+                "UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 \
+                 WHERE user_id = $3 AND idem_key = $4 AND state = 'pending' AND lease_until = $5",
             )
             .bind(status.as_u16() as i32)
             .bind(body.to_string())
             .bind(user_id)
             .bind(key)
+            .bind(*lease_until)
             .execute(&mut **tx)
             .await?;
+            if done.rows_affected() != 1 {
+                // Our lease ran out and another request took the key over:
+                // this write must not apply as well (the caller rolls back).
+                return Err(AppError::conflict(
+                    "request_in_progress",
+                    "This request took too long and was superseded by a retry with the same Idempotency-Key.",
+                ));
+            }
         }
         Ok(())
     }
 
     /// Gives the key back after a failed write, so a retry can run.
     pub async fn release(&self, db: &Db) {
-        if let Claim::Fresh { user_id, key } = self {
-            let released = sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND state = 'pending'")
+        if let Claim::Fresh { user_id, key, lease_until } = self {
+            let released = sqlx::query(
+                "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND state = 'pending' AND lease_until = $3",
+            )
                 .bind(user_id)
                 .bind(key)
+                .bind(*lease_until)
                 .execute(&db.pool)
                 .await;
             if let Err(e) = released {

@@ -22,6 +22,7 @@ macro_rules! api_cases {
             presigned_upload_round_trip,
             presign_refuses_bad_input,
             concurrent_batches_on_one_session_all_succeed,
+            a_superseded_claim_cannot_complete,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -486,4 +487,26 @@ pub async fn concurrent_batches_on_one_session_all_succeed(state: AppState) {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
     assert_eq!(alice.messages(&s).await.len(), 16 * 20);
+}
+
+pub async fn a_superseded_claim_cannot_complete(state: AppState) {
+    use outpost::server::idempotency::{claim, Claim, LEASE_MS};
+    let db = &state.api.db;
+    let ttl = 10_000_000;
+    let slow = claim(db, "u", Some("k".into()), "fp", 1_000, ttl).await.unwrap();
+    // The slow request's lease runs out; a retry takes the key over.
+    let retry = claim(db, "u", Some("k".into()), "fp", 1_000 + LEASE_MS, ttl).await.unwrap();
+    assert!(matches!(retry, Claim::Fresh { .. }));
+    let mut tx = db.pool.begin().await.unwrap();
+    let late = slow.complete(&mut tx, StatusCode::OK, &json!({ "slow": true })).await;
+    assert!(matches!(late, Err(outpost::server::AppError::Conflict { .. })), "the superseded claim must not complete");
+    drop(tx);
+    slow.release(db).await; // must not free the retry's claim
+    let blocked = claim(db, "u", Some("k".into()), "fp", 1_000 + LEASE_MS + 1, ttl).await;
+    assert!(matches!(blocked, Err(outpost::server::AppError::Conflict { .. })), "the retry still holds the key");
+    let mut tx = db.pool.begin().await.unwrap();
+    retry.complete(&mut tx, StatusCode::OK, &json!({ "retry": true })).await.unwrap();
+    tx.commit().await.unwrap();
+    let replay = claim(db, "u", Some("k".into()), "fp", 1_000 + LEASE_MS + 2, ttl).await.unwrap();
+    assert!(matches!(replay, Claim::Replay(_, ref b) if b == &json!({ "retry": true })));
 }
