@@ -143,8 +143,18 @@ impl Toolchain {
 /// user's setup passes through. The jobserver passes through too, so both
 /// builds share the same cores.
 fn passthrough_env() -> Vec<(OsString, OsString)> {
-    const KEEP: [&str; 10] =
-        ["PATH", "HOME", "TMPDIR", "LANG", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_MAKEFLAGS", "CARGO_NET_OFFLINE", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"];
+    const KEEP: [&str; 10] = [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_MAKEFLAGS",
+        "CARGO_NET_OFFLINE",
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER",
+    ];
     const KEEP_PREFIX: [&str; 5] = ["CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_", "SSL_CERT_", "CARGO_TERM_"];
     env::vars_os()
         .filter(|(k, _)| {
@@ -193,22 +203,13 @@ fn find_linker(rustc: &Path) -> Option<PathBuf> {
 
 fn rust_lld_under(sysroot: &Path) -> Vec<PathBuf> {
     let rustlib = sysroot.join("lib/rustlib");
-    fs::read_dir(rustlib)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|host| host.path().join("bin/rust-lld"))
-        .collect()
+    fs::read_dir(rustlib).into_iter().flatten().flatten().map(|host| host.path().join("bin/rust-lld")).collect()
 }
 
 /// `OUT_DIR` is `<target>/[<triple>/]<profile>/build/<pkg>-<hash>/out`; the
 /// target root is the ancestor cargo marked with `CACHEDIR.TAG`.
 fn target_root(out_dir: &Path) -> PathBuf {
-    out_dir
-        .ancestors()
-        .find(|p| p.join("CACHEDIR.TAG").is_file())
-        .unwrap_or(out_dir)
-        .to_path_buf()
+    out_dir.ancestors().find(|p| p.join("CACHEDIR.TAG").is_file()).unwrap_or(out_dir).to_path_buf()
 }
 
 /// Runs `wasm-opt` when it is installed (opt out with OUTPOST_WASM_OPT=0).
@@ -221,15 +222,22 @@ fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
     let output = out_dir.join("post-opt.wasm");
     fs::write(&input, &wasm).unwrap();
     let features = [
-        "--enable-bulk-memory", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
-        "--enable-sign-ext", "--enable-reference-types", "--enable-multivalue",
+        "--enable-bulk-memory",
+        "--enable-mutable-globals",
+        "--enable-nontrapping-float-to-int",
+        "--enable-sign-ext",
+        "--enable-reference-types",
+        "--enable-multivalue",
     ];
     let run = Command::new("wasm-opt").arg("-Oz").args(features).arg(&input).arg("-o").arg(&output).output();
     match run {
         Ok(out) if out.status.success() => fs::read(&output).unwrap_or(wasm),
         Ok(out) => {
             let err = String::from_utf8_lossy(&out.stderr);
-            println!("cargo:warning=wasm-opt failed, keeping the unoptimised wasm: {}", err.lines().next().unwrap_or(""));
+            println!(
+                "cargo:warning=wasm-opt failed, keeping the unoptimised wasm: {}",
+                err.lines().next().unwrap_or("")
+            );
             wasm
         }
         Err(_) => wasm, // not installed

@@ -91,9 +91,8 @@ fn main() -> ExitCode {
 
 fn export(dir: PathBuf) -> anyhow::Result<()> {
     let bundle = Bundle::embedded();
-    let files = bundle
-        .export(&dir)
-        .map_err(|e| anyhow::anyhow!("cannot write the bundle into {}: {e}", dir.display()))?;
+    let files =
+        bundle.export(&dir).map_err(|e| anyhow::anyhow!("cannot write the bundle into {}: {e}", dir.display()))?;
     println!("outpost: wrote {} to {} (bundle {})", files.join(", "), dir.display(), bundle.hash);
     Ok(())
 }

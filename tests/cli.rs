@@ -52,14 +52,18 @@ fn bad_flags_exit_non_zero_with_one_line() {
         let out = outpost().args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} succeeded");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.lines().next().is_some_and(|l| l.starts_with("error") || l.starts_with("outpost:")), "{args:?}: {stderr}");
+        assert!(
+            stderr.lines().next().is_some_and(|l| l.starts_with("error") || l.starts_with("outpost:")),
+            "{args:?}: {stderr}"
+        );
     }
 }
 
 #[test]
 fn unusable_data_dir_is_refused() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let out = outpost().args(["serve", "--addr", "127.0.0.1:0", "--data"]).arg(file.path().join("sub")).output().unwrap();
+    let out =
+        outpost().args(["serve", "--addr", "127.0.0.1:0", "--data"]).arg(file.path().join("sub")).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -87,20 +91,18 @@ fn unreachable_database_or_store_exits_with_one_line() {
     // Nothing listens on port 1 of loopback.
     let cases: [&[&str]; 2] = [
         &["--database-url", "postgres://postgres@127.0.0.1:1/outpost"],
-        &[
-            "--s3-endpoint", "http://127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "k", "--s3-secret-key", "s",
-        ],
+        &["--s3-endpoint", "http://127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "k", "--s3-secret-key", "s"],
     ];
     for extra in cases {
-        let out = outpost()
-            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
-            .arg(data.path())
-            .args(extra)
-            .output()
-            .unwrap();
+        let out =
+            outpost().args(["serve", "--addr", "127.0.0.1:0", "--data"]).arg(data.path()).args(extra).output().unwrap();
         assert!(!out.status.success(), "{extra:?} started");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim_end().lines().count(), 1, "{extra:?}: {stderr}");
-        assert!(stderr.starts_with("outpost: --database-url") || stderr.contains("S3 store at http://127.0.0.1:1 is unusable"), "{stderr}");
+        assert!(
+            stderr.starts_with("outpost: --database-url")
+                || stderr.contains("S3 store at http://127.0.0.1:1 is unusable"),
+            "{stderr}"
+        );
     }
 }

@@ -11,10 +11,7 @@ use tower::ServiceExt;
 
 async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let (state, _data) = harness::sqlite_state().await;
-    let res = app(state)
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let res = app(state).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();

@@ -41,11 +41,12 @@ async fn setup_with(tab: &Tab, user: &str, config: &str) -> String {
 
 /// The messages the origin stored for `session`, oldest first.
 async fn stored(state: &AppState, session: &str) -> Vec<String> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
-        .bind(session)
-        .fetch_all(&state.api.db.pool)
-        .await
-        .unwrap();
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
+            .bind(session)
+            .fetch_all(&state.api.db.pool)
+            .await
+            .unwrap();
     rows.into_iter().map(|r| r.0).collect()
 }
 
@@ -159,7 +160,8 @@ async fn a_refused_write_is_dead_lettered_and_can_be_retried_or_discarded() {
     assert_eq!(tab.eval(&format!("outpost.discard('{bad_id}')")).await, true);
     let s = tab.eval("outpost.status()").await;
     assert!(s["deadLetters"].as_array().unwrap().is_empty(), "{s}");
-    let titles: Vec<(String,)> = sqlx::query_as("SELECT title FROM chat_sessions").fetch_all(&state.api.db.pool).await.unwrap();
+    let titles: Vec<(String,)> =
+        sqlx::query_as("SELECT title FROM chat_sessions").fetch_all(&state.api.db.pool).await.unwrap();
     assert_eq!(titles.len(), 1, "the refused session was never stored");
     chromium.close().await;
 }

@@ -2,13 +2,7 @@ use outpost::store::s3::valid_key;
 
 #[test]
 fn accepts_ordinary_keys() {
-    for key in [
-        "a",
-        "uploads/2024/05/report.pdf",
-        "dir/some file ü.txt",
-        "a.b/c..d/.hidden",
-        "x-y_z~1",
-    ] {
+    for key in ["a", "uploads/2024/05/report.pdf", "dir/some file ü.txt", "a.b/c..d/.hidden", "x-y_z~1"] {
         assert!(valid_key(key), "{key:?} should be valid");
     }
 }

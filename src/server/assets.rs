@@ -27,7 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { static_file("index.html") }))
         .route("/sw.js", get(sw_js))
         .route("/outpost.js", get(|| async { file(JS, REVALIDATE, OUTPOST_JS) }))
-        .route("/outpost.d.ts", get(|| async { file("application/typescript; charset=utf-8", REVALIDATE, OUTPOST_D_TS) }))
+        .route(
+            "/outpost.d.ts",
+            get(|| async { file("application/typescript; charset=utf-8", REVALIDATE, OUTPOST_D_TS) }),
+        )
         .route("/{file}", get(root_file))
 }
 

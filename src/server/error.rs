@@ -62,18 +62,14 @@ impl AppError {
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             AppError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
-            AppError::Unauthenticated => (
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Log in first (POST /api/auth/login).".into(),
-            ),
+            AppError::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated", "Log in first (POST /api/auth/login).".into())
+            }
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such resource.".into()),
             AppError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
-            AppError::PayloadTooLarge { limit } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("The body is larger than {limit} bytes."),
-            ),
+            AppError::PayloadTooLarge { limit } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("The body is larger than {limit} bytes."))
+            }
             AppError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -59,7 +59,8 @@ impl FromRequestParts<AppState> for User {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(value) = parts.headers.get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(auth::find_cookie)
+        let Some(value) =
+            parts.headers.get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(auth::find_cookie)
         else {
             return Err(AppError::Unauthenticated);
         };

@@ -184,10 +184,11 @@ impl Claim {
 
 /// Deletes completed keys older than `ttl_ms`.
 pub async fn sweep(db: &Db, now: i64, ttl_ms: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1 AND (state = 'done' OR lease_until <= $2)")
-        .bind(now - ttl_ms)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1 AND (state = 'done' OR lease_until <= $2)")
+            .bind(now - ttl_ms)
+            .bind(now)
+            .execute(&db.pool)
+            .await?;
     Ok(done.rows_affected())
 }

@@ -26,24 +26,23 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context as _, anyhow, bail, ensure};
-use axum::Router;
+use anyhow::{anyhow, bail, ensure, Context as _};
 use axum::error_handling::HandleError;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::Router;
 use reqwest::Url;
 use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
 use s3s::auth::SimpleAuth;
 use s3s::crypto::{Checksum as _, Md5};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CreateBucketInput, CreateBucketOutput,
-    CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput,
-    GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
-    HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput,
-    Part, PutObjectInput, PutObjectOutput, Timestamp, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput, CompleteMultipartUploadOutput,
+    CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
+    DeleteObjectOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput,
+    HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, Part, PutObjectInput,
+    PutObjectOutput, Timestamp, UploadPartInput, UploadPartOutput,
 };
 use s3s::service::S3ServiceBuilder;
-use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use s3s_fs::FileSystem;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -140,9 +139,7 @@ impl EmbeddedHandle {
             return Ok(());
         };
         match tokio::time::timeout(Duration::from_secs(10), &mut task).await {
-            Ok(joined) => joined
-                .context("embedded S3 task panicked")?
-                .context("embedded S3 server"),
+            Ok(joined) => joined.context("embedded S3 task panicked")?.context("embedded S3 server"),
             Err(_) => {
                 task.abort();
                 Ok(())
@@ -185,8 +182,7 @@ pub async fn start_embedded(
     let (keys, store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         // Also creates `data_dir` itself, before the key file goes into it.
         let objects = dir.join("objects");
-        std::fs::create_dir_all(&objects)
-            .with_context(|| format!("creating {}", objects.display()))?;
+        std::fs::create_dir_all(&objects).with_context(|| format!("creating {}", objects.display()))?;
         let keys = load_or_create_keys(&dir.join("credentials"))?;
         Ok((keys, FsStore::new(&objects)?))
     })
@@ -196,10 +192,7 @@ pub async fn start_embedded(
         let mut builder = S3ServiceBuilder::new(store);
         // With an auth provider set, s3s's default access check also refuses
         // unsigned requests, so there is no anonymous access at all.
-        builder.set_auth(SimpleAuth::from_single(
-            keys.access_key.clone(),
-            keys.secret_key.as_str(),
-        ));
+        builder.set_auth(SimpleAuth::from_single(keys.access_key.clone(), keys.secret_key.as_str()));
         builder.build()
     };
 
@@ -207,18 +200,13 @@ pub async fn start_embedded(
     // this handler. CORS wraps everything, so browsers can read error bodies
     // too, and answers preflight OPTIONS before s3s (which has no OPTIONS op).
     let app = Router::new()
-        .fallback_service(HandleError::new(
-            service,
-            |err: s3s::HttpError| async move {
-                tracing::error!("embedded S3: internal error: {err:?}");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-            },
-        ))
+        .fallback_service(HandleError::new(service, |err: s3s::HttpError| async move {
+            tracing::error!("embedded S3: internal error: {err:?}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }))
         .layer(cors);
 
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding embedded S3 server to {addr}"))?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding embedded S3 server to {addr}"))?;
     let local_addr = listener.local_addr()?;
 
     let (tx, rx) = oneshot::channel::<()>();
@@ -229,11 +217,7 @@ pub async fn start_embedded(
             })
             .await
     });
-    let handle = EmbeddedHandle {
-        local_addr,
-        shutdown: Some(tx),
-        task: Some(task),
-    };
+    let handle = EmbeddedHandle { local_addr, shutdown: Some(tx), task: Some(task) };
 
     let config = S3Config {
         endpoint: format!("http://{}", client_addr(local_addr)),
@@ -246,10 +230,7 @@ pub async fn start_embedded(
     // Creating the bucket through the protocol (not mkdir) keeps us off
     // s3s-fs's on-disk layout and proves the server answers signed requests
     // before anyone is handed a URL. On error `handle` drops and stops it.
-    Presigner::new(&config)?
-        .ensure_bucket()
-        .await
-        .context("embedded S3 server did not come up")?;
+    Presigner::new(&config)?.ensure_bucket().await.context("embedded S3 server did not come up")?;
 
     Ok((config, handle))
 }
@@ -277,13 +258,7 @@ fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
     };
     Ok(CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::HEAD,
-            Method::PUT,
-            Method::POST,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::DELETE])
         // What a request may carry is already pinned by its signature (signed
         // headers must match), so echoing the requested headers is no wider
         // than the usual S3 bucket rule `AllowedHeaders: ["*"]`.
@@ -320,11 +295,7 @@ fn load_or_create_keys(path: &Path) -> anyhow::Result<Keys> {
             };
             write_private(
                 path,
-                format!(
-                    "access_key={}\nsecret_key={}\n",
-                    keys.access_key, keys.secret_key
-                )
-                .as_bytes(),
+                format!("access_key={}\nsecret_key={}\n", keys.access_key, keys.secret_key).as_bytes(),
             )?;
             Ok(keys)
         }
@@ -344,10 +315,7 @@ fn parse_keys(text: &str) -> anyhow::Result<Keys> {
         }
     }
     match (access_key, secret_key) {
-        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Keys {
-            access_key: a,
-            secret_key: s,
-        }),
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Ok(Keys { access_key: a, secret_key: s }),
         _ => bail!("credentials file lacks access_key or secret_key"),
     }
 }
@@ -363,9 +331,7 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut file = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     file.write_all(contents)?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
@@ -376,20 +342,16 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 /// need e.g. the `getrandom` crate (already in the dependency tree via s3s-fs).
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut buf = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .context("reading /dev/urandom")?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).context("reading /dev/urandom")?;
     Ok(buf)
 }
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -428,14 +390,9 @@ impl FsStore {
     /// Checks that `upload_id` is an upload s3s-fs knows. Ids are UUIDs and
     /// end up in file names, so anything else is refused before touching disk.
     async fn known_upload<'a>(&self, upload_id: &'a str) -> S3Result<&'a str> {
-        let uuid_like = upload_id.len() == 36
-            && upload_id
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b'-');
+        let uuid_like = upload_id.len() == 36 && upload_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
         if uuid_like
-            && tokio::fs::try_exists(self.root.join(format!(".upload-{upload_id}.json")))
-                .await
-                .unwrap_or(false)
+            && tokio::fs::try_exists(self.root.join(format!(".upload-{upload_id}.json"))).await.unwrap_or(false)
         {
             Ok(upload_id)
         } else {
@@ -444,8 +401,7 @@ impl FsStore {
     }
 
     fn part_path(&self, upload_id: &str, part_number: i32) -> PathBuf {
-        self.root
-            .join(format!(".upload_id-{upload_id}.part-{part_number}"))
+        self.root.join(format!(".upload_id-{upload_id}.part-{part_number}"))
     }
 
     /// Part numbers uploaded so far, ascending.
@@ -455,11 +411,7 @@ impl FsStore {
         let mut numbers = Vec::new();
         while let Some(entry) = dir.next_entry().await.map_err(internal)? {
             let name = entry.file_name();
-            if let Some(n) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&prefix))
-                .and_then(|n| n.parse().ok())
-            {
+            if let Some(n) = name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|n| n.parse().ok()) {
                 numbers.push(n);
             }
         }
@@ -504,55 +456,34 @@ fn check_key(key: &str) -> S3Result<()> {
 
 #[async_trait::async_trait]
 impl S3 for FsStore {
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         self.fs.create_bucket(req).await
     }
 
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
         self.fs.head_bucket(req).await
     }
 
-    async fn list_objects_v2(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
         self.fs.list_objects_v2(req).await
     }
 
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         check_key(&req.input.key)?;
         self.fs.head_object(req).await
     }
 
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         check_key(&req.input.key)?;
         self.fs.get_object(req).await
     }
 
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         check_key(&req.input.key)?;
         self.fs.put_object(req).await
     }
 
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         check_key(&req.input.key)?;
         self.fs.delete_object(req).await
     }
@@ -565,10 +496,7 @@ impl S3 for FsStore {
         self.fs.create_multipart_upload(req).await
     }
 
-    async fn upload_part(
-        &self,
-        req: S3Request<UploadPartInput>,
-    ) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         check_key(&req.input.key)?;
         // s3s-fs answers 403 AccessDenied for an unknown (e.g. already
         // completed or aborted) upload, where S3 answers 404 NoSuchUpload.
@@ -585,18 +513,12 @@ impl S3 for FsStore {
         self.fs.abort_multipart_upload(req).await
     }
 
-    async fn list_parts(
-        &self,
-        req: S3Request<ListPartsInput>,
-    ) -> S3Result<S3Response<ListPartsOutput>> {
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         check_key(&input.key)?;
         let upload_id = self.known_upload(&input.upload_id).await?;
 
-        let max_parts = input
-            .max_parts
-            .unwrap_or(MAX_LIST_PARTS)
-            .clamp(1, MAX_LIST_PARTS);
+        let max_parts = input.max_parts.unwrap_or(MAX_LIST_PARTS).clamp(1, MAX_LIST_PARTS);
         let marker = input.part_number_marker.unwrap_or(0);
         let mut numbers = self.part_numbers(upload_id).await?;
         numbers.retain(|&n| n > marker);
@@ -608,10 +530,7 @@ impl S3 for FsStore {
         let mut parts = Vec::with_capacity(numbers.len());
         for &number in &numbers {
             let path = self.part_path(upload_id, number);
-            let modified = tokio::fs::metadata(&path)
-                .await
-                .and_then(|m| m.modified())
-                .map_err(internal)?;
+            let modified = tokio::fs::metadata(&path).await.and_then(|m| m.modified()).map_err(internal)?;
             let (size, md5) = size_and_md5(path).await.map_err(internal)?;
             parts.push(Part {
                 part_number: Some(number),
@@ -629,11 +548,7 @@ impl S3 for FsStore {
             max_parts: Some(max_parts),
             part_number_marker: input.part_number_marker,
             is_truncated: Some(is_truncated),
-            next_part_number_marker: if is_truncated {
-                numbers.last().copied()
-            } else {
-                None
-            },
+            next_part_number_marker: if is_truncated { numbers.last().copied() } else { None },
             parts: Some(parts),
             ..Default::default()
         }))
@@ -646,20 +561,13 @@ impl S3 for FsStore {
         check_key(&req.input.key)?;
         let upload_id = self.known_upload(&req.input.upload_id).await?;
 
-        let parts = req
-            .input
-            .multipart_upload
-            .as_ref()
-            .and_then(|m| m.parts.as_deref())
-            .unwrap_or_default();
+        let parts = req.input.multipart_upload.as_ref().and_then(|m| m.parts.as_deref()).unwrap_or_default();
         if parts.is_empty() {
             return Err(s3_error!(InvalidPart, "at least one part is required"));
         }
         let mut previous = 0;
         for (i, part) in parts.iter().enumerate() {
-            let number = part
-                .part_number
-                .ok_or_else(|| s3_error!(InvalidPart, "part without number"))?;
+            let number = part.part_number.ok_or_else(|| s3_error!(InvalidPart, "part without number"))?;
             if number <= previous {
                 return Err(s3_error!(InvalidPartOrder));
             }
@@ -673,16 +581,10 @@ impl S3 for FsStore {
             };
             let claimed = part.e_tag.as_ref().map(|e| e.value().trim_matches('"'));
             if claimed != Some(md5.as_str()) {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "ETag of part {number} does not match"
-                ));
+                return Err(s3_error!(InvalidPart, "ETag of part {number} does not match"));
             }
             if i + 1 < parts.len() && size < MIN_PART_SIZE {
-                return Err(s3_error!(
-                    EntityTooSmall,
-                    "part {number} is smaller than 5 MiB"
-                ));
+                return Err(s3_error!(EntityTooSmall, "part {number} is smaller than 5 MiB"));
             }
         }
         // s3s-fs itself still requires part numbers 1..=n without gaps (S3
@@ -720,33 +622,19 @@ impl Presigner {
         let endpoint: Url = config.endpoint.parse().context("invalid S3 endpoint URL")?;
         // Path-style: the embedded endpoint is an IP:port, which cannot carry
         // a bucket sub-domain.
-        let bucket = Bucket::new(
-            endpoint,
-            UrlStyle::Path,
-            config.bucket.clone(),
-            config.region.clone(),
-        )
-        .context("invalid S3 endpoint or bucket")?;
+        let bucket = Bucket::new(endpoint, UrlStyle::Path, config.bucket.clone(), config.region.clone())
+            .context("invalid S3 endpoint or bucket")?;
         let credentials = Credentials::new(config.access_key.clone(), config.secret_key.clone());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .context("building HTTP client")?;
-        Ok(Self {
-            bucket,
-            credentials,
-            http,
-        })
+        Ok(Self { bucket, credentials, http })
     }
 
     /// URL for a browser to `PUT` the object's bytes. With `content_type`, the
     /// header is signed: the upload must send exactly that `Content-Type`.
-    pub fn presign_put(
-        &self,
-        key: &str,
-        content_type: Option<&str>,
-        expires: Duration,
-    ) -> anyhow::Result<Url> {
+    pub fn presign_put(&self, key: &str, content_type: Option<&str>, expires: Duration) -> anyhow::Result<Url> {
         self.presign_put_at(key, content_type, expires, SystemTime::now())
     }
 
@@ -769,17 +657,9 @@ impl Presigner {
         self.presign_get_at(key, expires, SystemTime::now())
     }
 
-    pub fn presign_get_at(
-        &self,
-        key: &str,
-        expires: Duration,
-        at: SystemTime,
-    ) -> anyhow::Result<Url> {
+    pub fn presign_get_at(&self, key: &str, expires: Duration, at: SystemTime) -> anyhow::Result<Url> {
         let at = sign_time(key, expires, at)?;
-        Ok(self
-            .bucket
-            .get_object(Some(&self.credentials), key)
-            .sign_with_time(expires, &at))
+        Ok(self.bucket.get_object(Some(&self.credentials), key).sign_with_time(expires, &at))
     }
 
     /// URL for a browser to `PUT` one part (1..=10000) of a multipart upload;
@@ -802,61 +682,44 @@ impl Presigner {
         expires: Duration,
         at: SystemTime,
     ) -> anyhow::Result<Url> {
-        ensure!(
-            (1..=MAX_PART_NUMBER).contains(&part_number),
-            "part number must be 1..=10000"
-        );
+        ensure!((1..=MAX_PART_NUMBER).contains(&part_number), "part number must be 1..=10000");
         let at = sign_time(key, expires, at)?;
-        let action = self
-            .bucket
-            .upload_part(Some(&self.credentials), key, part_number, upload_id);
+        let action = self.bucket.upload_part(Some(&self.credentials), key, part_number, upload_id);
         Ok(action.sign_with_time(expires, &at))
     }
 
     /// Starts a multipart upload and returns its id. `content_type` becomes
     /// the final object's type (parts carry none).
-    pub async fn create_multipart(
-        &self,
-        key: &str,
-        content_type: Option<&str>,
-    ) -> anyhow::Result<String> {
+    pub async fn create_multipart(&self, key: &str, content_type: Option<&str>) -> anyhow::Result<String> {
         let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
-        let mut action = self
-            .bucket
-            .create_multipart_upload(Some(&self.credentials), key);
+        let mut action = self.bucket.create_multipart_upload(Some(&self.credentials), key);
         if let Some(content_type) = content_type {
             action.headers_mut().insert("content-type", content_type);
         }
-        let mut request = self
-            .http
-            .post(action.sign_with_time(SERVER_SIDE_EXPIRY, &at));
+        let mut request = self.http.post(action.sign_with_time(SERVER_SIDE_EXPIRY, &at));
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }
-        let body = expect_ok("CreateMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
+        let body =
+            expect_ok("CreateMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
         let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(body.trim())
             .map_err(|e| anyhow!("CreateMultipartUpload: unexpected response: {e}"))?;
         Ok(parsed.upload_id().to_owned())
     }
 
     /// All parts uploaded so far, ascending, following ListParts pages.
-    pub async fn list_parts(
-        &self,
-        key: &str,
-        upload_id: &str,
-    ) -> anyhow::Result<Vec<UploadedPart>> {
+    pub async fn list_parts(&self, key: &str, upload_id: &str) -> anyhow::Result<Vec<UploadedPart>> {
         let mut parts = Vec::new();
         let mut marker = None;
         loop {
             let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
-            let mut action = self
-                .bucket
-                .list_parts(Some(&self.credentials), key, upload_id);
+            let mut action = self.bucket.list_parts(Some(&self.credentials), key, upload_id);
             if let Some(marker) = marker {
                 action.set_part_number_marker(marker);
             }
             let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
-            let body = expect_ok("ListParts", self.http.get(url).send().await.map_err(reqwest::Error::without_url)?).await?;
+            let body =
+                expect_ok("ListParts", self.http.get(url).send().await.map_err(reqwest::Error::without_url)?).await?;
             let page = rusty_s3::actions::ListParts::parse_response(body.trim())
                 .map_err(|e| anyhow!("ListParts: unexpected response: {e}"))?;
             parts.extend(page.parts.into_iter().map(|p| UploadedPart {
@@ -884,10 +747,7 @@ impl Presigner {
         sorted.sort_by_key(|(n, _)| *n);
         ensure!(!sorted.is_empty(), "no parts to complete");
         for (i, (n, _)) in sorted.iter().enumerate() {
-            ensure!(
-                usize::from(*n) == i + 1,
-                "part numbers must be 1..=n without gaps or duplicates"
-            );
+            ensure!(usize::from(*n) == i + 1, "part numbers must be 1..=n without gaps or duplicates");
         }
 
         let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
@@ -899,7 +759,8 @@ impl Presigner {
         );
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
         let request = self.http.post(url).body(action.body());
-        let body = expect_ok("CompleteMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
+        let body =
+            expect_ok("CompleteMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
         // A 200 can still carry an <Error> (S3 streams keep-alive whitespace
         // before the result), so the body decides success, not the status.
         let parsed = rusty_s3::actions::CompleteMultipartUploadResponse::parse(body.trim())
@@ -913,26 +774,20 @@ impl Presigner {
             .bucket
             .abort_multipart_upload(Some(&self.credentials), key, upload_id)
             .sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        expect_ok("AbortMultipartUpload", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?).await?;
+        expect_ok("AbortMultipartUpload", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?)
+            .await?;
         Ok(())
     }
 
     /// Size of the object, or `None` if it does not exist.
     pub async fn head_object(&self, key: &str) -> anyhow::Result<Option<u64>> {
         let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
-        let url = self
-            .bucket
-            .head_object(Some(&self.credentials), key)
-            .sign_with_time(SERVER_SIDE_EXPIRY, &at);
+        let url = self.bucket.head_object(Some(&self.credentials), key).sign_with_time(SERVER_SIDE_EXPIRY, &at);
         let response = self.http.head(url).send().await.map_err(reqwest::Error::without_url)?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        ensure!(
-            response.status().is_success(),
-            "HeadObject: HTTP {}",
-            response.status()
-        );
+        ensure!(response.status().is_success(), "HeadObject: HTTP {}", response.status());
         // Read the header itself: for HEAD, the client's body-length notion is 0.
         let size = response
             .headers()
@@ -945,10 +800,7 @@ impl Presigner {
 
     pub async fn delete_object(&self, key: &str) -> anyhow::Result<()> {
         let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
-        let url = self
-            .bucket
-            .delete_object(Some(&self.credentials), key)
-            .sign_with_time(SERVER_SIDE_EXPIRY, &at);
+        let url = self.bucket.delete_object(Some(&self.credentials), key).sign_with_time(SERVER_SIDE_EXPIRY, &at);
         expect_ok("DeleteObject", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?).await?;
         Ok(())
     }
@@ -956,19 +808,12 @@ impl Presigner {
     /// Creates the bucket unless it already exists.
     pub async fn ensure_bucket(&self) -> anyhow::Result<()> {
         let at = jiff::Timestamp::now();
-        let url = self
-            .bucket
-            .head_bucket(Some(&self.credentials))
-            .sign_with_time(SERVER_SIDE_EXPIRY, &at);
+        let url = self.bucket.head_bucket(Some(&self.credentials)).sign_with_time(SERVER_SIDE_EXPIRY, &at);
         let response = self.http.head(url).send().await.map_err(reqwest::Error::without_url)?;
         if response.status().is_success() {
             return Ok(());
         }
-        ensure!(
-            response.status() == StatusCode::NOT_FOUND,
-            "HeadBucket: HTTP {}",
-            response.status()
-        );
+        ensure!(response.status() == StatusCode::NOT_FOUND, "HeadBucket: HTTP {}", response.status());
         let action = self.bucket.create_bucket(&self.credentials);
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
         expect_ok(
@@ -995,11 +840,7 @@ fn sign_time(key: &str, expires: Duration, at: SystemTime) -> anyhow::Result<jif
 async fn expect_ok(operation: &str, response: reqwest::Response) -> anyhow::Result<String> {
     let status = response.status();
     let body = response.text().await?;
-    ensure!(
-        status.is_success(),
-        "{operation}: HTTP {status}: {}",
-        error_summary(&body)
-    );
+    ensure!(status.is_success(), "{operation}: HTTP {status}: {}", error_summary(&body));
     Ok(body)
 }
 

@@ -74,7 +74,14 @@ impl Client {
         c
     }
 
-    pub async fn raw(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
@@ -89,7 +96,11 @@ impl Client {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
         Reply { status, headers, body }
     }
 
@@ -102,7 +113,14 @@ impl Client {
     }
 
     pub async fn post_keyed(&self, path: &str, body: Value, key: &str) -> Reply {
-        self.raw(Method::POST, path, Some("application/json"), body.to_string().into_bytes(), &[("idempotency-key", key)]).await
+        self.raw(
+            Method::POST,
+            path,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+            &[("idempotency-key", key)],
+        )
+        .await
     }
 
     pub async fn new_session(&self, title: &str) -> String {
@@ -198,16 +216,31 @@ pub async fn batch_is_all_or_nothing(state: AppState) {
     let bobs = bob.new_session("b").await;
     let bad_batches = [
         // A session of another user: 404, for the whole batch.
-        (json!({ "messages": [message("a", &s, "ok", 1), message("b", &bobs, "not yours", 2)] }), StatusCode::NOT_FOUND),
+        (
+            json!({ "messages": [message("a", &s, "ok", 1), message("b", &bobs, "not yours", 2)] }),
+            StatusCode::NOT_FOUND,
+        ),
         // An unknown session.
-        (json!({ "messages": [message("a", &s, "ok", 1), message("b", "0190a4c4-0000-7000-8000-0000000000ff", "x", 2)] }), StatusCode::NOT_FOUND),
+        (
+            json!({ "messages": [message("a", &s, "ok", 1), message("b", "0190a4c4-0000-7000-8000-0000000000ff", "x", 2)] }),
+            StatusCode::NOT_FOUND,
+        ),
         // A bad role, a duplicate temp id, a non-id session, an empty batch.
-        (json!({ "messages": [message("a", &s, "ok", 1), { "tempId": "b", "sessionId": s, "role": "robot", "content": "x", "createdAt": 2 }] }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "messages": [message("a", &s, "ok", 1), { "tempId": "b", "sessionId": s, "role": "robot", "content": "x", "createdAt": 2 }] }),
+            StatusCode::BAD_REQUEST,
+        ),
         (json!({ "messages": [message("a", &s, "ok", 1), message("a", &s, "again", 2)] }), StatusCode::BAD_REQUEST),
-        (json!({ "messages": [message("a", &s, "ok", 1), message("b", "../etc/passwd", "x", 2)] }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "messages": [message("a", &s, "ok", 1), message("b", "../etc/passwd", "x", 2)] }),
+            StatusCode::BAD_REQUEST,
+        ),
         (json!({ "messages": [] }), StatusCode::BAD_REQUEST),
         // Wrong types, unknown fields.
-        (json!({ "messages": [{ "tempId": 1, "sessionId": s, "role": "user", "content": "x", "createdAt": 1 }] }), StatusCode::BAD_REQUEST),
+        (
+            json!({ "messages": [{ "tempId": 1, "sessionId": s, "role": "user", "content": "x", "createdAt": 1 }] }),
+            StatusCode::BAD_REQUEST,
+        ),
         (json!({ "messages": [message("a", &s, "ok", 1)], "extra": true }), StatusCode::BAD_REQUEST),
     ];
     for (batch, status) in bad_batches {
@@ -225,7 +258,10 @@ pub async fn users_see_only_their_own_data(state: AppState) {
     alice.post("/api/chat/messages/batch", json!({ "messages": [message("t", &s, "private", 1)] })).await;
     let r = alice.post("/api/projects", json!({ "name": "alice's" })).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(error_code(&bob.get(&format!("/api/chat/sessions/{s}/messages")).await, StatusCode::NOT_FOUND), "not_found");
+    assert_eq!(
+        error_code(&bob.get(&format!("/api/chat/sessions/{s}/messages")).await, StatusCode::NOT_FOUND),
+        "not_found"
+    );
     assert!(bob.get("/api/chat/sessions").await.body.as_array().unwrap().is_empty());
     assert!(bob.get("/api/projects").await.body.as_array().unwrap().is_empty());
     let init = bob.get("/api/sync/init").await.body;
@@ -253,20 +289,104 @@ pub async fn sync_init_is_metadata_first(state: AppState) {
 pub async fn bad_input_is_a_clear_4xx(state: AppState) {
     let alice = Client::login(&state, "alice").await;
     let cases: Vec<(Method, &str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
-        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\":".to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
-        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\": 5}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
-        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\": \"\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
-        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"title\": \"x\", \"admin\": true}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
-        (Method::POST, "/api/chat/sessions", Some("application/json"), b"{\"id\": \"42\", \"title\": \"x\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_id"),
-        (Method::POST, "/api/chat/sessions", Some("text/plain"), b"{\"title\": \"x\"}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (Method::POST, "/api/chat/sessions", None, b"{\"title\": \"x\"}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        (Method::POST, "/api/chat/sessions", Some("application/json"), vec![b' '; 2 * 1024 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("application/json"),
+            b"{\"title\":".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("application/json"),
+            b"{\"title\": 5}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("application/json"),
+            b"{\"title\": \"\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("application/json"),
+            b"{\"title\": \"x\", \"admin\": true}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("application/json"),
+            b"{\"id\": \"42\", \"title\": \"x\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("text/plain"),
+            b"{\"title\": \"x\"}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            None,
+            b"{\"title\": \"x\"}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions",
+            Some("application/json"),
+            vec![b' '; 2 * 1024 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
         (Method::GET, "/api/chat/sessions/not-an-id/messages", None, vec![], StatusCode::BAD_REQUEST, "invalid_id"),
         (Method::GET, "/api/chat/sessions/..%2F..%2Fetc/messages", None, vec![], StatusCode::BAD_REQUEST, "invalid_id"),
-        (Method::GET, "/api/chat/sessions/0190A4C4-0000-7000-8000-000000000001/messages", None, vec![], StatusCode::BAD_REQUEST, "invalid_id"),
-        (Method::GET, "/api/chat/sessions/0190a4c4-0000-7000-8000-000000000001/messages", None, vec![], StatusCode::NOT_FOUND, "not_found"),
-        (Method::POST, "/api/auth/login", Some("application/json"), b"{\"user\": \"\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
-        (Method::POST, "/api/auth/login", Some("application/json"), b"[]".to_vec(), StatusCode::BAD_REQUEST, "invalid_field"),
+        (
+            Method::GET,
+            "/api/chat/sessions/0190A4C4-0000-7000-8000-000000000001/messages",
+            None,
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+        ),
+        (
+            Method::GET,
+            "/api/chat/sessions/0190a4c4-0000-7000-8000-000000000001/messages",
+            None,
+            vec![],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            "/api/auth/login",
+            Some("application/json"),
+            b"{\"user\": \"\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/api/auth/login",
+            Some("application/json"),
+            b"[]".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
     ];
     for (method, path, ct, body, status, code) in cases {
         let r = alice.raw(method.clone(), path, ct, body, &[]).await;
@@ -274,7 +394,13 @@ pub async fn bad_input_is_a_clear_4xx(state: AppState) {
     }
     assert!(alice.get("/api/chat/sessions").await.body.as_array().unwrap().is_empty(), "bad input stored something");
     let bad_key = alice
-        .raw(Method::POST, "/api/projects", Some("application/json"), br#"{"name":"p"}"#.to_vec(), &[("idempotency-key", "")])
+        .raw(
+            Method::POST,
+            "/api/projects",
+            Some("application/json"),
+            br#"{"name":"p"}"#.to_vec(),
+            &[("idempotency-key", "")],
+        )
         .await;
     assert_eq!(error_code(&bad_key, StatusCode::BAD_REQUEST), "invalid_idempotency_key");
     assert!(alice.get("/api/projects").await.body.as_array().unwrap().is_empty());
@@ -307,9 +433,11 @@ pub async fn idempotency_key_replays_and_refuses_misuse(state: AppState) {
     error_code(&alice.post_keyed("/api/chat/messages/batch", bad, "key-2").await, StatusCode::NOT_FOUND);
     let bad_again = json!({ "messages": [message("a", "0190a4c4-0000-7000-8000-0000000000ff", "x", 1)] });
     error_code(&alice.post_keyed("/api/chat/messages/batch", bad_again, "key-2").await, StatusCode::NOT_FOUND);
-    let ok = alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("a", &s, "x", 1)] }), "key-3").await;
+    let ok =
+        alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("a", &s, "x", 1)] }), "key-3").await;
     assert_eq!(ok.status, StatusCode::OK);
-    let replay = alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("a", &s, "x", 1)] }), "key-3").await;
+    let replay =
+        alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("a", &s, "x", 1)] }), "key-3").await;
     assert_eq!(replay.body, ok.body, "same server ids on replay");
     assert_eq!(alice.messages(&s).await.len(), 1);
 }
@@ -379,7 +507,10 @@ pub async fn presigned_upload_round_trip(state: AppState) {
     let bob = Client::login(&state, "bob").await;
     let before = outpost::db::now_ms();
     let put = alice
-        .post("/api/assets/presign", json!({ "op": "put", "filename": "../../etc/passwd", "contentType": "text/plain", "size": 11 }))
+        .post(
+            "/api/assets/presign",
+            json!({ "op": "put", "filename": "../../etc/passwd", "contentType": "text/plain", "size": 11 }),
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.body);
     assert_eq!(put.body["method"], "PUT");
@@ -407,7 +538,12 @@ pub async fn presigned_upload_round_trip(state: AppState) {
     let again = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
     assert_eq!(again.body, done.body, "completing twice is harmless");
     let meta = alice.get(&format!("/api/assets/{id}")).await.body;
-    for (k, v) in [("filename", json!("../../etc/passwd")), ("contentType", json!("text/plain")), ("size", json!(11)), ("status", json!("uploaded"))] {
+    for (k, v) in [
+        ("filename", json!("../../etc/passwd")),
+        ("contentType", json!("text/plain")),
+        ("size", json!(11)),
+        ("status", json!("uploaded")),
+    ] {
         assert_eq!(meta[k], v, "{k}");
     }
     assert!(meta.get("objectKey").is_none(), "the key stays on the server");

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::service_worker::{
-    DispatchSyncEventParams, EnableParams, EventWorkerRegistrationUpdated, EventWorkerVersionUpdated,
-    RegistrationId, ServiceWorkerVersionRunningStatus, StopAllWorkersParams,
+    DispatchSyncEventParams, EnableParams, EventWorkerRegistrationUpdated, EventWorkerVersionUpdated, RegistrationId,
+    ServiceWorkerVersionRunningStatus, StopAllWorkersParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{FilterEntry, SetAutoAttachParams, TargetFilter};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
@@ -104,15 +104,11 @@ impl Origin {
     }
 
     fn serve(&mut self, router: axum::Router) {
-        let listener = std::net::TcpListener::bind(self.addr)
-            .unwrap_or_else(|e| panic!("origin: cannot bind {}: {e}", self.addr));
+        let listener =
+            std::net::TcpListener::bind(self.addr).unwrap_or_else(|e| panic!("origin: cannot bind {}: {e}", self.addr));
         listener.set_nonblocking(true).unwrap();
         self.addr = listener.local_addr().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, router).await.unwrap();
@@ -310,12 +306,8 @@ impl Tab {
     /// Evaluates `js` in the page, awaiting a returned promise; a thrown
     /// error or rejection is an `Err` with its message.
     pub async fn try_eval(&self, js: &str) -> Result<Value, String> {
-        let params = EvaluateParams::builder()
-            .expression(js)
-            .await_promise(true)
-            .return_by_value(true)
-            .build()
-            .unwrap();
+        let params =
+            EvaluateParams::builder().expression(js).await_promise(true).return_by_value(true).build().unwrap();
         match self.page.evaluate_expression(params).await {
             Ok(result) => Ok(result.value().cloned().unwrap_or(Value::Null)),
             Err(CdpError::JavascriptException(details)) => Err(details

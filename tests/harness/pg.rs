@@ -15,12 +15,12 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::fs::{MetadataExt, chown};
+use std::os::unix::fs::{chown, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
@@ -58,11 +58,7 @@ impl TestPostgres {
         let bin = find_bin_dir();
         // initdb/pg_ctl/postgres refuse to run as root, so as root we run them
         // as the `postgres` system user the Debian package creates.
-        let owner = if effective_uid() == 0 {
-            Some(lookup_user(SUPERUSER))
-        } else {
-            None
-        };
+        let owner = if effective_uid() == 0 { Some(lookup_user(SUPERUSER)) } else { None };
 
         // Under the system temp dir (/tmp is world-traversable), so the
         // dropped-privilege user can reach it. Short prefix on purpose: the
@@ -72,18 +68,10 @@ impl TestPostgres {
             .tempdir()
             .unwrap_or_else(|e| panic!("TestPostgres: cannot create a temp dir: {e}"));
         if let Some(o) = &owner {
-            chown(dir.path(), Some(o.uid), Some(o.gid)).unwrap_or_else(|e| {
-                panic!(
-                    "TestPostgres: cannot chown {} to {SUPERUSER}: {e}",
-                    dir.path().display()
-                )
-            });
+            chown(dir.path(), Some(o.uid), Some(o.gid))
+                .unwrap_or_else(|e| panic!("TestPostgres: cannot chown {} to {SUPERUSER}: {e}", dir.path().display()));
         }
-        let runner = Runner {
-            bin,
-            dir: dir.path().to_path_buf(),
-            owner,
-        };
+        let runner = Runner { bin, dir: dir.path().to_path_buf(), owner };
 
         // Spawned before the server exists so there is no window in which a
         // crash could leak a running postmaster.
@@ -104,13 +92,7 @@ impl TestPostgres {
 
         write_config(&runner);
         let port = start_server(&runner);
-        let pg = TestPostgres {
-            runner,
-            port,
-            next_db: AtomicU32::new(0),
-            watchdog: Some(watchdog),
-            _tempdir: dir,
-        };
+        let pg = TestPostgres { runner, port, next_db: AtomicU32::new(0), watchdog: Some(watchdog), _tempdir: dir };
         pg.createdb(DEFAULT_DB);
         pg
     }
@@ -236,10 +218,7 @@ impl Runner {
 
     /// Runs to completion, panicking with the program's output on failure.
     fn run(&self, cmd: &mut Command, what: &str) -> Output {
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("TestPostgres: cannot run {what}: {e}"));
+        let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("TestPostgres: cannot run {what}: {e}"));
         if !out.status.success() {
             panic!(
                 "TestPostgres: {what} failed ({}):\n{}{}{}",
@@ -371,12 +350,8 @@ rm -rf "$3""#;
 /// the newest `/usr/lib/postgresql/<version>/bin`, else `$PATH` (other
 /// distributions and Homebrew put them there).
 fn find_bin_dir() -> PathBuf {
-    search_bin_dir(
-        env::var_os(BIN_ENV).map(PathBuf::from),
-        Path::new(DEBIAN_ROOT),
-        env::var_os("PATH"),
-    )
-    .unwrap_or_else(|e| panic!("TestPostgres: {e}"))
+    search_bin_dir(env::var_os(BIN_ENV).map(PathBuf::from), Path::new(DEBIAN_ROOT), env::var_os("PATH"))
+        .unwrap_or_else(|e| panic!("TestPostgres: {e}"))
 }
 
 fn search_bin_dir(
@@ -391,10 +366,7 @@ fn search_bin_dir(
         // Absolute, because the programs run with the temp dir as their cwd.
         return match dir.canonicalize() {
             Ok(abs) if complete(&abs) => Ok(abs),
-            _ => Err(format!(
-                "{BIN_ENV}={} lacks one of {NEEDED:?}",
-                dir.display()
-            )),
+            _ => Err(format!("{BIN_ENV}={} lacks one of {NEEDED:?}", dir.display())),
         };
     }
 
@@ -404,12 +376,7 @@ fn search_bin_dir(
         .flatten()
         .filter_map(|entry| {
             // "15", or "9.6" for old majors: compare numerically, so 15 > 9.6.
-            let version: Option<Vec<u32>> = entry
-                .file_name()
-                .to_str()?
-                .split('.')
-                .map(|p| p.parse().ok())
-                .collect();
+            let version: Option<Vec<u32>> = entry.file_name().to_str()?.split('.').map(|p| p.parse().ok()).collect();
             Some((version?, entry.path().join("bin")))
         })
         .filter(|(_, bin)| complete(bin))
@@ -419,11 +386,7 @@ fn search_bin_dir(
     }
 
     // Relative PATH entries are skipped for the same cwd reason as above.
-    if let Some(dir) = path
-        .iter()
-        .flat_map(env::split_paths)
-        .find(|dir| dir.is_absolute() && complete(dir))
-    {
+    if let Some(dir) = path.iter().flat_map(env::split_paths).find(|dir| dir.is_absolute() && complete(dir)) {
         return Ok(dir);
     }
 
@@ -453,10 +416,7 @@ fn lookup_user(name: &str) -> Owner {
         let line = String::from_utf8_lossy(&out.stdout);
         // name:password:uid:gid:gecos:home:shell
         let fields: Vec<&str> = line.trim().split(':').collect();
-        match (
-            fields.get(2).map(|s| s.parse()),
-            fields.get(3).map(|s| s.parse()),
-        ) {
+        match (fields.get(2).map(|s| s.parse()), fields.get(3).map(|s| s.parse())) {
             (Some(Ok(uid)), Some(Ok(gid))) => Ok(Owner { uid, gid }),
             _ => Err(io::Error::new(io::ErrorKind::NotFound, "no such user")),
         }
@@ -473,17 +433,8 @@ fn lookup_user(name: &str) -> Owner {
 /// A lowercase identifier that needs no quoting and leaves room for the
 /// suffix within PostgreSQL's 63-byte name limit.
 fn sanitize_identifier(name: &str) -> String {
-    let mut id: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(50)
-        .collect();
+    let mut id: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).take(50).collect();
     if !id.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') {
         id.insert(0, 'd');
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use outpost::store::s3::{EmbeddedHandle, Presigner, S3Config, start_embedded};
+use outpost::store::s3::{start_embedded, EmbeddedHandle, Presigner, S3Config};
 
 pub const PAGE_ORIGIN: &str = "http://127.0.0.1:8080";
 
@@ -47,17 +47,11 @@ pub struct Server {
 /// Starts a server on `addr` (port 0: any free port) storing into `dir`.
 pub async fn start_at(dir: TempDir, addr: SocketAddr) -> Server {
     // A not-yet-existing subdirectory: start_embedded must create it.
-    let (config, handle) =
-        start_embedded(&dir.path().join("store"), addr, &[PAGE_ORIGIN.to_owned()])
-            .await
-            .expect("embedded server starts");
+    let (config, handle) = start_embedded(&dir.path().join("store"), addr, &[PAGE_ORIGIN.to_owned()])
+        .await
+        .expect("embedded server starts");
     let presigner = Presigner::new(&config).unwrap();
-    Server {
-        config,
-        handle,
-        presigner,
-        dir,
-    }
+    Server { config, handle, presigner, dir }
 }
 
 pub async fn start() -> Server {
@@ -70,11 +64,5 @@ pub fn client() -> reqwest::Client {
 
 /// Deterministic, non-repeating-looking test bytes.
 pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(seed as u32) as u8
-        })
-        .collect()
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(seed as u32) as u8).collect()
 }

@@ -129,7 +129,10 @@ async fn presign(
             check_content_type(&content_type)?;
             let size = field(p.size, "size", "put")?;
             if !(1..=MAX_ASSET_SIZE).contains(&size) {
-                return Err(AppError::bad_request("invalid_field", format!("size must be 1 to {MAX_ASSET_SIZE} bytes")));
+                return Err(AppError::bad_request(
+                    "invalid_field",
+                    format!("size must be 1 to {MAX_ASSET_SIZE} bytes"),
+                ));
             }
             let project_id = p.project_id.as_deref().map(parse_id).transpose()?;
             write::run(&state, req, move |mut tx: Tx, now| async move {
@@ -189,11 +192,7 @@ async fn presign(
     }
 }
 
-async fn complete(
-    State(state): State<AppState>,
-    user: User,
-    Path(id): Path<String>,
-) -> Result<Json<Asset>, AppError> {
+async fn complete(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Result<Json<Asset>, AppError> {
     let id = parse_id(&id)?;
     let db = &state.api.db;
     let asset = find(db, &user.id, &id).await?;
@@ -201,9 +200,18 @@ async fn complete(
         // Completing twice is harmless: a replayed request gets the same answer.
         return Ok(Json(asset));
     }
-    let stored = state.api.store.presigner.head_object(&asset.object_key).await.map_err(|e| AppError::Store(format!("{e:#}")))?;
+    let stored = state
+        .api
+        .store
+        .presigner
+        .head_object(&asset.object_key)
+        .await
+        .map_err(|e| AppError::Store(format!("{e:#}")))?;
     match stored {
-        None => Err(AppError::unprocessable("object_missing", "No object was uploaded for this asset; PUT it to the presigned URL first.")),
+        None => Err(AppError::unprocessable(
+            "object_missing",
+            "No object was uploaded for this asset; PUT it to the presigned URL first.",
+        )),
         Some(size) if size as i64 != asset.size => Err(AppError::unprocessable(
             "size_mismatch",
             format!("The uploaded object has {size} bytes, but {} were declared; upload it again.", asset.size),

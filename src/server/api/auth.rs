@@ -15,10 +15,7 @@ use crate::server::extract::{new_id, JsonBody, User};
 use crate::server::{AppError, AppState};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
+    Router::new().route("/auth/login", post(login)).route("/auth/logout", post(logout)).route("/auth/me", get(me))
 }
 
 #[derive(Deserialize)]
@@ -42,7 +39,8 @@ async fn login(State(state): State<AppState>, body: JsonBody<Login>) -> Result<R
         .bind(now)
         .execute(&db.pool)
         .await?;
-    let (id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE name = $1").bind(&name).fetch_one(&db.pool).await?;
+    let (id,): (String,) =
+        sqlx::query_as("SELECT id FROM users WHERE name = $1").bind(&name).fetch_one(&db.pool).await?;
     let cookie = auth::set_cookie(&state.api.session_key.issue(&id, now));
     Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": { "id": id, "name": name } }))).into_response())
 }
@@ -52,8 +50,10 @@ async fn logout() -> Response {
 }
 
 async fn me(State(state): State<AppState>, user: User) -> Result<Json<serde_json::Value>, AppError> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT name FROM users WHERE id = $1").bind(&user.id).fetch_optional(&state.api.db.pool).await?;
+    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = $1")
+        .bind(&user.id)
+        .fetch_optional(&state.api.db.pool)
+        .await?;
     // A valid cookie for a user the database does not know (a wiped
     // database) is no login.
     let (name,) = row.ok_or(AppError::Unauthenticated)?;

@@ -204,7 +204,8 @@ async fn batch(
             }
         }
         // One multi-row INSERT: a round trip per batch, not per message.
-        let mut sql = String::from("INSERT INTO chat_messages (id, session_id, user_id, role, content, created_at) VALUES ");
+        let mut sql =
+            String::from("INSERT INTO chat_messages (id, session_id, user_id, role, content, created_at) VALUES ");
         for i in 0..batch.messages.len() {
             let p = i * 6;
             if i > 0 {
@@ -216,7 +217,8 @@ async fn batch(
         let mut mappings = Vec::with_capacity(batch.messages.len());
         for m in &batch.messages {
             let id = new_id();
-            query = query.bind(id.clone()).bind(&m.session_id).bind(&uid).bind(&m.role).bind(&m.content).bind(m.created_at);
+            query =
+                query.bind(id.clone()).bind(&m.session_id).bind(&uid).bind(&m.role).bind(&m.content).bind(m.created_at);
             mappings.push(json!({ "tempId": m.temp_id, "id": id }));
         }
         query.execute(&mut *tx).await?;

@@ -63,14 +63,14 @@ async fn create(
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     write::run(&state, req, move |mut tx: Tx, now| async move {
         sqlx::query("INSERT INTO projects (id, user_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&id)
-                .bind(&uid)
-                .bind(&name)
-                .bind(now)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| insert_conflict(e, "project", &id))?;
+            .bind(&id)
+            .bind(&uid)
+            .bind(&name)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| insert_conflict(e, "project", &id))?;
         let project = Project { id, name, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(project).unwrap()))
     })

@@ -19,7 +19,8 @@ pub fn router() -> Router<AppState> {
 
 async fn init(State(state): State<AppState>, user: User) -> Result<Json<Value>, AppError> {
     let db = &state.api.db;
-    let name: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = $1").bind(&user.id).fetch_optional(&db.pool).await?;
+    let name: Option<(String,)> =
+        sqlx::query_as("SELECT name FROM users WHERE id = $1").bind(&user.id).fetch_optional(&db.pool).await?;
     let (name,) = name.ok_or(AppError::Unauthenticated)?;
     let sessions = chat::sessions_of(db, &user.id, RECENT_SESSIONS).await?;
     let projects = projects::projects_of(db, &user.id).await?;

@@ -38,12 +38,7 @@ impl Default for Config {
         let p = |s: &str| Pattern::parse(s).expect("default patterns are valid");
         Self {
             api_prefix: "/api/".into(),
-            reads: vec![
-                p("/api/sync/init"),
-                p("/api/chat/sessions*"),
-                p("/api/projects*"),
-                p("/api/assets*"),
-            ],
+            reads: vec![p("/api/sync/init"), p("/api/chat/sessions*"), p("/api/projects*"), p("/api/assets*")],
             writes: vec![p("/api/chat*"), p("/api/projects*")],
             network_timeout_ms: 3_000,
             write_timeout_ms: 30_000,
@@ -85,8 +80,7 @@ impl Config {
         if !json.starts_with('{') {
             return Err(ConfigError::Parse("the config must be a JSON object".into()));
         }
-        let config: Config =
-            serde_json::from_str(json).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Config = serde_json::from_str(json).map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }

@@ -29,10 +29,9 @@ impl core::fmt::Display for PatternError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             PatternError::NotAbsolute(p) => write!(f, "route pattern {p:?} must start with '/'"),
-            PatternError::BadWildcard(p) => write!(
-                f,
-                "route pattern {p:?}: '*' must be a whole segment, or the last character"
-            ),
+            PatternError::BadWildcard(p) => {
+                write!(f, "route pattern {p:?}: '*' must be a whole segment, or the last character")
+            }
         }
     }
 }
@@ -126,13 +125,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_refused() {
-        assert_eq!(
-            Pattern::parse("api/x"),
-            Err(PatternError::NotAbsolute("api/x".into()))
-        );
-        assert_eq!(
-            Pattern::parse("/api/a*b/c"),
-            Err(PatternError::BadWildcard("/api/a*b/c".into()))
-        );
+        assert_eq!(Pattern::parse("api/x"), Err(PatternError::NotAbsolute("api/x".into())));
+        assert_eq!(Pattern::parse("/api/a*b/c"), Err(PatternError::BadWildcard("/api/a*b/c".into())));
     }
 }

@@ -99,7 +99,15 @@ pub enum Trigger {
 /// (or a worker killed again and again mid-request) cannot spend its
 /// retries in a second. Heads the origin itself answered (503, 409,
 /// 429...) always keep their backoff.
-pub fn due(config: &Config, entries: &[Entry], user: Option<&str>, in_flight: &[u64], now: u64, limit: usize, trigger: Trigger) -> Vec<u64> {
+pub fn due(
+    config: &Config,
+    entries: &[Entry],
+    user: Option<&str>,
+    in_flight: &[u64],
+    now: u64,
+    limit: usize,
+    trigger: Trigger,
+) -> Vec<u64> {
     let gap = u64::from(config.backoff_ms[0]);
     heads(entries, user)
         .into_iter()
@@ -327,7 +335,8 @@ mod tests {
     fn simulation_many_entries_many_failures() {
         let c = Config::default();
         let mut rng = Lcg(42);
-        let mut entries: Vec<Entry> = (1..=600).map(|id| entry(id, ["a", "b", "c", "d"][(id % 4) as usize], A)).collect();
+        let mut entries: Vec<Entry> =
+            (1..=600).map(|id| entry(id, ["a", "b", "c", "d"][(id % 4) as usize], A)).collect();
         let mut delivered: Vec<(String, u64)> = Vec::new();
         let mut dead = 0;
         let mut now = 0u64;

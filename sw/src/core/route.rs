@@ -28,9 +28,7 @@ pub fn route(config: &Config, origin: &str, method: &str, request_url: &str) -> 
     match method {
         "GET" if path == config.version_path() => Route::Version,
         "GET" => position(&config.reads, path).map_or(Route::Passthrough, Route::Read),
-        "POST" | "PUT" | "PATCH" | "DELETE" => {
-            position(&config.writes, path).map_or(Route::Passthrough, Route::Write)
-        }
+        "POST" | "PUT" | "PATCH" | "DELETE" => position(&config.writes, path).map_or(Route::Passthrough, Route::Write),
         _ => Route::Passthrough,
     }
 }

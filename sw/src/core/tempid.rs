@@ -52,7 +52,9 @@ impl IdMap {
         let Some(mappings) = value.get("mappings").and_then(Value::as_array) else { return Vec::new() };
         let mut learned = Vec::new();
         for m in mappings {
-            if let (Some(temp), Some(id)) = (m.get("tempId").and_then(Value::as_str), m.get("id").and_then(Value::as_str)) {
+            if let (Some(temp), Some(id)) =
+                (m.get("tempId").and_then(Value::as_str), m.get("id").and_then(Value::as_str))
+            {
                 if temp != id {
                     self.insert(temp, id);
                     learned.push((temp.to_string(), id.to_string()));
@@ -127,7 +129,8 @@ mod tests {
 
     fn map() -> IdMap {
         let mut m = IdMap::new();
-        let learned = m.learn_from_response(br#"{"mappings":[{"tempId":"tmp-1","id":"srv-1"},{"tempId":"tmp-2","id":"srv-2"}]}"#);
+        let learned =
+            m.learn_from_response(br#"{"mappings":[{"tempId":"tmp-1","id":"srv-1"},{"tempId":"tmp-2","id":"srv-2"}]}"#);
         assert_eq!(learned.len(), 2);
         m
     }
@@ -137,14 +140,17 @@ mod tests {
         let mut m = IdMap::new();
         assert!(m.learn_from_response(b"not json").is_empty());
         assert!(m.learn_from_response(br#"{"id":"x"}"#).is_empty());
-        assert!(m.learn_from_response(br#"{"mappings":[{"tempId":"same","id":"same"},{"tempId":5,"id":"x"}]}"#).is_empty());
+        assert!(m
+            .learn_from_response(br#"{"mappings":[{"tempId":"same","id":"same"},{"tempId":5,"id":"x"}]}"#)
+            .is_empty());
         assert!(m.is_empty());
         assert_eq!(map().get("tmp-2"), Some("srv-2"));
     }
 
     #[test]
     fn rewrites_whole_string_values_anywhere_in_the_body() {
-        let body = br#"{"messages":[{"tempId":"tmp-9","sessionId":"tmp-1","content":"see tmp-1 above"}],"ref":["tmp-2",3]}"#;
+        let body =
+            br#"{"messages":[{"tempId":"tmp-9","sessionId":"tmp-1","content":"see tmp-1 above"}],"ref":["tmp-2",3]}"#;
         let out = map().rewrite_json(body).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["messages"][0]["sessionId"], "srv-1");

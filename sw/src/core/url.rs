@@ -45,11 +45,7 @@ mod tests {
     fn splits_origin_path_and_query() {
         assert_eq!(
             split("http://127.0.0.1:8080/api/chat/sessions?limit=5#x"),
-            Some(UrlParts {
-                origin: "http://127.0.0.1:8080",
-                path: "/api/chat/sessions",
-                query: Some("limit=5"),
-            })
+            Some(UrlParts { origin: "http://127.0.0.1:8080", path: "/api/chat/sessions", query: Some("limit=5") })
         );
     }
 

@@ -45,11 +45,7 @@ pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(JsValue, Vec<u8>)>,
     let s = tx.store(store).map_err(js)?;
     let keys = s.get_all_keys(None, None).await.map_err(js)?;
     let values = s.get_all(None, None).await.map_err(js)?;
-    Ok(keys
-        .into_iter()
-        .zip(values)
-        .map(|(k, v)| (k, bytes_of(&v)))
-        .collect())
+    Ok(keys.into_iter().zip(values).map(|(k, v)| (k, bytes_of(&v))).collect())
 }
 
 fn bytes_of(v: &JsValue) -> Vec<u8> {

@@ -24,7 +24,10 @@ pub fn random() -> f64 {
 }
 
 pub fn uuid() -> String {
-    scope().crypto().map(|c| c.random_uuid()).unwrap_or_else(|_| format!("{:x}-{:x}", now_ms(), (random() * 1e15) as u64))
+    scope()
+        .crypto()
+        .map(|c| c.random_uuid())
+        .unwrap_or_else(|_| format!("{:x}-{:x}", now_ms(), (random() * 1e15) as u64))
 }
 
 /// Asks for a Background Sync event, where the browser has Background Sync
@@ -69,14 +72,19 @@ where
         return work.await;
     }
     let request: Function = Reflect::get(&locks, &"request".into())?.dyn_into()?;
-    let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| wasm_bindgen_futures::future_to_promise(work));
+    let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| {
+        wasm_bindgen_futures::future_to_promise(work)
+    });
     let held: Promise = request.call2(&locks, &name.into(), &callback)?.dyn_into()?;
     JsFuture::from(held).await
 }
 
 /// A fetch that is aborted (and so fails as "no answer") after
 /// `timeout_ms`.
-pub async fn fetch_within(make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request, JsValue>, timeout_ms: u32) -> Result<Response, JsValue> {
+pub async fn fetch_within(
+    make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request, JsValue>,
+    timeout_ms: u32,
+) -> Result<Response, JsValue> {
     let controller = web_sys::AbortController::new()?;
     let request = make(&controller.signal())?;
     let abort = wasm_bindgen::closure::Closure::once(move || controller.abort());

@@ -14,12 +14,12 @@ use web_sys::{Request, Response};
 
 use super::events::Events;
 use super::{db, global, request, response};
+use crate::core::backoff::parse_retry_after;
 use crate::core::config::Config;
 use crate::core::outcome::queue_on_first_attempt;
 use crate::core::queue::{self, Attempt, Step, Trigger};
 use crate::core::record::{self, DeadReason, Entry, RecordError, State};
 use crate::core::tempid::IdMap;
-use crate::core::backoff::parse_retry_after;
 
 pub const SYNC_TAG: &str = "outpost-outbox";
 const LOCK: &str = "outpost-outbox";
@@ -157,7 +157,10 @@ impl Outbox {
                 request: stored,
             };
             if let Some((status, retry_after)) = &failed {
-                let attempt = Attempt { status: *status, retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)) };
+                let attempt = Attempt {
+                    status: *status,
+                    retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
+                };
                 // The first failure counts like any other: it schedules retry 1.
                 queue::after_attempt(&config, &mut entry, attempt, now, global::random());
             }
@@ -267,7 +270,10 @@ impl Outbox {
         }
         let mut attempted: Vec<u64> = Vec::new();
         loop {
-            let Some(&id) = queue::due(&self.config, &entries, None, &attempted, global::now_ms(), 1, trigger).first() else { break };
+            let Some(&id) = queue::due(&self.config, &entries, None, &attempted, global::now_ms(), 1, trigger).first()
+            else {
+                break;
+            };
             attempted.push(id);
             let i = entries.iter().position(|e| e.id == id).expect("due ids exist");
             if self.attempt(&mut entries[i], &mut ids).await? {
@@ -283,14 +289,23 @@ impl Outbox {
         let rewritten = if is_json(&entry.request.headers) { ids.rewrite_json(&entry.request.body) } else { None };
         let body = rewritten.as_deref().unwrap_or(&entry.request.body);
         let answer = global::fetch_within(
-            |signal| request::build(&entry.request, &url, body, &entry.idempotency_key, request::Send { signal, replay: true }),
+            |signal| {
+                request::build(
+                    &entry.request,
+                    &url,
+                    body,
+                    &entry.idempotency_key,
+                    request::Send { signal, replay: true },
+                )
+            },
             self.config.write_timeout_ms,
         )
         .await;
         let now = global::now_ms();
         let (status, retry_after, response_body) = match &answer {
             Ok(r) => {
-                let retry_after = r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
+                let retry_after =
+                    r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
                 let body = if r.ok() {
                     match r.array_buffer() {
                         Ok(p) => JsFuture::from(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
@@ -303,7 +318,13 @@ impl Outbox {
             }
             Err(_) => (None, None, None),
         };
-        match queue::after_attempt(&self.config, entry, Attempt { status, retry_after_ms: retry_after }, now, global::random()) {
+        match queue::after_attempt(
+            &self.config,
+            entry,
+            Attempt { status, retry_after_ms: retry_after },
+            now,
+            global::random(),
+        ) {
             Step::Delivered => {
                 if let Some(body) = response_body {
                     let learned = ids.learn_from_response(&body);
@@ -418,5 +439,9 @@ fn stronger(a: Trigger, b: Trigger) -> Trigger {
         Trigger::Signal => 1,
         Trigger::Explicit => 2,
     };
-    if rank(b) > rank(a) { b } else { a }
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
