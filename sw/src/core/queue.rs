@@ -32,9 +32,18 @@ pub enum Step {
 }
 
 /// Applies an attempt's result to `entry`. `jitter` is a draw in `[0, 1)`.
+///
+/// An attempt made before the entry's backoff time (on a signal, or because
+/// the page asked) that got no answer does not spend a retry: it was a
+/// guess that the network was back, and a wrong guess must not bring the
+/// write closer to the dead letters. Its schedule stays as it was.
 pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: u64, jitter: f64) -> Step {
+    let early = now < entry.next_at;
     entry.last_status = attempt.status;
     entry.last_attempt_at = now;
+    if early && attempt.status.is_none() {
+        return Step::Retry { at: entry.next_at };
+    }
     match classify(attempt.status) {
         Outcome::Delivered => Step::Delivered,
         Outcome::Refused => {
@@ -90,12 +99,15 @@ pub enum Trigger {
     Explicit,
 }
 
+/// The most a signal waits after a no-answer attempt before sending again.
+pub const SIGNAL_GAP_MS: u64 = 2_000;
+
 /// Ids to send now, oldest first: each queue's head if it is due and not
 /// already in flight, at most `limit` of them.
 ///
 /// A head whose last attempt got no answer at all (offline) may go before
 /// its backoff time: at once when the page asks, and on a signal once the
-/// first backoff step has passed since that attempt, so a burst of signals
+/// first backoff step (at most 2 s) has passed since that attempt, so a burst of signals
 /// (or a worker killed again and again mid-request) cannot spend its
 /// retries in a second. Heads the origin itself answered (503, 409,
 /// 429...) always keep their backoff.
@@ -108,7 +120,7 @@ pub fn due(
     limit: usize,
     trigger: Trigger,
 ) -> Vec<u64> {
-    let gap = u64::from(config.backoff_ms[0]);
+    let gap = u64::from(config.backoff_ms[0]).min(SIGNAL_GAP_MS);
     heads(entries, user)
         .into_iter()
         .filter(|e| {
@@ -288,6 +300,21 @@ mod tests {
         assert!(revive(&mut e, 100_000));
         assert_eq!((e.state.clone(), e.retries, e.next_at), (State::Pending, 0, 100_000));
         assert!(!revive(&mut e, 100_000), "only dead letters revive");
+    }
+
+    #[test]
+    fn an_early_attempt_with_no_answer_spends_no_retry() {
+        let c = Config::default();
+        let mut e = entry(1, "q", A);
+        e.next_at = 10_000;
+        e.retries = 2;
+        let step = after_attempt(&c, &mut e, Attempt { status: None, retry_after_ms: None }, 3_000, 0.5);
+        assert_eq!(step, Step::Retry { at: 10_000 });
+        assert_eq!((e.retries, e.last_attempt_at), (2, 3_000));
+        // An early attempt the origin answered does count.
+        let step = after_attempt(&c, &mut e, Attempt { status: Some(503), retry_after_ms: None }, 4_000, 0.5);
+        assert_eq!(step, Step::Retry { at: 4_000 + 8_000 });
+        assert_eq!(e.retries, 3);
     }
 
     #[test]

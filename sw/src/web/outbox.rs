@@ -38,6 +38,12 @@ pub struct Outbox {
     wake: RefCell<Option<Closure<dyn FnMut()>>>,
     /// Resolvers of callers waiting for the running replay to finish.
     waiting: RefCell<Vec<js_sys::Function>>,
+    /// Whether the queue holds pending entries, as last seen (None: not
+    /// read yet in this worker). Spares each new write a full read of the
+    /// outbox.
+    queue_busy: Cell<Option<bool>>,
+    /// When the wake timer fires, if one is set.
+    timer_at: Cell<Option<u64>>,
 }
 
 #[derive(Serialize)]
@@ -98,6 +104,8 @@ impl Outbox {
             timer: Cell::new(None),
             wake: RefCell::new(None),
             waiting: RefCell::new(Vec::new()),
+            queue_busy: Cell::new(None),
+            timer_at: Cell::new(None),
         }))
     }
 
@@ -107,9 +115,12 @@ impl Outbox {
     pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response, JsValue> {
         let stored = request::capture(&incoming).await?;
         let key = header(&stored.headers, "idempotency-key").map(str::to_string).unwrap_or_else(global::uuid);
-        let waiting = self.pending().await?.iter().any(|e| e.state == State::Pending && e.queue == QUEUE);
+        let waiting = match self.queue_busy.get() {
+            Some(busy) => busy,
+            None => self.pending().await?.iter().any(|e| e.state == State::Pending && e.queue == QUEUE),
+        };
         if !queue::may_go_first(waiting) {
-            return self.enqueue(stored, key, None, true).await;
+            return self.enqueue(stored, key, None).await;
         }
         let timeout = self.config.write_timeout_ms;
         let answer = global::fetch_within(
@@ -126,19 +137,20 @@ impl Outbox {
             return Ok(response);
         }
         let retry_after = answer.as_ref().ok().and_then(|r| r.headers().get("retry-after").ok().flatten());
-        self.enqueue(stored, key, Some((status, retry_after)), false).await
+        self.enqueue(stored, key, Some((status, retry_after))).await
     }
 
     /// Stores a write and answers `202`. `failed`: the first attempt's
     /// answer, which schedules retry 1; without one the write was never
-    /// tried (older writes of its queue are waiting) and is due at once.
+    /// tried (older writes of its queue are waiting) and goes as soon as
+    /// they have.
     async fn enqueue(
         self: &Rc<Self>,
         stored: crate::core::record::StoredRequest,
         key: String,
         failed: Option<(Option<u16>, Option<String>)>,
-        replay_now: bool,
     ) -> Result<Response, JsValue> {
+        let was_busy = self.queue_busy.get() == Some(true);
         let now = global::now_ms();
         let config = Rc::clone(&self.config);
         let mut queued = None;
@@ -169,14 +181,15 @@ impl Outbox {
             bytes
         })
         .await?;
+        self.queue_busy.set(Some(true));
         if let Some(entry) = &queued {
             self.events.emit("queued", &event(entry));
+            self.wake_by(entry.next_at);
         }
-        global::register_sync(SYNC_TAG).await;
-        if replay_now {
-            self.kick(Trigger::Scheduled);
+        // One registration covers every write queued after it.
+        if !was_busy {
+            global::register_sync(SYNC_TAG).await;
         }
-        self.schedule_wake();
         let body = serde_json::json!({ "queued": true, "id": id.to_string(), "idempotencyKey": key }).to_string();
         let response = response::json(202, &body)?;
         response.headers().set("Outpost-Queued", &id.to_string())?;
@@ -280,6 +293,7 @@ impl Outbox {
                 entries.remove(i);
             }
         }
+        self.queue_busy.set(Some(entries.iter().any(|e| e.state == State::Pending && e.queue == QUEUE)));
         Ok(())
     }
 
@@ -363,24 +377,40 @@ impl Outbox {
         let me = Rc::clone(self);
         wasm_bindgen_futures::spawn_local(async move {
             let Ok(entries) = me.pending().await else { return };
-            // Cleared here, next to the set below, so two wakes scheduled
-            // close together cannot leave a timer whose closure was dropped.
-            if let Some(handle) = me.timer.take() {
-                global::clear_timeout(handle);
+            me.clear_wake();
+            if let Some(at) = queue::next_wake(&entries, None) {
+                me.wake_by(at);
             }
-            let Some(at) = queue::next_wake(&entries, None) else { return };
-            let weak = Rc::downgrade(&me);
-            let closure = Closure::<dyn FnMut()>::new(move || {
-                if let Some(me) = weak.upgrade() {
-                    me.kick(Trigger::Scheduled);
-                }
-            });
-            let delay = at.saturating_sub(global::now_ms());
-            me.timer.set(global::set_timeout(closure.as_ref().unchecked_ref(), delay));
-            // Replacing the stored closure drops the previous one, whose
-            // timer was cleared above.
-            *me.wake.borrow_mut() = Some(closure);
         });
+    }
+
+    fn clear_wake(&self) {
+        if let Some(handle) = self.timer.take() {
+            global::clear_timeout(handle);
+        }
+        self.timer_at.set(None);
+    }
+
+    /// Makes sure the wake timer fires by `at` (an earlier timer stays).
+    fn wake_by(self: &Rc<Self>, at: u64) {
+        if self.timer_at.get().is_some_and(|t| t <= at) {
+            return;
+        }
+        self.clear_wake();
+        let weak = Rc::downgrade(self);
+        let closure = Closure::<dyn FnMut()>::new(move || {
+            if let Some(me) = weak.upgrade() {
+                me.timer_at.set(None);
+                me.timer.set(None);
+                me.kick(Trigger::Scheduled);
+            }
+        });
+        let delay = at.saturating_sub(global::now_ms());
+        self.timer.set(global::set_timeout(closure.as_ref().unchecked_ref(), delay));
+        self.timer_at.set(Some(at));
+        // Replacing the stored closure drops the previous one, whose timer
+        // was cleared above.
+        *self.wake.borrow_mut() = Some(closure);
     }
 
     /// `{pending, deadLetters, uploads, storage}` for `outpost.status()`.
@@ -412,6 +442,7 @@ impl Outbox {
             return Ok(false);
         }
         db::put(&self.db, db::OUTBOX, id, &record::encode(entry)).await?;
+        self.queue_busy.set(Some(true));
         self.kick(Trigger::Explicit);
         Ok(true)
     }

@@ -1,0 +1,110 @@
+//! On-demand measurements of the outbox in Chromium (not part of the test
+//! command; they assert nothing about speed):
+//!
+//!     cargo test --release --test bench_outbox -- --ignored --nocapture
+//!
+//! Prints enqueue and replay rates for 1,000 writes against a loopback
+//! origin, and the p50 of a GET the worker passes through, with and
+//! without the worker.
+
+mod harness;
+
+use std::time::Instant;
+
+use harness::{wait_until, Chromium, Origin, PATIENCE};
+
+const N: usize = 1000;
+
+async fn count(state: &outpost::AppState) -> usize {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM chat_messages").fetch_one(&state.api.db.pool).await.unwrap();
+    n as usize
+}
+
+/// p50 and p99, in ms, of `rounds` sequential fetches of `path` from the page.
+const LATENCY: &str = r#"(async (path, rounds) => {
+  const times = [];
+  for (let i = 0; i < rounds; i++) {
+    const t = performance.now();
+    await (await fetch(path, { cache: 'no-store' })).text();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return [times[Math.floor(rounds / 2)], times[Math.floor(rounds * 0.99)]];
+})"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run on demand with --ignored --nocapture"]
+async fn outbox_rates() {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state.clone());
+
+    // Without a worker: a fresh profile that never registers one.
+    let mut plain = Chromium::launch().await;
+    let tab = plain.open(&origin.url("/api/health")).await;
+    let bare = tab.eval(&format!("{LATENCY}('/api/health', 300)")).await;
+    drop(tab);
+    plain.close().await;
+
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/api/health")).await;
+    tab.register_outpost().await;
+    let through = tab.eval(&format!("{LATENCY}('/api/health', 300)")).await;
+    let login = tab
+        .eval("fetch('/api/auth/login', {method:'POST', headers:{'Content-Type':'application/json'}, body: JSON.stringify({user:'bench'})}).then(r => r.status)")
+        .await;
+    assert_eq!(login, 200);
+    let session = tab
+        .eval("fetch('/api/chat/sessions', {method:'POST', headers:{'Content-Type':'application/json'}, body: JSON.stringify({title:'bench'})}).then(r => r.json()).then(b => b.id)")
+        .await;
+    let session = session.as_str().unwrap().to_string();
+
+    origin.stop();
+    let started = Instant::now();
+    let queued = tab
+        .eval(&format!(
+            r#"(async () => {{
+                let queued = 0;
+                for (let i = 0; i < {N}; i++) {{
+                    const body = {{ messages: [{{ tempId: 't' + i, sessionId: '{session}', role: 'user', content: 'message ' + i, createdAt: i }}] }};
+                    const r = await fetch('/api/chat/messages/batch', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json' }}, body: JSON.stringify(body) }});
+                    if (r.status === 202) queued++;
+                }}
+                return queued;
+            }})()"#
+        ))
+        .await;
+    let enqueue = started.elapsed();
+    assert_eq!(queued, N);
+
+    origin.restart(state.clone());
+    let started = Instant::now();
+    tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
+    wait_until("the replay to finish", PATIENCE * 10, || async { (count(&state).await >= N).then_some(()) }).await;
+    let replay = started.elapsed();
+    assert_eq!(count(&state).await, N);
+
+    println!("| measurement | value |");
+    println!("|---|---|");
+    println!(
+        "| enqueue {N} writes, origin down (sequential fetches from the page) | {:.0} writes/s ({:.2} s) |",
+        N as f64 / enqueue.as_secs_f64(),
+        enqueue.as_secs_f64()
+    );
+    println!(
+        "| replay {N} writes after a sync event, loopback origin | {:.0} writes/s ({:.2} s) |",
+        N as f64 / replay.as_secs_f64(),
+        replay.as_secs_f64()
+    );
+    println!(
+        "| GET /api/health p50 / p99, no worker | {:.2} / {:.2} ms |",
+        bare[0].as_f64().unwrap(),
+        bare[1].as_f64().unwrap()
+    );
+    println!(
+        "| GET /api/health p50 / p99, through the worker (not claimed) | {:.2} / {:.2} ms |",
+        through[0].as_f64().unwrap(),
+        through[1].as_f64().unwrap()
+    );
+    chromium.close().await;
+}
