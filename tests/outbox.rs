@@ -23,12 +23,8 @@ window.post = async (path, body, headers = {}) => {
 true
 "#;
 
-/// Logs in as `user`, registers the worker, makes a session; returns its id.
-async fn setup(tab: &Tab, user: &str) -> String {
-    setup_with(tab, user, "{}").await
-}
-
-/// The same, with a worker config.
+/// Logs in as `user`, registers the worker with `config`, makes a session;
+/// returns its id.
 async fn setup_with(tab: &Tab, user: &str, config: &str) -> String {
     tab.register_outpost_with(config).await;
     tab.eval(HELPERS).await;
@@ -59,80 +55,113 @@ async fn send(tab: &Tab, session: &str, i: usize) -> Value {
     tab.eval(&format!("post('/api/chat/messages/batch', {})", batch(session, i))).await
 }
 
+/// What the origin should hold after `n` writes: `message 000`...
+fn want(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("message {i:03}")).collect()
+}
+
+/// One scenario's world: an origin, a browser with a tab whose worker is
+/// registered, a logged-in user and a session to write messages to.
+struct Scene {
+    state: AppState,
+    _data: tempfile::TempDir,
+    origin: Origin,
+    chromium: Chromium,
+    tab: Tab,
+    session: String,
+}
+
+impl Scene {
+    async fn new(config: &str) -> Scene {
+        Self::serving(config, outpost::app).await
+    }
+
+    /// With the origin's router made by `serve` (faults layered on, say).
+    async fn serving(config: &str, serve: fn(AppState) -> axum::Router) -> Scene {
+        let (state, data) = harness::sqlite_state().await;
+        let origin = Origin::start_app(serve(state.clone()));
+        let chromium = Chromium::launch().await;
+        let tab = chromium.open(&origin.url(PAGE)).await;
+        let session = setup_with(&tab, "alice", config).await;
+        Scene { state, _data: data, origin, chromium, tab, session }
+    }
+
+    /// Takes the origin down and sends `n` writes, each answered `202`.
+    async fn queue_offline(&mut self, n: usize) -> Vec<Value> {
+        self.origin.stop();
+        let mut answers = Vec::new();
+        for i in 0..n {
+            let r = send(&self.tab, &self.session, i).await;
+            assert_eq!(r["status"], 202, "{r}");
+            answers.push(r);
+        }
+        answers
+    }
+
+    async fn stored(&self) -> Vec<String> {
+        stored(&self.state, &self.session).await
+    }
+
+    /// Waits until the origin holds `n` messages, asking the worker for its
+    /// status meanwhile (which also keeps it, and its retry timer, alive).
+    async fn wait_for(&self, n: usize, what: &str) {
+        wait_until(what, PATIENCE, || async {
+            let _ = self.tab.try_eval("outpost.status()").await;
+            (self.stored().await.len() >= n).then_some(())
+        })
+        .await;
+    }
+
+    async fn sync(&self) {
+        self.tab.dispatch_sync(&self.origin.origin(), "outpost-outbox", false).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_queued_offline_are_delivered_once_in_order_on_sync() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup(&tab, "alice").await;
-
-    origin.stop();
+    let mut scene = Scene::new("{}").await;
     let n = 40;
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let r = send(&tab, &session, i).await;
-        assert_eq!(r["status"], 202, "{r}");
+    for r in scene.queue_offline(n).await {
         assert_eq!(r["body"]["queued"], true);
         assert_eq!(r["headers"]["outpost-queued"], r["body"]["id"]);
         assert!(r["body"]["idempotencyKey"].as_str().is_some_and(|k| k.len() >= 16));
-        ids.push(r["body"]["id"].as_str().unwrap().to_string());
     }
-    let status = tab.eval("outpost.status()").await;
-    assert_eq!(status["pending"], n);
-    assert!(stored(&state, &session).await.is_empty());
+    assert_eq!(scene.tab.eval("outpost.status()").await["pending"], n);
+    assert!(scene.stored().await.is_empty());
 
-    origin.restart(state.clone());
-    tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
-    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
-    wait_until("the origin to hold every queued write", PATIENCE, || async {
-        (stored(&state, &session).await.len() >= n).then_some(())
-    })
-    .await;
-    assert_eq!(stored(&state, &session).await, want, "exactly once, in order");
+    scene.origin.restart(scene.state.clone());
+    scene.sync().await;
+    scene.wait_for(n, "the origin to hold every queued write").await;
+    assert_eq!(scene.stored().await, want(n), "exactly once, in order");
     wait_until("the outbox to empty", PATIENCE, || async {
-        (tab.eval("outpost.status()").await["pending"] == 0).then_some(())
+        (scene.tab.eval("outpost.status()").await["pending"] == 0).then_some(())
     })
     .await;
-    chromium.close().await;
+    scene.chromium.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_worker_mid_replay_loses_and_duplicates_nothing() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup(&tab, "alice").await;
-    origin.stop();
+    let mut scene = Scene::new("{}").await;
     let n = 60;
-    for i in 0..n {
-        assert_eq!(send(&tab, &session, i).await["status"], 202);
-    }
-    origin.restart(state.clone());
+    scene.queue_offline(n).await;
+    scene.origin.restart(scene.state.clone());
     // Start replays and kill the worker while they run, again and again.
     for _ in 0..5 {
-        tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
+        scene.sync().await;
         tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-        tab.stop_all_workers().await;
+        scene.tab.stop_all_workers().await;
     }
-    tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
-    wait_until("every write to arrive", PATIENCE, || async {
-        (stored(&state, &session).await.len() >= n).then_some(())
-    })
-    .await;
-    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
-    assert_eq!(stored(&state, &session).await, want, "0 lost, 0 duplicated, in order");
-    chromium.close().await;
+    scene.sync().await;
+    scene.wait_for(n, "every write to arrive").await;
+    assert_eq!(scene.stored().await, want(n), "0 lost, 0 duplicated, in order");
+    scene.chromium.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_is_dead_lettered_and_can_be_retried_or_discarded() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup(&tab, "alice").await;
+    let scene = Scene::new("{}").await;
+    let Scene { state, mut origin, mut chromium, tab, session, .. } = scene;
     origin.stop();
     // A write the origin will refuse (empty title), then a good one.
     let bad = tab.eval("post('/api/chat/sessions', { title: '' })").await;
@@ -168,18 +197,13 @@ async fn a_refused_write_is_dead_lettered_and_can_be_retried_or_discarded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup(&tab, "alice").await;
-    origin.stop();
-    for i in 0..3 {
-        assert_eq!(send(&tab, &session, i).await["status"], 202);
-    }
-    // Damage the outbox by hand: garbage under a key between real entries.
-    tab.eval(
-        r#"new Promise((resolve, reject) => {
+    let mut scene = Scene::new("{}").await;
+    scene.queue_offline(3).await;
+    // Damage the outbox by hand: garbage under keys between real entries.
+    scene
+        .tab
+        .eval(
+            r#"new Promise((resolve, reject) => {
             const open = indexedDB.open('outpost');
             open.onsuccess = () => {
               const tx = open.result.transaction('outbox', 'readwrite');
@@ -190,19 +214,19 @@ async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
             };
             open.onerror = () => reject(open.error);
         })"#,
-    )
-    .await;
-    origin.restart(state.clone());
-    let status = tab.eval("outpost.flush()").await;
-    assert_eq!(stored(&state, &session).await, ["message 000", "message 001", "message 002"]);
+        )
+        .await;
+    scene.origin.restart(scene.state.clone());
+    let status = scene.tab.eval("outpost.flush()").await;
+    assert_eq!(scene.stored().await, want(3));
     let dead = status["deadLetters"].as_array().unwrap();
     assert_eq!(dead.len(), 2, "{status}");
     assert!(dead.iter().all(|d| d["reason"].as_str().unwrap().contains("unreadable")));
     for d in dead {
-        assert_eq!(tab.eval(&format!("outpost.discard('{}')", d["id"].as_str().unwrap())).await, true);
+        assert_eq!(scene.tab.eval(&format!("outpost.discard('{}')", d["id"].as_str().unwrap())).await, true);
     }
-    assert!(tab.eval("outpost.status()").await["deadLetters"].as_array().unwrap().is_empty());
-    chromium.close().await;
+    assert!(scene.tab.eval("outpost.status()").await["deadLetters"].as_array().unwrap().is_empty());
+    scene.chromium.close().await;
 }
 
 /// Fast backoff, so retry-heavy scenarios finish in seconds.
@@ -242,81 +266,50 @@ fn flaky(state: AppState) -> axum::Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flaky_origin_still_gets_every_write_once_in_order() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup_with(&tab, "alice", FAST).await;
-    origin.stop();
+    let mut scene = Scene::new(FAST).await;
     let n = 30;
-    for i in 0..n {
-        assert_eq!(send(&tab, &session, i).await["status"], 202);
-    }
-    origin.restart_app(flaky(state.clone()));
-    tab.dispatch_sync(&origin.origin(), "outpost-outbox", false).await;
-    wait_until("every write through the flaky origin", PATIENCE, || async {
-        // Asking for the status also keeps the worker (and its retry timer) alive.
-        let _ = tab.try_eval("outpost.status()").await;
-        (stored(&state, &session).await.len() >= n).then_some(())
-    })
-    .await;
-    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
-    assert_eq!(stored(&state, &session).await, want, "0 lost, 0 duplicated, in order");
-    let status = tab.eval("outpost.status()").await;
+    scene.queue_offline(n).await;
+    scene.origin.restart_app(flaky(scene.state.clone()));
+    scene.sync().await;
+    scene.wait_for(n, "every write through the flaky origin").await;
+    assert_eq!(scene.stored().await, want(n), "0 lost, 0 duplicated, in order");
+    let status = scene.tab.eval("outpost.status()").await;
     assert!(status["deadLetters"].as_array().unwrap().is_empty(), "{status}");
-    chromium.close().await;
+    scene.chromium.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_writes_survive_a_browser_restart() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup_with(&tab, "alice", FAST).await;
-    origin.stop();
+    let mut scene = Scene::new(FAST).await;
     let n = 20;
-    for i in 0..n {
-        assert_eq!(send(&tab, &session, i).await["status"], 202);
-    }
-    drop(tab);
-    chromium.close().await;
-    origin.restart(state.clone());
+    scene.queue_offline(n).await;
+    scene.chromium.close().await;
+    scene.origin.restart(scene.state.clone());
 
     // A new browser process on the same profile: opening the app starts the
     // worker, and starting is a replay trigger.
-    chromium.restart().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
+    scene.chromium.restart().await;
+    scene.tab = scene.chromium.open(&scene.origin.url(PAGE)).await;
     wait_until("the writes queued before the restart to arrive", PATIENCE, || async {
-        (stored(&state, &session).await.len() >= n).then_some(())
+        (scene.stored().await.len() >= n).then_some(())
     })
     .await;
-    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
-    assert_eq!(stored(&state, &session).await, want);
-    drop(tab);
-    chromium.close().await;
+    assert_eq!(scene.stored().await, want(n));
+    scene.chromium.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_write_waits_behind_queued_ones() {
-    let (state, _data) = harness::sqlite_state().await;
     // The first batch the origin sees gets a 503; the next ones go through.
-    let origin = Origin::start_app(flaky(state.clone()));
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup_with(&tab, "alice", FAST).await;
-    let first = send(&tab, &session, 0).await;
+    let mut scene = Scene::serving(FAST, flaky).await;
+    let first = send(&scene.tab, &scene.session, 0).await;
     assert_eq!(first["status"], 202, "the 503 queues the first write: {first}");
     // The origin would take this one, but it must not overtake the first.
-    let second = send(&tab, &session, 1).await;
+    let second = send(&scene.tab, &scene.session, 1).await;
     assert_eq!(second["status"], 202, "{second}");
-    wait_until("both writes to arrive", PATIENCE, || async {
-        let _ = tab.try_eval("outpost.status()").await;
-        (stored(&state, &session).await.len() >= 2).then_some(())
-    })
-    .await;
-    assert_eq!(stored(&state, &session).await, ["message 000", "message 001"]);
-    chromium.close().await;
+    scene.wait_for(2, "both writes to arrive").await;
+    assert_eq!(scene.stored().await, want(2));
+    scene.chromium.close().await;
 }
 
 /// Firefox and Safari have no Background Sync, so delivery must not wait
@@ -328,23 +321,11 @@ async fn a_new_write_waits_behind_queued_ones() {
 /// resolves, so this test cannot switch it off.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_happens_without_a_sync_event() {
-    let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url(PAGE)).await;
-    let session = setup_with(&tab, "alice", FAST).await;
-    origin.stop();
+    let mut scene = Scene::new(FAST).await;
     let n = 10;
-    for i in 0..n {
-        assert_eq!(send(&tab, &session, i).await["status"], 202);
-    }
-    origin.restart(state.clone());
-    wait_until("the writes to arrive without a sync event", PATIENCE, || async {
-        let _ = tab.try_eval("outpost.status()").await;
-        (stored(&state, &session).await.len() >= n).then_some(())
-    })
-    .await;
-    let want: Vec<String> = (0..n).map(|i| format!("message {i:03}")).collect();
-    assert_eq!(stored(&state, &session).await, want);
-    chromium.close().await;
+    scene.queue_offline(n).await;
+    scene.origin.restart(scene.state.clone());
+    scene.wait_for(n, "the writes to arrive without a sync event").await;
+    assert_eq!(scene.stored().await, want(n));
+    scene.chromium.close().await;
 }
