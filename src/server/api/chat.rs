@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{check_text, insert_conflict};
+use super::{check_text, client_or_new_id, insert_named};
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
 use crate::server::write::{self, Tx, WriteRequest};
 use crate::server::{AppError, AppState};
@@ -78,24 +78,11 @@ async fn create_session(
 ) -> Result<Response, AppError> {
     let NewSession { id, title } = body.value;
     check_text("title", &title, 1, 200)?;
-    let id = match id {
-        Some(id) => parse_id(&id)?,
-        None => new_id(),
-    };
+    let id = client_or_new_id(id)?;
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     write::run(&state, req, move |mut tx: Tx, now| async move {
-        sqlx::query(
-            "INSERT INTO chat_sessions (id, user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id)
-        .bind(&uid)
-        .bind(&title)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| insert_conflict(e, "session", &id))?;
+        insert_named(&mut tx, ("chat_sessions", "title", "session"), &id, &uid, &title, now).await?;
         let session = Session { id, title, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(session).unwrap()))
     })

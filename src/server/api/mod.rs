@@ -42,3 +42,35 @@ fn insert_conflict(e: sqlx::Error, what: &str, id: &str) -> AppError {
         e.into()
     }
 }
+
+/// A client-supplied id (checked) or a new server one.
+fn client_or_new_id(id: Option<String>) -> Result<String, AppError> {
+    match id {
+        Some(id) => crate::server::extract::parse_id(&id),
+        None => Ok(crate::server::extract::new_id()),
+    }
+}
+
+/// Inserts a user-owned row with one named text column (a session's
+/// title, a project's name). `table` and `column` are ours, never input.
+async fn insert_named(
+    tx: &mut crate::server::write::Tx,
+    (table, column, what): (&'static str, &'static str, &str),
+    id: &str,
+    user_id: &str,
+    value: &str,
+    now: i64,
+) -> Result<(), AppError> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (id, user_id, {column}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)"
+    ))
+    .bind(id)
+    .bind(user_id)
+    .bind(value)
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| insert_conflict(e, what, id))?;
+    Ok(())
+}

@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::{check_text, insert_conflict};
-use crate::server::extract::{new_id, parse_id, JsonBody, User};
+use super::{check_text, client_or_new_id, insert_named};
+use crate::server::extract::{JsonBody, User};
 use crate::server::write::{self, Tx, WriteRequest};
 use crate::server::{AppError, AppState};
 
@@ -55,22 +55,11 @@ async fn create(
 ) -> Result<Response, AppError> {
     let NewProject { id, name } = body.value;
     check_text("name", &name, 1, 200)?;
-    let id = match id {
-        Some(id) => parse_id(&id)?,
-        None => new_id(),
-    };
+    let id = client_or_new_id(id)?;
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     write::run(&state, req, move |mut tx: Tx, now| async move {
-        sqlx::query("INSERT INTO projects (id, user_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(&uid)
-            .bind(&name)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| insert_conflict(e, "project", &id))?;
+        insert_named(&mut tx, ("projects", "name", "project"), &id, &uid, &name, now).await?;
         let project = Project { id, name, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(project).unwrap()))
     })

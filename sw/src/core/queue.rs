@@ -10,7 +10,7 @@
 use super::backoff;
 use super::config::Config;
 use super::outcome::{classify, Outcome};
-use super::record::{DeadReason, Entry, State};
+use super::record::{DeadReason, Entry, State, StoredRequest};
 
 /// One answer (or its absence) to an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,45 @@ pub enum Step {
     Retry { at: u64 },
     /// Moved to the dead letters for this reason.
     Dead(DeadReason),
+}
+
+/// The queue every write joins until routes can name their own.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A new entry for a write. `first`: the answer to a first attempt, which
+/// counts like any other failure (it schedules retry 1); without one the
+/// write was never tried and is due at once, behind its queue.
+pub fn new_entry(
+    config: &Config,
+    id: u64,
+    request: StoredRequest,
+    idempotency_key: String,
+    now: u64,
+    first: Option<Attempt>,
+    jitter: f64,
+) -> Entry {
+    let mut entry = Entry {
+        id,
+        user: None,
+        queue: DEFAULT_QUEUE.into(),
+        idempotency_key,
+        created_at: now,
+        retries: 0,
+        next_at: now,
+        state: State::Pending,
+        last_status: None,
+        last_attempt_at: now,
+        request,
+    };
+    if let Some(attempt) = first {
+        after_attempt(config, &mut entry, attempt, now, jitter);
+    }
+    entry
+}
+
+/// Whether a queue holds pending entries.
+pub fn queue_busy(entries: &[Entry], queue: &str) -> bool {
+    entries.iter().any(|e| e.state == State::Pending && e.queue == queue)
 }
 
 /// Applies an attempt's result to `entry`. `jitter` is a draw in `[0, 1)`.
@@ -335,6 +374,19 @@ mod tests {
         assert_eq!(expire(&c, &mut es, c.retention_ms), [1]);
         assert_eq!(es[0].state, State::Dead { reason: DeadReason::Expired, at: c.retention_ms });
         assert_eq!(es[1].state, State::Pending);
+    }
+
+    #[test]
+    fn new_entries_untried_or_after_a_first_failure() {
+        let c = Config::default();
+        let req = entry(0, "q", A).request;
+        let untried = new_entry(&c, 1, req.clone(), "k".into(), 500, None, 0.5);
+        assert_eq!((untried.retries, untried.next_at, untried.queue.as_str()), (0, 500, DEFAULT_QUEUE));
+        let failed =
+            new_entry(&c, 2, req, "k".into(), 500, Some(Attempt { status: Some(503), retry_after_ms: None }), 0.5);
+        assert_eq!((failed.retries, failed.next_at, failed.last_status), (1, 2_500, Some(503)));
+        assert!(queue_busy(&[untried], DEFAULT_QUEUE));
+        assert!(!queue_busy(&[], DEFAULT_QUEUE));
     }
 
     #[test]

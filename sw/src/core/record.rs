@@ -30,6 +30,23 @@ pub struct StoredRequest {
     pub credentials: Credentials,
 }
 
+impl StoredRequest {
+    /// A header's value, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the body is JSON, the only kind temp ids are rewritten in.
+    pub fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().contains("json"))
+    }
+
+    /// The page's own Idempotency-Key, which wins over a minted one.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.header("idempotency-key")
+    }
+}
+
 /// Why an entry stopped being retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeadReason {

@@ -23,8 +23,6 @@ use crate::core::tempid::IdMap;
 
 pub const SYNC_TAG: &str = "outpost-outbox";
 const LOCK: &str = "outpost-outbox";
-/// The queue every write joins until routes name their own.
-const QUEUE: &str = "default";
 
 pub struct Outbox {
     config: Rc<Config>,
@@ -83,14 +81,6 @@ pub fn reason_text(reason: &DeadReason) -> String {
     }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
-
-fn is_json(headers: &[(String, String)]) -> bool {
-    header(headers, "content-type").is_some_and(|ct| ct.to_ascii_lowercase().contains("json"))
-}
-
 impl Outbox {
     pub async fn open(config: Rc<Config>) -> Result<Rc<Outbox>, JsValue> {
         let db = db::open().await?;
@@ -114,10 +104,10 @@ impl Outbox {
     /// origin's answer goes to the page as it is.
     pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response, JsValue> {
         let stored = request::capture(&incoming).await?;
-        let key = header(&stored.headers, "idempotency-key").map(str::to_string).unwrap_or_else(global::uuid);
+        let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
         let waiting = match self.queue_busy.get() {
             Some(busy) => busy,
-            None => self.pending().await?.iter().any(|e| e.state == State::Pending && e.queue == QUEUE),
+            None => queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE),
         };
         if !queue::may_go_first(waiting) {
             return self.enqueue(stored, key, None).await;
@@ -155,27 +145,11 @@ impl Outbox {
         let config = Rc::clone(&self.config);
         let mut queued = None;
         let id = db::append(&self.db, |id| {
-            let mut entry = Entry {
-                id,
-                user: None,
-                queue: QUEUE.into(),
-                idempotency_key: key.clone(),
-                created_at: now,
-                retries: 0,
-                next_at: now,
-                state: State::Pending,
-                last_status: None,
-                last_attempt_at: now,
-                request: stored,
-            };
-            if let Some((status, retry_after)) = &failed {
-                let attempt = Attempt {
-                    status: *status,
-                    retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
-                };
-                // The first failure counts like any other: it schedules retry 1.
-                queue::after_attempt(&config, &mut entry, attempt, now, global::random());
-            }
+            let first = failed.as_ref().map(|(status, retry_after)| Attempt {
+                status: *status,
+                retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
+            });
+            let entry = queue::new_entry(&config, id, stored, key.clone(), now, first, global::random());
             let bytes = record::encode(&entry);
             queued = Some(entry);
             bytes
@@ -293,14 +267,14 @@ impl Outbox {
                 entries.remove(i);
             }
         }
-        self.queue_busy.set(Some(entries.iter().any(|e| e.state == State::Pending && e.queue == QUEUE)));
+        self.queue_busy.set(Some(queue::queue_busy(&entries, queue::DEFAULT_QUEUE)));
         Ok(())
     }
 
     /// Sends one entry; returns whether it was delivered (and removed).
     async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap) -> Result<bool, JsValue> {
         let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
-        let rewritten = if is_json(&entry.request.headers) { ids.rewrite_json(&entry.request.body) } else { None };
+        let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
         let body = rewritten.as_deref().unwrap_or(&entry.request.body);
         let answer = global::fetch_within(
             |signal| {
