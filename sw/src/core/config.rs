@@ -31,6 +31,50 @@ pub struct Config {
     pub max_retries: u32,
     /// A pending write older than this is dead-lettered (never dropped).
     pub retention_ms: u64,
+    /// Read routes answered from the cache at once and refreshed in the
+    /// background (pages hear `updated` when the refresh differs). Each
+    /// must also match one of `reads`.
+    pub stale_while_revalidate: Vec<Pattern>,
+    /// Same-origin GETs outside the API (the app's own page, script and
+    /// styles) kept network-first like reads, shared by every user, so the
+    /// app opens from a cold start with no network. Empty by default: a
+    /// site's own caching stays in charge unless it opts in.
+    pub shell: Vec<Pattern>,
+    /// Bounds of the cached reads (shell included); least recently used
+    /// copies go first.
+    pub read_cache_max_entries: u32,
+    pub read_cache_max_bytes: u64,
+    /// Where the worker learns who is logged in (see `core::identity`).
+    pub auth: Auth,
+}
+
+/// The origin's auth routes, from whose answers the worker learns the
+/// current user. Cached reads and queued writes belong to that user.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct Auth {
+    /// POST; a 2xx answer names the user (`{"user": {"id"}}`).
+    pub login: Pattern,
+    /// POST; a 2xx answer (or no answer at all) ends the user's session
+    /// in this browser: their cached reads are cleared.
+    pub logout: Pattern,
+    /// GET; 2xx names the user (`{"id"}` or `{"user": {"id"}}`), 401 says
+    /// nobody is logged in.
+    pub me: Pattern,
+    /// Read routes whose 2xx answers also name the user (`{"user": {"id"}}`).
+    pub user_in: Vec<Pattern>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        let p = |s: &str| Pattern::parse(s).expect("default patterns are valid");
+        Self {
+            login: p("/api/auth/login"),
+            logout: p("/api/auth/logout"),
+            me: p("/api/auth/me"),
+            user_in: vec![p("/api/sync/init")],
+        }
+    }
 }
 
 impl Default for Config {
@@ -45,6 +89,11 @@ impl Default for Config {
             backoff_ms: vec![2_000, 4_000, 8_000, 16_000, 32_000],
             max_retries: 5,
             retention_ms: 7 * 24 * 3_600_000,
+            stale_while_revalidate: Vec::new(),
+            shell: Vec::new(),
+            read_cache_max_entries: 500,
+            read_cache_max_bytes: 16 * 1024 * 1024,
+            auth: Auth::default(),
         }
     }
 }
@@ -95,6 +144,9 @@ impl Config {
         if self.network_timeout_ms == 0 || self.write_timeout_ms == 0 {
             return Err(ConfigError::Invalid("networkTimeoutMs and writeTimeoutMs must be above 0"));
         }
+        if self.read_cache_max_entries == 0 || self.read_cache_max_bytes == 0 {
+            return Err(ConfigError::Invalid("readCacheMaxEntries and readCacheMaxBytes must be above 0"));
+        }
         Ok(())
     }
 
@@ -121,6 +173,20 @@ mod tests {
         assert_eq!(c.max_retries, 5);
         assert_eq!(c.network_timeout_ms, 3_000);
         assert_eq!(c.version_path(), "/api/__outpost/version");
+        assert_eq!(c.auth.me.as_str(), "/api/auth/me");
+        assert!(c.shell.is_empty() && c.stale_while_revalidate.is_empty());
+    }
+
+    #[test]
+    fn auth_routes_can_be_renamed_one_by_one() {
+        let c = Config::from_json(r#"{"auth": {"me": "/api/whoami"}}"#).unwrap();
+        assert_eq!(c.auth.me.as_str(), "/api/whoami");
+        assert_eq!(c.auth.login.as_str(), "/api/auth/login");
+        assert!(Config::from_json(r#"{"auth": {"who": "/x"}}"#).is_err());
+        assert_eq!(
+            Config::from_json(r#"{"readCacheMaxBytes": 0}"#),
+            Err(ConfigError::Invalid("readCacheMaxEntries and readCacheMaxBytes must be above 0"))
+        );
     }
 
     #[test]

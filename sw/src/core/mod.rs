@@ -3,9 +3,12 @@
 
 pub mod backoff;
 pub mod config;
+pub mod evict;
+pub mod identity;
 pub mod outcome;
 pub mod pattern;
 pub mod queue;
+pub mod reads;
 pub mod record;
 pub mod route;
 pub mod tempid;

@@ -7,6 +7,9 @@ pub enum Outcome {
     Delivered,
     /// Worth trying again later: no answer at all, 5xx, 408, 409, 425, 429.
     Retry,
+    /// 401: the user's session is gone. The write waits, untouched, until
+    /// its user logs in again; no retry is spent.
+    Parked,
     /// The origin refused it for good (other 4xx, or an answer a retry
     /// cannot change); it goes to the dead letters at once.
     Refused,
@@ -22,6 +25,7 @@ pub fn classify(status: Option<u16>) -> Outcome {
         // 425: too early. Both say "later", not "never".
         Some(408 | 409 | 425 | 429) => Outcome::Retry,
         Some(500..=599) => Outcome::Retry,
+        Some(401) => Outcome::Parked,
         Some(_) => Outcome::Refused,
     }
 }
@@ -46,7 +50,8 @@ mod tests {
         for s in [408, 409, 425, 429, 500, 502, 503, 504, 599] {
             assert_eq!(classify(Some(s)), Outcome::Retry, "{s}");
         }
-        for s in [400, 401, 403, 404, 410, 413, 415, 422, 301, 304, 100] {
+        assert_eq!(classify(Some(401)), Outcome::Parked);
+        for s in [400, 403, 404, 410, 413, 415, 422, 301, 304, 100] {
             assert_eq!(classify(Some(s)), Outcome::Refused, "{s}");
         }
     }

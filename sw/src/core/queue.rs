@@ -29,6 +29,8 @@ pub enum Step {
     Retry { at: u64 },
     /// Moved to the dead letters for this reason.
     Dead(DeadReason),
+    /// Its user is no longer logged in: it waits for them, unchanged.
+    Parked,
 }
 
 /// The queue every write joins until routes can name their own.
@@ -37,9 +39,11 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// A new entry for a write. `first`: the answer to a first attempt, which
 /// counts like any other failure (it schedules retry 1); without one the
 /// write was never tried and is due at once, behind its queue.
+#[allow(clippy::too_many_arguments)]
 pub fn new_entry(
     config: &Config,
     id: u64,
+    user: Option<String>,
     request: StoredRequest,
     idempotency_key: String,
     now: u64,
@@ -48,7 +52,7 @@ pub fn new_entry(
 ) -> Entry {
     let mut entry = Entry {
         id,
-        user: None,
+        user,
         queue: DEFAULT_QUEUE.into(),
         idempotency_key,
         created_at: now,
@@ -65,9 +69,10 @@ pub fn new_entry(
     entry
 }
 
-/// Whether a queue holds pending entries.
-pub fn queue_busy(entries: &[Entry], queue: &str) -> bool {
-    entries.iter().any(|e| e.state == State::Pending && e.queue == queue)
+/// Whether a queue holds pending entries of `user` (other users' entries
+/// are parked and hold nobody back).
+pub fn queue_busy(entries: &[Entry], queue: &str, user: Option<&str>) -> bool {
+    entries.iter().any(|e| replayable(e, user) && e.queue == queue)
 }
 
 /// Applies an attempt's result to `entry`. `jitter` is a draw in `[0, 1)`.
@@ -85,6 +90,7 @@ pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: 
     }
     match classify(attempt.status) {
         Outcome::Delivered => Step::Delivered,
+        Outcome::Parked => Step::Parked,
         Outcome::Refused => {
             let reason = DeadReason::Refused { status: attempt.status.unwrap_or(0) };
             entry.state = State::Dead { reason: reason.clone(), at: now };
@@ -331,7 +337,7 @@ mod tests {
                     assert_eq!(reason, DeadReason::RetriesExhausted { status: Some(503) });
                     break;
                 }
-                Step::Delivered => unreachable!(),
+                Step::Delivered | Step::Parked => unreachable!(),
             }
         }
         assert_eq!(waits, [2_000, 4_000, 8_000, 16_000, 32_000]);
@@ -380,13 +386,43 @@ mod tests {
     fn new_entries_untried_or_after_a_first_failure() {
         let c = Config::default();
         let req = entry(0, "q", A).request;
-        let untried = new_entry(&c, 1, req.clone(), "k".into(), 500, None, 0.5);
+        let untried = new_entry(&c, 1, A.map(Into::into), req.clone(), "k".into(), 500, None, 0.5);
         assert_eq!((untried.retries, untried.next_at, untried.queue.as_str()), (0, 500, DEFAULT_QUEUE));
-        let failed =
-            new_entry(&c, 2, req, "k".into(), 500, Some(Attempt { status: Some(503), retry_after_ms: None }), 0.5);
+        let failed = new_entry(
+            &c,
+            2,
+            None,
+            req,
+            "k".into(),
+            500,
+            Some(Attempt { status: Some(503), retry_after_ms: None }),
+            0.5,
+        );
         assert_eq!((failed.retries, failed.next_at, failed.last_status), (1, 2_500, Some(503)));
-        assert!(queue_busy(&[untried], DEFAULT_QUEUE));
-        assert!(!queue_busy(&[], DEFAULT_QUEUE));
+        assert!(queue_busy(&[untried.clone()], DEFAULT_QUEUE, A));
+        assert!(!queue_busy(&[], DEFAULT_QUEUE, A));
+        // Another user's waiting writes hold nobody back.
+        assert!(!queue_busy(&[untried], DEFAULT_QUEUE, Some("someone-else")));
+    }
+
+    #[test]
+    fn a_401_parks_without_spending_a_retry() {
+        let c = Config::default();
+        let mut e = entry(1, "q", A);
+        e.retries = 2;
+        e.next_at = 100;
+        let step = after_attempt(&c, &mut e, Attempt { status: Some(401), retry_after_ms: None }, 100, 0.5);
+        assert_eq!(step, Step::Parked);
+        assert_eq!((e.retries, e.next_at, &e.state), (2, 100, &State::Pending));
+    }
+
+    #[test]
+    fn parked_users_entries_are_neither_due_nor_heads() {
+        let es = vec![entry(1, "q", Some("a")), entry(2, "q", Some("b")), entry(3, "q", Some("a"))];
+        assert_eq!(due(&C, &es, Some("b"), &[], 0, 8, Trigger::Scheduled), [2]);
+        assert_eq!(due(&C, &es, Some("a"), &[], 0, 8, Trigger::Scheduled), [1]);
+        assert!(due(&C, &es, None, &[], 0, 8, Trigger::Explicit).is_empty());
+        assert_eq!(next_wake(&es, Some("c")), None);
     }
 
     #[test]
@@ -444,7 +480,7 @@ mod tests {
                         delivered.push((e.queue, e.id));
                     }
                     Step::Dead(_) => dead += 1,
-                    Step::Retry { .. } => {}
+                    Step::Retry { .. } | Step::Parked => {}
                 }
             }
         }

@@ -14,6 +14,19 @@ pub enum Route {
     Read(usize),
     /// A configured write; the index is into `Config::writes`.
     Write(usize),
+    /// A same-origin GET outside the API kept for offline starts; the index
+    /// is into `Config::shell`.
+    Shell(usize),
+    /// One of the origin's auth routes: sent as it is, its answer read for
+    /// who is logged in.
+    Auth(AuthRoute),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRoute {
+    Login,
+    Logout,
+    Me,
 }
 
 /// Decides the route of `method url`, for a worker whose origin is `origin`.
@@ -21,12 +34,22 @@ pub fn route(config: &Config, origin: &str, method: &str, request_url: &str) -> 
     let Some(parts) = url::split(request_url) else {
         return Route::Passthrough;
     };
-    if parts.origin != origin || !parts.path.starts_with(config.api_prefix.as_str()) {
+    if parts.origin != origin {
         return Route::Passthrough;
     }
     let path = parts.path;
+    if !path.starts_with(config.api_prefix.as_str()) {
+        return match method {
+            "GET" => position(&config.shell, path).map_or(Route::Passthrough, Route::Shell),
+            _ => Route::Passthrough,
+        };
+    }
+    let auth = &config.auth;
     match method {
         "GET" if path == config.version_path() => Route::Version,
+        "GET" if auth.me.matches(path) => Route::Auth(AuthRoute::Me),
+        "POST" if auth.login.matches(path) => Route::Auth(AuthRoute::Login),
+        "POST" if auth.logout.matches(path) => Route::Auth(AuthRoute::Logout),
         "GET" => position(&config.reads, path).map_or(Route::Passthrough, Route::Read),
         "POST" | "PUT" | "PATCH" | "DELETE" => position(&config.writes, path).map_or(Route::Passthrough, Route::Write),
         _ => Route::Passthrough,
@@ -65,13 +88,31 @@ mod tests {
     fn everything_else_is_left_alone() {
         assert_eq!(r("GET", "http://127.0.0.1:8080/"), Route::Passthrough);
         assert_eq!(r("GET", "http://127.0.0.1:8080/app.js"), Route::Passthrough);
-        assert_eq!(r("POST", "http://127.0.0.1:8080/api/auth/login"), Route::Passthrough);
-        assert_eq!(r("GET", "http://127.0.0.1:8080/api/auth/me"), Route::Passthrough);
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/health"), Route::Passthrough);
         assert_eq!(r("HEAD", "http://127.0.0.1:8080/api/projects"), Route::Passthrough);
         // Cross-origin, even with the same path.
         assert_eq!(r("GET", "http://127.0.0.1:9090/api/sync/init"), Route::Passthrough);
         assert_eq!(r("GET", "https://127.0.0.1:8080/api/sync/init"), Route::Passthrough);
         assert_eq!(r("POST", "https://cdn.example/api/chat/x"), Route::Passthrough);
         assert_eq!(r("GET", "data:text/plain,/api/sync/init"), Route::Passthrough);
+    }
+
+    #[test]
+    fn auth_routes_are_watched() {
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/auth/login"), Route::Auth(AuthRoute::Login));
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/auth/logout"), Route::Auth(AuthRoute::Logout));
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/auth/me"), Route::Auth(AuthRoute::Me));
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/auth/login"), Route::Passthrough);
+    }
+
+    #[test]
+    fn shell_routes_only_when_configured() {
+        assert_eq!(r("GET", "http://127.0.0.1:8080/app.js"), Route::Passthrough);
+        let c = Config::from_json(r#"{"shell": ["/", "/app.js", "/static/*"]}"#).unwrap();
+        assert_eq!(route(&c, O, "GET", "http://127.0.0.1:8080/?x=1"), Route::Shell(0));
+        assert_eq!(route(&c, O, "GET", "http://127.0.0.1:8080/app.js"), Route::Shell(1));
+        assert_eq!(route(&c, O, "GET", "http://127.0.0.1:8080/static/a.css"), Route::Shell(2));
+        assert_eq!(route(&c, O, "POST", "http://127.0.0.1:8080/app.js"), Route::Passthrough);
+        assert_eq!(route(&c, O, "GET", "http://other:8080/app.js"), Route::Passthrough);
     }
 }

@@ -1,0 +1,197 @@
+//! Cached reads: what is kept, under which key, and what is served when the
+//! network fails.
+//!
+//! Strategy per read route: network first, the network given
+//! `networkTimeoutMs`; a good answer is stored; on no answer, a timeout or
+//! a 5xx the stored copy is served (`Outpost-Cache: stale`, `Age`); with
+//! nothing stored a network failure is a `504` JSON error (a timeout with
+//! nothing stored keeps waiting for the network). Routes listed in
+//! `staleWhileRevalidate` answer from the copy at once and refresh it
+//! behind the page's back.
+
+use serde::{Deserialize, Serialize};
+
+use super::evict::{self, Budget, Item, Plan};
+use super::record::RecordError;
+
+/// Whose copy a cached read is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition<'a> {
+    /// App-shell files: the same for everyone.
+    Shared,
+    /// API data of one user (None: nobody logged in).
+    User(Option<&'a str>),
+}
+
+/// The IndexedDB key of a cached read. The user's id is length-prefixed so
+/// no id or URL can forge another user's prefix.
+pub fn cache_key(partition: Partition<'_>, url: &str) -> String {
+    let url = url.split('#').next().unwrap_or(url);
+    format!("{}{url}", partition_prefix(partition))
+}
+
+/// The prefix shared by every key of a partition.
+pub fn partition_prefix(partition: Partition<'_>) -> String {
+    match partition {
+        Partition::Shared => "s|".into(),
+        Partition::User(None) => "u0:|".into(),
+        Partition::User(Some(user)) => format!("u{}:{user}|", user.len()),
+    }
+}
+
+/// What to do with the cache after an answer from the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Store it (replacing any older copy).
+    Store,
+    /// The origin forbids keeping it: drop any older copy too, so it is
+    /// never served again.
+    Forget,
+    /// Leave the cache as it is.
+    Leave,
+}
+
+pub fn keep(status: u16, cache_control: Option<&str>) -> Keep {
+    let no_store = cache_control.is_some_and(|cc| {
+        cc.split(',').any(|d| d.trim().split('=').next().is_some_and(|n| n.trim().eq_ignore_ascii_case("no-store")))
+    });
+    match status {
+        _ if no_store => Keep::Forget,
+        // A partial answer is not the resource.
+        200..=299 if status != 206 => Keep::Store,
+        _ => Keep::Leave,
+    }
+}
+
+/// Whether this network result gives way to a stored copy (None: no
+/// answer at all, or the timeout passed).
+pub fn serve_stored(status: Option<u16>) -> bool {
+    matches!(status, None | Some(500..=599))
+}
+
+/// The `Age` of a stored copy, in whole seconds.
+pub fn age_secs(stored_at: u64, now: u64) -> u64 {
+    now.saturating_sub(stored_at) / 1000
+}
+
+/// Response headers kept with a copy. The body is kept decoded, so its
+/// transfer framing goes; cookies are never the worker's to repeat.
+pub fn keep_header(name: &str) -> bool {
+    !matches!(
+        name.to_ascii_lowercase().as_str(),
+        "content-length" | "content-encoding" | "transfer-encoding" | "set-cookie" | "connection" | "age"
+    )
+}
+
+/// The version written by this build.
+pub const SCHEMA: u8 = 1;
+
+/// A stored answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedRead {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub stored_at: u64,
+}
+
+/// The small record kept beside each copy, so eviction never reads bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMeta {
+    pub size: u64,
+    pub last_used: u64,
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![SCHEMA];
+    out.extend(postcard::to_allocvec(value).expect("plain records serialise"));
+    out
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
+    let (&version, payload) = bytes.split_first().ok_or(RecordError::Empty)?;
+    match version {
+        SCHEMA => postcard::from_bytes(payload).map_err(|e| RecordError::Corrupt(e.to_string())),
+        other => Err(RecordError::UnknownSchema(other)),
+    }
+}
+
+/// Which copies to drop after storing one. Cached reads have one budget:
+/// past it, the least recently used go until it holds again.
+pub fn plan_eviction(index: &[(String, ReadMeta)], max_entries: u32, max_bytes: u64) -> Plan<String> {
+    let items: Vec<Item<String>> = index
+        .iter()
+        .map(|(key, m)| Item { key: key.clone(), size: m.size, last_used: m.last_used, evictable: true })
+        .collect();
+    let budget = Budget { entries: u64::from(max_entries), bytes: max_bytes };
+    evict::plan(&items, budget, budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_users_apart() {
+        let url = "http://h/api/sync/init#top";
+        assert_eq!(cache_key(Partition::User(Some("a")), url), "u1:a|http://h/api/sync/init");
+        assert_eq!(cache_key(Partition::User(None), url), "u0:|http://h/api/sync/init");
+        assert_eq!(cache_key(Partition::Shared, "http://h/app.js"), "s|http://h/app.js");
+        // A user id that looks like another user's key plus a URL cannot
+        // land in that user's partition.
+        let forged = cache_key(Partition::User(Some("a|http://h/x")), "http://h/y");
+        assert!(!forged.starts_with(&partition_prefix(Partition::User(Some("a")))));
+        assert!(cache_key(Partition::User(Some("ab")), url).starts_with(&partition_prefix(Partition::User(Some("ab")))));
+        assert!(!cache_key(Partition::User(Some("ab")), url).starts_with(&partition_prefix(Partition::User(Some("a")))));
+    }
+
+    #[test]
+    fn what_is_kept() {
+        assert_eq!(keep(200, None), Keep::Store);
+        assert_eq!(keep(203, Some("max-age=0")), Keep::Store);
+        assert_eq!(keep(200, Some("private, no-store")), Keep::Forget);
+        assert_eq!(keep(200, Some("No-Store")), Keep::Forget);
+        assert_eq!(keep(500, Some("no-store")), Keep::Forget);
+        assert_eq!(keep(200, Some("no-cache")), Keep::Store);
+        assert_eq!(keep(206, None), Keep::Leave);
+        assert_eq!(keep(304, None), Keep::Leave);
+        assert_eq!(keep(401, None), Keep::Leave);
+        assert_eq!(keep(503, None), Keep::Leave);
+    }
+
+    #[test]
+    fn when_the_stored_copy_answers() {
+        assert!(serve_stored(None));
+        assert!(serve_stored(Some(502)) && serve_stored(Some(503)));
+        assert!(!serve_stored(Some(200)) && !serve_stored(Some(404)) && !serve_stored(Some(401)));
+        assert_eq!(age_secs(1_000, 62_999), 61);
+        assert_eq!(age_secs(5_000, 1_000), 0);
+    }
+
+    #[test]
+    fn records_round_trip_and_refuse_garbage() {
+        let r = CachedRead {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+            stored_at: 7,
+        };
+        assert_eq!(decode::<CachedRead>(&encode(&r)), Ok(r));
+        let m = ReadMeta { size: 2, last_used: 9 };
+        assert_eq!(decode::<ReadMeta>(&encode(&m)), Ok(m));
+        assert_eq!(decode::<ReadMeta>(&[]), Err(RecordError::Empty));
+        assert_eq!(decode::<ReadMeta>(&[2, 0]), Err(RecordError::UnknownSchema(2)));
+        assert!(keep_header("Content-Type") && !keep_header("Set-Cookie") && !keep_header("content-length"));
+    }
+
+    #[test]
+    fn eviction_keeps_the_budget() {
+        let index: Vec<(String, ReadMeta)> =
+            (0..5).map(|i| (format!("k{i}"), ReadMeta { size: 10, last_used: 100 - i })).collect();
+        let p = plan_eviction(&index, 3, 1_000);
+        assert_eq!(p.evict, ["k4", "k3"]);
+        let p = plan_eviction(&index, 10, 25);
+        assert_eq!(p.evict, ["k4", "k3", "k2"]);
+        assert!(plan_eviction(&index, 5, 50).evict.is_empty());
+    }
+}
