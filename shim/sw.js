@@ -16,16 +16,31 @@ const OUTPOST_CACHE = 'outpost-wasm-' + OUTPOST_VERSION;
 const OUTPOST_CONFIG = new URL(self.location.href).searchParams.get('config') || '';
 
 // Until the wasm is ready, the worker claims only same-origin requests under
-// the API prefix; the wasm then decides, and what it does not want goes to
-// the network unchanged.
-const OUTPOST_API_PREFIX = (() => {
+// the API prefix and GETs of the configured app-shell paths; the wasm then
+// decides, and what it does not want goes to the network unchanged.
+const [OUTPOST_API_PREFIX, OUTPOST_SHELL] = (() => {
   try {
-    const prefix = JSON.parse(OUTPOST_CONFIG || '{}').apiPrefix;
-    return typeof prefix === 'string' ? prefix : '/api/';
+    const config = JSON.parse(OUTPOST_CONFIG || '{}');
+    const prefix = typeof config.apiPrefix === 'string' ? config.apiPrefix : '/api/';
+    return [prefix, Array.isArray(config.shell) ? config.shell.filter((p) => typeof p === 'string') : []];
   } catch (_) {
-    return '/api/'; // the wasm reports the bad config when it starts
+    return ['/api/', []]; // the wasm reports the bad config when it starts
   }
 })();
+
+// The same pattern rules as the wasm's (sw/src/core/pattern.rs): `*` as a
+// whole segment is one non-empty segment; a trailing `*` glued to the last
+// segment is a prefix match that takes any rest of the path.
+function outpostMatches(pattern, path) {
+  const openTail = pattern.endsWith('*') && !pattern.endsWith('/*');
+  const want = (openTail ? pattern.slice(0, -1) : pattern).split('/');
+  const have = path.split('/');
+  if (openTail ? have.length < want.length : have.length !== want.length) return false;
+  return want.every((w, i) => {
+    if (openTail && i === want.length - 1) return have[i].startsWith(w);
+    return w === '*' ? have[i] !== '' : w === have[i];
+  });
+}
 
 let outpost = null;
 
@@ -67,7 +82,9 @@ self.addEventListener('activate', (event) => {
 
 function mayClaim(request) {
   const url = new URL(request.url);
-  return url.origin === self.location.origin && url.pathname.startsWith(OUTPOST_API_PREFIX);
+  if (url.origin !== self.location.origin) return false;
+  if (url.pathname.startsWith(OUTPOST_API_PREFIX)) return true;
+  return request.method === 'GET' && OUTPOST_SHELL.some((p) => outpostMatches(p, url.pathname));
 }
 
 self.addEventListener('fetch', (event) => {

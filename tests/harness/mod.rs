@@ -401,6 +401,26 @@ impl Tab {
     }
 }
 
+impl Tab {
+    /// A JSON `POST` from the page: `{status, headers, body}`, or `Err`
+    /// with the network error.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, String> {
+        self.try_eval(&format!(
+            "(async () => {{ const r = await fetch({path:?}, {{ method: 'POST', \
+             headers: {{ 'Content-Type': 'application/json' }}, body: JSON.stringify({body}) }}); \
+             const text = await r.text(); let body = text; try {{ body = JSON.parse(text); }} catch (_) {{}} \
+             return {{ status: r.status, headers: Object.fromEntries(r.headers), body }}; }})()"
+        ))
+        .await
+    }
+
+    /// Navigates the tab again to where it is (a reload that goes through
+    /// the worker like any navigation).
+    pub async fn reload(&self) {
+        self.page.reload().await.expect("reload the tab");
+    }
+}
+
 /// Origin state on a fresh SQLite database in a temp dir (kept alive by
 /// the returned guard).
 pub async fn sqlite_state() -> (AppState, tempfile::TempDir) {

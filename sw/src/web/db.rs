@@ -4,17 +4,27 @@
 //! - `outbox`: encoded entries (`core::record`), keyed by entry id;
 //! - `quarantine`: records that could not be decoded, kept for the page to
 //!   see and discard, never replayed;
-//! - `meta`: counters and the temp-id map (`idmap:<temp id>` → server id).
+//! - `meta`: counters, the current user (`user`) and the temp-id map
+//!   (`idmap:<temp id>` → server id);
+//! - `reads`: cached read answers (`core::reads::CachedRead`), keyed by
+//!   `core::reads::cache_key`;
+//! - `reads_meta`: size and last use of each cached read, same keys, so
+//!   eviction never loads a body.
+//!
+//! Version 2 added the two read stores; opening creates what is missing
+//! and keeps the version 1 stores as they are.
 
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
 const NAME: &str = "outpost";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 pub const OUTBOX: &str = "outbox";
 pub const QUARANTINE: &str = "quarantine";
 pub const META: &str = "meta";
+pub const READS: &str = "reads";
+pub const READS_META: &str = "reads_meta";
 const SEQ: &str = "seq";
 const IDMAP: &str = "idmap:";
 
@@ -28,6 +38,8 @@ pub async fn open() -> Result<Rexie, JsValue> {
         .add_object_store(ObjectStore::new(OUTBOX))
         .add_object_store(ObjectStore::new(QUARANTINE))
         .add_object_store(ObjectStore::new(META))
+        .add_object_store(ObjectStore::new(READS))
+        .add_object_store(ObjectStore::new(READS_META))
         .build()
         .await
         .map_err(js)
@@ -139,4 +151,46 @@ pub fn key_text(key: &JsValue) -> String {
         (_, Some(s)) => s,
         _ => format!("{key:?}"),
     }
+}
+
+/// One value of `store` by key.
+pub async fn get(db: &Rexie, store: &str, key: &str) -> Result<Option<JsValue>, JsValue> {
+    let tx = db.transaction(&[store], TransactionMode::ReadOnly).map_err(js)?;
+    tx.store(store).map_err(js)?.get(key.into()).await.map_err(js)
+}
+
+pub async fn get_bytes(db: &Rexie, store: &str, key: &str) -> Result<Option<Vec<u8>>, JsValue> {
+    Ok(get(db, store, key).await?.map(|v| bytes_of(&v)))
+}
+
+/// Puts values under string keys, several stores in one transaction.
+pub async fn put_all(db: &Rexie, rows: &[(&str, &str, JsValue)]) -> Result<(), JsValue> {
+    let mut stores: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    stores.dedup();
+    let tx = db.transaction(&stores, TransactionMode::ReadWrite).map_err(js)?;
+    for (store, key, value) in rows {
+        tx.store(store).map_err(js)?.put(value, Some(&(*key).into())).await.map_err(js)?;
+    }
+    tx.done().await.map_err(js)?;
+    Ok(())
+}
+
+pub fn bytes(b: &[u8]) -> JsValue {
+    Uint8Array::from(b).into()
+}
+
+/// Deletes `keys` from every one of `stores`, in one transaction.
+pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result<(), JsValue> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tx = db.transaction(stores, TransactionMode::ReadWrite).map_err(js)?;
+    for store in stores {
+        let s = tx.store(store).map_err(js)?;
+        for key in keys {
+            s.delete(key.as_str().into()).await.map_err(js)?;
+        }
+    }
+    tx.done().await.map_err(js)?;
+    Ok(())
 }

@@ -95,3 +95,60 @@ pub async fn fetch_within(
     }
     result
 }
+
+/// The end of a fetch raced against a timer.
+pub enum Raced {
+    Answer(Response),
+    /// No answer: offline, refused, reset.
+    Failed,
+    /// The timer won; the fetch goes on and can still be awaited.
+    Late(Promise),
+}
+
+/// Starts `request` and waits for its answer, but at most `timeout_ms`.
+pub async fn fetch_racing(request: &Request, timeout_ms: u32) -> Raced {
+    let fetch = scope().fetch_with_request(request);
+    let timer = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, u64::from(timeout_ms));
+    });
+    let race = Promise::race(&js_sys::Array::of2(&fetch, &timer));
+    match JsFuture::from(race).await {
+        Ok(v) if v.is_instance_of::<Response>() => Raced::Answer(v.unchecked_into()),
+        Ok(_) => Raced::Late(fetch),
+        Err(_) => Raced::Failed,
+    }
+}
+
+/// Waits for a fetch the timer gave up on.
+pub async fn answer_of(late: Promise) -> Option<Response> {
+    JsFuture::from(late).await.ok().map(JsCast::unchecked_into)
+}
+
+/// A response's whole body.
+pub async fn body_bytes(response: &Response) -> Result<Vec<u8>, JsValue> {
+    let buffer = JsFuture::from(response.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// Every header of a response, as `(lowercase name, value)`.
+pub fn headers_of(headers: &web_sys::Headers) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(headers) {
+        for pair in iter.flatten() {
+            let pair: js_sys::Array = pair.unchecked_into();
+            out.push((pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default()));
+        }
+    }
+    out
+}
+
+/// `navigator.storage.estimate()`: `(usage, quota)` in bytes, where the
+/// browser tells.
+pub async fn storage_estimate() -> Option<(f64, f64)> {
+    let storage = Reflect::get(&scope().navigator(), &"storage".into()).ok()?;
+    let estimate: Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
+    let promise: Promise = estimate.call0(&storage).ok()?.dyn_into().ok()?;
+    let value = JsFuture::from(promise).await.ok()?;
+    let number = |name: &str| Reflect::get(&value, &name.into()).ok()?.as_f64();
+    Some((number("usage")?, number("quota")?))
+}

@@ -4,7 +4,9 @@
 mod db;
 mod events;
 mod global;
+mod identity;
 mod outbox;
+mod reads;
 mod request;
 mod response;
 
@@ -13,23 +15,112 @@ use std::rc::Rc;
 
 use js_sys::{Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use web_sys::Request;
+use web_sys::{Request, Response};
 
 use crate::core::config::Config;
+use crate::core::identity::{self as who, Learned, Source};
 use crate::core::queue::{sync_end, SyncEnd, Trigger};
-use crate::core::route::{route, Route};
+use crate::core::route::{route, AuthRoute, Route};
+use identity::Identity;
 use outbox::Outbox;
+use reads::{ReadRoute, Reads};
 
 struct Inner {
     config: Rc<Config>,
     origin: String,
     version: String,
-    outbox: RefCell<Option<Rc<Outbox>>>,
+    parts: RefCell<Option<Parts>>,
+}
+
+/// What `start()` opens.
+#[derive(Clone)]
+struct Parts {
+    outbox: Rc<Outbox>,
+    reads: Rc<Reads>,
+    identity: Rc<Identity>,
 }
 
 impl Inner {
+    fn parts(&self) -> Result<Parts, JsValue> {
+        self.parts.borrow().clone().ok_or_else(|| JsValue::from_str("outpost: the worker has not started"))
+    }
+
     fn outbox(&self) -> Result<Rc<Outbox>, JsValue> {
-        self.outbox.borrow().clone().ok_or_else(|| JsValue::from_str("outpost: the worker has not started"))
+        Ok(self.parts()?.outbox)
+    }
+
+    /// Acts on what an answer said about the user: a logout forgets the
+    /// user's cached reads; any change lets the new user's writes go.
+    async fn learned(&self, source: Source, learned: Learned) -> Result<(), JsValue> {
+        let parts = self.parts()?;
+        let before = parts.identity.current();
+        if source == Source::Logout {
+            parts.reads.clear_user(before.as_deref()).await?;
+        }
+        if parts.identity.apply(&learned).await?.is_some() {
+            parts.outbox.user_changed();
+        }
+        Ok(())
+    }
+
+    /// Hands an auth route's answer to the page, once read for the user.
+    async fn observe(&self, source: Source, answer: Response) -> Result<Response, JsValue> {
+        let body = match answer.clone() {
+            Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        self.learned(source, who::learn(source, Some(answer.status()), &body)).await?;
+        Ok(answer)
+    }
+
+    async fn auth(&self, request: Request, kind: AuthRoute) -> Result<Response, JsValue> {
+        let source = match kind {
+            AuthRoute::Me => return self.observe(Source::Me, global::fetch(&request).await?).await,
+            AuthRoute::Login => Source::Login,
+            AuthRoute::Logout => Source::Logout,
+        };
+        let answer = self.outbox()?.switching_user(async move { global::fetch(&request).await.map(Into::into) }).await;
+        match answer {
+            Ok(r) => self.observe(source, r.unchecked_into()).await,
+            Err(e) => {
+                // An offline logout still ends the user's session here.
+                self.learned(source, who::learn(source, None, &[])).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the origin who is logged in (a login may have happened before
+    /// this worker could see it), then lets the outbox replay.
+    async fn refresh_user(&self) -> Result<(), JsValue> {
+        let me = self.config.auth.me.as_str();
+        if !me.contains('*') {
+            let url = format!("{}{me}", self.origin);
+            let answer = global::fetch_within(
+                |signal| {
+                    let init = web_sys::RequestInit::new();
+                    init.set_signal(Some(signal));
+                    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+                    Request::new_with_str_and_init(&url, &init)
+                },
+                self.config.network_timeout_ms,
+            )
+            .await;
+            if let Ok(r) = answer {
+                self.observe(Source::Me, r).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_route(&self, path_url: &str, shell: bool) -> ReadRoute {
+        let path = crate::core::url::split(path_url).map(|p| p.path).unwrap_or("");
+        let any = |ps: &[crate::core::pattern::Pattern]| ps.iter().any(|p| p.matches(path));
+        ReadRoute {
+            shell,
+            swr: !shell && any(&self.config.stale_while_revalidate),
+            names_user: !shell && any(&self.config.auth.user_in),
+        }
     }
 }
 
@@ -60,7 +151,7 @@ impl Outpost {
     pub fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
         console_error_panic_hook::set_once();
         let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Outpost { inner: Rc::new(Inner { config: Rc::new(config), origin, version, outbox: RefCell::new(None) }) })
+        Ok(Outpost { inner: Rc::new(Inner { config: Rc::new(config), origin, version, parts: RefCell::new(None) }) })
     }
 
     /// Opens IndexedDB and replays what an earlier worker left: starting is
@@ -68,9 +159,19 @@ impl Outpost {
     pub fn start(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let outbox = Outbox::open(Rc::clone(&inner.config)).await?;
-            *inner.outbox.borrow_mut() = Some(Rc::clone(&outbox));
-            outbox.kick(Trigger::Scheduled);
+            let db = Rc::new(db::open().await?);
+            let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
+            let config = Rc::clone(&inner.config);
+            let outbox = Outbox::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity));
+            let reads = Rc::new(Reads::new(config, db, Rc::clone(&identity)));
+            *inner.parts.borrow_mut() = Some(Parts { outbox: Rc::clone(&outbox), reads, identity });
+            let me = Rc::clone(&inner);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = me.refresh_user().await {
+                    global::log_error("could not learn the current user", &e);
+                }
+                outbox.kick(Trigger::Scheduled);
+            });
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -89,9 +190,14 @@ impl Outpost {
             match route {
                 Route::Version => response::json(200, &version_body(&inner)).map(Into::into),
                 Route::Write(_) => inner.outbox()?.send(request).await.map(Into::into),
-                // Not claimed by this build (see `handled`); if the bootstrap
-                // asks anyway, the request goes to the network untouched.
-                Route::Passthrough | Route::Read(_) => global::fetch(&request).await.map(Into::into),
+                Route::Read(_) | Route::Shell(_) => {
+                    let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
+                    inner.parts()?.reads.handle(request, how).await.map(Into::into)
+                }
+                Route::Auth(kind) => inner.auth(request, kind).await.map(Into::into),
+                // Not claimed (see `handled`); if the bootstrap asks anyway,
+                // the request goes to the network untouched.
+                Route::Passthrough => global::fetch(&request).await.map(Into::into),
             }
         })
     }
@@ -126,7 +232,17 @@ impl Outpost {
             let outbox = inner.outbox()?;
             let reply = match (kind.as_str(), id) {
                 ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
-                ("outpost:status", _) => outbox.status().await?,
+                ("outpost:status", _) => {
+                    let mut status = outbox.status().await?;
+                    let (usage, quota) = match global::storage_estimate().await {
+                        Some((u, q)) => (serde_json::json!(u), serde_json::json!(q)),
+                        None => (serde_json::Value::Null, serde_json::Value::Null),
+                    };
+                    // The blob budget arrives with uploads; until then only
+                    // the browser's own figures are known.
+                    status["storage"] = serde_json::json!({ "usage": usage, "quota": quota, "budget": null });
+                    status
+                }
                 ("outpost:flush", _) => {
                     outbox.replay(Trigger::Explicit).await?;
                     outbox.status().await?
@@ -156,10 +272,9 @@ impl Outpost {
     }
 }
 
-/// The routes this build answers. Reads are recognised by the core but
-/// still left to the network until their handler lands.
+/// Every route but a passthrough is answered by the worker.
 fn handled(route: Route) -> bool {
-    matches!(route, Route::Version | Route::Write(_))
+    route != Route::Passthrough
 }
 
 fn version_body(inner: &Inner) -> String {

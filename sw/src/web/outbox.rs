@@ -13,9 +13,11 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response};
 
 use super::events::Events;
+use super::identity::Identity;
 use super::{db, global, request, response};
 use crate::core::backoff::parse_retry_after;
 use crate::core::config::Config;
+use crate::core::identity::{self, Source};
 use crate::core::outcome::queue_on_first_attempt;
 use crate::core::queue::{self, Attempt, Step, Trigger};
 use crate::core::record::{self, DeadReason, Entry, RecordError, State};
@@ -26,7 +28,11 @@ const LOCK: &str = "outpost-outbox";
 
 pub struct Outbox {
     config: Rc<Config>,
-    db: Rexie,
+    db: Rc<Rexie>,
+    identity: Rc<Identity>,
+    /// Logins and logouts under way: a pass stops before its next attempt,
+    /// so no write of one user is sent with the next user's cookie.
+    switching: Cell<u32>,
     events: Events,
     running: Cell<bool>,
     again: Cell<bool>,
@@ -82,11 +88,12 @@ pub fn reason_text(reason: &DeadReason) -> String {
 }
 
 impl Outbox {
-    pub async fn open(config: Rc<Config>) -> Result<Rc<Outbox>, JsValue> {
-        let db = db::open().await?;
-        Ok(Rc::new(Outbox {
+    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>) -> Rc<Outbox> {
+        Rc::new(Outbox {
             config,
             db,
+            identity,
+            switching: Cell::new(0),
             events: Events::new(),
             running: Cell::new(false),
             again: Cell::new(false),
@@ -96,7 +103,26 @@ impl Outbox {
             waiting: RefCell::new(Vec::new()),
             queue_busy: Cell::new(None),
             timer_at: Cell::new(None),
-        }))
+        })
+    }
+
+    /// Runs a login or logout request with no replay attempt in flight:
+    /// the running pass stops before its next attempt and the request waits
+    /// for the outbox lock (which every worker instance shares).
+    pub async fn switching_user<F>(&self, work: F) -> Result<JsValue, JsValue>
+    where
+        F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+    {
+        self.switching.set(self.switching.get() + 1);
+        let result = global::with_lock(LOCK, work).await;
+        self.switching.set(self.switching.get() - 1);
+        result
+    }
+
+    /// The user changed: other users' entries are parked, this one's may go.
+    pub fn user_changed(self: &Rc<Self>) {
+        self.queue_busy.set(None);
+        self.kick(Trigger::Signal);
     }
 
     /// The first attempt of a write. Queued (and answered `202`) when the
@@ -107,7 +133,10 @@ impl Outbox {
         let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
         let waiting = match self.queue_busy.get() {
             Some(busy) => busy,
-            None => queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE),
+            None => {
+                let user = self.identity.current();
+                queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE, user.as_deref())
+            }
         };
         if !queue::may_go_first(waiting) {
             return self.enqueue(stored, key, None).await;
@@ -143,13 +172,14 @@ impl Outbox {
         let was_busy = self.queue_busy.get() == Some(true);
         let now = global::now_ms();
         let config = Rc::clone(&self.config);
+        let user = self.identity.current();
         let mut queued = None;
         let id = db::append(&self.db, |id| {
             let first = failed.as_ref().map(|(status, retry_after)| Attempt {
                 status: *status,
                 retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
             });
-            let entry = queue::new_entry(&config, id, stored, key.clone(), now, first, global::random());
+            let entry = queue::new_entry(&config, id, user, stored, key.clone(), now, first, global::random());
             let bytes = record::encode(&entry);
             queued = Some(entry);
             bytes
@@ -190,7 +220,7 @@ impl Outbox {
             self.next_trigger.set(stronger(self.next_trigger.get(), trigger));
             let done = js_sys::Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push(resolve));
             JsFuture::from(done).await?;
-            return Ok(self.pending().await?.iter().any(|e| e.state == State::Pending));
+            return self.left().await;
         }
         self.running.set(true);
         let mut trigger = trigger;
@@ -216,7 +246,14 @@ impl Outbox {
         }
         self.schedule_wake();
         result?;
-        Ok(self.pending().await?.iter().any(|e| e.state == State::Pending))
+        self.left().await
+    }
+
+    /// Whether the current user still has writes pending (other users'
+    /// are parked: no trigger can deliver them now).
+    async fn left(&self) -> Result<bool, JsValue> {
+        let user = self.identity.current();
+        Ok(queue::next_wake(&self.pending().await?, user.as_deref()).is_some())
     }
 
     /// Reads every entry; unreadable records go to quarantine as dead
@@ -255,24 +292,39 @@ impl Outbox {
         for (temp, id) in db::id_map(&self.db).await? {
             ids.insert(temp, id);
         }
+        let user = self.identity.current();
         let mut attempted: Vec<u64> = Vec::new();
         loop {
-            let Some(&id) = queue::due(&self.config, &entries, None, &attempted, global::now_ms(), 1, trigger).first()
-            else {
+            if self.switching.get() > 0 || self.identity.current() != user {
+                // The user is changing: what is left waits for the next pass,
+                // which the change starts.
+                return Ok(());
+            }
+            let due = queue::due(&self.config, &entries, user.as_deref(), &attempted, global::now_ms(), 1, trigger);
+            let Some(&id) = due.first() else {
                 break;
             };
             attempted.push(id);
             let i = entries.iter().position(|e| e.id == id).expect("due ids exist");
-            if self.attempt(&mut entries[i], &mut ids).await? {
-                entries.remove(i);
+            match self.attempt(&mut entries[i], &mut ids).await? {
+                Sent::Delivered => {
+                    entries.remove(i);
+                }
+                Sent::Kept => {}
+                Sent::Parked => {
+                    // The session is gone: nothing more of this user's can go.
+                    self.identity.apply(&identity::learn(Source::Replay, Some(401), &[])).await?;
+                    self.queue_busy.set(None);
+                    return Ok(());
+                }
             }
         }
-        self.queue_busy.set(Some(queue::queue_busy(&entries, queue::DEFAULT_QUEUE)));
+        self.queue_busy.set(Some(queue::queue_busy(&entries, queue::DEFAULT_QUEUE, user.as_deref())));
         Ok(())
     }
 
-    /// Sends one entry; returns whether it was delivered (and removed).
-    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap) -> Result<bool, JsValue> {
+    /// Sends one entry.
+    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap) -> Result<Sent, JsValue> {
         let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
         let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
         let body = rewritten.as_deref().unwrap_or(&entry.request.body);
@@ -320,7 +372,11 @@ impl Outbox {
                 }
                 db::delete(&self.db, db::OUTBOX, entry.id).await?;
                 self.events.emit("replayed", &event(entry));
-                Ok(true)
+                Ok(Sent::Delivered)
+            }
+            Step::Parked => {
+                db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
+                Ok(Sent::Parked)
             }
             Step::Retry { at } => {
                 db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
@@ -328,12 +384,12 @@ impl Outbox {
                 ev.retry_at = Some(at);
                 ev.retries = Some(entry.retries);
                 self.events.emit("retry-scheduled", &ev);
-                Ok(false)
+                Ok(Sent::Kept)
             }
             Step::Dead(_) => {
                 db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
                 self.dead_event(entry);
-                Ok(false)
+                Ok(Sent::Kept)
             }
         }
     }
@@ -352,7 +408,7 @@ impl Outbox {
         wasm_bindgen_futures::spawn_local(async move {
             let Ok(entries) = me.pending().await else { return };
             me.clear_wake();
-            if let Some(at) = queue::next_wake(&entries, None) {
+            if let Some(at) = queue::next_wake(&entries, me.identity.current().as_deref()) {
                 me.wake_by(at);
             }
         });
@@ -389,9 +445,12 @@ impl Outbox {
 
     /// `{pending, deadLetters, uploads, storage}` for `outpost.status()`.
     pub async fn status(&self) -> Result<serde_json::Value, JsValue> {
+        let user = self.identity.current();
         let entries = self.pending().await?;
-        let pending = entries.iter().filter(|e| e.state == State::Pending).count();
-        let mut dead: Vec<serde_json::Value> = entries
+        let (mine, others): (Vec<&Entry>, Vec<&Entry>) = entries.iter().partition(|e| e.user == user);
+        let pending = mine.iter().filter(|e| e.state == State::Pending).count();
+        let parked = others.iter().filter(|e| e.state == State::Pending).count();
+        let mut dead: Vec<serde_json::Value> = mine
             .iter()
             .filter_map(|e| match &e.state {
                 State::Dead { reason, at } => Some(serde_json::json!({
@@ -404,14 +463,17 @@ impl Outbox {
         for (key, _) in db::records(&self.db, db::QUARANTINE).await? {
             dead.push(serde_json::json!({ "id": db::key_text(&key), "reason": "unreadable record (quarantined); discard it" }));
         }
-        Ok(serde_json::json!({ "pending": pending, "deadLetters": dead, "uploads": [] }))
+        Ok(serde_json::json!({
+            "user": user, "pending": pending, "parked": parked, "deadLetters": dead, "uploads": [],
+        }))
     }
 
     /// Puts a dead letter back in line, due now.
     pub async fn retry(self: &Rc<Self>, id: &str) -> Result<bool, JsValue> {
         let Ok(id) = id.parse::<u64>() else { return Ok(false) };
         let mut entries = self.pending().await?;
-        let Some(entry) = entries.iter_mut().find(|e| e.id == id) else { return Ok(false) };
+        let user = self.identity.current();
+        let Some(entry) = entries.iter_mut().find(|e| e.id == id && e.user == user) else { return Ok(false) };
         if !queue::revive(entry, global::now_ms()) {
             return Ok(false);
         }
@@ -424,7 +486,9 @@ impl Outbox {
     /// Drops a dead letter (or a quarantined record) for good.
     pub async fn discard(&self, id: &str) -> Result<bool, JsValue> {
         let entries = self.pending().await?;
-        if let Some(e) = entries.iter().find(|e| e.id.to_string() == id && matches!(e.state, State::Dead { .. })) {
+        let user = self.identity.current();
+        let mine = |e: &&Entry| e.id.to_string() == id && e.user == user && matches!(e.state, State::Dead { .. });
+        if let Some(e) = entries.iter().find(mine) {
             db::delete(&self.db, db::OUTBOX, e.id).await?;
             return Ok(true);
         }
@@ -436,6 +500,15 @@ impl Outbox {
         }
         Ok(false)
     }
+}
+
+/// What became of one attempt.
+enum Sent {
+    Delivered,
+    /// Still in the outbox: retrying, or dead-lettered.
+    Kept,
+    /// Its user's session is gone (401).
+    Parked,
 }
 
 fn stronger(a: Trigger, b: Trigger) -> Trigger {

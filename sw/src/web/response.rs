@@ -13,3 +13,20 @@ pub fn json(status: u16, body: &str) -> Result<Response, JsValue> {
     init.set_headers(&headers);
     Response::new_with_opt_str_and_init(Some(body), &init)
 }
+
+/// A response with `status`, `headers` and `body` as given.
+pub fn build(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Response, JsValue> {
+    let h = Headers::new()?;
+    for (name, value) in headers {
+        h.append(name, value)?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&h);
+    // 204/205/304 may not have a body, even an empty one.
+    if body.is_empty() {
+        return Response::new_with_opt_str_and_init(None, &init);
+    }
+    let copy = js_sys::Uint8Array::from(body);
+    Response::new_with_opt_buffer_source_and_init(Some(&copy), &init)
+}

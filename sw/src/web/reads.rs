@@ -1,0 +1,217 @@
+//! Carries out cached reads: network first with a timeout, the stored copy
+//! when the network fails, stale-while-revalidate where configured, and
+//! the read cache's bounds. The rules are `core::reads`'.
+
+use std::rc::Rc;
+
+use rexie::Rexie;
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+use web_sys::{Request, Response};
+
+use super::events::Events;
+use super::global::{self, Raced};
+use super::identity::Identity;
+use super::{db, response};
+use crate::core::config::Config;
+use crate::core::identity::{self, Learned, Source};
+use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta};
+
+pub struct Reads {
+    config: Rc<Config>,
+    db: Rc<Rexie>,
+    identity: Rc<Identity>,
+    events: Events,
+}
+
+/// How one read is handled.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRoute {
+    /// App-shell file (shared) rather than a user's API data.
+    pub shell: bool,
+    /// Answer from the copy at once, refresh behind.
+    pub swr: bool,
+    /// Its answers name the user (`auth.userIn`).
+    pub names_user: bool,
+}
+
+/// Read back from a network answer.
+struct Fresh {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Fresh {
+    fn response(&self) -> Result<Response, JsValue> {
+        response::build(self.status, &self.headers, &self.body)
+    }
+}
+
+#[derive(Serialize)]
+struct Updated<'a> {
+    url: &'a str,
+}
+
+impl Reads {
+    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>) -> Reads {
+        Reads { config, db, identity, events: Events::new() }
+    }
+
+    fn key(&self, route: ReadRoute, url: &str) -> String {
+        let user = self.identity.current();
+        let partition = if route.shell { Partition::Shared } else { Partition::User(user.as_deref()) };
+        reads::cache_key(partition, url)
+    }
+
+    pub async fn handle(self: &Rc<Self>, request: Request, route: ReadRoute) -> Result<Response, JsValue> {
+        let url = request.url();
+        if route.swr {
+            if let Some(copy) = self.stored(&self.key(route, &url)).await {
+                let me = Rc::clone(self);
+                let refresh = request.clone()?;
+                let old_body = copy.body.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Some(fresh) = me.network(&refresh, route).await {
+                        if fresh.status < 300 && fresh.body != old_body {
+                            me.events.emit("updated", &Updated { url: &refresh.url() });
+                        }
+                    }
+                });
+                return self.from_copy(&copy);
+            }
+        }
+        let raced = global::fetch_racing(&request, self.config.network_timeout_ms).await;
+        let answer = match raced {
+            Raced::Answer(r) => Some(r),
+            Raced::Failed => None,
+            Raced::Late(fetch) => {
+                if let Some(copy) = self.stored(&self.key(route, &url)).await {
+                    // The copy answers now; the late answer still refreshes it.
+                    let me = Rc::clone(self);
+                    let url = url.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Some(r) = global::answer_of(fetch).await {
+                            let _ = me.take(r, route, &url).await;
+                        }
+                    });
+                    return self.from_copy(&copy);
+                }
+                // Nothing to fall back on: the network is still the best bet.
+                global::answer_of(fetch).await
+            }
+        };
+        let fresh = match answer {
+            Some(r) => Some(self.take(r, route, &url).await?),
+            None => None,
+        };
+        if reads::serve_stored(fresh.as_ref().map(|f| f.status)) {
+            if let Some(copy) = self.stored(&self.key(route, &url)).await {
+                return self.from_copy(&copy);
+            }
+        }
+        match fresh {
+            Some(f) => f.response(),
+            None => response::json(
+                504,
+                &serde_json::json!({ "error": {
+                    "code": "offline",
+                    "message": format!(
+                        "{url} could not be reached and no copy of it is stored on this device; \
+                         try again once the network is back"
+                    ),
+                }})
+                .to_string(),
+            ),
+        }
+    }
+
+    /// Fetches `request` (no timeout: a refresh has no page waiting) and
+    /// takes its answer.
+    async fn network(&self, request: &Request, route: ReadRoute) -> Option<Fresh> {
+        let r = global::fetch(request).await.ok()?;
+        self.take(r, route, &request.url()).await.ok()
+    }
+
+    /// Reads an answer, learns the user from it where the route names one,
+    /// and stores or forgets the copy as the core says.
+    async fn take(&self, r: Response, route: ReadRoute, url: &str) -> Result<Fresh, JsValue> {
+        let status = r.status();
+        let headers = global::headers_of(&r.headers());
+        let body = global::body_bytes(&r).await?;
+        if route.names_user {
+            let learned = identity::learn(Source::Data, Some(status), &body);
+            if learned != Learned::Nothing {
+                self.identity.apply(&learned).await?;
+            }
+        }
+        let cache_control = headers.iter().find(|(k, _)| k == "cache-control").map(|(_, v)| v.as_str());
+        let key = self.key(route, url);
+        match reads::keep(status, cache_control) {
+            Keep::Store => {
+                let kept: Vec<(String, String)> =
+                    headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
+                let now = global::now_ms();
+                let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: now };
+                if let Err(e) = self.store(&key, &copy, now).await {
+                    // The answer still reaches the page; only the copy is lost.
+                    global::log_error("could not store a read", &e);
+                }
+            }
+            Keep::Forget => db::delete_keys(&self.db, &[db::READS, db::READS_META], &[key]).await?,
+            Keep::Leave => {}
+        }
+        Ok(Fresh { status, headers, body })
+    }
+
+    async fn store(&self, key: &str, copy: &CachedRead, now: u64) -> Result<(), JsValue> {
+        let bytes = reads::encode(copy);
+        let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
+        db::put_all(
+            &self.db,
+            &[(db::READS, key, db::bytes(&bytes)), (db::READS_META, key, db::bytes(&reads::encode(&meta)))],
+        )
+        .await?;
+        self.evict().await
+    }
+
+    /// Drops least recently used copies past the configured bounds.
+    async fn evict(&self) -> Result<(), JsValue> {
+        let index: Vec<(String, ReadMeta)> = db::records(&self.db, db::READS_META)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.as_string()?, reads::decode(&v).ok()?)))
+            .collect();
+        let plan = reads::plan_eviction(&index, self.config.read_cache_max_entries, self.config.read_cache_max_bytes);
+        db::delete_keys(&self.db, &[db::READS, db::READS_META], &plan.evict).await
+    }
+
+    /// The stored copy under `key`, if it is readable; reading it counts as
+    /// a use.
+    async fn stored(&self, key: &str) -> Option<CachedRead> {
+        let bytes = db::get_bytes(&self.db, db::READS, key).await.ok()??;
+        let copy: CachedRead = reads::decode(&bytes).ok()?;
+        let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: global::now_ms() };
+        let _ = db::put_all(&self.db, &[(db::READS_META, key, db::bytes(&reads::encode(&meta)))]).await;
+        Some(copy)
+    }
+
+    fn from_copy(&self, copy: &CachedRead) -> Result<Response, JsValue> {
+        let mut headers = copy.headers.clone();
+        headers.push(("Outpost-Cache".into(), "stale".into()));
+        headers.push(("Age".into(), reads::age_secs(copy.stored_at, global::now_ms()).to_string()));
+        response::build(copy.status, &headers, &copy.body)
+    }
+
+    /// Forgets every cached read of `user` (on logout).
+    pub async fn clear_user(&self, user: Option<&str>) -> Result<(), JsValue> {
+        let prefix = reads::partition_prefix(Partition::User(user));
+        let keys: Vec<String> = db::records(&self.db, db::READS_META)
+            .await?
+            .into_iter()
+            .filter_map(|(k, _)| k.as_string())
+            .filter(|k| k.starts_with(&prefix))
+            .collect();
+        db::delete_keys(&self.db, &[db::READS, db::READS_META], &keys).await
+    }
+}

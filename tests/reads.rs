@@ -1,0 +1,284 @@
+//! Offline reads and users in Chromium against the real origin: cached
+//! metadata served when the network fails, per-user partitions of the
+//! cache and of the outbox.
+
+mod harness;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
+use outpost::AppState;
+use serde_json::{json, Value};
+
+/// A page that does not register the worker by itself (the demo at `/`
+/// does). For the cold-start test it is also the "app shell".
+const PAGE: &str = "/style.css";
+
+/// Faults the tests switch on and off in the origin.
+#[derive(Default)]
+struct Faults {
+    /// Delay of `GET /api/projects`, in ms.
+    slow_projects_ms: AtomicU64,
+    /// `GET /api/projects` answered with `Cache-Control: no-store`.
+    no_store: AtomicBool,
+    /// Batches the origin received (whatever it answered).
+    batches: AtomicUsize,
+}
+
+fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
+    use axum::extract::Request;
+    use axum::http::{header, HeaderValue, Method};
+    use axum::middleware::Next;
+    let faults = Arc::clone(faults);
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let f = Arc::clone(&faults);
+        async move {
+            let projects = req.method() == Method::GET && req.uri().path() == "/api/projects";
+            if req.uri().path() == "/api/chat/messages/batch" {
+                f.batches.fetch_add(1, Ordering::SeqCst);
+            }
+            let delay = f.slow_projects_ms.load(Ordering::SeqCst);
+            if projects && delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            let mut res = next.run(req).await;
+            if projects && f.no_store.load(Ordering::SeqCst) {
+                res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            res
+        }
+    }))
+}
+
+struct Scene {
+    state: AppState,
+    _data: tempfile::TempDir,
+    faults: Arc<Faults>,
+    origin: Origin,
+    chromium: Chromium,
+    tab: Tab,
+}
+
+impl Scene {
+    async fn new(config: &str) -> Scene {
+        let (state, data) = harness::sqlite_state().await;
+        let faults = Arc::new(Faults::default());
+        let origin = Origin::start_app(origin_with(state.clone(), &faults));
+        let chromium = Chromium::launch().await;
+        let tab = chromium.open(&origin.url(PAGE)).await;
+        tab.register_outpost_with(config).await;
+        Scene { state, _data: data, faults, origin, chromium, tab }
+    }
+
+    fn up(&mut self) {
+        self.origin.restart_app(origin_with(self.state.clone(), &self.faults));
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.tab.fetch(path).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.tab.post(path, &body).await.unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    async fn login(&self, user: &str) -> Value {
+        let r = self.post("/api/auth/login", json!({ "user": user })).await;
+        assert_eq!(r["status"], 200, "{r}");
+        r["body"]["user"].clone()
+    }
+
+    async fn project(&self, name: &str) {
+        let r = self.post("/api/projects", json!({ "name": name })).await;
+        assert_eq!(r["status"], 201, "{r}");
+    }
+}
+
+/// Project names, sorted (the origin lists the newest first).
+fn names(projects: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> =
+        projects.as_array().expect("a list").iter().map(|p| p["name"].as_str().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_fresh_online_stale_offline_and_504_when_never_seen() {
+    let mut s = Scene::new("{}").await;
+    let alice = s.login("alice").await;
+    s.project("atlas").await;
+
+    let online = s.get("/api/sync/init").await;
+    assert_eq!(online["status"], 200, "{online}");
+    assert_eq!(online["headers"].get("outpost-cache"), None, "fresh from the origin: {online}");
+    assert_eq!(online["body"]["user"], alice);
+    assert_eq!(names(&online["body"]["projects"]), ["atlas"]);
+    let sessions = s.get("/api/chat/sessions").await;
+    assert_eq!(sessions["status"], 200);
+
+    s.origin.stop();
+    let offline = s.get("/api/sync/init").await;
+    assert_eq!(offline["status"], 200, "{offline}");
+    assert_eq!(offline["headers"]["outpost-cache"], "stale");
+    assert!(offline["headers"]["age"].as_str().and_then(|a| a.parse::<u64>().ok()).is_some(), "{offline}");
+    assert_eq!(offline["body"], online["body"], "the stored copy, byte for byte");
+    assert_eq!(s.get("/api/chat/sessions").await["headers"]["outpost-cache"], "stale");
+
+    let never = s.get("/api/assets").await;
+    assert_eq!(never["status"], 504, "{never}");
+    assert_eq!(never["body"]["error"]["code"], "offline");
+    assert!(never["body"]["error"]["message"].as_str().unwrap().contains("/api/assets"), "{never}");
+    // Outside the read routes nothing is answered for the origin.
+    assert!(s.tab.fetch("/api/health").await.is_err(), "not a read route: the network error reaches the page");
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_origin_gets_the_stored_copy_at_the_timeout_and_refreshes_it_later() {
+    let s = Scene::new(r#"{"networkTimeoutMs": 400}"#).await;
+    s.login("alice").await;
+    s.project("one").await;
+    assert_eq!(names(&s.get("/api/projects").await["body"]), ["one"]);
+
+    s.project("two").await;
+    s.faults.slow_projects_ms.store(3_000, Ordering::SeqCst);
+    let slow = s.get("/api/projects").await;
+    assert_eq!(slow["headers"]["outpost-cache"], "stale", "{slow}");
+    assert_eq!(names(&slow["body"]), ["one"], "the copy answered, not the slow origin");
+
+    // The late answer still lands in the cache.
+    s.faults.slow_projects_ms.store(0, Ordering::SeqCst);
+    let mut s = s;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    s.origin.stop();
+    let later = s.get("/api/projects").await;
+    assert_eq!(later["headers"]["outpost-cache"], "stale");
+    assert_eq!(names(&later["body"]), ["one", "two"], "{later}");
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_store_answer_is_never_served_from_the_cache() {
+    let mut s = Scene::new("{}").await;
+    s.login("alice").await;
+    s.project("p").await;
+    assert_eq!(s.get("/api/projects").await["status"], 200);
+    // The origin now forbids keeping it: the older copy goes too.
+    s.faults.no_store.store(true, Ordering::SeqCst);
+    let r = s.get("/api/projects").await;
+    assert_eq!(r["headers"]["cache-control"], "no-store");
+    s.origin.stop();
+    let offline = s.get("/api/projects").await;
+    assert_eq!(offline["status"], 504, "{offline}");
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_while_revalidate_answers_at_once_and_tells_pages_of_the_update() {
+    let s = Scene::new(r#"{"staleWhileRevalidate": ["/api/projects"]}"#).await;
+    s.login("alice").await;
+    s.project("first").await;
+    assert_eq!(names(&s.get("/api/projects").await["body"]), ["first"]);
+    s.tab
+        .eval(
+            "window.updates = []; new BroadcastChannel('outpost').onmessage = (e) => { \
+             if (e.data.type === 'updated') window.updates.push(e.data.url); }; true",
+        )
+        .await;
+    s.project("second").await;
+    let quick = s.get("/api/projects").await;
+    assert_eq!(quick["headers"]["outpost-cache"], "stale");
+    assert_eq!(names(&quick["body"]), ["first"], "answered from the copy");
+    let updated = wait_until("an `updated` event", PATIENCE, || async {
+        let u = s.tab.eval("window.updates").await;
+        (!u.as_array().unwrap().is_empty()).then_some(u)
+    })
+    .await;
+    assert!(updated[0].as_str().unwrap().ends_with("/api/projects"), "{updated}");
+    assert_eq!(names(&s.get("/api/projects").await["body"]), ["first", "second"], "the refreshed copy");
+    let mut s = s;
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_offline_the_app_and_its_metadata_still_open() {
+    let config = r#"{"shell": ["/style.css", "/outpost.js"]}"#;
+    let mut s = Scene::new(config).await;
+    let alice = s.login("alice").await;
+    s.project("offline-ready").await;
+    s.tab.reload().await; // the page itself now comes through the worker
+    let online = s.get("/api/sync/init").await;
+    assert_eq!(online["status"], 200);
+
+    s.tab.stop_all_workers().await;
+    s.origin.stop();
+    s.tab.reload().await;
+    let page = s.tab.eval("document.body.innerText.length > 0 && !!navigator.serviceWorker.controller").await;
+    assert_eq!(page, true, "the page loaded from the worker's copy and is controlled");
+    let init = s.get("/api/sync/init").await;
+    assert_eq!(init["status"], 200, "{init}");
+    assert_eq!(init["headers"]["outpost-cache"], "stale");
+    assert_eq!(init["body"]["user"], alice);
+    assert_eq!(names(&init["body"]["projects"]), ["offline-ready"]);
+    s.chromium.close().await;
+}
+
+async fn alices_messages(state: &AppState, session: &str) -> Vec<String> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
+            .bind(session)
+            .fetch_all(&state.api.db.pool)
+            .await
+            .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_data_and_writes_never_reach_the_next_user() {
+    let mut s = Scene::new("{}").await;
+    s.login("alice").await;
+    let session = s.post("/api/chat/sessions", json!({ "title": "alice's" })).await;
+    let session = session["body"]["id"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/api/sync/init").await["status"], 200);
+
+    // Offline, alice queues three messages, then logs out.
+    s.origin.stop();
+    for i in 0..3 {
+        let batch = json!({ "messages": [{ "tempId": format!("t{i}"), "sessionId": session, "role": "user",
+                                           "content": format!("alice {i}"), "createdAt": 1 }] });
+        assert_eq!(s.post("/api/chat/messages/batch", batch).await["status"], 202);
+    }
+    assert!(s.tab.post("/api/auth/logout", &json!({})).await.is_err(), "the origin is down");
+    let after_logout = s.get("/api/sync/init").await;
+    assert_eq!(after_logout["status"], 504, "logout cleared alice's cached reads: {after_logout}");
+
+    // Bob logs in on the same browser.
+    s.up();
+    let bob = s.login("bob").await;
+    let init = s.get("/api/sync/init").await;
+    assert_eq!(init["body"]["user"], bob);
+    s.tab.dispatch_sync(&s.origin.origin(), "outpost-outbox", false).await;
+    let status = s.tab.eval("outpost.flush()").await;
+    assert_eq!(status["pending"], 0, "bob has nothing pending: {status}");
+    assert_eq!(status["parked"], 3, "alice's writes wait for her: {status}");
+    s.origin.stop();
+    let bobs = s.get("/api/sync/init").await;
+    assert_eq!(bobs["body"]["user"], bob, "only bob's copy is served to bob: {bobs}");
+    s.up();
+    assert_eq!(s.faults.batches.load(Ordering::SeqCst), 0, "none of alice's writes reached the origin under bob");
+    assert!(alices_messages(&s.state, &session).await.is_empty());
+
+    // Alice comes back: her writes go, once each, in order.
+    s.login("alice").await;
+    wait_until("alice's writes to arrive", PATIENCE, || async {
+        let _ = s.tab.try_eval("outpost.status()").await;
+        (alices_messages(&s.state, &session).await.len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(alices_messages(&s.state, &session).await, ["alice 0", "alice 1", "alice 2"]);
+    let status = s.tab.eval("outpost.status()").await;
+    assert_eq!((status["pending"].as_u64(), status["parked"].as_u64()), (Some(0), Some(0)), "{status}");
+    s.chromium.close().await;
+}
