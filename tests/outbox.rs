@@ -329,3 +329,88 @@ async fn delivery_happens_without_a_sync_event() {
     assert_eq!(scene.stored().await, want(n));
     scene.chromium.close().await;
 }
+
+/// What the page sends as write `i` to the inbox: JSON, FormData with a
+/// file, or binary (write 2 is 1 MiB). JS and Rust make the same bytes.
+const MIXED_WRITES: &str = r#"
+window.fileBytes = (i, n, mul) => { const b = new Uint8Array(n); for (let k = 0; k < n; k++) b[k] = (k * mul + i) & 255; return b; };
+window.sendMixed = async (i) => {
+  let init;
+  if (i % 3 === 0) {
+    init = { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ i, text: `json ${i}` }) };
+  } else if (i % 3 === 1) {
+    const fd = new FormData();
+    fd.append('i', String(i));
+    fd.append('file', new Blob([fileBytes(i, 1000 + i, 7)], { type: 'application/octet-stream' }), `f${i}.bin`);
+    init = { body: fd };
+  } else {
+    init = { headers: { 'Content-Type': 'application/octet-stream' }, body: fileBytes(i, i === 2 ? 1 << 20 : 5000 + i, 31) };
+  }
+  const r = await fetch('/api/inbox', { method: 'POST', ...init });
+  return r.status;
+};
+true
+"#;
+
+fn file_bytes(i: usize, n: usize, mul: usize) -> Vec<u8> {
+    (0..n).map(|k| ((k * mul + i) & 255) as u8).collect()
+}
+
+/// The file part of a `multipart/form-data` body, and the `i` field.
+fn form_parts(content_type: &str, body: &[u8]) -> (String, Vec<u8>) {
+    let boundary = content_type.split("boundary=").nth(1).expect("a boundary").trim_matches('"');
+    let delimiter = format!("\r\n--{boundary}");
+    let text_end = |from: usize| {
+        body[from..].windows(delimiter.len()).position(|w| w == delimiter.as_bytes()).map(|p| from + p).unwrap()
+    };
+    let part = |name: &str| {
+        let marker = format!("name=\"{name}\"");
+        let at = body.windows(marker.len()).position(|w| w == marker.as_bytes()).expect("the part");
+        let start = at + body[at..].windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        body[start..text_end(start)].to_vec()
+    };
+    (String::from_utf8(part("i")).unwrap(), part("file"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_formdata_and_binary_bodies_replay_byte_identical_once_in_order() {
+    let mut scene = Scene::new("{}").await;
+    scene.tab.eval(MIXED_WRITES).await;
+    scene.origin.stop();
+    let n = 200;
+    for i in 0..n {
+        assert_eq!(scene.tab.eval(&format!("sendMixed({i})")).await, 202, "write {i}");
+    }
+    scene.origin.restart(scene.state.clone());
+    scene.sync().await;
+    let rows: Vec<(String, Vec<u8>)> = wait_until("all 200 bodies at the origin", PATIENCE * 2, || async {
+        let _ = scene.tab.try_eval("outpost.status()").await;
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT content_type, body FROM inbox ORDER BY id")
+            .fetch_all(&scene.state.api.db.pool)
+            .await
+            .unwrap();
+        (rows.len() >= n).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), n, "exactly once");
+    for (i, (content_type, body)) in rows.iter().enumerate() {
+        match i % 3 {
+            0 => {
+                assert_eq!(content_type, "application/json", "write {i}");
+                assert_eq!(body, format!(r#"{{"i":{i},"text":"json {i}"}}"#).as_bytes(), "write {i}");
+            }
+            1 => {
+                assert!(content_type.starts_with("multipart/form-data; boundary="), "write {i}: {content_type}");
+                let (field, file) = form_parts(content_type, body);
+                assert_eq!(field, i.to_string(), "in order");
+                assert!(file == file_bytes(i, 1000 + i, 7), "write {i}: the file arrived intact");
+            }
+            _ => {
+                assert_eq!(content_type, "application/octet-stream", "write {i}");
+                let len = if i == 2 { 1 << 20 } else { 5000 + i };
+                assert!(*body == file_bytes(i, len, 31), "write {i}: {} bytes, byte-identical", body.len());
+            }
+        }
+    }
+    scene.chromium.close().await;
+}

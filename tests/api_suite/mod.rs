@@ -23,6 +23,7 @@ macro_rules! api_cases {
             presign_refuses_bad_input,
             concurrent_batches_on_one_session_all_succeed,
             a_superseded_claim_cannot_complete,
+            inbox_keeps_any_body_byte_for_byte,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -645,4 +646,43 @@ pub async fn a_superseded_claim_cannot_complete(state: AppState) {
     tx.commit().await.unwrap();
     let replay = claim(db, "u", Some("k".into()), "fp", 1_000 + LEASE_MS + 2, ttl).await.unwrap();
     assert!(matches!(replay, Claim::Replay(_, ref b) if b == &json!({ "retry": true })));
+}
+
+pub async fn inbox_keeps_any_body_byte_for_byte(state: AppState) {
+    use sha2::{Digest, Sha256};
+    let alice = Client::login(&state, "alice").await;
+    let binary: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let multipart = "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nhello\r\n--b--\r\n";
+    let sent: Vec<(&str, Vec<u8>)> = vec![
+        ("application/octet-stream", binary.clone()),
+        ("multipart/form-data; boundary=b", multipart.as_bytes().to_vec()),
+        ("application/json", br#"{"x":1}"#.to_vec()),
+    ];
+    for (ct, body) in &sent {
+        let r = alice.raw(Method::POST, "/api/inbox", Some(ct), body.clone(), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.body["size"], body.len());
+    }
+    let list = alice.get("/api/inbox").await.body;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 3, "{list:?}");
+    for (item, (ct, body)) in list.iter().zip(&sent) {
+        assert_eq!(item["contentType"], *ct);
+        let hex: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(item["sha256"], hex);
+    }
+    let id = list[1]["id"].as_str().unwrap();
+    let back = alice.get(&format!("/api/inbox/{id}/body")).await;
+    assert_eq!(back.body, Value::String(multipart.into()));
+    assert_eq!(back.headers["content-type"], "multipart/form-data; boundary=b");
+    // Empty and oversize bodies are refused, and nothing is stored.
+    let r = alice.raw(Method::POST, "/api/inbox", Some("text/plain"), vec![], &[]).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("empty_body")));
+    let r = alice.raw(Method::POST, "/api/inbox", None, vec![0; 8 * 1024 * 1024 + 1], &[]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+    // Others see none of it.
+    let bob = Client::login(&state, "bob").await;
+    assert_eq!(bob.get("/api/inbox").await.body, json!([]));
+    assert_eq!(bob.get(&format!("/api/inbox/{id}/body")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(alice.get("/api/inbox").await.body.as_array().unwrap().len(), 3);
 }

@@ -4,6 +4,7 @@
 mod assets;
 mod auth;
 mod chat;
+mod inbox;
 mod projects;
 pub(crate) mod sync;
 
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(auth::router())
         .merge(chat::router())
+        .merge(inbox::router())
         .merge(projects::router())
         .merge(sync::router())
         .fallback(|| async { AppError::NotFound })

@@ -83,7 +83,7 @@ impl Default for Config {
         Self {
             api_prefix: "/api/".into(),
             reads: vec![p("/api/sync/init"), p("/api/chat/sessions*"), p("/api/projects*"), p("/api/assets*")],
-            writes: vec![p("/api/chat*"), p("/api/projects*")],
+            writes: vec![p("/api/chat*"), p("/api/projects*"), p("/api/inbox")],
             network_timeout_ms: 3_000,
             write_timeout_ms: 30_000,
             backoff_ms: vec![2_000, 4_000, 8_000, 16_000, 32_000],

@@ -1,0 +1,112 @@
+//! The inbox: a write that takes any body (JSON, `multipart/form-data`,
+//! binary) and keeps it byte for byte, with its content type and SHA-256.
+//! It is how a site (and Outpost's tests) can see that a queued FormData or
+//! Blob upload reached the origin exactly as the page sent it.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::server::extract::{new_id, parse_id, User};
+use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::{AppError, AppState};
+
+/// The largest body the inbox takes.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/inbox", get(list).post(create).layer(DefaultBodyLimit::max(MAX_BODY)))
+        .route("/inbox/{id}/body", get(body))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    id: String,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    created_at: i64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: User,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    if body.is_empty() {
+        return Err(AppError::bad_request("empty_body", "the inbox takes a non-empty body"));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let uid = user.id.clone();
+    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body };
+    let stored = body.to_vec();
+    write::run(&state, req, move |mut tx: Tx, now| async move {
+        let item = Item {
+            id: new_id(),
+            content_type,
+            size: stored.len() as i64,
+            sha256: hex(&Sha256::digest(&stored)),
+            created_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO inbox (id, user_id, content_type, size, sha256, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&item.id)
+        .bind(&uid)
+        .bind(&item.content_type)
+        .bind(item.size)
+        .bind(&item.sha256)
+        .bind(stored)
+        .bind(item.created_at)
+        .execute(&mut *tx)
+        .await?;
+        Ok((tx, StatusCode::CREATED, serde_json::to_value(item).expect("plain fields serialise")))
+    })
+    .await
+}
+
+/// The caller's items, oldest first (ids are time-ordered).
+async fn list(State(state): State<AppState>, user: User) -> Result<Json<Vec<Item>>, AppError> {
+    let rows: Vec<(String, String, i64, String, i64)> =
+        sqlx::query_as("SELECT id, content_type, size, sha256, created_at FROM inbox WHERE user_id = $1 ORDER BY id")
+            .bind(&user.id)
+            .fetch_all(&state.api.db.pool)
+            .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(id, content_type, size, sha256, created_at)| Item { id, content_type, size, sha256, created_at })
+            .collect(),
+    ))
+}
+
+/// One item's body, with its content type.
+async fn body(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let row: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT content_type, body FROM inbox WHERE id = $1 AND user_id = $2")
+            .bind(&id)
+            .bind(&user.id)
+            .fetch_optional(&state.api.db.pool)
+            .await?;
+    let (content_type, bytes) = row.ok_or(AppError::NotFound)?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
