@@ -10,6 +10,14 @@ export interface OutpostConfig {
   backoffMs?: number[];
   maxRetries?: number;
   retentionMs?: number;
+  /** Read routes answered from the cache at once and refreshed behind (`updated` event). */
+  staleWhileRevalidate?: string[];
+  /** Same-origin non-API GETs (the app's page, scripts, styles) kept for offline starts. */
+  shell?: string[];
+  readCacheMaxEntries?: number;
+  readCacheMaxBytes?: number;
+  /** The origin's auth routes, from whose answers the worker learns the current user. */
+  auth?: { login?: string; logout?: string; me?: string; userIn?: string[] };
 }
 
 export interface RegisterOptions {
@@ -32,14 +40,21 @@ export interface DeadLetter {
 }
 
 export interface Status {
-  /** Writes waiting to be delivered. */
+  /** The logged-in user's id as the worker knows it (null: nobody). */
+  user: string | null;
+  /** This user's writes waiting to be delivered. */
   pending: number;
+  /** Other users' writes, waiting for them to log in again. */
+  parked: number;
+  /** This user's dead letters (and unreadable records). */
   deadLetters: DeadLetter[];
   uploads: unknown[];
+  /** From `navigator.storage.estimate()`; `budget` is the blob budget (null until uploads land). */
+  storage: { usage: number | null; quota: number | null; budget: number | null };
 }
 
 export type OutpostEventName =
-  | 'queued' | 'replayed' | 'retry-scheduled' | 'dead-lettered'
+  | 'queued' | 'replayed' | 'retry-scheduled' | 'dead-lettered' | 'updated'
   | 'upload-progress' | 'uploaded' | 'evicted' | 'quota-low';
 
 export interface OutpostEvent {
@@ -72,5 +87,7 @@ export declare class Outpost {
   flush(): Promise<Status>;
   retry(id: string): Promise<boolean>;
   discard(id: string): Promise<boolean>;
+  /** Logs out through the worker, which forgets this user's cached reads here. */
+  logout(): Promise<{ ok: boolean; status: number }>;
   on(event: OutpostEventName, fn: (event: OutpostEvent) => void): () => void;
 }

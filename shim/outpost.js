@@ -5,7 +5,14 @@
 //   outpost.on('queued', (e) => console.log('queued', e.id));
 //   console.log(await outpost.status());
 
-const EVENTS = ['queued', 'replayed', 'retry-scheduled', 'dead-lettered', 'upload-progress', 'uploaded', 'evicted', 'quota-low'];
+const EVENTS = [
+  'queued', 'replayed', 'retry-scheduled', 'dead-lettered', 'updated',
+  'upload-progress', 'uploaded', 'evicted', 'quota-low',
+];
+
+/** How long a question to the worker may go unanswered (a flush has no limit:
+ * it replays the whole outbox). */
+const ASK_TIMEOUT_MS = 15000;
 
 /** The worker script's URL for a config: the config travels in the query, so
  * a changed config is a changed script and the browser installs it. */
@@ -17,8 +24,9 @@ function scriptUrl(script, config) {
 
 export class Outpost {
   /** @param {ServiceWorkerRegistration} registration */
-  constructor(registration) {
+  constructor(registration, config = {}) {
     this.registration = registration;
+    this.config = config;
     this.listeners = new Map();
     this.channel = new BroadcastChannel('outpost');
     this.channel.onmessage = (e) => {
@@ -47,15 +55,22 @@ export class Outpost {
       ready.active.postMessage({ type: 'outpost:claim' });
       await controlled;
     }
-    return new Outpost(registration);
+    return new Outpost(registration, config);
   }
 
   /** Asks the worker; resolves with its reply. */
-  async ask(type, fields = {}) {
+  async ask(type, fields = {}, timeoutMs = ASK_TIMEOUT_MS) {
     const worker = navigator.serviceWorker.controller;
-    if (!worker) throw new Error('outpost: no worker controls this page yet');
+    if (!worker) throw new Error('outpost: no worker controls this page yet; await Outpost.register() first');
     const channel = new MessageChannel();
-    const reply = new Promise((resolve) => { channel.port1.onmessage = (e) => resolve(e.data); });
+    const reply = new Promise((resolve, reject) => {
+      channel.port1.onmessage = (e) => resolve(e.data);
+      if (timeoutMs) {
+        setTimeout(() => reject(new Error(
+          `outpost: the worker did not answer "${type}" within ${timeoutMs / 1000} s; ` +
+          'it may be stopped or broken (see the console of the service worker)')), timeoutMs);
+      }
+    });
     worker.postMessage({ type: `outpost:${type}`, ...fields }, [channel.port2]);
     const data = await reply;
     if (data && data.error) throw new Error(data.error);
@@ -67,14 +82,30 @@ export class Outpost {
     return (await this.ask('version')).version;
   }
 
-  /** `{pending, deadLetters, uploads}`. */
+  /** `{user, pending, parked, deadLetters, uploads, storage}`. */
   status() {
     return this.ask('status');
   }
 
   /** Replays queued writes now; resolves with the status afterwards. */
   flush() {
-    return this.ask('flush');
+    return this.ask('flush', {}, 0);
+  }
+
+  /**
+   * Logs out through the worker, which forgets the user's cached reads on
+   * this device (their queued writes stay parked until they log in again).
+   * Resolves to `{ok, status}`; `status` 0 when the origin could not be
+   * reached, in which case the session cookie stays until a logout reaches it.
+   */
+  async logout() {
+    const path = (this.config.auth && this.config.auth.logout) || '/api/auth/logout';
+    try {
+      const r = await fetch(path, { method: 'POST', credentials: 'same-origin' });
+      return { ok: r.ok, status: r.status };
+    } catch (_) {
+      return { ok: false, status: 0 };
+    }
   }
 
   /** Puts a dead letter back in line. Resolves to whether it was one. */

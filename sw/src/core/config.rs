@@ -177,6 +177,13 @@ mod tests {
         assert!(c.shell.is_empty() && c.stale_while_revalidate.is_empty());
     }
 
+    /// The sample config shipped by `outpost export` spells out the defaults.
+    #[test]
+    fn the_shipped_sample_is_the_defaults() {
+        let sample = include_str!("../../../shim/outpost.config.json");
+        assert_eq!(Config::from_json(sample), Ok(Config::default()));
+    }
+
     #[test]
     fn auth_routes_can_be_renamed_one_by_one() {
         let c = Config::from_json(r#"{"auth": {"me": "/api/whoami"}}"#).unwrap();
