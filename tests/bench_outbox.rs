@@ -4,8 +4,9 @@
 //!     cargo test --release --test bench_outbox -- --ignored --nocapture
 //!
 //! Prints enqueue and replay rates for 1,000 writes against a loopback
-//! origin, and the p50 of a GET the worker passes through, with and
-//! without the worker.
+//! origin, the p50/p99 of a GET the worker passes through and of a read
+//! route (network-first online, from the cache offline), each beside the
+//! same GET with no worker.
 
 mod harness;
 
@@ -43,6 +44,11 @@ async fn outbox_rates() {
     let mut plain = Chromium::launch().await;
     let tab = plain.open(&origin.url("/api/health")).await;
     let bare = tab.eval(&format!("{LATENCY}('/api/health', 300)")).await;
+    let login = tab
+        .eval("fetch('/api/auth/login', {method:'POST', headers:{'Content-Type':'application/json'}, body: JSON.stringify({user:'plain'})}).then(r => r.status)")
+        .await;
+    assert_eq!(login, 200);
+    let bare_read = tab.eval(&format!("{LATENCY}('/api/projects', 300)")).await;
     drop(tab);
     plain.close().await;
 
@@ -58,8 +64,10 @@ async fn outbox_rates() {
         .eval("fetch('/api/chat/sessions', {method:'POST', headers:{'Content-Type':'application/json'}, body: JSON.stringify({title:'bench'})}).then(r => r.json()).then(b => b.id)")
         .await;
     let session = session.as_str().unwrap().to_string();
+    let read_online = tab.eval(&format!("{LATENCY}('/api/projects', 300)")).await;
 
     origin.stop();
+    let read_offline = tab.eval(&format!("{LATENCY}('/api/projects', 300)")).await;
     let started = Instant::now();
     let queued = tab
         .eval(&format!(
@@ -106,5 +114,11 @@ async fn outbox_rates() {
         through[0].as_f64().unwrap(),
         through[1].as_f64().unwrap()
     );
+    let row = |what: &str, v: &serde_json::Value| {
+        println!("| {what} | {:.2} / {:.2} ms |", v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+    };
+    row("GET /api/projects p50 / p99, no worker", &bare_read);
+    row("GET /api/projects p50 / p99, through the worker online (network first, copy stored)", &read_online);
+    row("GET /api/projects p50 / p99, through the worker offline (stored copy)", &read_offline);
     chromium.close().await;
 }
