@@ -18,6 +18,11 @@ export interface OutpostConfig {
   readCacheMaxBytes?: number;
   /** The origin's auth routes, from whose answers the worker learns the current user. */
   auth?: { login?: string; logout?: string; me?: string; userIn?: string[] };
+  uploadPath?: string;
+  contentPath?: string;
+  multipartThresholdBytes?: number;
+  blobBudgetBytes?: number;
+  keepUploadedBlobs?: boolean;
 }
 
 export interface RegisterOptions {
@@ -39,6 +44,20 @@ export interface DeadLetter {
   at?: number;
 }
 
+export interface Upload {
+  /** The temp id the page got (`local-…`). */
+  assetId: string;
+  /** The origin's id, once presigned. */
+  serverId: string | null;
+  filename: string;
+  size: number;
+  /** Bytes known to be in the store. */
+  done: number;
+  state: 'pending' | 'dead';
+  reason: string | null;
+  retryAt: number | null;
+}
+
 export interface Status {
   /** The logged-in user's id as the worker knows it (null: nobody). */
   user: string | null;
@@ -48,9 +67,9 @@ export interface Status {
   parked: number;
   /** This user's dead letters (and unreadable records). */
   deadLetters: DeadLetter[];
-  uploads: unknown[];
-  /** From `navigator.storage.estimate()`; `budget` is the blob budget (null until uploads land). */
-  storage: { usage: number | null; quota: number | null; budget: number | null };
+  uploads: Upload[];
+  /** `usage`/`quota` from `navigator.storage.estimate()`; `blobs`: bytes of files kept; `budget`: their budget. */
+  storage: { usage: number | null; quota: number | null; budget: number; blobs: number };
 }
 
 export type OutpostEventName =
@@ -67,6 +86,11 @@ export interface OutpostEvent {
   retryAt?: number;
   retries?: number;
   reason?: string;
+  /** Upload events: the temp asset id, the origin's id, bytes done / total. */
+  assetId?: string;
+  serverId?: string;
+  done?: number;
+  total?: number;
 }
 
 /** The answer a page gets for a write the worker queued. */
@@ -87,6 +111,11 @@ export declare class Outpost {
   flush(): Promise<Status>;
   retry(id: string): Promise<boolean>;
   discard(id: string): Promise<boolean>;
+  /** Keeps a file on the device and uploads it; resolves once it is stored locally. */
+  upload(file: Blob, meta?: { filename?: string; contentType?: string; projectId?: string }): Promise<{
+    assetId: string;
+    done: Promise<{ assetId: string; serverId: string; size: number }>;
+  }>;
   /** Logs out through the worker, which forgets this user's cached reads here. */
   logout(): Promise<{ ok: boolean; status: number }>;
   on(event: OutpostEventName, fn: (event: OutpostEvent) => void): () => void;

@@ -118,6 +118,53 @@ export class Outpost {
     return (await this.ask('discard', { id: String(id) })).ok;
   }
 
+  /**
+   * Hands a file to the worker, which keeps it on the device and uploads it
+   * (presigned PUT, or multipart above the threshold), surviving reloads,
+   * a killed worker and a browser restart. Resolves once the file is stored
+   * locally, with its temp asset id and a promise of the upload's end
+   * (`{assetId, serverId, size}`; rejected if it is dead-lettered).
+   * @param {Blob} file
+   * @param {{filename?: string, contentType?: string, projectId?: string}} [meta]
+   */
+  async upload(file, meta = {}) {
+    const params = new URLSearchParams({ filename: meta.filename || file.name || 'upload' });
+    if (meta.projectId) params.set('projectId', meta.projectId);
+    // Events can overtake the answer: keep them until the id is known.
+    const seen = [];
+    const offs = ['uploaded', 'dead-lettered'].map((type) => this.on(type, (e) => seen.push(e)));
+    let answer;
+    try {
+      answer = await fetch(`${this.config.uploadPath || '/api/assets/upload'}?${params}`, {
+        method: 'POST',
+        body: file,
+        headers: { 'Content-Type': meta.contentType || file.type || 'application/octet-stream' },
+      });
+    } catch (err) {
+      offs.forEach((off) => off());
+      throw new Error(`outpost: the file could not be handed to the worker (${err.message})`);
+    }
+    const body = await answer.json().catch(() => ({}));
+    if (answer.status !== 202) {
+      offs.forEach((off) => off());
+      throw new Error((body.error && body.error.message) || `outpost: upload refused (HTTP ${answer.status})`);
+    }
+    const assetId = body.assetId;
+    const done = new Promise((resolve, reject) => {
+      const settle = (e) => {
+        if (e.assetId !== assetId) return false;
+        offs.forEach((off) => off());
+        if (e.type === 'uploaded') resolve(e); else reject(new Error(`outpost: upload ${assetId} failed: ${e.reason}`));
+        return true;
+      };
+      if (seen.some(settle)) return;
+      offs.forEach((off) => off());
+      offs.length = 0;
+      for (const type of ['uploaded', 'dead-lettered']) offs.push(this.on(type, settle));
+    });
+    return { assetId, done };
+  }
+
   /** Listens to a worker event; returns a function that stops listening. */
   on(event, fn) {
     if (!EVENTS.includes(event)) throw new Error(`outpost: unknown event ${event}; one of ${EVENTS.join(', ')}`);

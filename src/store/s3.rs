@@ -24,6 +24,7 @@ use std::fmt;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, ensure, Context as _};
@@ -116,9 +117,20 @@ pub fn valid_key(key: &str) -> bool {
 // Embedded server
 // ---------------------------------------------------------------------------
 
+/// What the embedded store has been asked to write, since it started: how
+/// a resumed upload can be seen to re-send only what was missing.
+#[derive(Debug, Default)]
+pub struct StoreCounts {
+    /// PutObject requests that reached the store.
+    pub puts: std::sync::atomic::AtomicU64,
+    /// UploadPart requests that reached the store.
+    pub part_puts: std::sync::atomic::AtomicU64,
+}
+
 /// Keeps the embedded server running; dropping it asks the server to stop.
 pub struct EmbeddedHandle {
     local_addr: SocketAddr,
+    counts: Arc<StoreCounts>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
 }
@@ -127,6 +139,10 @@ impl EmbeddedHandle {
     /// Address the server is bound to (useful when started on port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    pub fn counts(&self) -> &StoreCounts {
+        &self.counts
     }
 
     /// Stops accepting connections and waits (up to 10 s) for in-flight
@@ -184,10 +200,11 @@ pub async fn start_embedded(
         let objects = dir.join("objects");
         std::fs::create_dir_all(&objects).with_context(|| format!("creating {}", objects.display()))?;
         let keys = load_or_create_keys(&dir.join("credentials"))?;
-        Ok((keys, FsStore::new(&objects)?))
+        Ok((keys, FsStore::new(&objects, Arc::new(StoreCounts::default()))?))
     })
     .await??;
 
+    let counts = Arc::clone(&store.counts);
     let service = {
         let mut builder = S3ServiceBuilder::new(store);
         // With an auth provider set, s3s's default access check also refuses
@@ -217,7 +234,7 @@ pub async fn start_embedded(
             })
             .await
     });
-    let handle = EmbeddedHandle { local_addr, shutdown: Some(tx), task: Some(task) };
+    let handle = EmbeddedHandle { local_addr, counts, shutdown: Some(tx), task: Some(task) };
 
     let config = S3Config {
         endpoint: format!("http://{}", client_addr(local_addr)),
@@ -377,14 +394,15 @@ fn hex(bytes: &[u8]) -> String {
 struct FsStore {
     fs: FileSystem,
     root: PathBuf,
+    counts: Arc<StoreCounts>,
 }
 
 impl FsStore {
-    fn new(root: &Path) -> anyhow::Result<Self> {
+    fn new(root: &Path, counts: Arc<StoreCounts>) -> anyhow::Result<Self> {
         let fs = FileSystem::new(root).map_err(|e| anyhow!("opening s3s-fs store: {e:?}"))?;
         // FileSystem canonicalises its root the same way; we need the same path.
         let root = std::env::current_dir()?.join(root).canonicalize()?;
-        Ok(Self { fs, root })
+        Ok(Self { fs, root, counts })
     }
 
     /// Checks that `upload_id` is an upload s3s-fs knows. Ids are UUIDs and
@@ -480,6 +498,7 @@ impl S3 for FsStore {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         check_key(&req.input.key)?;
+        self.counts.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.fs.put_object(req).await
     }
 
@@ -501,6 +520,7 @@ impl S3 for FsStore {
         // s3s-fs answers 403 AccessDenied for an unknown (e.g. already
         // completed or aborted) upload, where S3 answers 404 NoSuchUpload.
         self.known_upload(&req.input.upload_id).await?;
+        self.counts.part_puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.fs.upload_part(req).await
     }
 

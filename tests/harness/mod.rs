@@ -424,13 +424,18 @@ impl Tab {
 /// Origin state on a fresh SQLite database in a temp dir (kept alive by
 /// the returned guard).
 pub async fn sqlite_state() -> (AppState, tempfile::TempDir) {
+    sqlite_state_with(outpost::Settings::default()).await
+}
+
+/// The same, with the origin's settings (presign lifetime, say).
+pub async fn sqlite_state_with(settings: outpost::Settings) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::Builder::new().prefix("outpost-data-").tempdir().unwrap();
     let options = outpost::Options {
         data_dir: dir.path().to_path_buf(),
         database_url: None,
         s3: None,
         store_addr: "127.0.0.1:0".parse().unwrap(),
-        settings: outpost::Settings::default(),
+        settings,
     };
     (AppState::open(options).await.expect("open the origin state"), dir)
 }

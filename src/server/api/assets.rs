@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,23 @@ pub fn router() -> Router<AppState> {
         .route("/assets/presign", post(presign))
         .route("/assets/{id}", get(one))
         .route("/assets/{id}/complete", post(complete))
+        .route("/assets/{id}/parts", get(parts).post(part_urls))
+        .route("/assets/{id}/content", get(content))
+}
+
+/// Part size of multipart uploads: S3 needs at least 5 MiB (except the last
+/// part) and at most 10,000 parts.
+pub const PART_SIZE: i64 = 8 * 1024 * 1024;
+const MAX_PARTS: i64 = 10_000;
+/// Most part URLs handed out by one call.
+const MAX_PART_URLS: usize = 1_000;
+
+fn part_size_for(size: i64) -> i64 {
+    PART_SIZE.max((size + MAX_PARTS - 1) / MAX_PARTS)
+}
+
+fn part_count(size: i64, part_size: i64) -> i64 {
+    (size + part_size - 1) / part_size
 }
 
 #[derive(Serialize, sqlx::FromRow, Clone)]
@@ -42,9 +59,15 @@ pub struct Asset {
     pub created_at: i64,
     #[serde(skip)]
     pub object_key: String,
+    /// The store's multipart upload id, while a multipart upload is open.
+    #[serde(skip)]
+    pub upload_id: Option<String>,
+    #[serde(skip)]
+    pub part_size: Option<i64>,
 }
 
-const COLUMNS: &str = "id, project_id, filename, content_type, size, status, created_at, object_key";
+const COLUMNS: &str =
+    "id, project_id, filename, content_type, size, status, created_at, object_key, upload_id, part_size";
 
 /// The caller's assets, newest first.
 pub async fn assets_of(db: &Db, user_id: &str) -> Result<Vec<Asset>, AppError> {
@@ -116,10 +139,39 @@ async fn presign(
     let uid = user.id.clone();
     let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     match p.op.as_str() {
-        "put" => {
-            if p.asset_id.is_some() {
-                return Err(AppError::bad_request("invalid_field", "op \"put\" takes no assetId"));
+        "put" if p.asset_id.is_some() => {
+            // A fresh URL for an asset already presigned (the first URL
+            // expired before the bytes could go).
+            if p.filename.is_some() || p.content_type.is_some() || p.size.is_some() || p.project_id.is_some() {
+                return Err(AppError::bad_request("invalid_field", "op \"put\" with assetId takes nothing else"));
             }
+            let id = parse_id(p.asset_id.as_deref().unwrap_or_default())?;
+            let asset = find(&state.api.db, &user.id, &id).await?;
+            if asset.status == "uploaded" {
+                return Err(AppError::conflict("already_uploaded", "This asset is already uploaded."));
+            }
+            if asset.upload_id.is_some() {
+                return Err(AppError::conflict(
+                    "multipart",
+                    "This asset is a multipart upload; ask POST /api/assets/{id}/parts for part URLs.",
+                ));
+            }
+            let now = crate::db::now_ms();
+            let url = store
+                .presigner
+                .presign_put(&asset.object_key, Some(&asset.content_type), ttl)
+                .map_err(AppError::Internal)?;
+            Ok(axum::response::IntoResponse::into_response(Json(json!({
+                "assetId": asset.id,
+                "url": url.as_str(),
+                "method": "PUT",
+                "headers": { "Content-Type": asset.content_type },
+                "issuedAt": now,
+                "expiresAt": expires_at(now),
+            }))))
+        }
+        "put" | "multipart" => {
+            let multipart = p.op == "multipart";
             let filename = field(p.filename, "filename", "put")?;
             check_text("filename", &filename, 1, 255)?;
             if filename.chars().any(char::is_control) {
@@ -135,6 +187,7 @@ async fn presign(
                 ));
             }
             let project_id = p.project_id.as_deref().map(parse_id).transpose()?;
+            let part_size = multipart.then(|| part_size_for(size));
             write::run(&state, req, move |mut tx: Tx, now| async move {
                 if let Some(project) = &project_id {
                     let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
@@ -148,9 +201,19 @@ async fn presign(
                 // The key is made of ids only: nothing the client sends can
                 // steer where the object lands.
                 let key = format!("users/{uid}/assets/{id}");
+                let upload_id = match part_size {
+                    Some(_) => Some(
+                        store
+                            .presigner
+                            .create_multipart(&key, Some(&content_type))
+                            .await
+                            .map_err(|e| AppError::Store(format!("{e:#}")))?,
+                    ),
+                    None => None,
+                };
                 sqlx::query(
-                    "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)",
+                    "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
                 )
                 .bind(&id)
                 .bind(&uid)
@@ -160,15 +223,28 @@ async fn presign(
                 .bind(size)
                 .bind(&key)
                 .bind(now)
+                .bind(&upload_id)
+                .bind(part_size)
                 .execute(&mut *tx)
                 .await?;
+                if let Some(part_size) = part_size {
+                    let body = json!({
+                        "assetId": id,
+                        "partSize": part_size,
+                        "partCount": part_count(size, part_size),
+                        "issuedAt": now,
+                "expiresAt": expires_at(now),
+                    });
+                    return Ok((tx, StatusCode::OK, body));
+                }
                 let url = store.presigner.presign_put(&key, Some(&content_type), ttl).map_err(AppError::Internal)?;
                 let body = json!({
                     "assetId": id,
                     "url": url.as_str(),
                     "method": "PUT",
                     "headers": { "Content-Type": content_type },
-                    "expiresAt": expires_at(now),
+                    "issuedAt": now,
+                "expiresAt": expires_at(now),
                 });
                 Ok((tx, StatusCode::OK, body))
             })
@@ -188,7 +264,10 @@ async fn presign(
             let body = json!({ "url": url.as_str(), "method": "GET", "expiresAt": expires_at(now) });
             Ok(axum::response::IntoResponse::into_response(Json(body)))
         }
-        other => Err(AppError::bad_request("invalid_field", format!("op must be \"put\" or \"get\", not {other:?}"))),
+        other => Err(AppError::bad_request(
+            "invalid_field",
+            format!("op must be \"put\", \"multipart\" or \"get\", not {other:?}"),
+        )),
     }
 }
 
@@ -200,13 +279,11 @@ async fn complete(State(state): State<AppState>, user: User, Path(id): Path<Stri
         // Completing twice is harmless: a replayed request gets the same answer.
         return Ok(Json(asset));
     }
-    let stored = state
-        .api
-        .store
-        .presigner
-        .head_object(&asset.object_key)
-        .await
-        .map_err(|e| AppError::Store(format!("{e:#}")))?;
+    let presigner = &state.api.store.presigner;
+    if let (Some(upload_id), Some(part_size)) = (&asset.upload_id, asset.part_size) {
+        finish_multipart(presigner, &asset, upload_id, part_size).await?;
+    }
+    let stored = presigner.head_object(&asset.object_key).await.map_err(|e| AppError::Store(format!("{e:#}")))?;
     match stored {
         None => Err(AppError::unprocessable(
             "object_missing",
@@ -218,13 +295,130 @@ async fn complete(State(state): State<AppState>, user: User, Path(id): Path<Stri
         )),
         Some(_) => {
             let now = crate::db::now_ms();
-            sqlx::query("UPDATE assets SET status = 'uploaded', uploaded_at = $1 WHERE id = $2 AND user_id = $3")
+            sqlx::query(
+                "UPDATE assets SET status = 'uploaded', uploaded_at = $1, upload_id = NULL WHERE id = $2 AND user_id = $3",
+            )
                 .bind(now)
                 .bind(&id)
                 .bind(&user.id)
                 .execute(&db.pool)
                 .await?;
-            Ok(Json(Asset { status: "uploaded".into(), ..asset }))
+            Ok(Json(Asset { status: "uploaded".into(), upload_id: None, ..asset }))
         }
     }
+}
+
+/// Completes the store's multipart upload once every part is there. An
+/// upload the store no longer knows was completed by an earlier call whose
+/// answer was lost: the object itself is then checked as for a single PUT.
+async fn finish_multipart(
+    presigner: &crate::store::s3::Presigner,
+    asset: &Asset,
+    upload_id: &str,
+    part_size: i64,
+) -> Result<(), AppError> {
+    let Ok(parts) = presigner.list_parts(&asset.object_key, upload_id).await else {
+        return Ok(());
+    };
+    let count = part_count(asset.size, part_size);
+    let have: i64 = parts.len() as i64;
+    let bytes: u64 = parts.iter().map(|p| p.size).sum();
+    let numbered = parts.iter().enumerate().all(|(i, p)| i64::from(p.part_number) == i as i64 + 1);
+    if have != count || !numbered || bytes as i64 != asset.size {
+        return Err(AppError::unprocessable(
+            "parts_missing",
+            format!(
+                "The store has {have} of {count} parts ({bytes} of {} bytes); upload the missing parts first.",
+                asset.size
+            ),
+        ));
+    }
+    let pairs: Vec<(u16, String)> = parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
+    presigner
+        .complete_multipart(&asset.object_key, upload_id, &pairs)
+        .await
+        .map_err(|e| AppError::Store(format!("{e:#}")))?;
+    Ok(())
+}
+
+/// A pending multipart asset of the caller's, with its upload id and part size.
+async fn open_multipart(state: &AppState, user: &User, id: &str) -> Result<(Asset, String, i64), AppError> {
+    let id = parse_id(id)?;
+    let asset = find(&state.api.db, &user.id, &id).await?;
+    if asset.status == "uploaded" {
+        return Err(AppError::conflict("already_uploaded", "This asset is already uploaded."));
+    }
+    match (asset.upload_id.clone(), asset.part_size) {
+        (Some(upload_id), Some(part_size)) => Ok((asset, upload_id, part_size)),
+        _ => Err(AppError::conflict("not_multipart", "This asset is a single-PUT upload; it has no parts.")),
+    }
+}
+
+/// The parts the store already holds: what a resumed upload can skip.
+async fn parts(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (asset, upload_id, part_size) = open_multipart(&state, &user, &id).await?;
+    let parts = state
+        .api
+        .store
+        .presigner
+        .list_parts(&asset.object_key, &upload_id)
+        .await
+        .map_err(|e| AppError::Store(format!("{e:#}")))?;
+    let uploaded: Vec<serde_json::Value> =
+        parts.iter().map(|p| json!({ "partNumber": p.part_number, "size": p.size })).collect();
+    Ok(Json(json!({ "partSize": part_size, "partCount": part_count(asset.size, part_size), "uploaded": uploaded })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PartUrls {
+    part_numbers: Vec<i64>,
+}
+
+/// Presigned URLs for some parts of a multipart upload.
+async fn part_urls(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    body: JsonBody<PartUrls>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (asset, upload_id, part_size) = open_multipart(&state, &user, &id).await?;
+    let numbers = body.value.part_numbers;
+    let count = part_count(asset.size, part_size);
+    if numbers.is_empty() || numbers.len() > MAX_PART_URLS {
+        return Err(AppError::bad_request(
+            "invalid_field",
+            format!("partNumbers must hold 1 to {MAX_PART_URLS} numbers"),
+        ));
+    }
+    if let Some(bad) = numbers.iter().find(|n| !(1..=count).contains(*n)) {
+        return Err(AppError::bad_request("invalid_field", format!("part {bad} is not in 1..={count}")));
+    }
+    let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
+    let presigner = &state.api.store.presigner;
+    let mut parts = Vec::with_capacity(numbers.len());
+    for n in numbers {
+        let url =
+            presigner.presign_upload_part(&asset.object_key, &upload_id, n as u16, ttl).map_err(AppError::Internal)?;
+        parts.push(json!({ "partNumber": n, "url": url.as_str() }));
+    }
+    let expires_at = crate::db::now_ms() + ttl.as_millis() as i64;
+    Ok(Json(json!({ "parts": parts, "expiresAt": expires_at })))
+}
+
+/// The asset's bytes, for clients without the worker: a redirect to a
+/// presigned GET.
+async fn content(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let asset = find(&state.api.db, &user.id, &id).await?;
+    if asset.status != "uploaded" {
+        return Err(AppError::conflict("not_uploaded", "This asset has not been uploaded yet."));
+    }
+    let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
+    let url = state.api.store.presigner.presign_get(&asset.object_key, ttl).map_err(AppError::Internal)?;
+    Ok(axum::response::Redirect::to(url.as_str()).into_response())
 }

@@ -46,6 +46,21 @@ pub struct Config {
     pub read_cache_max_bytes: u64,
     /// Where the worker learns who is logged in (see `core::identity`).
     pub auth: Auth,
+    /// POST with a file body: stored on the device and uploaded by the
+    /// worker (`outpost.upload()` uses it).
+    pub upload_path: Pattern,
+    /// GET of an asset's bytes: from the device when there, else from the
+    /// store through a presigned GET.
+    pub content_path: Pattern,
+    /// Files above this go up as S3 multipart uploads, part by part.
+    pub multipart_threshold_bytes: u64,
+    /// Bytes of blobs kept on the device (never more than 80 % of the
+    /// browser's quota). Past 90 % of it, least recently used blobs that are
+    /// safe on the server are evicted down to 70 %.
+    pub blob_budget_bytes: u64,
+    /// Keep a file on the device after its upload (as an evictable copy for
+    /// display) instead of deleting it at once.
+    pub keep_uploaded_blobs: bool,
 }
 
 /// The origin's auth routes, from whose answers the worker learns the
@@ -94,6 +109,11 @@ impl Default for Config {
             read_cache_max_entries: 500,
             read_cache_max_bytes: 16 * 1024 * 1024,
             auth: Auth::default(),
+            upload_path: p("/api/assets/upload"),
+            content_path: p("/api/assets/*/content"),
+            multipart_threshold_bytes: 16 * 1024 * 1024,
+            blob_budget_bytes: 512 * 1024 * 1024,
+            keep_uploaded_blobs: false,
         }
     }
 }

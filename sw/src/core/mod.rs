@@ -12,4 +12,5 @@ pub mod reads;
 pub mod record;
 pub mod route;
 pub mod tempid;
+pub mod upload;
 pub mod url;

@@ -20,6 +20,10 @@ pub enum Route {
     /// One of the origin's auth routes: sent as it is, its answer read for
     /// who is logged in.
     Auth(AuthRoute),
+    /// A file to store on the device and upload (`uploadPath`).
+    Upload,
+    /// An asset's bytes (`contentPath`).
+    Content,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,8 @@ pub fn route(config: &Config, origin: &str, method: &str, request_url: &str) -> 
     match method {
         "GET" if path == config.version_path() => Route::Version,
         "GET" if auth.me.matches(path) => Route::Auth(AuthRoute::Me),
+        "GET" if config.content_path.matches(path) => Route::Content,
+        "POST" if config.upload_path.matches(path) => Route::Upload,
         "POST" if auth.login.matches(path) => Route::Auth(AuthRoute::Login),
         "POST" if auth.logout.matches(path) => Route::Auth(AuthRoute::Logout),
         "GET" => position(&config.reads, path).map_or(Route::Passthrough, Route::Read),
@@ -95,6 +101,14 @@ mod tests {
         assert_eq!(r("GET", "https://127.0.0.1:8080/api/sync/init"), Route::Passthrough);
         assert_eq!(r("POST", "https://cdn.example/api/chat/x"), Route::Passthrough);
         assert_eq!(r("GET", "data:text/plain,/api/sync/init"), Route::Passthrough);
+    }
+
+    #[test]
+    fn uploads_and_content_come_before_reads_and_writes() {
+        assert_eq!(r("POST", "http://127.0.0.1:8080/api/assets/upload"), Route::Upload);
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/assets/local-1/content"), Route::Content);
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/assets/local-1"), Route::Read(3));
+        assert_eq!(r("GET", "http://127.0.0.1:8080/api/assets/upload"), Route::Read(3));
     }
 
     #[test]

@@ -45,6 +45,14 @@ impl IdMap {
         self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
+    /// Whether a write must wait: it names (in its URL or body) one of
+    /// `waiting`, temp ids whose server id is not known yet (an upload not
+    /// yet presigned). Sent now, it would reach the origin with an id the
+    /// origin has never seen.
+    pub fn waits_for(&self, url: &str, body: &[u8], waiting: &[String]) -> bool {
+        waiting.iter().any(|t| self.get(t).is_none() && (contains(url.as_bytes(), t) || contains(body, t)))
+    }
+
     /// Learns the mappings of a delivered write's response body
     /// (`{"mappings": [{"tempId", "id"}]}`); returns the new pairs.
     pub fn learn_from_response(&mut self, body: &[u8]) -> Vec<(String, String)> {
@@ -123,6 +131,10 @@ impl IdMap {
     }
 }
 
+fn contains(hay: &[u8], needle: &str) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +187,16 @@ mod tests {
         );
         assert_eq!(m.rewrite_url("http://h:1/api/chat/sessions/tmp-10"), None);
         assert_eq!(m.rewrite_url("http://h:1/api/x"), None);
+    }
+
+    #[test]
+    fn writes_naming_an_unpresigned_upload_wait() {
+        let waiting = vec!["local-1".to_string()];
+        let mut ids = IdMap::new();
+        assert!(ids.waits_for("http://h/api/projects", br#"{"cover":"local-1"}"#, &waiting));
+        assert!(ids.waits_for("http://h/api/assets/local-1/tag", b"", &waiting));
+        assert!(!ids.waits_for("http://h/api/projects", br#"{"cover":"local-2"}"#, &waiting));
+        ids.insert("local-1", "srv-1");
+        assert!(!ids.waits_for("http://h/api/projects", br#"{"cover":"local-1"}"#, &waiting), "rewritten instead");
     }
 }

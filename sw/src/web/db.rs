@@ -11,20 +11,29 @@
 //! - `reads_meta`: size and last use of each cached read, same keys, so
 //!   eviction never loads a body.
 //!
-//! Version 2 added the two read stores; opening creates what is missing
-//! and keeps the version 1 stores as they are.
+//! - `uploads`: uploads under way (`core::upload::Upload`), keyed by temp
+//!   asset id;
+//! - `blobs`: the files themselves, as browser `Blob`s (never copied into
+//!   wasm memory), keyed by temp asset id (uploads) or asset id (downloads);
+//! - `blob_meta`: size, last use and pinning of each blob, same keys.
+//!
+//! Version 2 added the two read stores, version 3 the three upload stores;
+//! opening creates what is missing and keeps older stores as they are.
 
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
 use wasm_bindgen::{JsCast, JsValue};
 
 const NAME: &str = "outpost";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 pub const OUTBOX: &str = "outbox";
 pub const QUARANTINE: &str = "quarantine";
 pub const META: &str = "meta";
 pub const READS: &str = "reads";
 pub const READS_META: &str = "reads_meta";
+pub const UPLOADS: &str = "uploads";
+pub const BLOBS: &str = "blobs";
+pub const BLOB_META: &str = "blob_meta";
 const SEQ: &str = "seq";
 const IDMAP: &str = "idmap:";
 
@@ -40,6 +49,9 @@ pub async fn open() -> Result<Rexie, JsValue> {
         .add_object_store(ObjectStore::new(META))
         .add_object_store(ObjectStore::new(READS))
         .add_object_store(ObjectStore::new(READS_META))
+        .add_object_store(ObjectStore::new(UPLOADS))
+        .add_object_store(ObjectStore::new(BLOBS))
+        .add_object_store(ObjectStore::new(BLOB_META))
         .build()
         .await
         .map_err(js)

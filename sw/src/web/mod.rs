@@ -9,6 +9,7 @@ mod outbox;
 mod reads;
 mod request;
 mod response;
+mod uploads;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,6 +25,7 @@ use crate::core::route::{route, AuthRoute, Route};
 use identity::Identity;
 use outbox::Outbox;
 use reads::{ReadRoute, Reads};
+use uploads::Uploads;
 
 struct Inner {
     config: Rc<Config>,
@@ -37,6 +39,7 @@ struct Inner {
 struct Parts {
     outbox: Rc<Outbox>,
     reads: Rc<Reads>,
+    uploads: Rc<Uploads>,
     identity: Rc<Identity>,
 }
 
@@ -59,6 +62,7 @@ impl Inner {
         }
         if parts.identity.apply(&learned).await?.is_some() {
             parts.outbox.user_changed();
+            parts.uploads.kick();
         }
         Ok(())
     }
@@ -163,14 +167,24 @@ impl Outpost {
             let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
             let config = Rc::clone(&inner.config);
             let outbox = Outbox::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity));
-            let reads = Rc::new(Reads::new(config, db, Rc::clone(&identity)));
-            *inner.parts.borrow_mut() = Some(Parts { outbox: Rc::clone(&outbox), reads, identity });
+            let reads = Rc::new(Reads::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity)));
+            let waiting = Rc::clone(&outbox);
+            let uploads = Uploads::new(
+                config,
+                db,
+                Rc::clone(&identity),
+                inner.origin.clone(),
+                Box::new(move || waiting.kick(Trigger::Signal)),
+            );
+            *inner.parts.borrow_mut() =
+                Some(Parts { outbox: Rc::clone(&outbox), reads, uploads: Rc::clone(&uploads), identity });
             let me = Rc::clone(&inner);
             wasm_bindgen_futures::spawn_local(async move {
                 if let Err(e) = me.refresh_user().await {
                     global::log_error("could not learn the current user", &e);
                 }
                 outbox.kick(Trigger::Scheduled);
+                uploads.kick();
             });
             Ok(JsValue::UNDEFINED)
         })
@@ -195,6 +209,8 @@ impl Outpost {
                     inner.parts()?.reads.handle(request, how).await.map(Into::into)
                 }
                 Route::Auth(kind) => inner.auth(request, kind).await.map(Into::into),
+                Route::Upload => inner.parts()?.uploads.accept(request).await.map(Into::into),
+                Route::Content => inner.parts()?.uploads.content(request).await.map(Into::into),
                 // Not claimed (see `handled`); if the bootstrap asks anyway,
                 // the request goes to the network untouched.
                 Route::Passthrough => global::fetch(&request).await.map(Into::into),
@@ -230,6 +246,7 @@ impl Outpost {
             let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
             let id = Reflect::get(&data, &"id".into())?.as_string();
             let outbox = inner.outbox()?;
+            let uploads = inner.parts()?.uploads;
             let reply = match (kind.as_str(), id) {
                 ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
                 ("outpost:status", _) => {
@@ -238,21 +255,30 @@ impl Outpost {
                         Some((u, q)) => (serde_json::json!(u), serde_json::json!(q)),
                         None => (serde_json::Value::Null, serde_json::Value::Null),
                     };
-                    // The blob budget arrives with uploads; until then only
-                    // the browser's own figures are known.
-                    status["storage"] = serde_json::json!({ "usage": usage, "quota": quota, "budget": null });
+                    let (blobs, budget) = uploads.storage().await?;
+                    status["uploads"] = serde_json::Value::Array(uploads.status().await?);
+                    status["storage"] =
+                        serde_json::json!({ "usage": usage, "quota": quota, "budget": budget, "blobs": blobs });
                     status
                 }
                 ("outpost:flush", _) => {
+                    uploads.kick();
                     outbox.replay(Trigger::Explicit).await?;
                     outbox.status().await?
                 }
                 ("outpost:online", _) => {
+                    uploads.kick();
                     outbox.replay(Trigger::Signal).await?;
                     outbox.status().await?
                 }
-                ("outpost:retry", Some(id)) => serde_json::json!({ "ok": outbox.retry(&id).await? }),
-                ("outpost:discard", Some(id)) => serde_json::json!({ "ok": outbox.discard(&id).await? }),
+                ("outpost:retry", Some(id)) => match uploads.retry(&id).await? {
+                    Some(ok) => serde_json::json!({ "ok": ok }),
+                    None => serde_json::json!({ "ok": outbox.retry(&id).await? }),
+                },
+                ("outpost:discard", Some(id)) => match uploads.discard(&id).await? {
+                    Some(ok) => serde_json::json!({ "ok": ok }),
+                    None => serde_json::json!({ "ok": outbox.discard(&id).await? }),
+                },
                 _ => serde_json::json!({ "error": format!("outpost: unknown request {kind:?}") }),
             };
             to_js(&reply)

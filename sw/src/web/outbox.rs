@@ -292,6 +292,14 @@ impl Outbox {
         for (temp, id) in db::id_map(&self.db).await? {
             ids.insert(temp, id);
         }
+        // Uploads not yet presigned: writes naming their temp ids wait.
+        let waiting: Vec<String> = db::records(&self.db, db::UPLOADS)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| crate::core::upload::decode(&v).ok())
+            .filter(|u| u.is_pending() && u.asset_id.is_none())
+            .map(|u| u.id)
+            .collect();
         let user = self.identity.current();
         let mut attempted: Vec<u64> = Vec::new();
         loop {
@@ -306,6 +314,10 @@ impl Outbox {
             };
             attempted.push(id);
             let i = entries.iter().position(|e| e.id == id).expect("due ids exist");
+            if ids.waits_for(&entries[i].request.url, &entries[i].request.body, &waiting) {
+                // Its queue waits with it; the upload's presign starts a new pass.
+                break;
+            }
             match self.attempt(&mut entries[i], &mut ids).await? {
                 Sent::Delivered => {
                     entries.remove(i);

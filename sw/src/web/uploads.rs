@@ -1,0 +1,668 @@
+//! Carries out uploads and asset content: files kept in IndexedDB as
+//! browser Blobs, sent to the object store through presigned URLs, served
+//! back from the device, and evicted under the byte budget. The decisions
+//! are `core::upload`'s.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use js_sys::{Promise, Reflect};
+use rexie::Rexie;
+use serde::Serialize;
+use serde_json::{json, Value};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, Request, RequestInit, Response};
+
+use super::events::Events;
+use super::identity::Identity;
+use super::{db, global, response};
+use crate::core::config::Config;
+use crate::core::reads;
+use crate::core::upload::{self, Action, BlobMeta, Meta, Phase, Upload};
+
+const LOCK: &str = "outpost-uploads";
+
+pub struct Uploads {
+    config: Rc<Config>,
+    db: Rc<Rexie>,
+    identity: Rc<Identity>,
+    origin: String,
+    events: Events,
+    running: Cell<bool>,
+    again: Cell<bool>,
+    /// Called when an upload got its server id (queued writes may now go).
+    on_id: Box<dyn Fn()>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress<'a> {
+    asset_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_id: Option<&'a str>,
+    done: u64,
+    total: u64,
+}
+
+fn api_error(status: u16, code: &str, message: &str) -> Result<Response, JsValue> {
+    response::json(status, &json!({ "error": { "code": code, "message": message } }).to_string())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+async fn await_js(p: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(p).await
+}
+
+/// Whether an IndexedDB failure is the browser refusing more data.
+fn is_quota_error(e: &JsValue) -> bool {
+    let text = Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_else(|| format!("{e:?}"));
+    text.contains("Quota") || format!("{e:?}").contains("Quota")
+}
+
+impl Uploads {
+    pub fn new(
+        config: Rc<Config>,
+        db: Rc<Rexie>,
+        identity: Rc<Identity>,
+        origin: String,
+        on_id: Box<dyn Fn()>,
+    ) -> Rc<Uploads> {
+        Rc::new(Uploads {
+            config,
+            db,
+            identity,
+            origin,
+            events: Events::new(),
+            running: Cell::new(false),
+            again: Cell::new(false),
+            on_id,
+        })
+    }
+
+    /// `POST {uploadPath}?filename=…&projectId=…` with the file as body:
+    /// kept on the device, answered `202 {queued, assetId, size}` at once.
+    pub async fn accept(self: &Rc<Self>, request: Request) -> Result<Response, JsValue> {
+        let url = request.url();
+        let query = crate::core::url::split(&url).and_then(|p| p.query).unwrap_or("");
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name).then(|| js_sys::decode_uri_component(&v.replace('+', " ")).ok()?.as_string()).flatten()
+            })
+        };
+        let content_type = request
+            .headers()
+            .get("content-type")?
+            .filter(|ct| !ct.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let blob: Blob = await_js(request.blob()?).await?.dyn_into()?;
+        let size = blob.size() as u64;
+        if size == 0 {
+            return api_error(400, "empty_body", "The upload has no bytes; send the file as the request body.");
+        }
+        let meta = Meta {
+            filename: param("filename").unwrap_or_else(|| "upload".into()),
+            content_type: content_type.clone(),
+            size,
+            project_id: param("projectId"),
+        };
+        let id = format!("{}{}", upload::TEMP_PREFIX, global::uuid());
+        let now = global::now_ms();
+        let user = self.identity.current();
+        let record = Upload::new(id.clone(), user.clone(), meta, global::uuid(), now);
+        let blob_meta = BlobMeta { size, last_used: now, pinned: true, asset_id: None, user, content_type };
+        if let Err(message) = self.keep(&id, &blob, &blob_meta, Some(&record)).await? {
+            return api_error(507, "storage_full", &message);
+        }
+        self.progress(&record);
+        self.kick();
+        let body = json!({ "queued": true, "assetId": id, "size": size }).to_string();
+        let answer = response::json(202, &body)?;
+        answer.headers().set("Outpost-Queued", &id)?;
+        Ok(answer)
+    }
+
+    /// Stores a blob (and its upload record) within the budget: evicts what
+    /// the plan names, and on a quota error from the browser evicts and
+    /// tries once more. `Ok(Err(message))`: it does not fit, nothing was
+    /// stored and nothing stored before was touched.
+    async fn keep(
+        &self,
+        key: &str,
+        blob: &Blob,
+        meta: &BlobMeta,
+        record: Option<&Upload>,
+    ) -> Result<Result<(), String>, JsValue> {
+        let (usage, budget) = self.room_for(meta.size).await?;
+        if let Some(message) = usage {
+            self.events.emit("quota-low", &json!({ "needed": meta.size, "budget": budget, "message": message }));
+            return Ok(Err(message));
+        }
+        for attempt in 0..2 {
+            let mut rows =
+                vec![(db::BLOBS, key, blob.clone().into()), (db::BLOB_META, key, db::bytes(&reads::encode(meta)))];
+            if let Some(r) = record {
+                rows.push((db::UPLOADS, key, db::bytes(&upload::encode(r))));
+            }
+            match db::put_all(&self.db, &rows).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(e) if is_quota_error(&e) && attempt == 0 => {
+                    // The browser's own limit came first: free what is safe,
+                    // then try once more.
+                    self.evict(u64::MAX).await?;
+                }
+                Err(e) if is_quota_error(&e) => {
+                    let message = format!(
+                        "The browser refused to store {} more on this device (quota exceeded), even after \
+                         evicting every file already safe on the server. Free some space or upload a smaller file.",
+                        mib(meta.size)
+                    );
+                    self.events.emit("quota-low", &json!({ "needed": meta.size, "message": message }));
+                    return Ok(Err(message));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Evicts to make room for `incoming` bytes; `(Some(message), budget)`
+    /// when they cannot fit.
+    async fn room_for(&self, incoming: u64) -> Result<(Option<String>, u64), JsValue> {
+        let blobs = self.blob_metas().await?;
+        let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
+        let budget = upload::blob_budget(self.config.blob_budget_bytes, quota);
+        let room = upload::plan_room(&blobs, budget, incoming);
+        self.drop_blobs(&room.evict, room.freed_bytes).await?;
+        if room.fits {
+            return Ok((None, budget));
+        }
+        let message = format!(
+            "No room on this device for {}: the budget is {} and {} is taken by files not yet uploaded. \
+             Wait for pending uploads to finish, or raise blobBudgetBytes.",
+            mib(incoming),
+            mib(budget),
+            mib(room.usage.saturating_sub(incoming)),
+        );
+        Ok((Some(message), budget))
+    }
+
+    /// Evicts down to the low watermark as if `incoming` bytes were coming.
+    async fn evict(&self, incoming: u64) -> Result<(), JsValue> {
+        let blobs = self.blob_metas().await?;
+        let everything = incoming == u64::MAX;
+        let budget = if everything { 0 } else { self.config.blob_budget_bytes };
+        let room = upload::plan_room(&blobs, budget, if everything { 0 } else { incoming });
+        self.drop_blobs(&room.evict, room.freed_bytes).await
+    }
+
+    async fn drop_blobs(&self, keys: &[String], bytes: u64) -> Result<(), JsValue> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], keys).await?;
+        self.events.emit("evicted", &json!({ "keys": keys, "bytes": bytes }));
+        Ok(())
+    }
+
+    async fn blob_metas(&self) -> Result<Vec<(String, BlobMeta)>, JsValue> {
+        Ok(db::records(&self.db, db::BLOB_META)
+            .await?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.as_string()?, reads::decode(&v).ok()?)))
+            .collect())
+    }
+
+    async fn uploads(&self) -> Result<Vec<Upload>, JsValue> {
+        let mut all: Vec<Upload> = db::records(&self.db, db::UPLOADS)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| upload::decode(&v).ok())
+            .collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn save(&self, u: &Upload) -> Result<(), JsValue> {
+        db::put_all(&self.db, &[(db::UPLOADS, &u.id, db::bytes(&upload::encode(u)))]).await
+    }
+
+    fn progress(&self, u: &Upload) {
+        let p = Progress { asset_id: &u.id, server_id: u.asset_id.as_deref(), done: u.bytes_done(), total: u.size };
+        self.events.emit("upload-progress", &p);
+    }
+
+    /// Runs due uploads in the background.
+    pub fn kick(self: &Rc<Self>) {
+        if self.running.get() {
+            self.again.set(true);
+            return;
+        }
+        self.running.set(true);
+        let me = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            loop {
+                me.again.set(false);
+                let inner = Rc::clone(&me);
+                let pass = global::with_lock(LOCK, async move { inner.pass().await.map(|()| JsValue::UNDEFINED) });
+                if let Err(e) = pass.await {
+                    global::log_error("upload pass failed", &e);
+                }
+                if !me.again.get() {
+                    break;
+                }
+            }
+            me.running.set(false);
+            me.schedule();
+        });
+    }
+
+    /// Wakes up for the next upload waiting on its backoff.
+    fn schedule(self: &Rc<Self>) {
+        let me = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let Ok(all) = me.uploads().await else { return };
+            let user = me.identity.current();
+            let Some(at) = all.iter().filter(|u| u.is_pending() && u.user == user).map(|u| u.next_at).min() else {
+                return;
+            };
+            let weak = Rc::downgrade(&me);
+            let wake = wasm_bindgen::closure::Closure::once_into_js(move || {
+                if let Some(me) = weak.upgrade() {
+                    me.kick();
+                }
+            });
+            global::set_timeout(wake.unchecked_ref(), at.saturating_sub(global::now_ms()));
+        });
+    }
+
+    /// Every due upload of the current user, one after another, each as far
+    /// as it goes.
+    async fn pass(&self) -> Result<(), JsValue> {
+        let user = self.identity.current();
+        for mut u in self.uploads().await? {
+            if u.user != user {
+                continue;
+            }
+            loop {
+                let action = upload::next(&self.config, &u, global::now_ms());
+                if action == Action::Wait {
+                    break;
+                }
+                let moved = self.step(&mut u, action).await?;
+                self.save(&u).await?;
+                if u.is_done() {
+                    self.finish(&u).await?;
+                    break;
+                }
+                if !moved {
+                    break;
+                }
+            }
+            if let Some(reason) = &u.dead {
+                self.events.emit("dead-lettered", &json!({ "id": u.id, "assetId": u.id, "reason": reason }));
+            }
+        }
+        Ok(())
+    }
+
+    /// One action; returns whether the upload moved on.
+    async fn step(&self, u: &mut Upload, action: Action) -> Result<bool, JsValue> {
+        let now = global::now_ms();
+        let jitter = global::random();
+        match action {
+            Action::Presign { multipart } => {
+                let mut body = json!({
+                    "op": if multipart { "multipart" } else { "put" },
+                    "filename": u.filename, "contentType": u.content_type, "size": u.size,
+                });
+                if let Some(p) = &u.project_id {
+                    body["projectId"] = p.clone().into();
+                }
+                let (status, answer) =
+                    self.api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key)).await;
+                match answer.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) {
+                    Some(a) => {
+                        let id = a["assetId"].as_str().unwrap_or_default().to_string();
+                        let phase = if multipart { parts_phase(&a, vec![]) } else { put_phase(&a) };
+                        upload::presigned(u, id.clone(), phase);
+                        db::save_ids(&self.db, &[(u.id.clone(), id)]).await?;
+                        self.mark_blob(&u.id, u.asset_id.clone(), true).await?;
+                        (self.on_id)();
+                        Ok(true)
+                    }
+                    None => Ok(upload::after(&self.config, u, status, now, jitter)),
+                }
+            }
+            Action::Represign => {
+                let id = u.asset_id.clone().unwrap_or_default();
+                let (status, answer) = if u.size > self.config.multipart_threshold_bytes {
+                    self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await
+                } else {
+                    let body = json!({ "op": "put", "assetId": id });
+                    self.api("POST", "/api/assets/presign", Some(&body), None).await
+                };
+                match answer.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) {
+                    Some(a) if a.get("partSize").is_some() => {
+                        let have = a["uploaded"].as_array().map(|v| part_numbers(v)).unwrap_or_default();
+                        upload::presigned(u, id, parts_phase(&a, have));
+                        Ok(true)
+                    }
+                    Some(a) => {
+                        upload::presigned(u, id, put_phase(&a));
+                        Ok(true)
+                    }
+                    None => Ok(upload::after(&self.config, u, status, now, jitter)),
+                }
+            }
+            Action::Put => {
+                let Phase::Put { url, headers, .. } = u.phase.clone() else { return Ok(false) };
+                let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
+                let status = put(&url, &headers, &blob).await;
+                let moved = upload::after(&self.config, u, status, global::now_ms(), jitter);
+                self.progress(u);
+                Ok(moved)
+            }
+            Action::Parts => self.parts(u).await,
+            Action::Complete => {
+                let id = u.asset_id.clone().unwrap_or_default();
+                let (status, _) = self.api("POST", &format!("/api/assets/{id}/complete"), Some(&json!({})), None).await;
+                Ok(upload::after(&self.config, u, status, now, jitter))
+            }
+            Action::Wait => Ok(false),
+        }
+    }
+
+    /// Sends the parts the store does not have, in order.
+    async fn parts(&self, u: &mut Upload) -> Result<bool, JsValue> {
+        let Phase::Parts { part_size, part_count, .. } = u.phase.clone() else { return Ok(false) };
+        let id = u.asset_id.clone().unwrap_or_default();
+        let jitter = global::random();
+        // The record may lag the store (a worker killed after a part went):
+        // the store's own list decides what is missing.
+        let (status, listed) = self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await;
+        let Some(listed) = listed.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) else {
+            return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+        };
+        for n in listed["uploaded"].as_array().map(|v| part_numbers(v)).unwrap_or_default() {
+            upload::part_done(u, n);
+        }
+        self.progress(u);
+        let Phase::Parts { done, .. } = &u.phase else { return Ok(true) };
+        let missing = upload::missing_parts(part_count, done);
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
+        let ask = json!({ "partNumbers": missing });
+        let (status, urls) = self.api("POST", &format!("/api/assets/{id}/parts"), Some(&ask), None).await;
+        let Some(urls) = urls.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) else {
+            return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+        };
+        for part in urls["parts"].as_array().cloned().unwrap_or_default() {
+            let n = part["partNumber"].as_u64().unwrap_or(0) as u32;
+            let Some((start, end)) = upload::part_range(n, part_size, u.size) else { continue };
+            let slice = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
+            let status = put(part["url"].as_str().unwrap_or_default(), &[], &slice).await;
+            if !status.is_some_and(|s| (200..300).contains(&s)) {
+                return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+            }
+            upload::part_done(u, n);
+            self.save(u).await?;
+            self.progress(u);
+        }
+        Ok(true)
+    }
+
+    /// The blob of an upload vanished (cleared site data): nothing can be
+    /// sent; the upload becomes a dead letter the page can discard.
+    fn lost(&self, u: &mut Upload) -> Result<bool, JsValue> {
+        u.dead = Some("the file is no longer on this device (site data cleared?); discard it and upload again".into());
+        Ok(false)
+    }
+
+    /// The origin confirmed: the record goes; the blob goes too unless it
+    /// is kept as an evictable copy.
+    async fn finish(&self, u: &Upload) -> Result<(), JsValue> {
+        db::delete_keys(&self.db, &[db::UPLOADS], std::slice::from_ref(&u.id)).await?;
+        if self.config.keep_uploaded_blobs {
+            self.mark_blob(&u.id, u.asset_id.clone(), false).await?;
+        } else {
+            db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], std::slice::from_ref(&u.id)).await?;
+        }
+        self.progress(u);
+        let body = json!({ "assetId": u.id, "serverId": u.asset_id, "size": u.size });
+        self.events.emit("uploaded", &body);
+        (self.on_id)();
+        Ok(())
+    }
+
+    async fn mark_blob(&self, key: &str, asset_id: Option<String>, pinned: bool) -> Result<(), JsValue> {
+        let Some(bytes) = db::get_bytes(&self.db, db::BLOB_META, key).await? else { return Ok(()) };
+        let Ok(mut meta) = reads::decode::<BlobMeta>(&bytes) else { return Ok(()) };
+        meta.asset_id = asset_id;
+        meta.pinned = pinned;
+        db::put_all(&self.db, &[(db::BLOB_META, key, db::bytes(&reads::encode(&meta)))]).await
+    }
+
+    async fn blob(&self, key: &str) -> Result<Option<Blob>, JsValue> {
+        Ok(db::get(&self.db, db::BLOBS, key).await?.and_then(|v| v.dyn_into::<Blob>().ok()))
+    }
+
+    /// A same-origin API call with the user's cookie: `(status, JSON body)`.
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (Option<u16>, Option<Value>) {
+        let url = format!("{}{path}", self.origin);
+        let answer = global::fetch_within(
+            |signal| {
+                let init = RequestInit::new();
+                init.set_method(method);
+                init.set_signal(Some(signal));
+                init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+                let headers = web_sys::Headers::new()?;
+                if let Some(b) = body {
+                    headers.set("Content-Type", "application/json")?;
+                    init.set_body(&JsValue::from_str(&b.to_string()));
+                }
+                if let Some(k) = key {
+                    headers.set("Idempotency-Key", k)?;
+                }
+                init.set_headers(&headers);
+                Request::new_with_str_and_init(&url, &init)
+            },
+            self.config.write_timeout_ms,
+        )
+        .await;
+        let Ok(r) = answer else { return (None, None) };
+        let status = r.status();
+        let json = match global::body_bytes(&r).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(_) => None,
+        };
+        (Some(status), json)
+    }
+
+    /// `{assetId, serverId, filename, size, done, state, reason?, retryAt?}`
+    /// of the current user's uploads.
+    pub async fn status(&self) -> Result<Vec<Value>, JsValue> {
+        let user = self.identity.current();
+        Ok(self
+            .uploads()
+            .await?
+            .iter()
+            .filter(|u| u.user == user)
+            .map(|u| {
+                json!({
+                    "assetId": u.id, "serverId": u.asset_id, "filename": u.filename, "size": u.size,
+                    "done": u.bytes_done(), "state": if u.dead.is_some() { "dead" } else { "pending" },
+                    "reason": u.dead, "retryAt": (u.dead.is_none() && u.next_at > 0).then_some(u.next_at),
+                })
+            })
+            .collect())
+    }
+
+    /// Bytes kept on the device and the budget.
+    pub async fn storage(&self) -> Result<(u64, u64), JsValue> {
+        let used = self.blob_metas().await?.iter().map(|(_, m)| m.size).sum();
+        let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
+        Ok((used, upload::blob_budget(self.config.blob_budget_bytes, quota)))
+    }
+
+    /// Retries a dead upload; `None` when `id` is not one of this user's.
+    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<Option<bool>, JsValue> {
+        let user = self.identity.current();
+        let Some(mut u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
+            return Ok(None);
+        };
+        let revived = upload::revive(&mut u, global::now_ms());
+        if revived {
+            self.save(&u).await?;
+            self.kick();
+        }
+        Ok(Some(revived))
+    }
+
+    /// Drops an upload and its file; `None` when `id` is not one of this user's.
+    pub async fn discard(&self, id: &str) -> Result<Option<bool>, JsValue> {
+        let user = self.identity.current();
+        if !self.uploads().await?.iter().any(|u| u.id == id && u.user == user) {
+            return Ok(None);
+        }
+        let key = [id.to_string()];
+        db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &key).await?;
+        Ok(Some(true))
+    }
+
+    /// `GET {contentPath}`: the local blob when there (a use, for the LRU),
+    /// else the store's copy through a presigned GET, kept if it fits.
+    pub async fn content(self: &Rc<Self>, request: Request) -> Result<Response, JsValue> {
+        let url = request.url();
+        let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
+        let id = path.trim_end_matches("/content").rsplit('/').next().unwrap_or_default().to_string();
+        let user = self.identity.current();
+        let metas = self.blob_metas().await?;
+        let local =
+            metas.iter().find(|(k, m)| m.user == user && (*k == id || m.asset_id.as_deref() == Some(id.as_str())));
+        if let Some((key, meta)) = local {
+            if let Some(blob) = self.blob(key).await? {
+                let touched = BlobMeta { last_used: global::now_ms(), ..meta.clone() };
+                db::put_all(&self.db, &[(db::BLOB_META, key, db::bytes(&reads::encode(&touched)))]).await?;
+                return blob_response(&blob, &meta.content_type, "local");
+            }
+        }
+        // Not on the device: a temp id may have its server id by now.
+        let server_id = if id.starts_with(upload::TEMP_PREFIX) {
+            db::id_map(&self.db).await?.into_iter().find(|(t, _)| *t == id).map(|(_, s)| s)
+        } else {
+            Some(id.clone())
+        };
+        let Some(server_id) = server_id else {
+            return api_error(
+                404,
+                "not_found",
+                &format!("No asset {id} is on this device or known to the origin yet."),
+            );
+        };
+        let (status, answer) =
+            self.api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None).await;
+        let presigned = match (status, answer) {
+            (Some(s), Some(a)) if (200..300).contains(&s) => a,
+            (Some(s), Some(a)) => {
+                let r = response::json(s, &a.to_string())?;
+                return Ok(r);
+            }
+            _ => return api_error(
+                504,
+                "offline",
+                &format!(
+                    "Asset {server_id} is not on this device and the origin could not be reached; try again online."
+                ),
+            ),
+        };
+        let init = RequestInit::new();
+        let fetched =
+            global::fetch(&Request::new_with_str_and_init(presigned["url"].as_str().unwrap_or_default(), &init)?).await;
+        let Ok(r) = fetched else {
+            return api_error(504, "offline", "The object store could not be reached; try again online.");
+        };
+        if !r.ok() {
+            return api_error(502, "store_error", &format!("The object store answered HTTP {}.", r.status()));
+        }
+        let content_type = r.headers().get("content-type")?.unwrap_or_else(|| "application/octet-stream".into());
+        let blob: Blob = await_js(r.blob()?).await?.dyn_into()?;
+        let meta = BlobMeta {
+            size: blob.size() as u64,
+            last_used: global::now_ms(),
+            pinned: false,
+            asset_id: Some(server_id.clone()),
+            user,
+            content_type: content_type.clone(),
+        };
+        // A copy that does not fit is simply not kept.
+        let _ = self.keep(&server_id, &blob, &meta, None).await;
+        blob_response(&blob, &content_type, "network")
+    }
+}
+
+fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Response, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", content_type)?;
+    headers.set("Outpost-Source", if source == "local" { "worker" } else { "store" })?;
+    if source == "local" {
+        headers.set("Outpost-Cache", "local")?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(200);
+    init.set_headers(&headers);
+    Response::new_with_opt_blob_and_init(Some(blob), &init)
+}
+
+fn put_phase(a: &Value) -> Phase {
+    let headers = a["headers"]
+        .as_object()
+        .map(|h| h.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default();
+    // The URL's lifetime as the origin counts it, placed on this clock.
+    let now = global::now_ms();
+    let ttl = a["expiresAt"].as_u64().unwrap_or(0).saturating_sub(a["issuedAt"].as_u64().unwrap_or(now));
+    Phase::Put {
+        url: a["url"].as_str().unwrap_or_default().to_string(),
+        headers,
+        issued_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+fn parts_phase(a: &Value, done: Vec<u32>) -> Phase {
+    let part_size = a["partSize"].as_u64().unwrap_or(8 * 1024 * 1024);
+    let part_count = a["partCount"].as_u64().unwrap_or(1) as u32;
+    Phase::Parts { part_size, part_count, done }
+}
+
+fn part_numbers(listed: &[Value]) -> Vec<u32> {
+    listed.iter().filter_map(|p| p["partNumber"].as_u64()).map(|n| n as u32).collect()
+}
+
+/// PUTs `body` to the store; the status, None when there was no answer.
+async fn put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<u16> {
+    let init = RequestInit::new();
+    init.set_method("PUT");
+    init.set_credentials(web_sys::RequestCredentials::Omit);
+    let h = web_sys::Headers::new().ok()?;
+    for (k, v) in headers {
+        h.set(k, v).ok()?;
+    }
+    init.set_headers(&h);
+    init.set_body(body);
+    let request = Request::new_with_str_and_init(url, &init).ok()?;
+    global::fetch(&request).await.ok().map(|r| r.status())
+}

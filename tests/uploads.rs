@@ -1,0 +1,318 @@
+//! Uploads in Chromium against the real origin and its embedded S3 store:
+//! every scenario ends by comparing the bytes the store holds with what the
+//! page sent (SHA-256).
+
+mod harness;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
+use outpost::AppState;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const PAGE: &str = "/api/health";
+const MIB: usize = 1024 * 1024;
+
+/// The page makes file `seed` of `n` bytes; Rust makes the same bytes.
+const FILES: &str = r#"
+window.fileOf = (seed, n) => {
+  const b = new Uint8Array(n);
+  for (let k = 0; k < n; k++) b[k] = (k * 31 + seed * 7 + (k >> 10)) & 255;
+  return new Blob([b], { type: 'application/octet-stream' });
+};
+window.uploads = {};
+window.startUpload = async (seed, n) => {
+  const { assetId, done } = await outpost.upload(fileOf(seed, n), { filename: `f${seed}.bin` });
+  window.uploads[seed] = { assetId, state: 'pending' };
+  done.then((e) => { window.uploads[seed] = { assetId, state: 'uploaded', serverId: e.serverId }; },
+            (err) => { window.uploads[seed] = { assetId, state: 'failed', error: err.message }; });
+  return assetId;
+};
+window.tryUpload = (seed, n) => startUpload(seed, n).then((id) => ({ ok: id }), (err) => ({ error: err.message }));
+true
+"#;
+
+fn file_of(seed: usize, n: usize) -> Vec<u8> {
+    (0..n).map(|k| ((k * 31 + seed * 7 + (k >> 10)) & 255) as u8).collect()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counts presign calls; delays the first `slow_presigns` of them by
+/// `presign_delay_ms` after the origin made the URL.
+#[derive(Default)]
+struct Faults {
+    presigns: AtomicUsize,
+    slow_presigns: AtomicUsize,
+    presign_delay_ms: AtomicU64,
+}
+
+fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    let faults = Arc::clone(faults);
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let f = Arc::clone(&faults);
+        async move {
+            let presign = req.uri().path() == "/api/assets/presign";
+            let res = next.run(req).await;
+            if presign {
+                let n = f.presigns.fetch_add(1, Ordering::SeqCst);
+                if n < f.slow_presigns.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(f.presign_delay_ms.load(Ordering::SeqCst))).await;
+                }
+            }
+            res
+        }
+    }))
+}
+
+struct Scene {
+    state: AppState,
+    _data: tempfile::TempDir,
+    faults: Arc<Faults>,
+    origin: Origin,
+    chromium: Chromium,
+    tab: Tab,
+    config: String,
+}
+
+impl Scene {
+    async fn new(config: &str) -> Scene {
+        Self::with(config, outpost::Settings::default()).await
+    }
+
+    async fn with(config: &str, settings: outpost::Settings) -> Scene {
+        let (state, data) = harness::sqlite_state_with(settings).await;
+        let faults = Arc::new(Faults::default());
+        let origin = Origin::start_app(origin_with(state.clone(), &faults));
+        let chromium = Chromium::launch().await;
+        let tab = chromium.open(&origin.url(PAGE)).await;
+        let scene = Scene { state, _data: data, faults, origin, chromium, tab, config: config.to_string() };
+        scene.prepare().await;
+        let login = scene.tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
+        assert_eq!(login["status"], 200, "{login}");
+        scene
+    }
+
+    async fn prepare(&self) {
+        self.tab.register_outpost_with(&self.config).await;
+        self.tab.eval(FILES).await;
+    }
+
+    fn up(&mut self) {
+        self.origin.restart_app(origin_with(self.state.clone(), &self.faults));
+    }
+
+    async fn status(&self) -> Value {
+        self.tab.eval("outpost.status()").await
+    }
+
+    /// Waits until the origin marks the asset behind temp id `temp`
+    /// uploaded; returns its server id.
+    async fn wait_uploaded(&self, temp: &str) -> String {
+        wait_until(&format!("upload {temp} to complete"), PATIENCE * 4, || async {
+            let _ = self.tab.try_eval("outpost.flush()").await;
+            let status = self.tab.try_eval("outpost.status()").await.ok()?;
+            let pending = status["uploads"].as_array()?.iter().any(|u| u["assetId"] == temp);
+            if pending {
+                return None;
+            }
+            let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM assets WHERE status = 'uploaded'")
+                .fetch_all(&self.state.api.db.pool)
+                .await
+                .unwrap();
+            let mine = self.server_id_of(temp).await?;
+            rows.iter().any(|r| r.0 == mine).then_some(mine)
+        })
+        .await
+    }
+
+    /// The server id the worker learned for a temp id (its id map).
+    async fn server_id_of(&self, temp: &str) -> Option<String> {
+        let uploads = self.tab.try_eval("window.uploads").await.ok()?;
+        let found = uploads.as_object()?.values().find(|u| u["assetId"] == temp)?;
+        found["serverId"].as_str().map(str::to_string)
+    }
+
+    /// SHA-256 of the object the store holds for asset `id`.
+    async fn stored_sha(&self, id: &str) -> String {
+        let (key,): (String,) = sqlx::query_as("SELECT object_key FROM assets WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.state.api.db.pool)
+            .await
+            .unwrap();
+        let url = self.state.api.store.presigner.presign_get(&key, Duration::from_secs(60)).unwrap();
+        let bytes = reqwest::get(url.as_str()).await.unwrap().bytes().await.unwrap();
+        sha(&bytes)
+    }
+
+    fn part_puts(&self) -> u64 {
+        self.state.api.store.embedded.as_ref().expect("the embedded store").counts().part_puts.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_online_and_offline_reach_the_store_byte_identical() {
+    let mut s = Scene::new("{}").await;
+    let online = s.tab.eval(&format!("startUpload(1, {})", 3 * MIB)).await;
+    let online = online.as_str().unwrap().to_string();
+    assert!(online.starts_with("local-"), "{online}");
+    let id = s.wait_uploaded(&online).await;
+    assert_eq!(s.stored_sha(&id).await, sha(&file_of(1, 3 * MIB)));
+
+    s.origin.stop();
+    let offline = s.tab.eval(&format!("startUpload(2, {})", 2 * MIB)).await.as_str().unwrap().to_string();
+    let status = s.status().await;
+    let pending = &status["uploads"][0];
+    assert_eq!((pending["assetId"].as_str(), pending["state"].as_str()), (Some(offline.as_str()), Some("pending")));
+    assert!(status["storage"]["blobs"].as_u64().unwrap() >= 2 * MIB as u64, "{status}");
+    s.up();
+    let id = s.wait_uploaded(&offline).await;
+    assert_eq!(s.stored_sha(&id).await, sha(&file_of(2, 2 * MIB)));
+    // Uploaded: the device keeps only metadata.
+    let status = s.status().await;
+    assert_eq!(status["storage"]["blobs"], 0, "{status}");
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_upload_survives_a_killed_worker_and_a_browser_restart_resending_only_missing_parts() {
+    let mut s = Scene::new("{}").await;
+    let n = 64 * MIB;
+    let parts = (n / (8 * MIB)) as u64;
+    let temp = s.tab.eval(&format!("startUpload(3, {n})")).await.as_str().unwrap().to_string();
+    let done = |min: u64| {
+        let tab = &s.tab;
+        let temp = temp.clone();
+        async move {
+            wait_until(&format!("{min} bytes of {temp} in the store"), PATIENCE * 4, || async {
+                let status = tab.try_eval("outpost.status()").await.ok()?;
+                let up = status["uploads"].as_array()?.iter().find(|u| u["assetId"] == temp.as_str())?.clone();
+                (up["done"].as_u64()? >= min).then_some(())
+            })
+            .await
+        }
+    };
+    done(2 * 8 * MIB as u64).await;
+    s.tab.stop_all_workers().await;
+    done(5 * 8 * MIB as u64).await; // a status request restarts the worker, which resumes
+    s.chromium.restart().await;
+    s.tab = s.chromium.open(&s.origin.url(PAGE)).await;
+    s.prepare().await;
+    let id = wait_until("the upload to finish after the restart", PATIENCE * 4, || async {
+        let _ = s.tab.try_eval("outpost.flush()").await;
+        let status = s.tab.try_eval("outpost.status()").await.ok()?;
+        if !status["uploads"].as_array()?.is_empty() {
+            return None;
+        }
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM assets WHERE status = 'uploaded'")
+            .fetch_optional(&s.state.api.db.pool)
+            .await
+            .unwrap();
+        row.map(|r| r.0)
+    })
+    .await;
+    assert_eq!(s.stored_sha(&id).await, sha(&file_of(3, n)), "byte-identical");
+    let puts = s.part_puts();
+    eprintln!("64 MiB upload: {puts} part PUTs for {parts} parts, across a worker kill and a browser restart");
+    // Each interruption can cost at most the part that was in flight.
+    assert!((parts..=parts + 2).contains(&puts), "{puts} part PUTs for {parts} parts");
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_presigned_url_is_replaced_and_the_upload_completes() {
+    let settings = outpost::Settings { presign_ttl_secs: 2, ..outpost::Settings::default() };
+    let s = Scene::with("{}", settings).await;
+    // The first presign answer arrives after its URL has expired.
+    s.faults.slow_presigns.store(1, Ordering::SeqCst);
+    s.faults.presign_delay_ms.store(2_500, Ordering::SeqCst);
+    let temp = s.tab.eval(&format!("startUpload(4, {})", MIB)).await.as_str().unwrap().to_string();
+    let id = s.wait_uploaded(&temp).await;
+    assert_eq!(s.stored_sha(&id).await, sha(&file_of(4, MIB)));
+    let presigns = s.faults.presigns.load(Ordering::SeqCst);
+    eprintln!("expired URL: {presigns} presign calls");
+    assert!(presigns >= 2, "a fresh URL was asked for");
+    let assets: Vec<(String,)> = sqlx::query_as("SELECT id FROM assets").fetch_all(&s.state.api.db.pool).await.unwrap();
+    assert_eq!(assets.len(), 1, "re-presigning made no second asset");
+    let mut s = s;
+    s.chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_budget_evicts_least_recently_used_uploaded_files_never_pending_ones() {
+    // 10 MiB budget: eviction starts past 9 MiB and goes down to 7 MiB.
+    let config = format!(r#"{{"blobBudgetBytes": {}, "keepUploadedBlobs": true}}"#, 10 * MIB);
+    let mut s = Scene::new(&config).await;
+    let two = 2 * MIB;
+    let mut ids = Vec::new();
+    for seed in 10..14 {
+        let temp = s.tab.eval(&format!("startUpload({seed}, {two})")).await.as_str().unwrap().to_string();
+        ids.push(s.wait_uploaded(&temp).await);
+    }
+    let [a, b, c, d] = [&ids[0], &ids[1], &ids[2], &ids[3]];
+    // A is used again: B, then C, are now the least recently used.
+    let local = s.tab.fetch(&format!("/api/assets/{a}/content")).await.unwrap();
+    assert_eq!(local["headers"]["outpost-cache"], "local", "{}", local["headers"]);
+    let e = s.tab.eval(&format!("startUpload(14, {two})")).await.as_str().unwrap().to_string();
+    s.wait_uploaded(&e).await;
+    let status = s.status().await;
+    assert_eq!(status["storage"]["blobs"].as_u64(), Some(3 * two as u64), "A, D and E are left: {status}");
+
+    // Offline, B and C are gone and A and D are still here.
+    s.origin.stop();
+    for gone in [b, c] {
+        let r = s.tab.fetch(&format!("/api/assets/{gone}/content")).await.unwrap();
+        assert_eq!(r["status"], 504, "{r}");
+    }
+    for kept in [a, d] {
+        let r = s.tab.fetch(&format!("/api/assets/{kept}/content")).await.unwrap();
+        assert_eq!(r["headers"]["outpost-cache"], "local", "{r}");
+    }
+    // Online, B comes back through a presigned GET, byte-identical, and is kept.
+    s.up();
+    let again = s
+        .tab
+        .eval(&format!(
+            "fetch('/api/assets/{b}/content').then(async r => ({{ source: r.headers.get('outpost-source'), \
+             hex: [...new Uint8Array(await crypto.subtle.digest('SHA-256', await r.arrayBuffer()))]\
+             .map(x => x.toString(16).padStart(2, '0')).join('') }}))"
+        ))
+        .await;
+    assert_eq!(again["source"], "store", "{again}");
+    assert_eq!(again["hex"], sha(&file_of(11, two)));
+    s.origin.stop();
+    let offline = s.tab.fetch(&format!("/api/assets/{b}/content")).await.unwrap();
+    assert_eq!((offline["status"].as_u64(), offline["headers"]["outpost-cache"].as_str()), (Some(200), Some("local")));
+
+    // Offline, uploads stay pending and pinned: once pending files fill the
+    // budget the next one is refused with a clear 507, and the pending
+    // ones are intact.
+    let mut pending = Vec::new();
+    let refusal = loop {
+        let seed = 20 + pending.len();
+        let r = s.tab.eval(&format!("tryUpload({seed}, {two})")).await;
+        match (r["ok"].as_str(), r["error"].as_str()) {
+            (Some(temp), _) => pending.push(temp.to_string()),
+            (_, Some(message)) => break message.to_string(),
+            _ => panic!("{r}"),
+        }
+        assert!(pending.len() <= 5, "a 10 MiB budget holds five 2 MiB files at most");
+    };
+    assert_eq!(pending.len(), 5, "every evictable file made room before the refusal");
+    assert!(refusal.contains("No room on this device"), "{refusal}");
+    let status = s.status().await;
+    assert_eq!(status["uploads"].as_array().unwrap().len(), 5, "{status}");
+    s.up();
+    for (i, temp) in pending.iter().enumerate() {
+        let id = s.wait_uploaded(temp).await;
+        assert_eq!(s.stored_sha(&id).await, sha(&file_of(20 + i, two)), "pending upload {i} intact");
+    }
+    s.chromium.close().await;
+}
