@@ -486,6 +486,25 @@ mod room_tests {
         assert!(!r.fits);
     }
 
+    /// Time of the planner on 10,000 blobs, on demand:
+    /// `cargo test -p outpost-sw --release -- --ignored --nocapture planner_time`.
+    #[test]
+    #[ignore = "a measurement: run on demand"]
+    fn planner_time_on_ten_thousand_blobs() {
+        let blobs: Vec<(String, BlobMeta)> = (0..10_000u64)
+            .map(|i| (format!("local-{i:036}"), blob(1_000 + (i * 7919) % 50_000, (i * 104_729) % 1_000_003, i % 10 == 0)))
+            .collect();
+        let total: u64 = blobs.iter().map(|b| b.1.size).sum();
+        let rounds = 200;
+        let start = std::time::Instant::now();
+        let mut evicted = 0;
+        for _ in 0..rounds {
+            evicted = plan_room(std::hint::black_box(&blobs), total / 2, 1_000_000).evict.len();
+        }
+        let each = start.elapsed() / rounds;
+        println!("plan_room on 10,000 blobs: {each:?} per plan ({evicted} evicted)");
+    }
+
     /// The planner on 10,000 blobs, a tenth of them pinned: nothing pinned
     /// goes, usage ends at or under the low watermark.
     #[test]

@@ -403,17 +403,31 @@ impl Uploads {
         let Some(urls) = urls.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) else {
             return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
         };
-        for part in urls["parts"].as_array().cloned().unwrap_or_default() {
-            let n = part["partNumber"].as_u64().unwrap_or(0) as u32;
-            let Some((start, end)) = upload::part_range(n, part_size, u.size) else { continue };
-            let slice = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
-            let status = put(part["url"].as_str().unwrap_or_default(), &[], &slice).await;
-            if !status.is_some_and(|s| (200..300).contains(&s)) {
-                return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+        let parts = urls["parts"].as_array().cloned().unwrap_or_default();
+        // A few parts in flight at once: one connection alone leaves the
+        // store idle between parts. Slices are views of the stored Blob.
+        for batch in parts.chunks(PARTS_IN_FLIGHT) {
+            let mut sent = Vec::new();
+            for part in batch {
+                let n = part["partNumber"].as_u64().unwrap_or(0) as u32;
+                let Some((start, end)) = upload::part_range(n, part_size, u.size) else { continue };
+                let slice = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
+                sent.push((n, start_put(part["url"].as_str().unwrap_or_default(), &[], &slice)));
             }
-            upload::part_done(u, n);
+            let mut failed = None;
+            for (n, answer) in sent {
+                let status = answer_status(answer).await;
+                if status.is_some_and(|s| (200..300).contains(&s)) {
+                    upload::part_done(u, n);
+                } else if failed.is_none() {
+                    failed = Some(status);
+                }
+            }
             self.save(u).await?;
             self.progress(u);
+            if let Some(status) = failed {
+                return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+            }
         }
         Ok(true)
     }
@@ -652,8 +666,21 @@ fn part_numbers(listed: &[Value]) -> Vec<u32> {
     listed.iter().filter_map(|p| p["partNumber"].as_u64()).map(|n| n as u32).collect()
 }
 
+/// Parts of one upload sent at the same time.
+const PARTS_IN_FLIGHT: usize = 3;
+
 /// PUTs `body` to the store; the status, None when there was no answer.
 async fn put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<u16> {
+    answer_status(start_put(url, headers, body)).await
+}
+
+async fn answer_status(answer: Option<Promise>) -> Option<u16> {
+    let r: Response = JsFuture::from(answer?).await.ok()?.dyn_into().ok()?;
+    Some(r.status())
+}
+
+/// Starts a PUT of `body` to the store (None: the request could not be made).
+fn start_put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<Promise> {
     let init = RequestInit::new();
     init.set_method("PUT");
     init.set_credentials(web_sys::RequestCredentials::Omit);
@@ -664,5 +691,5 @@ async fn put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<u16
     init.set_headers(&h);
     init.set_body(body);
     let request = Request::new_with_str_and_init(url, &init).ok()?;
-    global::fetch(&request).await.ok().map(|r| r.status())
+    Some(global::scope().fetch_with_request(&request))
 }
