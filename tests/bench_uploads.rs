@@ -66,7 +66,10 @@ async fn upload_throughput() {
     println!("| 64 MiB to the embedded store (median of 3) | time | throughput |");
     println!("|---|---|---|");
     println!("| page `fetch` PUT, presign + PUT + complete | {d:.0} ms | {:.0} MiB/s |", rate(d));
-    println!("| through the worker, until `done` (kept in IndexedDB, 8 x 8 MiB parts) | {w:.0} ms | {:.0} MiB/s |", rate(w));
+    println!(
+        "| through the worker, until `done` (kept in IndexedDB, 8 x 8 MiB parts) | {w:.0} ms | {:.0} MiB/s |",
+        rate(w)
+    );
     println!("| through the worker, until the page has its temp id | {a:.0} ms | |");
     let _ = MIB;
     chromium.close().await;

@@ -316,3 +316,24 @@ async fn a_small_budget_evicts_least_recently_used_uploaded_files_never_pending_
     }
     s.chromium.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_naming_a_pending_upload_waits_for_it_and_goes_with_the_server_id() {
+    let mut s = Scene::new("{}").await;
+    s.origin.stop();
+    let temp = s.tab.eval(&format!("startUpload(30, {})", MIB)).await.as_str().unwrap().to_string();
+    let write = s.tab.post("/api/inbox", &serde_json::json!({ "cover": temp })).await.unwrap();
+    assert_eq!(write["status"], 202, "queued behind the upload: {write}");
+    s.up();
+    let id = s.wait_uploaded(&temp).await;
+    let body: Vec<u8> = wait_until("the inbox write to arrive", PATIENCE, || async {
+        let _ = s.tab.try_eval("outpost.flush()").await;
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT body FROM inbox").fetch_optional(&s.state.api.db.pool).await.unwrap();
+        row.map(|r| r.0)
+    })
+    .await;
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(sent, serde_json::json!({ "cover": id }), "the temp id was replaced by the server id");
+    s.chromium.close().await;
+}

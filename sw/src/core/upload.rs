@@ -492,7 +492,9 @@ mod room_tests {
     #[ignore = "a measurement: run on demand"]
     fn planner_time_on_ten_thousand_blobs() {
         let blobs: Vec<(String, BlobMeta)> = (0..10_000u64)
-            .map(|i| (format!("local-{i:036}"), blob(1_000 + (i * 7919) % 50_000, (i * 104_729) % 1_000_003, i % 10 == 0)))
+            .map(|i| {
+                (format!("local-{i:036}"), blob(1_000 + (i * 7919) % 50_000, (i * 104_729) % 1_000_003, i % 10 == 0))
+            })
             .collect();
         let total: u64 = blobs.iter().map(|b| b.1.size).sum();
         let rounds = 200;

@@ -594,13 +594,15 @@ impl Uploads {
                 let r = response::json(s, &a.to_string())?;
                 return Ok(r);
             }
-            _ => return api_error(
-                504,
-                "offline",
-                &format!(
+            _ => {
+                return api_error(
+                    504,
+                    "offline",
+                    &format!(
                     "Asset {server_id} is not on this device and the origin could not be reached; try again online."
                 ),
-            ),
+                )
+            }
         };
         let init = RequestInit::new();
         let fetched =
