@@ -65,6 +65,8 @@ export interface Status {
   pending: number;
   /** Other users' writes, waiting for them to log in again. */
   parked: number;
+  /** This user's first 50 waiting writes, oldest first. */
+  queue: { id: string; method: string; url: string; retries: number; nextAt: number; status: number | null }[];
   /** This user's dead letters (and unreadable records). */
   deadLetters: DeadLetter[];
   uploads: Upload[];

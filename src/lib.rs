@@ -11,4 +11,4 @@ pub mod server;
 pub mod store;
 
 pub use bundle::Bundle;
-pub use server::{app, AppState, Options, Settings};
+pub use server::{api_app, app, AppState, Options, Settings};

@@ -50,6 +50,11 @@ struct ServeArgs {
     /// write replayed late could apply twice.
     #[arg(long, default_value_t = 691_200, value_parser = clap::value_parser!(u64).range(1..))]
     idempotency_ttl_secs: u64,
+    /// Leave out the demo's "go offline" switch (`/api/demo/network`), which
+    /// lets any logged-in page make the origin refuse API requests. Use it
+    /// when the server is not a demo.
+    #[arg(long)]
+    no_demo_switch: bool,
     /// An external S3 endpoint (Garage, MinIO, AWS) instead of the embedded store.
     /// Path-style URLs are used: `http://host:port`, the bucket in the path.
     #[arg(long, requires_all = ["s3_bucket", "s3_access_key", "s3_secret_key"])]
@@ -118,6 +123,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let settings = Settings {
             idempotency_ttl_ms: args.idempotency_ttl_secs as i64 * 1000,
             presign_ttl_secs: args.presign_ttl_secs,
+            demo_switch: !args.no_demo_switch,
         };
         let options = Options {
             data_dir: args.data.clone(),

@@ -76,7 +76,9 @@ fn export_writes_the_drop_in_bundle() {
     let out = outpost().arg("export").arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bundle = Bundle::embedded();
-    for name in ["sw.js", bundle.wasm_file.as_str(), "outpost.js", "outpost.d.ts", "outpost.config.json"] {
+    for name in
+        ["sw.js", bundle.wasm_file.as_str(), "outpost.js", "outpost.d.ts", "outpost.config.json", "INTEGRATION.md"]
+    {
         assert!(dir.path().join(name).is_file(), "{name} missing");
     }
     assert_eq!(std::fs::read(dir.path().join(&bundle.wasm_file)).unwrap(), bundle.wasm.to_vec());

@@ -221,8 +221,9 @@ async fn a_64_mib_upload_survives_a_killed_worker_and_a_browser_restart_resendin
     assert_eq!(s.stored_sha(&id).await, sha(&file_of(3, n)), "byte-identical");
     let puts = s.part_puts();
     eprintln!("64 MiB upload: {puts} part PUTs for {parts} parts, across a worker kill and a browser restart");
-    // Each interruption can cost at most the part that was in flight.
-    assert!((parts..=parts + 2).contains(&puts), "{puts} part PUTs for {parts} parts");
+    // Each of the two interruptions can cost at most the parts in flight
+    // (three at a time): a part the store did not get whole is missing.
+    assert!((parts..=parts + 2 * 3).contains(&puts), "{puts} part PUTs for {parts} parts");
     s.chromium.close().await;
 }
 

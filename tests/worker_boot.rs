@@ -185,31 +185,3 @@ async fn register_takes_over_a_hard_reloaded_page() {
     assert_eq!(wasm_version(&tab).await.unwrap(), Bundle::embedded().hash);
     chromium.close().await;
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_page_shows_the_worker_and_the_wasm_answer() {
-    let (state, _data) = harness::sqlite_state().await;
-    let origin = Origin::start(state);
-    let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
-    let hash = Bundle::embedded().hash;
-    wait_until("the demo to show the running worker", PATIENCE, || async {
-        let shown = tab
-            .eval("[document.getElementById('worker').textContent, document.getElementById('bundle').textContent, document.getElementById('wasm').textContent]")
-            .await;
-        (shown[0] == "controlling this page" && shown[1] == hash.as_str() && shown[2].as_str()?.contains("→ 200"))
-            .then_some(())
-    })
-    .await;
-    // Kept for people to look at: target/screenshots/demo-status.png.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = tab
-        .page
-        .screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build())
-        .await
-        .expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"));
-    std::fs::write(dir.join("demo-status.png"), png).unwrap();
-    chromium.close().await;
-}

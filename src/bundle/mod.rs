@@ -18,6 +18,8 @@ pub const OUTPOST_JS: &str = include_str!("../../shim/outpost.js");
 pub const OUTPOST_D_TS: &str = include_str!("../../shim/outpost.d.ts");
 /// The sample config `outpost export` writes.
 pub const SAMPLE_CONFIG: &str = include_str!("../../shim/outpost.config.json");
+/// The integration guide shipped with an export.
+pub const INTEGRATION: &str = include_str!("../../docs/INTEGRATION.md");
 /// The worker bootstrap, before stamping.
 pub const BOOTSTRAP_JS: &str = include_str!("../../shim/sw.js");
 
@@ -58,12 +60,13 @@ impl Bundle {
     /// `outpost.js`, `outpost.d.ts` and a sample `outpost.config.json`.
     pub fn export(&self, dir: &Path) -> io::Result<Vec<String>> {
         fs::create_dir_all(dir)?;
-        let files: [(&str, &[u8]); 5] = [
+        let files: [(&str, &[u8]); 6] = [
             ("sw.js", &self.sw_js),
             (&self.wasm_file, &self.wasm),
             ("outpost.js", OUTPOST_JS.as_bytes()),
             ("outpost.d.ts", OUTPOST_D_TS.as_bytes()),
             ("outpost.config.json", SAMPLE_CONFIG.as_bytes()),
+            ("INTEGRATION.md", INTEGRATION.as_bytes()),
         ];
         // Leave no stale wasm from an earlier export: sw.js names only one.
         for entry in fs::read_dir(dir)?.flatten() {

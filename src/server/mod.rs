@@ -31,11 +31,13 @@ pub struct Settings {
     pub idempotency_ttl_ms: i64,
     /// How long presigned URLs stay valid (default 1 h).
     pub presign_ttl_secs: u64,
+    /// Serve the demo's "go offline" switch (`/api/demo/network`).
+    pub demo_switch: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { idempotency_ttl_ms: 8 * 24 * 3600 * 1000, presign_ttl_secs: 3600 }
+        Settings { idempotency_ttl_ms: 8 * 24 * 3600 * 1000, presign_ttl_secs: 3600, demo_switch: true }
     }
 }
 
@@ -68,6 +70,8 @@ pub struct Api {
     pub session_key: SessionKey,
     pub settings: Settings,
     pub store: Arc<Store>,
+    /// The demo's "go offline" switch.
+    pub demo_offline: std::sync::atomic::AtomicBool,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -105,7 +109,13 @@ impl AppState {
                 Store { presigner: Presigner::new(&config)?, config, embedded: Some(handle) }
             }
         };
-        let api = Api { db, session_key, settings: options.settings, store: Arc::new(store) };
+        let api = Api {
+            db,
+            session_key,
+            settings: options.settings,
+            store: Arc::new(store),
+            demo_offline: std::sync::atomic::AtomicBool::new(false),
+        };
         Ok(AppState { bundle: Arc::new(Bundle::embedded()), api: Arc::new(api) })
     }
 
@@ -117,12 +127,31 @@ impl AppState {
 
 /// The whole origin: the worker bundle, the demo, and the API.
 pub fn app(state: AppState) -> Router {
-    let api = api::router()
-        .route("/health", get(|| async { Json(serde_json::json!({ "ok": true })) }))
-        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
-    Router::new()
-        .nest("/api", api)
-        .merge(assets::router())
+    routes(state, true)
+}
+
+/// The API alone (`/api/...`), for a site that serves the worker bundle
+/// and its pages itself (say, from `outpost export`).
+pub fn api_app(state: AppState) -> Router {
+    routes(state, false)
+}
+
+fn routes(state: AppState, with_bundle: bool) -> Router {
+    let mut api = api::router().route("/health", get(|| async { Json(serde_json::json!({ "ok": true })) }));
+    if state.api.settings.demo_switch {
+        api = api.merge(api::demo::router());
+    }
+    let api = api.layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
+    let mut router = Router::new().nest("/api", api);
+    if with_bundle {
+        router = router.merge(assets::router());
+    }
+    let router = if state.api.settings.demo_switch {
+        router.layer(axum::middleware::from_fn_with_state(state.clone(), api::demo::gate))
+    } else {
+        router
+    };
+    router
         .fallback(|| async { AppError::NotFound })
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())

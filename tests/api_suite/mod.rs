@@ -24,6 +24,7 @@ macro_rules! api_cases {
             concurrent_batches_on_one_session_all_succeed,
             a_superseded_claim_cannot_complete,
             inbox_keeps_any_body_byte_for_byte,
+            the_demo_switch_refuses_the_api_until_turned_off,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -685,4 +686,23 @@ pub async fn inbox_keeps_any_body_byte_for_byte(state: AppState) {
     assert_eq!(bob.get("/api/inbox").await.body, json!([]));
     assert_eq!(bob.get(&format!("/api/inbox/{id}/body")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(alice.get("/api/inbox").await.body.as_array().unwrap().len(), 3);
+}
+
+pub async fn the_demo_switch_refuses_the_api_until_turned_off(state: AppState) {
+    let anonymous = Client::new(&state);
+    assert_eq!(anonymous.post("/api/demo/network", json!({ "offline": true })).await.status, StatusCode::UNAUTHORIZED);
+    let alice = Client::login(&state, "alice").await;
+    let on = alice.post("/api/demo/network", json!({ "offline": true })).await;
+    assert_eq!((on.status, on.body.clone()), (StatusCode::OK, json!({ "offline": true })));
+    let refused = alice.get("/api/sync/init").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.body["error"]["code"], "demo_offline");
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("Turn it off"));
+    assert_eq!(alice.post("/api/projects", json!({ "name": "p" })).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(alice.get("/api/demo/network").await.body, json!({ "offline": true }));
+    let off = alice.post("/api/demo/network", json!({ "offline": false })).await;
+    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!(alice.get("/api/sync/init").await.status, StatusCode::OK);
+    // Nothing was written while it was on.
+    assert_eq!(alice.get("/api/projects").await.body, json!([]));
 }

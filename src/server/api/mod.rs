@@ -4,6 +4,7 @@
 mod assets;
 mod auth;
 mod chat;
+pub(crate) mod demo;
 mod inbox;
 mod projects;
 pub(crate) mod sync;

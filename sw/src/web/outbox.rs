@@ -24,6 +24,8 @@ use crate::core::record::{self, DeadReason, Entry, RecordError, State};
 use crate::core::tempid::IdMap;
 
 pub const SYNC_TAG: &str = "outpost-outbox";
+/// Waiting writes listed by `status()`.
+const STATUS_QUEUE_LEN: usize = 50;
 const LOCK: &str = "outpost-outbox";
 
 pub struct Outbox {
@@ -475,8 +477,20 @@ impl Outbox {
         for (key, _) in db::records(&self.db, db::QUARANTINE).await? {
             dead.push(serde_json::json!({ "id": db::key_text(&key), "reason": "unreadable record (quarantined); discard it" }));
         }
+        // The first waiting writes, for a page to show when each goes next.
+        let queue: Vec<serde_json::Value> = mine
+            .iter()
+            .filter(|e| e.state == State::Pending)
+            .take(STATUS_QUEUE_LEN)
+            .map(|e| {
+                serde_json::json!({
+                    "id": e.id.to_string(), "method": e.request.method, "url": e.request.url,
+                    "retries": e.retries, "nextAt": e.next_at, "status": e.last_status,
+                })
+            })
+            .collect();
         Ok(serde_json::json!({
-            "user": user, "pending": pending, "parked": parked, "deadLetters": dead, "uploads": [],
+            "user": user, "pending": pending, "parked": parked, "queue": queue, "deadLetters": dead, "uploads": [],
         }))
     }
 

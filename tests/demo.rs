@@ -1,0 +1,152 @@
+//! The demo app, driven like a person would in Chromium: log in, chat, go
+//! offline with the demo's switch, write and upload, come back. Screenshots
+//! of the key moments go to target/screenshots/ for people to look at; each
+//! is checked for the elements that must be on it.
+
+mod harness;
+
+use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
+use outpost::{AppState, Bundle};
+use serde_json::Value;
+
+async fn text(tab: &Tab, id: &str) -> String {
+    tab.eval(&format!("document.getElementById('{id}').innerText")).await.as_str().unwrap_or_default().to_string()
+}
+
+async fn wait_text(tab: &Tab, id: &str, want: &str) {
+    wait_until(&format!("#{id} to show {want:?}"), PATIENCE, || async {
+        text(tab, id).await.contains(want).then_some(())
+    })
+    .await;
+}
+
+async fn submit(tab: &Tab, input: &str, value: &str) {
+    tab.eval(&format!(
+        "(() => {{ const i = document.getElementById('{input}'); i.value = {value:?}; i.form.requestSubmit(); return true; }})()"
+    ))
+    .await;
+}
+
+async fn screenshot(tab: &Tab, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let params = chromiumoxide::page::ScreenshotParams::builder().full_page(true).build();
+    let png = tab.page.screenshot(params).await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+async fn messages(state: &AppState) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT content FROM chat_messages ORDER BY created_at, id")
+        .fetch_all(&state.api.db.pool)
+        .await
+        .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start(state.clone());
+    let mut chromium = Chromium::launch_with(&[("window-size", "1400,900")]).await;
+    let tab = chromium.open(&origin.url("/")).await;
+    wait_text(&tab, "worker", "controlling this page").await;
+    wait_text(&tab, "bundle", &Bundle::embedded().hash).await;
+
+    // Log in, make a session, say hello.
+    wait_until("the login form", PATIENCE, || async {
+        (tab.eval("!document.getElementById('login').hidden").await == true).then_some(())
+    })
+    .await;
+    submit(&tab, "login-name", "dana").await;
+    wait_text(&tab, "user", "dana").await;
+    submit(&tab, "session-title", "Trip to the coast").await;
+    wait_text(&tab, "sessions", "Trip to the coast").await;
+    submit(&tab, "message-text", "hello from the train").await;
+    wait_text(&tab, "messages", "hello from the train").await;
+    assert_eq!(text(&tab, "network").await, "online");
+    assert_eq!(text(&tab, "outbox-summary").await, "Nothing waiting.");
+    screenshot(&tab, "demo-online").await;
+
+    // The switch: the origin now refuses the app's requests.
+    tab.eval("document.getElementById('offline-switch').click(), true").await;
+    wait_text(&tab, "network", "offline").await;
+    submit(&tab, "message-text", "written in a tunnel").await;
+    wait_text(&tab, "messages", "written in a tunnel").await;
+    submit(&tab, "message-text", "still in the tunnel").await;
+    wait_text(&tab, "outbox-summary", "2 writes waiting").await;
+    wait_text(&tab, "queue", "next try").await;
+    assert!(text(&tab, "messages").await.contains("queued"), "queued messages are marked");
+    wait_text(&tab, "stale", "Offline: showing what this device stored").await;
+    screenshot(&tab, "demo-offline-pending").await;
+
+    // An upload while offline waits with its progress bar at 0.
+    tab.eval(
+        "(async () => { const c = document.createElement('canvas'); c.width = 96; c.height = 96; \
+         const g = c.getContext('2d'); g.fillStyle = '#1f5fbf'; g.fillRect(0, 0, 96, 96); g.fillStyle = '#ffb000'; \
+         g.beginPath(); g.arc(48, 48, 30, 0, 7); g.fill(); \
+         const blob = await new Promise((r) => c.toBlob(r, 'image/png')); \
+         const dt = new DataTransfer(); dt.items.add(new File([blob], 'sunset.png', { type: 'image/png' })); \
+         const input = document.getElementById('file'); input.files = dt.files; \
+         input.dispatchEvent(new Event('change')); return true; })()",
+    )
+    .await;
+    wait_text(&tab, "uploads", "sunset.png").await;
+    assert_eq!(tab.eval("document.querySelectorAll('#uploads progress').length").await, 1);
+    screenshot(&tab, "demo-upload-waiting").await;
+
+    // A message the origin will refuse on replay (over its 20,000 characters).
+    let (session,): (String,) =
+        sqlx::query_as("SELECT id FROM chat_sessions").fetch_one(&state.api.db.pool).await.unwrap();
+    let long = tab
+        .eval(&format!(
+            "fetch('/api/chat/messages/batch', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json' }}, \
+             body: JSON.stringify({{ messages: [{{ tempId: 'too-long', sessionId: '{session}', role: 'user', \
+             content: 'x'.repeat(20001), createdAt: 1 }}] }}) }}).then((r) => r.status)"
+        ))
+        .await;
+    assert_eq!(long, 202, "queued while the origin refuses everything");
+
+    // Back online: the queue drains, the refused write becomes a dead letter.
+    tab.eval("document.getElementById('offline-switch').click(), true").await;
+    wait_text(&tab, "network", "online").await;
+    wait_until("both tunnel messages at the origin", PATIENCE, || async {
+        let m = messages(&state).await;
+        (m.len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(messages(&state).await, ["hello from the train", "written in a tunnel", "still in the tunnel"]);
+    wait_until("the dead letter", PATIENCE, || async {
+        let _ = tab.try_eval("outpost.flush()").await;
+        let dead = text(&tab, "dead").await;
+        (dead.contains("refused by the origin (HTTP") && dead.contains("Retry") && dead.contains("Discard"))
+            .then_some(())
+    })
+    .await;
+    wait_until("the upload to finish", PATIENCE * 2, || async {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT status FROM assets").fetch_all(&state.api.db.pool).await.unwrap();
+        (rows.len() == 1 && rows[0].0 == "uploaded").then_some(())
+    })
+    .await;
+    wait_until("the outbox and uploads to settle", PATIENCE, || async {
+        let summary = text(&tab, "outbox-summary").await;
+        let uploads: Value = tab.eval("document.querySelectorAll('#uploads li').length").await;
+        (summary == "Nothing waiting." && uploads == 0).then_some(())
+    })
+    .await;
+    wait_until("the thumbnail", PATIENCE, || async {
+        let shown = tab
+            .eval("[...document.querySelectorAll('#assets img')].some((i) => i.complete && i.naturalWidth === 96)")
+            .await;
+        (shown == true).then_some(())
+    })
+    .await;
+    screenshot(&tab, "demo-dead-letter").await;
+
+    // Discard clears it.
+    tab.eval("[...document.querySelectorAll('#dead button')].find((b) => b.textContent === 'Discard').click(), true")
+        .await;
+    wait_text(&tab, "dead", "None.").await;
+    chromium.close().await;
+}
