@@ -50,6 +50,9 @@ async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
     let origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch_with(&[("window-size", "1400,900")]).await;
     let tab = chromium.open(&origin.url("/")).await;
+    let desktop =
+        chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(1400, 900, 1.0, false);
+    tab.page.execute(desktop).await.expect("Emulation.setDeviceMetricsOverride");
     wait_text(&tab, "worker", "controlling this page").await;
     wait_text(&tab, "bundle", &Bundle::embedded().hash).await;
 
