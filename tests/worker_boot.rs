@@ -19,13 +19,17 @@ async fn wasm_version(tab: &harness::Tab) -> Result<String, String> {
     Ok(res["body"]["version"].as_str().unwrap().to_string())
 }
 
+/// A same-origin page that does not register the worker by itself (the
+/// demo at `/` registers it with its own config).
+const PAGE: &str = "/api/health";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_registers_controls_the_page_and_the_wasm_answers() {
     let bundle = Bundle::embedded();
     let (state, _data) = harness::sqlite_state().await;
     let origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
 
     tab.register_outpost().await;
     let controller = tab.eval("navigator.serviceWorker.controller.scriptURL").await;
@@ -55,7 +59,7 @@ async fn worker_starts_cold_with_the_origin_down() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     tab.register_outpost().await;
     assert_eq!(wasm_version(&tab).await.unwrap(), bundle.hash);
 
@@ -86,14 +90,14 @@ async fn worker_starts_cold_offline_after_a_browser_restart() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     tab.register_outpost().await;
     drop(tab);
 
     chromium.restart().await;
     // Reopen the page while the origin is still up, then take it down: the
     // worker of the new browser process must start from Cache Storage.
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     wait_until("the worker to control the reopened page", PATIENCE, || async {
         tab.eval("navigator.serviceWorker.controller !== null").await.as_bool().unwrap().then_some(())
     })
@@ -142,7 +146,7 @@ async fn a_new_bundle_replaces_the_old_worker() {
     let (state, _data) = harness::sqlite_state().await;
     let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     tab.register_outpost().await;
     assert_eq!(wasm_version(&tab).await.unwrap(), old.hash);
 
@@ -170,7 +174,7 @@ async fn register_takes_over_a_hard_reloaded_page() {
     let (state, _data) = harness::sqlite_state().await;
     let origin = Origin::start(state);
     let mut chromium = Chromium::launch().await;
-    let tab = chromium.open(&origin.url("/")).await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
     tab.register_outpost().await;
 
     // A hard reload (cache ignored) loads the page without a controller.

@@ -114,7 +114,7 @@ mod tests {
         fs::write(dir.join("outpost-sw-0000000000000000.wasm"), b"old").unwrap();
         let b = Bundle::embedded();
         let written = b.export(&dir).unwrap();
-        assert_eq!(written.len(), 5);
+        assert_eq!(written.len(), 6);
         assert_eq!(fs::read(dir.join(&b.wasm_file)).unwrap(), b.wasm.to_vec());
         assert_eq!(fs::read(dir.join("sw.js")).unwrap(), b.sw_js.to_vec());
         assert!(!dir.join("outpost-sw-0000000000000000.wasm").exists());
