@@ -137,10 +137,11 @@ fn heads<'a>(entries: &'a [Entry], user: Option<&str>) -> Vec<&'a Entry> {
 pub enum Trigger {
     /// A timer, the worker starting: heads go at their backoff time.
     Scheduled,
-    /// A hint that the network is back (a sync event, the page going
-    /// online, a success from the origin).
+    /// A hint that the network is back (the page going online, a success
+    /// from the origin). Such hints can come in bursts.
     Signal,
-    /// The page asked (`flush()`, a Retry button).
+    /// The page asked (`flush()`, a Retry button), or the browser did (a
+    /// Background Sync event, which the browser itself spaces out).
     Explicit,
 }
 

@@ -206,3 +206,19 @@ pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result
     tx.done().await.map_err(js)?;
     Ok(())
 }
+
+/// Removes delivered entries and saves the temp-id pairs they taught, in one
+/// transaction.
+pub async fn commit(db: &Rexie, delivered: &[u64], pairs: &[(String, String)]) -> Result<(), JsValue> {
+    let tx = db.transaction(&[OUTBOX, META], TransactionMode::ReadWrite).map_err(js)?;
+    let outbox = tx.store(OUTBOX).map_err(js)?;
+    for id in delivered {
+        outbox.delete(key(*id)).await.map_err(js)?;
+    }
+    let meta = tx.store(META).map_err(js)?;
+    for (temp, id) in pairs {
+        meta.put(&id.into(), Some(&format!("{IDMAP}{temp}").into())).await.map_err(js)?;
+    }
+    tx.done().await.map_err(js)?;
+    Ok(())
+}

@@ -226,7 +226,10 @@ impl Outpost {
         let inner = Rc::clone(&self.inner);
         promise(async move {
             let outbox = inner.outbox()?;
-            let left = outbox.replay(Trigger::Signal).await?;
+            // The browser fires it when the network is back, and spaces its
+            // own retries: like the page asking, it sends a head that got no
+            // answer at once.
+            let left = outbox.replay(Trigger::Explicit).await?;
             match sync_end(left, last_chance) {
                 SyncEnd::Done => Ok(JsValue::UNDEFINED),
                 SyncEnd::AskAgain => Err(JsValue::from_str("outpost: writes are still pending")),

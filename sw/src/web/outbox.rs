@@ -190,7 +190,12 @@ impl Outbox {
         self.queue_busy.set(Some(true));
         if let Some(entry) = &queued {
             self.events.emit("queued", &event(entry));
-            self.wake_by(entry.next_at);
+            // An entry queued behind others is not a head: the head's own
+            // timer covers it, and waking for it would run a pass (a read of
+            // the whole outbox) per queued write.
+            if !was_busy {
+                self.wake_by(entry.next_at);
+            }
         }
         // One registration covers every write queued after it.
         if !was_busy {
@@ -281,8 +286,32 @@ impl Outbox {
         Ok(entries)
     }
 
-    /// One pass: every head is attempted at most once.
+    /// One pass: every head is attempted at most once. Deliveries are
+    /// committed to IndexedDB in batches (see `Delivered`), and always
+    /// before the pass ends.
     async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
+        let mut done = Delivered::default();
+        let result = self.pass_within(trigger, &mut done).await;
+        self.commit(&mut done).await?;
+        result
+    }
+
+    /// Removes delivered entries and saves the temp ids they taught, in one
+    /// transaction, then tells pages.
+    async fn commit(&self, done: &mut Delivered) -> Result<(), JsValue> {
+        if done.ids.is_empty() {
+            return Ok(());
+        }
+        db::commit(&self.db, &done.ids, &done.learned).await?;
+        for ev in done.events.drain(..) {
+            self.events.emit("replayed", &ev);
+        }
+        done.ids.clear();
+        done.learned.clear();
+        Ok(())
+    }
+
+    async fn pass_within(&self, trigger: Trigger, done: &mut Delivered) -> Result<(), JsValue> {
         let mut entries = self.pending().await?;
         let now = global::now_ms();
         for e in queue::expire(&self.config, &mut entries, now) {
@@ -320,9 +349,12 @@ impl Outbox {
                 // Its queue waits with it; the upload's presign starts a new pass.
                 break;
             }
-            match self.attempt(&mut entries[i], &mut ids).await? {
+            match self.attempt(&mut entries[i], &mut ids, done).await? {
                 Sent::Delivered => {
                     entries.remove(i);
+                    if done.ids.len() >= COMMIT_EVERY {
+                        self.commit(done).await?;
+                    }
                 }
                 Sent::Kept => {}
                 Sent::Parked => {
@@ -338,7 +370,7 @@ impl Outbox {
     }
 
     /// Sends one entry.
-    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap) -> Result<Sent, JsValue> {
+    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap, done: &mut Delivered) -> Result<Sent, JsValue> {
         let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
         let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
         let body = rewritten.as_deref().unwrap_or(&entry.request.body);
@@ -381,11 +413,10 @@ impl Outbox {
         ) {
             Step::Delivered => {
                 if let Some(body) = response_body {
-                    let learned = ids.learn_from_response(&body);
-                    db::save_ids(&self.db, &learned).await?;
+                    done.learned.extend(ids.learn_from_response(&body));
                 }
-                db::delete(&self.db, db::OUTBOX, entry.id).await?;
-                self.events.emit("replayed", &event(entry));
+                done.ids.push(entry.id);
+                done.events.push(serde_json::to_value(event(entry)).unwrap_or_default());
                 Ok(Sent::Delivered)
             }
             Step::Parked => {
@@ -527,6 +558,21 @@ impl Outbox {
         Ok(false)
     }
 }
+
+/// Delivered entries not yet removed from IndexedDB. Removing them in
+/// batches spares a transaction per write; if the worker dies before a
+/// batch is committed, those writes are sent again with their
+/// Idempotency-Keys and the origin answers them from its record, so none
+/// applies twice (and their temp ids are learned again from the answers).
+#[derive(Default)]
+struct Delivered {
+    ids: Vec<u64>,
+    learned: Vec<(String, String)>,
+    events: Vec<serde_json::Value>,
+}
+
+/// Deliveries per IndexedDB commit during a replay.
+const COMMIT_EVERY: usize = 25;
 
 /// What became of one attempt.
 enum Sent {

@@ -128,14 +128,14 @@ impl Reads {
 
     /// Fetches `request` (no timeout: a refresh has no page waiting) and
     /// takes its answer.
-    async fn network(&self, request: &Request, route: ReadRoute) -> Option<Fresh> {
+    async fn network(self: &Rc<Self>, request: &Request, route: ReadRoute) -> Option<Fresh> {
         let r = global::fetch(request).await.ok()?;
         self.take(r, route, &request.url()).await.ok()
     }
 
     /// Reads an answer, learns the user from it where the route names one,
     /// and stores or forgets the copy as the core says.
-    async fn take(&self, r: Response, route: ReadRoute, url: &str) -> Result<Fresh, JsValue> {
+    async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str) -> Result<Fresh, JsValue> {
         let status = r.status();
         let headers = global::headers_of(&r.headers());
         let body = global::body_bytes(&r).await?;
@@ -153,10 +153,14 @@ impl Reads {
                     headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
                 let now = global::now_ms();
                 let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: now };
-                if let Err(e) = self.store(&key, &copy, now).await {
-                    // The answer still reaches the page; only the copy is lost.
-                    global::log_error("could not store a read", &e);
-                }
+                // The page does not wait for the copy to be written.
+                let me = Rc::clone(self);
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Err(e) = me.store(&key, &copy, now).await {
+                        // The answer reached the page; only the copy is lost.
+                        global::log_error("could not store a read", &e);
+                    }
+                });
             }
             Keep::Forget => db::delete_keys(&self.db, &[db::READS, db::READS_META], &[key]).await?,
             Keep::Leave => {}
@@ -188,11 +192,14 @@ impl Reads {
 
     /// The stored copy under `key`, if it is readable; reading it counts as
     /// a use.
-    async fn stored(&self, key: &str) -> Option<CachedRead> {
+    async fn stored(self: &Rc<Self>, key: &str) -> Option<CachedRead> {
         let bytes = db::get_bytes(&self.db, db::READS, key).await.ok()??;
         let copy: CachedRead = reads::decode(&bytes).ok()?;
         let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: global::now_ms() };
-        let _ = db::put_all(&self.db, &[(db::READS_META, key, db::bytes(&reads::encode(&meta)))]).await;
+        let (me, key) = (Rc::clone(self), key.to_string());
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = db::put_all(&me.db, &[(db::READS_META, &key, db::bytes(&reads::encode(&meta)))]).await;
+        });
         Some(copy)
     }
 

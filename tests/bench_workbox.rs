@@ -1,0 +1,340 @@
+//! Outpost against Workbox (and no service worker), side by side in the same
+//! headless Chromium against the same origin, interleaved over several
+//! rounds. Run with `./scripts/bench.sh` (it builds the Workbox worker from
+//! npm first); it asserts nothing about speed. It writes `BENCH.md` (and
+//! JSON where `OUTPOST_BENCH_JSON` names a file).
+
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use harness::{wait_until, Chromium, Origin, Tab};
+use outpost::{AppState, Bundle};
+use serde_json::{json, Value};
+
+const N: usize = 1000;
+const GETS: usize = 300;
+const COLD_STARTS: usize = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    None,
+    Workbox,
+    Outpost,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::None => "no worker",
+            Mode::Workbox => "Workbox",
+            Mode::Outpost => "Outpost",
+        }
+    }
+}
+
+fn workbox_sw() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/workbox/dist/workbox-sw.js")
+}
+
+fn origin_app(state: AppState) -> axum::Router {
+    outpost::app(state).route_service("/workbox-sw.js", tower_http::services::ServeFile::new(workbox_sw()))
+}
+
+const LATENCY: &str = r#"(async (path, rounds) => {
+  const times = [];
+  for (let i = 0; i < rounds; i++) {
+    const t = performance.now();
+    await (await fetch(path, { cache: 'no-store' })).text();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return [times[Math.floor(rounds / 2)], times[Math.floor(rounds * 0.99)]];
+})"#;
+
+const WORKBOX_QUEUED: &str = r#"new Promise((resolve, reject) => {
+  const open = indexedDB.open('workbox-background-sync');
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const db = open.result;
+    if (!db.objectStoreNames.contains('requests')) { db.close(); resolve(0); return; }
+    const count = db.transaction('requests').objectStore('requests').count();
+    count.onsuccess = () => { db.close(); resolve(count.result); };
+    count.onerror = () => reject(count.error);
+  };
+})"#;
+
+async fn register(tab: &Tab, mode: Mode) {
+    match mode {
+        Mode::None => {}
+        Mode::Outpost => tab.register_outpost().await,
+        Mode::Workbox => {
+            tab.eval(
+                "(async () => { await navigator.serviceWorker.register('/workbox-sw.js'); \
+                 await navigator.serviceWorker.ready; if (!navigator.serviceWorker.controller) \
+                 await new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true })); \
+                 return true; })()",
+            )
+            .await;
+        }
+    }
+}
+
+async fn stored(state: &AppState) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT content FROM chat_messages ORDER BY created_at, id")
+        .fetch_all(&state.api.db.pool)
+        .await
+        .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+/// One mode's measurements in one round.
+#[derive(Default, Debug, Clone)]
+struct Round {
+    enqueue_per_s: Option<f64>,
+    replay_per_s: Option<f64>,
+    duplicates: Option<usize>,
+    out_of_order: Option<usize>,
+    lost: Option<usize>,
+    pass_p50: f64,
+    pass_p99: f64,
+    cached_p50: Option<f64>,
+    cached_p99: Option<f64>,
+    cold_ms: f64,
+}
+
+async fn run(mode: Mode) -> Round {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start_app(origin_app(state.clone()));
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/api/health")).await;
+    register(&tab, mode).await;
+    let login = tab.post("/api/auth/login", &json!({ "user": "bench" })).await.unwrap();
+    assert_eq!(login["status"], 200);
+    let session = tab.post("/api/chat/sessions", &json!({ "title": "bench" })).await.unwrap();
+    let session = session["body"]["id"].as_str().unwrap().to_string();
+    let project = tab.post("/api/projects", &json!({ "name": "bench" })).await.unwrap();
+    assert_eq!(project["status"], 201);
+
+    let mut round = Round::default();
+    let pass = tab.eval(&format!("{LATENCY}('/api/health', {GETS})")).await;
+    (round.pass_p50, round.pass_p99) = (pass[0].as_f64().unwrap(), pass[1].as_f64().unwrap());
+    // The read route once online, so the workers hold a copy.
+    assert_eq!(tab.fetch("/api/projects").await.unwrap()["status"], 200);
+
+    // Cold start: workers stopped, time to the first answered fetch.
+    let mut colds = Vec::new();
+    for _ in 0..COLD_STARTS {
+        if mode != Mode::None {
+            tab.stop_all_workers().await;
+        }
+        let ms = tab
+            .eval("(async () => { const t = performance.now(); await (await fetch('/api/projects')).text(); return performance.now() - t; })()")
+            .await;
+        colds.push(ms.as_f64().unwrap());
+    }
+    round.cold_ms = median(colds);
+
+    if mode == Mode::None {
+        chromium.close().await;
+        return round;
+    }
+
+    origin.stop();
+    let cached = tab.eval(&format!("{LATENCY}('/api/projects', {GETS})")).await;
+    round.cached_p50 = cached[0].as_f64();
+    round.cached_p99 = cached[1].as_f64();
+
+    let started = Instant::now();
+    let accepted = tab
+        .eval(&format!(
+            r#"(async () => {{
+                let accepted = 0;
+                for (let i = 0; i < {N}; i++) {{
+                    const body = {{ messages: [{{ tempId: 't' + i, sessionId: '{session}', role: 'user',
+                                                  content: 'message ' + String(i).padStart(4, '0'), createdAt: i }}] }};
+                    try {{
+                        const r = await fetch('/api/chat/messages/batch', {{ method: 'POST',
+                            headers: {{ 'Content-Type': 'application/json' }}, body: JSON.stringify(body) }});
+                        if (r.status === 202) accepted++;
+                    }} catch (_) {{ accepted++; /* Workbox: queued, then the page sees the network error */ }}
+                }}
+                return accepted;
+            }})()"#
+        ))
+        .await;
+    let enqueue = started.elapsed();
+    assert_eq!(accepted, N);
+    let queued = match mode {
+        Mode::Outpost => tab.eval("outpost.status()").await["pending"].as_u64().unwrap() as usize,
+        _ => tab.eval(WORKBOX_QUEUED).await.as_u64().unwrap() as usize,
+    };
+    assert_eq!(queued, N, "{} stored every write", mode.name());
+    round.enqueue_per_s = Some(N as f64 / enqueue.as_secs_f64());
+
+    origin.restart_app(origin_app(state.clone()));
+    let tag = if mode == Mode::Outpost { "outpost-outbox" } else { "workbox-background-sync:outbox" };
+    let started = Instant::now();
+    tab.dispatch_sync(&origin.origin(), tag, false).await;
+    let done = wait_until("the replay", Duration::from_secs(600), || async {
+        (stored(&state).await.len() >= N).then_some(started.elapsed())
+    })
+    .await;
+    round.replay_per_s = Some(N as f64 / done.as_secs_f64());
+    // Late duplicates would show up after the last first delivery.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = stored(&state).await;
+    let want: Vec<String> = (0..N).map(|i| format!("message {i:04}")).collect();
+    let mut seen = std::collections::HashSet::new();
+    round.duplicates = Some(got.iter().filter(|m| !seen.insert(m.as_str())).count());
+    round.lost = Some(want.iter().filter(|m| !seen.contains(m.as_str())).count());
+    round.out_of_order = Some(got.windows(2).filter(|w| w[1] < w[0]).count());
+    chromium.close().await;
+    round
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn med(rounds: &[Round], f: impl Fn(&Round) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rounds.iter().filter_map(f).collect();
+    (!v.is_empty()).then(|| median(v))
+}
+
+fn gzip_len(bytes: &[u8]) -> usize {
+    let mut child = std::process::Command::new("gzip")
+        .arg("-9c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    child.wait_with_output().unwrap().stdout.len()
+}
+
+fn command_line(cmd: &str, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it with ./scripts/bench.sh"]
+async fn outpost_against_workbox() {
+    assert!(workbox_sw().exists(), "build the Workbox worker first: ./scripts/bench.sh does it");
+    let rounds: usize = std::env::var("OUTPOST_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let mut results: Vec<(Mode, Vec<Round>)> =
+        vec![(Mode::None, vec![]), (Mode::Workbox, vec![]), (Mode::Outpost, vec![])];
+    for r in 0..rounds {
+        for (mode, out) in results.iter_mut() {
+            eprintln!("round {}/{rounds}: {}", r + 1, mode.name());
+            out.push(run(*mode).await);
+        }
+    }
+    let get = |m: Mode| results.iter().find(|(x, _)| *x == m).map(|(_, r)| r.clone()).unwrap();
+    let (none, wb, op) = (get(Mode::None), get(Mode::Workbox), get(Mode::Outpost));
+
+    let bundle = Bundle::embedded();
+    let outpost_raw = bundle.sw_js.len() + bundle.wasm.len();
+    let outpost_gz = gzip_len(&bundle.sw_js) + gzip_len(&bundle.wasm);
+    let workbox = std::fs::read(workbox_sw()).unwrap();
+    let (workbox_raw, workbox_gz) = (workbox.len(), gzip_len(&workbox));
+
+    let fmt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |x| format!("{x:.2} {unit}"));
+    let ratio = |o: Option<f64>, w: Option<f64>| match (o, w) {
+        (Some(o), Some(w)) if w > 0.0 => format!("{:.2}×", o / w),
+        _ => "n/a".into(),
+    };
+    let mut rows: Vec<(String, String, String, String, String)> = Vec::new();
+    let mut row = |name: &str, f: &dyn Fn(&[Round]) -> Option<f64>, unit: &str| {
+        let (n, w, o) = (f(&none), f(&wb), f(&op));
+        rows.push((name.to_string(), fmt(n, unit), fmt(w, unit), fmt(o, unit), ratio(o, w)));
+    };
+    row(&format!("enqueue {N} writes, origin down (higher is better)"), &|r| med(r, |x| x.enqueue_per_s), "writes/s");
+    row(
+        &format!("replay {N} writes after the sync event (higher is better)"),
+        &|r| med(r, |x| x.replay_per_s),
+        "writes/s",
+    );
+    row("passthrough GET p50, online", &|r| med(r, |x| Some(x.pass_p50)), "ms");
+    row("passthrough GET p99, online", &|r| med(r, |x| Some(x.pass_p99)), "ms");
+    row("cached read GET p50, offline", &|r| med(r, |x| x.cached_p50), "ms");
+    row("cached read GET p99, offline", &|r| med(r, |x| x.cached_p99), "ms");
+    row("cold start: workers stopped, first answered read", &|r| med(r, |x| Some(x.cold_ms)), "ms");
+    let sum = |r: &[Round], f: fn(&Round) -> Option<usize>| r.iter().filter_map(f).sum::<usize>() as f64;
+    for (name, f) in [
+        ("lost writes (all rounds)", (|x: &Round| x.lost) as fn(&Round) -> Option<usize>),
+        ("duplicated writes (all rounds)", |x: &Round| x.duplicates),
+        ("order violations (all rounds)", |x: &Round| x.out_of_order),
+    ] {
+        rows.push((name.into(), "n/a".into(), format!("{}", sum(&wb, f)), format!("{}", sum(&op, f)), String::new()));
+    }
+    rows.push((
+        "bundle, raw / gzip -9".into(),
+        "n/a".into(),
+        format!("{:.1} / {:.1} KB", workbox_raw as f64 / 1000.0, workbox_gz as f64 / 1000.0),
+        format!("{:.1} / {:.1} KB", outpost_raw as f64 / 1000.0, outpost_gz as f64 / 1000.0),
+        format!("{:.2}×", outpost_gz as f64 / workbox_gz as f64),
+    ));
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let browser = command_line("chromium", &["--version"]);
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let mut md = String::new();
+    md.push_str("# Outpost against Workbox\n\n");
+    md.push_str(&format!(
+        "Measured by `./scripts/bench.sh` on {date}: {cores} cores ({cpu}), {browser}, headless, loopback origin \
+         (the reference server on SQLite). Medians of {rounds} interleaved rounds; each round and each mode gets a \
+         fresh browser profile and a fresh database. Workbox {} packages (routing, strategies, background-sync, \
+         expiration), production build bundled with esbuild, configured like Outpost's defaults: NetworkFirst with \
+         a 3 s timeout on the read routes, BackgroundSyncPlugin on the write routes, ExpirationPlugin on asset \
+         content. Outpost bundle {}.\n\n",
+        "7.3.0", bundle.hash
+    ));
+    md.push_str("| measurement | no worker | Workbox | Outpost | Outpost / Workbox |\n|---|---|---|---|---|\n");
+    for (a, b, c, d, e) in &rows {
+        md.push_str(&format!("| {a} | {b} | {c} | {d} | {e} |\n"));
+    }
+    md.push_str(
+        "\nHow each is measured: *enqueue*: the page sends the writes one after another while the origin is down, \
+         until the worker has stored them all (Outpost answers `202`; Workbox stores the request, then the page \
+         sees the network error). *replay*: from the sync event (fired over CDP, each worker's own tag) until the \
+         origin holds every write. *passthrough*: `GET /api/health`, a route neither worker handles. *cached*: \
+         `GET /api/projects` with the origin down, answered from each worker's copy. *cold start*: \
+         `ServiceWorker.stopAllWorkers`, then one `GET /api/projects`, online. Lost, duplicated and out-of-order \
+         writes compare what the origin stored with what the page sent.\n",
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCH.md");
+    std::fs::write(&path, &md).unwrap();
+    println!("{md}");
+    if let Ok(json_path) = std::env::var("OUTPOST_BENCH_JSON") {
+        let to_json =
+            |r: &[Round]| -> Value {
+                json!(r.iter().map(|x| json!({
+                "enqueuePerS": x.enqueue_per_s, "replayPerS": x.replay_per_s, "lost": x.lost,
+                "duplicates": x.duplicates, "outOfOrder": x.out_of_order, "passP50": x.pass_p50,
+                "passP99": x.pass_p99, "cachedP50": x.cached_p50, "cachedP99": x.cached_p99, "coldMs": x.cold_ms,
+            })).collect::<Vec<_>>())
+            };
+        let out = json!({
+            "none": to_json(&none), "workbox": to_json(&wb), "outpost": to_json(&op),
+            "bundle": { "outpostRaw": outpost_raw, "outpostGzip": outpost_gz, "workboxRaw": workbox_raw, "workboxGzip": workbox_gz },
+        });
+        std::fs::write(json_path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    }
+}
