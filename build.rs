@@ -22,7 +22,8 @@ const SETUP: &str = "./scripts/setup.sh";
 fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    for path in ["sw/src", "sw/Cargo.toml", "shim", "Cargo.lock", "src/bundle/assemble.rs"] {
+    // The root Cargo.toml holds the `wasm` profile the worker is built with.
+    for path in ["sw/src", "sw/Cargo.toml", "Cargo.toml", "shim", "Cargo.lock", "src/bundle/assemble.rs"] {
         println!("cargo:rerun-if-changed={path}");
     }
     for var in ["OUTPOST_WASM_OPT", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
