@@ -232,44 +232,12 @@ async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
 /// Fast backoff, so retry-heavy scenarios finish in seconds.
 const FAST: &str = "{ backoffMs: [200, 400, 800, 1600, 3200] }";
 
-/// The origin with faults on `messages/batch`: of every ten requests, three
-/// get a 503 without being processed, and one is processed and then loses
-/// its connection before the answer (a crash after commit). Deterministic,
-/// so no entry can fail more than twice in a row.
-fn flaky(state: AppState) -> axum::Router {
-    use axum::extract::Request;
-    use axum::http::StatusCode;
-    use axum::middleware::Next;
-    use axum::response::IntoResponse;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-    let counter = Arc::new(AtomicU64::new(0));
-    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-        let counter = Arc::clone(&counter);
-        async move {
-            if req.uri().path() != "/api/chat/messages/batch" {
-                return next.run(req).await;
-            }
-            match counter.fetch_add(1, Ordering::SeqCst) % 10 {
-                0 | 3 | 6 => (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response(),
-                8 => {
-                    let _processed = next.run(req).await;
-                    // Unwinding the connection's task drops the socket with no
-                    // answer; resume_unwind skips the panic hook's noise.
-                    std::panic::resume_unwind(Box::new("injected connection reset"))
-                }
-                _ => next.run(req).await,
-            }
-        }
-    }))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flaky_origin_still_gets_every_write_once_in_order() {
     let mut scene = Scene::new(FAST).await;
     let n = 30;
     scene.queue_offline(n).await;
-    scene.origin.restart_app(flaky(scene.state.clone()));
+    scene.origin.restart_app(harness::flaky_app(scene.state.clone()));
     scene.sync().await;
     scene.wait_for(n, "every write through the flaky origin").await;
     assert_eq!(scene.stored().await, want(n), "0 lost, 0 duplicated, in order");
@@ -301,7 +269,7 @@ async fn pending_writes_survive_a_browser_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_write_waits_behind_queued_ones() {
     // The first batch the origin sees gets a 503; the next ones go through.
-    let mut scene = Scene::serving(FAST, flaky).await;
+    let mut scene = Scene::serving(FAST, harness::flaky_app).await;
     let first = send(&scene.tab, &scene.session, 0).await;
     assert_eq!(first["status"], 202, "the 503 queues the first write: {first}");
     // The origin would take this one, but it must not overtake the first.

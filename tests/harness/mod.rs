@@ -459,3 +459,61 @@ pub async fn postgres_state(name: &str) -> (AppState, tempfile::TempDir) {
     };
     (AppState::open(options).await.expect("open the origin state on PostgreSQL"), dir)
 }
+
+/// The embedded bundle rebuilt with a custom section holding `tag`: the
+/// same code under a new content hash, as a redeploy would ship.
+pub fn rebuilt_bundle(tag: &[u8]) -> outpost::Bundle {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = "outpost-test-rebuild";
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name.as_bytes());
+    payload.extend_from_slice(tag);
+    let mut wasm = outpost::Bundle::embedded().wasm.to_vec();
+    wasm.push(0); // custom section id
+    leb128(payload.len(), &mut wasm);
+    wasm.extend(payload);
+    outpost::Bundle::assemble(wasm, outpost::Bundle::embedded_glue(), outpost::bundle::BOOTSTRAP_JS)
+}
+
+/// The origin with faults on `messages/batch`: of every ten requests, three
+/// get a 503 without being processed, and one is processed and then loses
+/// its connection before the answer (a crash after commit). Deterministic,
+/// so no entry can fail more than twice in a row.
+pub fn flaky_app(state: AppState) -> axum::Router {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let counter = Arc::new(AtomicU64::new(0));
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let counter = Arc::clone(&counter);
+        async move {
+            if req.uri().path() != "/api/chat/messages/batch" {
+                return next.run(req).await;
+            }
+            match counter.fetch_add(1, Ordering::SeqCst) % 10 {
+                0 | 3 | 6 => (StatusCode::SERVICE_UNAVAILABLE, "injected 503").into_response(),
+                8 => {
+                    let _processed = next.run(req).await;
+                    // Unwinding the connection's task drops the socket with no
+                    // answer; resume_unwind skips the panic hook's noise.
+                    std::panic::resume_unwind(Box::new("injected connection reset"))
+                }
+                _ => next.run(req).await,
+            }
+        }
+    }))
+}
