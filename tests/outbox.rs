@@ -298,6 +298,32 @@ async fn delivery_happens_without_a_sync_event() {
     scene.chromium.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_happens_when_the_browser_refuses_background_sync() {
+    use chromiumoxide::cdp::browser_protocol::browser::{PermissionDescriptor, PermissionSetting, SetPermissionParams};
+    let mut scene = Scene::new(FAST).await;
+    // As in a browser without the API: every sync registration is refused,
+    // so no sync event will ever come.
+    let deny = SetPermissionParams::builder()
+        .permission(PermissionDescriptor::new("background-sync"))
+        .setting(PermissionSetting::Denied)
+        .origin(scene.origin.origin())
+        .build()
+        .unwrap();
+    scene.tab.page.execute(deny).await.expect("Browser.setPermission");
+    let refused = scene
+        .tab
+        .eval("navigator.serviceWorker.ready.then((r) => r.sync.register('probe')).then(() => 'registered', (e) => e.name)")
+        .await;
+    assert_eq!(refused, "NotAllowedError", "Background Sync must be refused in this browser");
+    let n = 10;
+    scene.queue_offline(n).await;
+    scene.origin.restart(scene.state.clone());
+    scene.wait_for(n, "the writes to arrive with Background Sync refused").await;
+    assert_eq!(scene.stored().await, want(n));
+    scene.chromium.close().await;
+}
+
 /// What the page sends as write `i` to the inbox: JSON, FormData with a
 /// file, or binary (write 2 is 1 MiB). JS and Rust make the same bytes.
 const MIXED_WRITES: &str = r#"
