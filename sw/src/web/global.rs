@@ -105,9 +105,8 @@ pub enum Raced {
     Late(Promise),
 }
 
-/// Starts `request` and waits for its answer, but at most `timeout_ms`.
-pub async fn fetch_racing(request: &Request, timeout_ms: u32) -> Raced {
-    let fetch = scope().fetch_with_request(request);
+/// Waits for a started fetch's answer, but at most `timeout_ms`.
+pub async fn race(fetch: Promise, timeout_ms: u32) -> Raced {
     let timer = Promise::new(&mut |resolve, _| {
         set_timeout(&resolve, u64::from(timeout_ms));
     });

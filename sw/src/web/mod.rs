@@ -32,6 +32,8 @@ struct Inner {
     origin: String,
     version: String,
     parts: RefCell<Option<Parts>>,
+    /// Resolves once `parts` is set (or rejects with why it could not be).
+    opening: RefCell<Option<Promise>>,
 }
 
 /// What `start()` opens.
@@ -44,18 +46,29 @@ struct Parts {
 }
 
 impl Inner {
-    fn parts(&self) -> Result<Parts, JsValue> {
-        self.parts.borrow().clone().ok_or_else(|| JsValue::from_str("outpost: the worker has not started"))
+    /// The opened parts, waiting for IndexedDB to open if it has not yet.
+    async fn parts(&self) -> Result<Parts, JsValue> {
+        if let Some(parts) = self.parts.borrow().clone() {
+            return Ok(parts);
+        }
+        let opening = self.opening.borrow().clone();
+        match opening {
+            Some(p) => {
+                wasm_bindgen_futures::JsFuture::from(p).await?;
+            }
+            None => return Err(JsValue::from_str("outpost: the worker has not started")),
+        }
+        self.parts.borrow().clone().ok_or_else(|| JsValue::from_str("outpost: the worker could not open its storage"))
     }
 
-    fn outbox(&self) -> Result<Rc<Outbox>, JsValue> {
-        Ok(self.parts()?.outbox)
+    async fn outbox(&self) -> Result<Rc<Outbox>, JsValue> {
+        Ok(self.parts().await?.outbox)
     }
 
     /// Acts on what an answer said about the user: a logout forgets the
     /// user's cached reads; any change lets the new user's writes go.
     async fn learned(&self, source: Source, learned: Learned) -> Result<(), JsValue> {
-        let parts = self.parts()?;
+        let parts = self.parts().await?;
         let before = parts.identity.current();
         if source == Source::Logout {
             parts.reads.clear_user(before.as_deref()).await?;
@@ -83,7 +96,8 @@ impl Inner {
             AuthRoute::Login => Source::Login,
             AuthRoute::Logout => Source::Logout,
         };
-        let answer = self.outbox()?.switching_user(async move { global::fetch(&request).await.map(Into::into) }).await;
+        let answer =
+            self.outbox().await?.switching_user(async move { global::fetch(&request).await.map(Into::into) }).await;
         match answer {
             Ok(r) => self.observe(source, r.unchecked_into()).await,
             Err(e) => {
@@ -155,15 +169,23 @@ impl Outpost {
     pub fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
         console_error_panic_hook::set_once();
         let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Outpost { inner: Rc::new(Inner { config: Rc::new(config), origin, version, parts: RefCell::new(None) }) })
+        let inner =
+            Inner { config: Rc::new(config), origin, version, parts: RefCell::new(None), opening: RefCell::new(None) };
+        Ok(Outpost { inner: Rc::new(inner) })
     }
 
-    /// Opens IndexedDB and replays what an earlier worker left: starting is
-    /// one of the replay triggers, for browsers without Background Sync.
+    /// Starts opening IndexedDB, then replays what an earlier worker left
+    /// (starting is one of the replay triggers, for browsers without
+    /// Background Sync). Resolves at once: requests that need storage wait
+    /// for it, and a read's network request need not (a cold start opens
+    /// the database while the network answers).
     pub fn start(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
-        promise(async move {
-            let db = Rc::new(db::open().await?);
+        let opening = promise(async move {
+            let db = Rc::new(db::open().await.inspect_err(|e| {
+                // Logged once; every request that needs storage gets the same error.
+                global::log_error("the worker could not open IndexedDB", e);
+            })?);
             let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
             let config = Rc::clone(&inner.config);
             let outbox = Outbox::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity));
@@ -187,7 +209,9 @@ impl Outpost {
                 uploads.kick();
             });
             Ok(JsValue::UNDEFINED)
-        })
+        });
+        *self.inner.opening.borrow_mut() = Some(opening);
+        Promise::resolve(&JsValue::UNDEFINED)
     }
 
     /// Whether the fetch event should be answered by `handle`. Must stay
@@ -203,14 +227,16 @@ impl Outpost {
         promise(async move {
             match route {
                 Route::Version => response::json(200, &version_body(&inner)).map(Into::into),
-                Route::Write(_) => inner.outbox()?.send(request).await.map(Into::into),
+                Route::Write(_) => inner.outbox().await?.send(request).await.map(Into::into),
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
-                    inner.parts()?.reads.handle(request, how).await.map(Into::into)
+                    // The network first, while storage may still be opening.
+                    let started = global::scope().fetch_with_request(&request);
+                    inner.parts().await?.reads.handle(request, how, started).await.map(Into::into)
                 }
                 Route::Auth(kind) => inner.auth(request, kind).await.map(Into::into),
-                Route::Upload => inner.parts()?.uploads.accept(request).await.map(Into::into),
-                Route::Content => inner.parts()?.uploads.content(request).await.map(Into::into),
+                Route::Upload => inner.parts().await?.uploads.accept(request).await.map(Into::into),
+                Route::Content => inner.parts().await?.uploads.content(request).await.map(Into::into),
                 // Not claimed (see `handled`); if the bootstrap asks anyway,
                 // the request goes to the network untouched.
                 Route::Passthrough => global::fetch(&request).await.map(Into::into),
@@ -225,7 +251,7 @@ impl Outpost {
     pub fn on_sync(&self, last_chance: bool) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let outbox = inner.outbox()?;
+            let outbox = inner.outbox().await?;
             // The browser fires it when the network is back, and spaces its
             // own retries: like the page asking, it sends a head that got no
             // answer at once.
@@ -248,8 +274,8 @@ impl Outpost {
         promise(async move {
             let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
             let id = Reflect::get(&data, &"id".into())?.as_string();
-            let outbox = inner.outbox()?;
-            let uploads = inner.parts()?.uploads;
+            let outbox = inner.outbox().await?;
+            let uploads = inner.parts().await?.uploads;
             let reply = match (kind.as_str(), id) {
                 ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
                 ("outpost:status", _) => {

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use js_sys::Promise;
 use rexie::Rexie;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
@@ -64,24 +65,32 @@ impl Reads {
         reads::cache_key(partition, url)
     }
 
-    pub async fn handle(self: &Rc<Self>, request: Request, route: ReadRoute) -> Result<Response, JsValue> {
+    /// Answers a read whose network request is already `started`.
+    pub async fn handle(
+        self: &Rc<Self>,
+        request: Request,
+        route: ReadRoute,
+        started: Promise,
+    ) -> Result<Response, JsValue> {
         let url = request.url();
         if route.swr {
             if let Some(copy) = self.stored(&self.key(route, &url)).await {
+                // The started request is the refresh.
                 let me = Rc::clone(self);
-                let refresh = request.clone()?;
                 let old_body = copy.body.clone();
+                let refresh_url = url.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    if let Some(fresh) = me.network(&refresh, route).await {
+                    let Some(r) = global::answer_of(started).await else { return };
+                    if let Ok(fresh) = me.take(r, route, &refresh_url).await {
                         if fresh.status < 300 && fresh.body != old_body {
-                            me.events.emit("updated", &Updated { url: &refresh.url() });
+                            me.events.emit("updated", &Updated { url: &refresh_url });
                         }
                     }
                 });
                 return self.from_copy(&copy);
             }
         }
-        let raced = global::fetch_racing(&request, self.config.network_timeout_ms).await;
+        let raced = global::race(started, self.config.network_timeout_ms).await;
         let answer = match raced {
             Raced::Answer(r) => Some(r),
             Raced::Failed => None,
@@ -124,13 +133,6 @@ impl Reads {
                 .to_string(),
             ),
         }
-    }
-
-    /// Fetches `request` (no timeout: a refresh has no page waiting) and
-    /// takes its answer.
-    async fn network(self: &Rc<Self>, request: &Request, route: ReadRoute) -> Option<Fresh> {
-        let r = global::fetch(request).await.ok()?;
-        self.take(r, route, &request.url()).await.ok()
     }
 
     /// Reads an answer, learns the user from it where the route names one,
