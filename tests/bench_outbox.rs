@@ -12,7 +12,7 @@ mod harness;
 
 use std::time::Instant;
 
-use harness::{wait_until, Chromium, Origin, PATIENCE};
+use harness::{wait_until, Chromium, Origin, LATENCY, PATIENCE};
 
 const N: usize = 1000;
 
@@ -21,18 +21,6 @@ async fn count(state: &outpost::AppState) -> usize {
         sqlx::query_as("SELECT COUNT(*) FROM chat_messages").fetch_one(&state.api.db.pool).await.unwrap();
     n as usize
 }
-
-/// p50 and p99, in ms, of `rounds` sequential fetches of `path` from the page.
-const LATENCY: &str = r#"(async (path, rounds) => {
-  const times = [];
-  for (let i = 0; i < rounds; i++) {
-    const t = performance.now();
-    await (await fetch(path, { cache: 'no-store' })).text();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return [times[Math.floor(rounds / 2)], times[Math.floor(rounds * 0.99)]];
-})"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run on demand with --ignored --nocapture"]

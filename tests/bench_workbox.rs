@@ -9,7 +9,7 @@ mod harness;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harness::{wait_until, Chromium, Origin, Tab};
+use harness::{wait_until, Chromium, Origin, Tab, LATENCY};
 use outpost::{AppState, Bundle};
 use serde_json::{json, Value};
 
@@ -41,17 +41,6 @@ fn workbox_sw() -> PathBuf {
 fn origin_app(state: AppState) -> axum::Router {
     outpost::app(state).route_service("/workbox-sw.js", tower_http::services::ServeFile::new(workbox_sw()))
 }
-
-const LATENCY: &str = r#"(async (path, rounds) => {
-  const times = [];
-  for (let i = 0; i < rounds; i++) {
-    const t = performance.now();
-    await (await fetch(path, { cache: 'no-store' })).text();
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return [times[Math.floor(rounds / 2)], times[Math.floor(rounds * 0.99)]];
-})"#;
 
 const WORKBOX_QUEUED: &str = r#"new Promise((resolve, reject) => {
   const open = indexedDB.open('workbox-background-sync');

@@ -98,13 +98,7 @@ impl Scene {
     }
 
     async fn stored(&self, session: &str) -> Vec<String> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
-                .bind(session)
-                .fetch_all(&self.state.api.db.pool)
-                .await
-                .unwrap();
-        rows.into_iter().map(|r| r.0).collect()
+        harness::messages_of(&self.state, session).await
     }
 
     /// Waits until the origin holds `n` writes of `session`, nudging the

@@ -35,15 +35,8 @@ async fn setup_with(tab: &Tab, user: &str, config: &str) -> String {
     s["body"]["id"].as_str().unwrap().to_string()
 }
 
-/// The messages the origin stored for `session`, oldest first.
 async fn stored(state: &AppState, session: &str) -> Vec<String> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
-            .bind(session)
-            .fetch_all(&state.api.db.pool)
-            .await
-            .unwrap();
-    rows.into_iter().map(|r| r.0).collect()
+    harness::messages_of(state, session).await
 }
 
 fn batch(session: &str, i: usize) -> Value {

@@ -225,16 +225,6 @@ async fn cold_start_offline_the_app_and_its_metadata_still_open() {
     s.chromium.close().await;
 }
 
-async fn alices_messages(state: &AppState, session: &str) -> Vec<String> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
-            .bind(session)
-            .fetch_all(&state.api.db.pool)
-            .await
-            .unwrap();
-    rows.into_iter().map(|r| r.0).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_users_data_and_writes_never_reach_the_next_user() {
     let mut s = Scene::new("{}").await;
@@ -269,16 +259,16 @@ async fn one_users_data_and_writes_never_reach_the_next_user() {
     assert_eq!(bobs["body"]["user"], bob, "only bob's copy is served to bob: {bobs}");
     s.up();
     assert_eq!(s.faults.batches.load(Ordering::SeqCst), 0, "none of alice's writes reached the origin under bob");
-    assert!(alices_messages(&s.state, &session).await.is_empty());
+    assert!(harness::messages_of(&s.state, &session).await.is_empty());
 
     // Alice comes back: her writes go, once each, in order.
     s.login("alice").await;
     wait_until("alice's writes to arrive", PATIENCE, || async {
         let _ = s.tab.try_eval("outpost.status()").await;
-        (alices_messages(&s.state, &session).await.len() >= 3).then_some(())
+        (harness::messages_of(&s.state, &session).await.len() >= 3).then_some(())
     })
     .await;
-    assert_eq!(alices_messages(&s.state, &session).await, ["alice 0", "alice 1", "alice 2"]);
+    assert_eq!(harness::messages_of(&s.state, &session).await, ["alice 0", "alice 1", "alice 2"]);
     let status = s.tab.eval("outpost.status()").await;
     assert_eq!((status["pending"].as_u64(), status["parked"].as_u64()), (Some(0), Some(0)), "{status}");
     s.chromium.close().await;

@@ -517,3 +517,27 @@ pub fn flaky_app(state: AppState) -> axum::Router {
         }
     }))
 }
+
+/// Page-side: p50 and p99, in ms, of `rounds` sequential fetches of a path:
+/// `({LATENCY})('/path', 300)`.
+pub const LATENCY: &str = r#"(async (path, rounds) => {
+  const times = [];
+  for (let i = 0; i < rounds; i++) {
+    const t = performance.now();
+    await (await fetch(path, { cache: 'no-store' })).text();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return [times[Math.floor(rounds / 2)], times[Math.floor(rounds * 0.99)]];
+})"#;
+
+/// The contents of the messages the origin stored for `session`, oldest first.
+pub async fn messages_of(state: &AppState, session: &str) -> Vec<String> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT content FROM chat_messages WHERE session_id = $1 ORDER BY created_at, id")
+            .bind(session)
+            .fetch_all(&state.api.db.pool)
+            .await
+            .unwrap();
+    rows.into_iter().map(|r| r.0).collect()
+}

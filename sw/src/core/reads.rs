@@ -103,17 +103,11 @@ pub struct ReadMeta {
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![SCHEMA];
-    out.extend(postcard::to_allocvec(value).expect("plain records serialise"));
-    out
+    super::record::versioned(SCHEMA, value)
 }
 
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
-    let (&version, payload) = bytes.split_first().ok_or(RecordError::Empty)?;
-    match version {
-        SCHEMA => postcard::from_bytes(payload).map_err(|e| RecordError::Corrupt(e.to_string())),
-        other => Err(RecordError::UnknownSchema(other)),
-    }
+    super::record::unversioned(SCHEMA, bytes)
 }
 
 /// Which copies to drop after storing one. Cached reads have one budget:

@@ -110,20 +110,32 @@ impl core::fmt::Display for RecordError {
 }
 
 pub fn encode(entry: &Entry) -> Vec<u8> {
-    let mut out = vec![SCHEMA];
-    // postcard into a Vec cannot fail for these types.
-    out.extend(postcard::to_allocvec(entry).expect("entries always serialise"));
-    out
+    versioned(SCHEMA, entry)
 }
 
 /// Reads a record. A future schema gets its upgrade step here, before the
 /// match's catch-all.
 pub fn decode(bytes: &[u8]) -> Result<Entry, RecordError> {
+    unversioned(SCHEMA, bytes)
+}
+
+/// postcard bytes behind a one-byte schema version: the shape of every
+/// record the worker keeps (outbox entries, cached reads, uploads).
+pub fn versioned<T: Serialize>(schema: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![schema];
+    // postcard into a Vec cannot fail for these plain types.
+    out.extend(postcard::to_allocvec(value).expect("records always serialise"));
+    out
+}
+
+/// Reads a record written by `versioned(schema, …)`; another schema byte is
+/// `UnknownSchema`, never a guess.
+pub fn unversioned<'a, T: Deserialize<'a>>(schema: u8, bytes: &'a [u8]) -> Result<T, RecordError> {
     let (&version, payload) = bytes.split_first().ok_or(RecordError::Empty)?;
-    match version {
-        SCHEMA => postcard::from_bytes(payload).map_err(|e| RecordError::Corrupt(e.to_string())),
-        other => Err(RecordError::UnknownSchema(other)),
+    if version != schema {
+        return Err(RecordError::UnknownSchema(version));
     }
+    postcard::from_bytes(payload).map_err(|e| RecordError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]

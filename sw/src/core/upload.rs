@@ -250,17 +250,11 @@ pub fn revive(u: &mut Upload, now: u64) -> bool {
 pub const SCHEMA: u8 = 1;
 
 pub fn encode(u: &Upload) -> Vec<u8> {
-    let mut out = vec![SCHEMA];
-    out.extend(postcard::to_allocvec(u).expect("uploads serialise"));
-    out
+    super::record::versioned(SCHEMA, u)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Upload, RecordError> {
-    let (&version, payload) = bytes.split_first().ok_or(RecordError::Empty)?;
-    match version {
-        SCHEMA => postcard::from_bytes(payload).map_err(|e| RecordError::Corrupt(e.to_string())),
-        other => Err(RecordError::UnknownSchema(other)),
-    }
+    super::record::unversioned(SCHEMA, bytes)
 }
 
 /// The byte budget for local blobs: the configured one, but never more than
