@@ -66,12 +66,17 @@ async function write(path, body) {
 
 async function showNetwork() {
   let offline = false;
+  let reachable = true;
   try {
     offline = (await (await fetch('/api/demo/network')).json()).offline;
-  } catch (_) { /* the switch is unreachable: the origin is down */ }
+  } catch (_) {
+    reachable = false; // the origin itself is down (or the network is)
+  }
   $('offline-switch').checked = offline;
-  const online = navigator.onLine && !offline;
-  $('network').textContent = online ? 'online' : offline ? 'offline (switch)' : 'offline';
+  const online = navigator.onLine && reachable && !offline;
+  $('network').textContent = online ? 'online'
+    : offline ? 'offline (switch)'
+    : navigator.onLine ? 'origin unreachable' : 'offline';
   $('network').className = online ? 'ok' : 'warn';
 }
 
@@ -137,6 +142,7 @@ function renderSessions() {
 
 async function openSession(id) {
   state.current = id;
+  localStorage.setItem('outpost-demo-session', id);
   renderSessions();
   $('message-text').disabled = false;
   $('send').disabled = false;
@@ -302,7 +308,10 @@ async function refresh() {
   state.assets = data.assets;
   renderSessions();
   renderAssets();
-  if (state.current) await openSession(state.current);
+  // After a reload, the session that was open opens again (from the device
+  // when offline).
+  const last = state.current || localStorage.getItem('outpost-demo-session');
+  if (last && state.sessions.some((s) => s.id === last)) await openSession(last);
   await renderOutbox();
 }
 

@@ -9,8 +9,10 @@ use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
 use outpost::{AppState, Bundle};
 use serde_json::Value;
 
+/// The element's text; empty while the page (or the element) is not there.
 async fn text(tab: &Tab, id: &str) -> String {
-    tab.eval(&format!("document.getElementById('{id}').innerText")).await.as_str().unwrap_or_default().to_string()
+    let js = format!("(document.getElementById('{id}') || {{}}).innerText || ''");
+    tab.try_eval(&js).await.ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 async fn wait_text(tab: &Tab, id: &str, want: &str) {
@@ -151,5 +153,16 @@ async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
     tab.eval("[...document.querySelectorAll('#dead button')].find((b) => b.textContent === 'Discard').click(), true")
         .await;
     wait_text(&tab, "dead", "None.").await;
+
+    // The server stops; a reload still opens the app and its data, from the device.
+    let mut origin = origin;
+    origin.stop();
+    tab.reload().await;
+    wait_text(&tab, "network", "origin unreachable").await;
+    wait_text(&tab, "user", "dana").await;
+    wait_text(&tab, "sessions", "Trip to the coast").await;
+    wait_text(&tab, "stale", "Offline: showing what this device stored").await;
+    wait_text(&tab, "messages", "still in the tunnel").await;
+    screenshot(&tab, "demo-server-stopped").await;
     chromium.close().await;
 }

@@ -198,15 +198,21 @@ impl Outpost {
                 inner.origin.clone(),
                 Box::new(move || waiting.kick(Trigger::Signal)),
             );
-            *inner.parts.borrow_mut() =
-                Some(Parts { outbox: Rc::clone(&outbox), reads, uploads: Rc::clone(&uploads), identity });
+            *inner.parts.borrow_mut() = Some(Parts {
+                outbox: Rc::clone(&outbox),
+                reads: Rc::clone(&reads),
+                uploads: Rc::clone(&uploads),
+                identity,
+            });
             let me = Rc::clone(&inner);
+            let shell = Rc::clone(&reads);
             wasm_bindgen_futures::spawn_local(async move {
                 if let Err(e) = me.refresh_user().await {
                     global::log_error("could not learn the current user", &e);
                 }
                 outbox.kick(Trigger::Scheduled);
                 uploads.kick();
+                shell.warm_shell(&me.origin).await;
             });
             Ok(JsValue::UNDEFINED)
         });

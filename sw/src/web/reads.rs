@@ -212,6 +212,23 @@ impl Reads {
         response::build(copy.status, &headers, &copy.body)
     }
 
+    /// Stores the literal `shell` paths not stored yet, so the app opens
+    /// offline even if no page has loaded them through the worker (the
+    /// first visit loads them before the worker controls it).
+    pub async fn warm_shell(self: &Rc<Self>, origin: &str) {
+        let route = ReadRoute { shell: true, swr: false, names_user: false };
+        for pattern in self.config.shell.iter().filter(|p| !p.as_str().contains('*')) {
+            let url = format!("{origin}{}", pattern.as_str());
+            if db::get(&self.db, db::READS, &self.key(route, &url)).await.ok().flatten().is_some() {
+                continue;
+            }
+            let Ok(request) = Request::new_with_str(&url) else { continue };
+            if let Ok(r) = global::fetch(&request).await {
+                let _ = self.take(r, route, &url).await;
+            }
+        }
+    }
+
     /// Forgets every cached read of `user` (on logout).
     pub async fn clear_user(&self, user: Option<&str>) -> Result<(), JsValue> {
         let prefix = reads::partition_prefix(Partition::User(user));
