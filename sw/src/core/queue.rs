@@ -90,7 +90,14 @@ pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: 
     }
     match classify(attempt.status) {
         Outcome::Delivered => Step::Delivered,
-        Outcome::Parked => Step::Parked,
+        // Parked for its user; a write queued while nobody was logged in has
+        // nobody to wait for, so the refusal stands.
+        Outcome::Parked if entry.user.is_some() => Step::Parked,
+        Outcome::Parked => {
+            let reason = DeadReason::Refused { status: 401 };
+            entry.state = State::Dead { reason: reason.clone(), at: now };
+            Step::Dead(reason)
+        }
         Outcome::Refused => {
             let reason = DeadReason::Refused { status: attempt.status.unwrap_or(0) };
             entry.state = State::Dead { reason: reason.clone(), at: now };
@@ -415,6 +422,14 @@ mod tests {
         let step = after_attempt(&c, &mut e, Attempt { status: Some(401), retry_after_ms: None }, 100, 0.5);
         assert_eq!(step, Step::Parked);
         assert_eq!((e.retries, e.next_at, &e.state), (2, 100, &State::Pending));
+    }
+
+    #[test]
+    fn a_401_for_a_write_of_nobody_is_a_dead_letter() {
+        let c = Config::default();
+        let mut e = entry(1, "q", None);
+        let step = after_attempt(&c, &mut e, Attempt { status: Some(401), retry_after_ms: None }, 100, 0.5);
+        assert_eq!(step, Step::Dead(DeadReason::Refused { status: 401 }));
     }
 
     #[test]

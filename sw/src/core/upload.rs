@@ -211,6 +211,9 @@ pub fn after(config: &Config, u: &mut Upload, status: Option<u16>, now: u64, jit
             u.phase = Phase::Presign;
             spend(config, u, now, Some(jitter), "the origin kept not finding the uploaded bytes (HTTP 422)")
         }
+        // The user's session is gone: the upload waits for them, unchanged
+        // (an upload of nobody has nobody to wait for).
+        (Some(_), Outcome::Parked) if u.user.is_some() => false,
         (Some(s), Outcome::Refused | Outcome::Parked) => {
             u.dead = Some(format!("refused by the origin or the store (HTTP {s})"));
             false
@@ -357,6 +360,17 @@ mod tests {
         let mut refused = upload(MIB);
         after(&c, &mut refused, Some(400), 1_000, 0.5);
         assert!(refused.dead.as_deref().is_some_and(|d| d.contains("400")));
+    }
+
+    #[test]
+    fn a_401_parks_an_upload_of_a_user_and_refuses_one_of_nobody() {
+        let c = c();
+        let mut u = upload(MIB);
+        assert!(!after(&c, &mut u, Some(401), 5_000, 0.5));
+        assert_eq!((u.retries, u.dead.is_none(), u.next_at), (0, true, 1_000));
+        let mut anonymous = Upload { user: None, ..upload(MIB) };
+        after(&c, &mut anonymous, Some(401), 5_000, 0.5);
+        assert!(anonymous.dead.is_some());
     }
 
     #[test]

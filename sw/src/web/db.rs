@@ -222,3 +222,17 @@ pub async fn commit(db: &Rexie, delivered: &[u64], pairs: &[(String, String)]) -
     tx.done().await.map_err(js)?;
     Ok(())
 }
+
+/// Puts `bytes` under `key` in `store` only while `key` is still in
+/// `guard`, in one transaction: metadata of a file deleted meanwhile is not
+/// brought back.
+pub async fn put_if_present(db: &Rexie, guard: &str, store: &str, key: &str, bytes: &[u8]) -> Result<(), JsValue> {
+    let tx = db.transaction(&[guard, store], TransactionMode::ReadWrite).map_err(js)?;
+    // A Blob read here is a handle, not its bytes.
+    let present = tx.store(guard).map_err(js)?.get(key.into()).await.map_err(js)?.is_some();
+    if present {
+        tx.store(store).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(&key.into())).await.map_err(js)?;
+    }
+    tx.done().await.map_err(js)?;
+    Ok(())
+}

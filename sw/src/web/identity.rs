@@ -19,45 +19,100 @@ pub struct Identity {
     /// Whether any answer has ever said who is logged in (or that nobody
     /// is), in this worker or an earlier one.
     known: Cell<bool>,
+    /// Bumped at every change: work started for one user can tell that the
+    /// user changed before it finished.
+    generation: Cell<u64>,
+    /// Logins and logouts under way: replays and uploads stop before their
+    /// next request, so nothing of one user goes with the next user's cookie.
+    switching: Cell<u32>,
+    /// Called after every change.
+    listeners: RefCell<Vec<Box<dyn Fn()>>>,
 }
 
-/// A change of user.
-pub struct Change {
-    pub from: Option<String>,
-    pub to: Option<String>,
+fn decode(stored: Option<String>) -> (bool, Option<String>) {
+    // Stored as "u:<id>" for a user and "-" for nobody.
+    let user = stored.as_deref().and_then(|s| s.strip_prefix("u:")).map(str::to_string);
+    (stored.is_some(), user)
 }
 
 impl Identity {
     pub async fn load(db: Rc<Rexie>) -> Result<Identity, JsValue> {
-        // Stored as "u:<id>" for a user and "-" for nobody.
-        let stored = db::get(&db, db::META, KEY).await?.and_then(|v| v.as_string());
-        let user = stored.as_deref().and_then(|s| s.strip_prefix("u:")).map(str::to_string);
-        Ok(Identity { db, user: RefCell::new(user), known: Cell::new(stored.is_some()) })
+        let (known, user) = decode(db::get(&db, db::META, KEY).await?.and_then(|v| v.as_string()));
+        Ok(Identity {
+            db,
+            user: RefCell::new(user),
+            known: Cell::new(known),
+            generation: Cell::new(0),
+            switching: Cell::new(0),
+            listeners: RefCell::new(Vec::new()),
+        })
     }
 
     pub fn current(&self) -> Option<String> {
         self.user.borrow().clone()
     }
 
-    pub fn known(&self) -> bool {
-        self.known.get()
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
-    /// Applies what an answer says; returns the change, if any.
-    pub async fn apply(&self, learned: &Learned) -> Result<Option<Change>, JsValue> {
+    /// Whether a login or logout is under way.
+    pub fn switching(&self) -> bool {
+        self.switching.get() > 0
+    }
+
+    pub fn begin_switch(&self) {
+        self.switching.set(self.switching.get() + 1);
+    }
+
+    pub fn end_switch(&self) {
+        self.switching.set(self.switching.get().saturating_sub(1));
+    }
+
+    pub fn on_change(&self, f: Box<dyn Fn()>) {
+        self.listeners.borrow_mut().push(f);
+    }
+
+    /// Reads the user again from IndexedDB: another worker instance (an
+    /// update rolling out) may have seen a login this one did not.
+    pub async fn reload(&self) -> Result<(), JsValue> {
+        let (known, user) = decode(db::get(&self.db, db::META, KEY).await?.and_then(|v| v.as_string()));
+        if known && user != self.current() {
+            self.set(user);
+        }
+        Ok(())
+    }
+
+    fn set(&self, user: Option<String>) {
+        self.known.set(true);
+        self.user.replace(user);
+        self.generation.set(self.generation.get() + 1);
+        for f in self.listeners.borrow().iter() {
+            f();
+        }
+    }
+
+    /// Applies what an answer says; returns whether the user changed. The
+    /// change takes effect in memory before it is written, so no request
+    /// can go out for the old user meanwhile.
+    pub async fn apply(&self, learned: &Learned) -> Result<bool, JsValue> {
         let first = !self.known.get() && *learned != Learned::Nothing;
         let next = identity::next(self.user.borrow().as_deref(), learned);
         if next.is_none() && !first {
-            return Ok(None);
+            return Ok(false);
         }
         let to = next.clone().unwrap_or_else(|| self.current());
+        let changed = next.is_some();
+        if changed {
+            self.set(to.clone());
+        } else {
+            self.known.set(true);
+        }
         let value = match &to {
             Some(u) => format!("u:{u}"),
             None => "-".into(),
         };
         db::put_all(&self.db, &[(db::META, KEY, JsValue::from_str(&value))]).await?;
-        self.known.set(true);
-        let from = self.user.replace(to.clone());
-        Ok(next.map(|_| Change { from, to }))
+        Ok(changed)
     }
 }

@@ -65,22 +65,21 @@ impl Inner {
         Ok(self.parts().await?.outbox)
     }
 
-    /// Acts on what an answer said about the user: a logout forgets the
-    /// user's cached reads; any change lets the new user's writes go.
+    /// Acts on what an answer said about the user. A logout takes effect
+    /// first (nothing more goes out as the old user), then every user's
+    /// cached reads and kept files on this device are forgotten; files not
+    /// yet uploaded stay, parked for their user.
     async fn learned(&self, source: Source, learned: Learned) -> Result<(), JsValue> {
         let parts = self.parts().await?;
-        let before = parts.identity.current();
+        parts.identity.apply(&learned).await?;
         if source == Source::Logout {
-            parts.reads.clear_user(before.as_deref()).await?;
-        }
-        if parts.identity.apply(&learned).await?.is_some() {
-            parts.outbox.user_changed();
-            parts.uploads.kick();
+            parts.reads.clear_users().await?;
+            parts.uploads.forget_copies().await?;
         }
         Ok(())
     }
 
-    /// Hands an auth route's answer to the page, once read for the user.
+    /// Reads an auth route's answer for the user; hands it on unread.
     async fn observe(&self, source: Source, answer: Response) -> Result<Response, JsValue> {
         let body = match answer.clone() {
             Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
@@ -90,22 +89,28 @@ impl Inner {
         Ok(answer)
     }
 
-    async fn auth(&self, request: Request, kind: AuthRoute) -> Result<Response, JsValue> {
+    async fn auth(self: &Rc<Self>, request: Request, kind: AuthRoute) -> Result<Response, JsValue> {
         let source = match kind {
             AuthRoute::Me => return self.observe(Source::Me, global::fetch(&request).await?).await,
             AuthRoute::Login => Source::Login,
             AuthRoute::Logout => Source::Logout,
         };
-        let answer =
-            self.outbox().await?.switching_user(async move { global::fetch(&request).await.map(Into::into) }).await;
-        match answer {
-            Ok(r) => self.observe(source, r.unchecked_into()).await,
-            Err(e) => {
-                // An offline logout still ends the user's session here.
-                self.learned(source, who::learn(source, None, &[])).await?;
-                Err(e)
+        // The request and what its answer says about the user happen while
+        // no replay runs (the outbox lock), so the user changes before any
+        // other request can go out with the new cookie.
+        let me = Rc::clone(self);
+        let work = async move {
+            match global::fetch(&request).await {
+                Ok(r) => me.observe(source, r).await.map(Into::into),
+                Err(e) => {
+                    // An offline logout still ends the user's session here.
+                    me.learned(source, who::learn(source, None, &[])).await?;
+                    Err(e)
+                }
             }
-        }
+        };
+        let answer = self.outbox().await?.switching_user(work).await?;
+        Ok(answer.unchecked_into())
     }
 
     /// Asks the origin who is logged in (a login may have happened before
@@ -198,6 +203,13 @@ impl Outpost {
                 inner.origin.clone(),
                 Box::new(move || waiting.kick(Trigger::Signal)),
             );
+            // Any change of user (login, logout, a 401, another worker's
+            // login seen in IndexedDB) lets the new user's writes and uploads go.
+            let (o, u) = (Rc::clone(&outbox), Rc::clone(&uploads));
+            identity.on_change(Box::new(move || {
+                o.user_changed();
+                u.kick();
+            }));
             *inner.parts.borrow_mut() = Some(Parts {
                 outbox: Rc::clone(&outbox),
                 reads: Rc::clone(&reads),

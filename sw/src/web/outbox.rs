@@ -32,9 +32,6 @@ pub struct Outbox {
     config: Rc<Config>,
     db: Rc<Rexie>,
     identity: Rc<Identity>,
-    /// Logins and logouts under way: a pass stops before its next attempt,
-    /// so no write of one user is sent with the next user's cookie.
-    switching: Cell<u32>,
     events: Events,
     running: Cell<bool>,
     again: Cell<bool>,
@@ -48,6 +45,10 @@ pub struct Outbox {
     /// read yet in this worker). Spares each new write a full read of the
     /// outbox.
     queue_busy: Cell<Option<bool>>,
+    /// First attempts under way. While one is out, later writes queue
+    /// behind it and passes wait: two writes of a queue are never in flight
+    /// together.
+    first_in_flight: Cell<u32>,
     /// When the wake timer fires, if one is set.
     timer_at: Cell<Option<u64>>,
 }
@@ -95,7 +96,6 @@ impl Outbox {
             config,
             db,
             identity,
-            switching: Cell::new(0),
             events: Events::new(),
             running: Cell::new(false),
             again: Cell::new(false),
@@ -104,6 +104,7 @@ impl Outbox {
             wake: RefCell::new(None),
             waiting: RefCell::new(Vec::new()),
             queue_busy: Cell::new(None),
+            first_in_flight: Cell::new(0),
             timer_at: Cell::new(None),
         })
     }
@@ -115,9 +116,9 @@ impl Outbox {
     where
         F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
     {
-        self.switching.set(self.switching.get() + 1);
+        self.identity.begin_switch();
         let result = global::with_lock(LOCK, work).await;
-        self.switching.set(self.switching.get() - 1);
+        self.identity.end_switch();
         result
     }
 
@@ -131,34 +132,37 @@ impl Outbox {
     /// network fails or the origin answers 5xx, 408 or 429; otherwise the
     /// origin's answer goes to the page as it is.
     pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response, JsValue> {
+        // The write belongs to whoever is logged in when the page sends it,
+        // even if a login or logout lands while its first attempt is out.
+        let user = self.identity.current();
         let stored = request::capture(&incoming).await?;
         let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
-        let waiting = match self.queue_busy.get() {
-            Some(busy) => busy,
-            None => {
-                let user = self.identity.current();
-                queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE, user.as_deref())
-            }
-        };
+        let waiting = self.first_in_flight.get() > 0
+            || match self.queue_busy.get() {
+                Some(busy) => busy,
+                None => queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE, user.as_deref()),
+            };
         if !queue::may_go_first(waiting) {
-            return self.enqueue(stored, key, None).await;
+            return self.enqueue(stored, key, user, None).await;
         }
         let timeout = self.config.write_timeout_ms;
+        self.first_in_flight.set(self.first_in_flight.get() + 1);
         let answer = global::fetch_within(
             |signal| request::build(&stored, &stored.url, &stored.body, &key, request::Send { signal, replay: false }),
             timeout,
         )
         .await;
+        self.first_in_flight.set(self.first_in_flight.get() - 1);
         let status = answer.as_ref().ok().map(Response::status);
         if !queue_on_first_attempt(status) {
             let response = answer.expect("a status means an answer");
-            if response.ok() {
-                self.kick(Trigger::Signal);
-            }
+            // Writes that queued behind this one may go now (a success also
+            // hints that the network is back).
+            self.kick(if response.ok() { Trigger::Signal } else { Trigger::Scheduled });
             return Ok(response);
         }
         let retry_after = answer.as_ref().ok().and_then(|r| r.headers().get("retry-after").ok().flatten());
-        self.enqueue(stored, key, Some((status, retry_after))).await
+        self.enqueue(stored, key, user, Some((status, retry_after))).await
     }
 
     /// Stores a write and answers `202`. `failed`: the first attempt's
@@ -169,12 +173,12 @@ impl Outbox {
         self: &Rc<Self>,
         stored: crate::core::record::StoredRequest,
         key: String,
+        user: Option<String>,
         failed: Option<(Option<u16>, Option<String>)>,
     ) -> Result<Response, JsValue> {
         let was_busy = self.queue_busy.get() == Some(true);
         let now = global::now_ms();
         let config = Rc::clone(&self.config);
-        let user = self.identity.current();
         let mut queued = None;
         let id = db::append(&self.db, |id| {
             let first = failed.as_ref().map(|(status, retry_after)| Attempt {
@@ -312,6 +316,8 @@ impl Outbox {
     }
 
     async fn pass_within(&self, trigger: Trigger, done: &mut Delivered) -> Result<(), JsValue> {
+        // Under the lock: another worker instance may have seen a login.
+        self.identity.reload().await?;
         let mut entries = self.pending().await?;
         let now = global::now_ms();
         for e in queue::expire(&self.config, &mut entries, now) {
@@ -334,9 +340,9 @@ impl Outbox {
         let user = self.identity.current();
         let mut attempted: Vec<u64> = Vec::new();
         loop {
-            if self.switching.get() > 0 || self.identity.current() != user {
-                // The user is changing: what is left waits for the next pass,
-                // which the change starts.
+            if self.identity.switching() || self.identity.current() != user || self.first_in_flight.get() > 0 {
+                // The user is changing, or a first attempt is out: what is
+                // left waits for the next pass, which either's end starts.
                 return Ok(());
             }
             let due = queue::due(&self.config, &entries, user.as_deref(), &attempted, global::now_ms(), 1, trigger);
@@ -360,7 +366,6 @@ impl Outbox {
                 Sent::Parked => {
                     // The session is gone: nothing more of this user's can go.
                     self.identity.apply(&identity::learn(Source::Replay, Some(401), &[])).await?;
-                    self.queue_busy.set(None);
                     return Ok(());
                 }
             }

@@ -36,6 +36,14 @@ pub struct ReadRoute {
     pub names_user: bool,
 }
 
+/// Whose copy an answer is, fixed when its request started: an answer that
+/// arrives after the user changed is not filed under the new user.
+#[derive(Clone)]
+struct Owner {
+    key: String,
+    generation: u64,
+}
+
 /// Read back from a network answer.
 struct Fresh {
     status: u16,
@@ -65,6 +73,10 @@ impl Reads {
         reads::cache_key(partition, url)
     }
 
+    fn owner(&self, route: ReadRoute, url: &str) -> Owner {
+        Owner { key: self.key(route, url), generation: self.identity.generation() }
+    }
+
     /// Answers a read whose network request is already `started`.
     pub async fn handle(
         self: &Rc<Self>,
@@ -73,15 +85,17 @@ impl Reads {
         started: Promise,
     ) -> Result<Response, JsValue> {
         let url = request.url();
+        let owner = self.owner(route, &url);
         if route.swr {
-            if let Some(copy) = self.stored(&self.key(route, &url)).await {
+            if let Some(copy) = self.stored(&owner.key).await {
                 // The started request is the refresh.
                 let me = Rc::clone(self);
                 let old_body = copy.body.clone();
                 let refresh_url = url.clone();
+                let refresh_owner = owner.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let Some(r) = global::answer_of(started).await else { return };
-                    if let Ok(fresh) = me.take(r, route, &refresh_url).await {
+                    if let Ok(fresh) = me.take(r, route, &refresh_url, &refresh_owner).await {
                         if fresh.status < 300 && fresh.body != old_body {
                             me.events.emit("updated", &Updated { url: &refresh_url });
                         }
@@ -95,13 +109,13 @@ impl Reads {
             Raced::Answer(r) => Some(r),
             Raced::Failed => None,
             Raced::Late(fetch) => {
-                if let Some(copy) = self.stored(&self.key(route, &url)).await {
+                if let Some(copy) = self.stored(&owner.key).await {
                     // The copy answers now; the late answer still refreshes it.
                     let me = Rc::clone(self);
-                    let url = url.clone();
+                    let (late_owner, late_url) = (owner.clone(), url.clone());
                     wasm_bindgen_futures::spawn_local(async move {
                         if let Some(r) = global::answer_of(fetch).await {
-                            let _ = me.take(r, route, &url).await;
+                            let _ = me.take(r, route, &late_url, &late_owner).await;
                         }
                     });
                     return self.from_copy(&copy);
@@ -111,11 +125,11 @@ impl Reads {
             }
         };
         let fresh = match answer {
-            Some(r) => Some(self.take(r, route, &url).await?),
+            Some(r) => Some(self.take(r, route, &url, &owner).await?),
             None => None,
         };
         if reads::serve_stored(fresh.as_ref().map(|f| f.status)) {
-            if let Some(copy) = self.stored(&self.key(route, &url)).await {
+            if let Some(copy) = self.stored(&owner.key).await {
                 return self.from_copy(&copy);
             }
         }
@@ -137,20 +151,29 @@ impl Reads {
 
     /// Reads an answer, learns the user from it where the route names one,
     /// and stores or forgets the copy as the core says.
-    async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str) -> Result<Fresh, JsValue> {
+    async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Fresh, JsValue> {
         let status = r.status();
         let headers = global::headers_of(&r.headers());
         let body = global::body_bytes(&r).await?;
+        // An answer that names its user is filed under that user; any other
+        // under the user its request started for, unless the user changed
+        // meanwhile (then it is not kept at all).
+        let mut key = Some(owner.key.clone());
         if route.names_user {
             let learned = identity::learn(Source::Data, Some(status), &body);
-            if learned != Learned::Nothing {
+            if let Learned::User(u) = &learned {
+                self.identity.apply(&learned).await?;
+                key = Some(reads::cache_key(Partition::User(Some(u)), url));
+            } else if learned != Learned::Nothing {
                 self.identity.apply(&learned).await?;
             }
         }
+        if self.identity.generation() != owner.generation && key.as_deref() == Some(owner.key.as_str()) {
+            key = None;
+        }
         let cache_control = headers.iter().find(|(k, _)| k == "cache-control").map(|(_, v)| v.as_str());
-        let key = self.key(route, url);
-        match reads::keep(status, cache_control) {
-            Keep::Store => {
+        match (reads::keep(status, cache_control), key) {
+            (Keep::Store, Some(key)) => {
                 let kept: Vec<(String, String)> =
                     headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
                 let now = global::now_ms();
@@ -164,8 +187,10 @@ impl Reads {
                     }
                 });
             }
-            Keep::Forget => db::delete_keys(&self.db, &[db::READS, db::READS_META], &[key]).await?,
-            Keep::Leave => {}
+            (Keep::Forget, _) => {
+                db::delete_keys(&self.db, &[db::READS, db::READS_META], std::slice::from_ref(&owner.key)).await?
+            }
+            _ => {}
         }
         Ok(Fresh { status, headers, body })
     }
@@ -224,19 +249,20 @@ impl Reads {
             }
             let Ok(request) = Request::new_with_str(&url) else { continue };
             if let Ok(r) = global::fetch(&request).await {
-                let _ = self.take(r, route, &url).await;
+                let owner = self.owner(route, &url);
+                let _ = self.take(r, route, &url, &owner).await;
             }
         }
     }
 
-    /// Forgets every cached read of `user` (on logout).
-    pub async fn clear_user(&self, user: Option<&str>) -> Result<(), JsValue> {
-        let prefix = reads::partition_prefix(Partition::User(user));
+    /// Forgets every user's cached reads (on logout); the shared app shell
+    /// stays.
+    pub async fn clear_users(&self) -> Result<(), JsValue> {
         let keys: Vec<String> = db::records(&self.db, db::READS_META)
             .await?
             .into_iter()
             .filter_map(|(k, _)| k.as_string())
-            .filter(|k| k.starts_with(&prefix))
+            .filter(|k| !k.starts_with(&reads::partition_prefix(Partition::Shared)))
             .collect();
         db::delete_keys(&self.db, &[db::READS, db::READS_META], &keys).await
     }

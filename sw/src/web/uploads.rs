@@ -18,10 +18,13 @@ use super::events::Events;
 use super::identity::Identity;
 use super::{db, global, response};
 use crate::core::config::Config;
+use crate::core::identity::Source;
 use crate::core::reads;
 use crate::core::upload::{self, Action, BlobMeta, Meta, Phase, Upload};
 
 const LOCK: &str = "outpost-uploads";
+/// Steps one upload may take in one pass.
+const MAX_STEPS_PER_PASS: usize = 64;
 
 pub struct Uploads {
     config: Rc<Config>,
@@ -177,10 +180,11 @@ impl Uploads {
         let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
         let budget = upload::blob_budget(self.config.blob_budget_bytes, quota);
         let room = upload::plan_room(&blobs, budget, incoming);
-        self.drop_blobs(&room.evict, room.freed_bytes).await?;
         if room.fits {
+            self.drop_blobs(&room.evict, room.freed_bytes).await?;
             return Ok((None, budget));
         }
+        // Refused: nothing already stored is touched.
         let message = format!(
             "No room on this device for {}: the budget is {} and {} is taken by files not yet uploaded. \
              Wait for pending uploads to finish, or raise blobBudgetBytes.",
@@ -283,17 +287,33 @@ impl Uploads {
     /// Every due upload of the current user, one after another, each as far
     /// as it goes.
     async fn pass(&self) -> Result<(), JsValue> {
+        self.identity.reload().await?;
         let user = self.identity.current();
         for mut u in self.uploads().await? {
             if u.user != user {
                 continue;
             }
-            loop {
+            let was_dead = u.dead.is_some();
+            // Bounded, so an origin that answers 2xx without moving the upload
+            // on cannot keep the worker busy.
+            for _ in 0..MAX_STEPS_PER_PASS {
+                // Every request carries the cookie of whoever is logged in now:
+                // stop as soon as that is not the upload's user.
+                if self.identity.switching() || self.identity.current() != u.user {
+                    return Ok(());
+                }
                 let action = upload::next(&self.config, &u, global::now_ms());
                 if action == Action::Wait {
                     break;
                 }
                 let moved = self.step(&mut u, action).await?;
+                if u.last_status == Some(401) && u.dead.is_none() {
+                    // Parked: the session is gone, nothing more goes as this user.
+                    self.identity.apply(&crate::core::identity::learn(Source::Replay, Some(401), &[])).await?;
+                }
+                if !self.still_there(&u.id).await? {
+                    return Ok(()); // discarded meanwhile
+                }
                 self.save(&u).await?;
                 if u.is_done() {
                     self.finish(&u).await?;
@@ -303,11 +323,15 @@ impl Uploads {
                     break;
                 }
             }
-            if let Some(reason) = &u.dead {
+            if let (Some(reason), false) = (&u.dead, was_dead) {
                 self.events.emit("dead-lettered", &json!({ "id": u.id, "assetId": u.id, "reason": reason }));
             }
         }
         Ok(())
+    }
+
+    async fn still_there(&self, id: &str) -> Result<bool, JsValue> {
+        Ok(db::get(&self.db, db::UPLOADS, id).await?.is_some())
     }
 
     /// One action; returns whether the upload moved on.
@@ -460,7 +484,7 @@ impl Uploads {
         let Ok(mut meta) = reads::decode::<BlobMeta>(&bytes) else { return Ok(()) };
         meta.asset_id = asset_id;
         meta.pinned = pinned;
-        db::put_all(&self.db, &[(db::BLOB_META, key, db::bytes(&reads::encode(&meta)))]).await
+        db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&meta)).await
     }
 
     async fn blob(&self, key: &str) -> Result<Option<Blob>, JsValue> {
@@ -524,6 +548,19 @@ impl Uploads {
             .collect())
     }
 
+    /// Forgets the users' kept copies (on logout); files not yet uploaded
+    /// stay, parked for their user.
+    pub async fn forget_copies(&self) -> Result<(), JsValue> {
+        let keys: Vec<String> = self
+            .blob_metas()
+            .await?
+            .into_iter()
+            .filter(|(_, m)| !m.pinned && m.user.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], &keys).await
+    }
+
     /// Bytes kept on the device and the budget.
     pub async fn storage(&self) -> Result<(u64, u64), JsValue> {
         let used = self.blob_metas().await?.iter().map(|(_, m)| m.size).sum();
@@ -545,11 +582,15 @@ impl Uploads {
         Ok(Some(revived))
     }
 
-    /// Drops an upload and its file; `None` when `id` is not one of this user's.
+    /// Drops a dead upload and its file; `None` when `id` is not one of
+    /// this user's uploads, `Some(false)` when it is still going.
     pub async fn discard(&self, id: &str) -> Result<Option<bool>, JsValue> {
         let user = self.identity.current();
-        if !self.uploads().await?.iter().any(|u| u.id == id && u.user == user) {
+        let Some(u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
             return Ok(None);
+        };
+        if u.dead.is_none() {
+            return Ok(Some(false));
         }
         let key = [id.to_string()];
         db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &key).await?;
@@ -569,7 +610,7 @@ impl Uploads {
         if let Some((key, meta)) = local {
             if let Some(blob) = self.blob(key).await? {
                 let touched = BlobMeta { last_used: global::now_ms(), ..meta.clone() };
-                db::put_all(&self.db, &[(db::BLOB_META, key, db::bytes(&reads::encode(&touched)))]).await?;
+                db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&touched)).await?;
                 return blob_response(&blob, &meta.content_type, "local");
             }
         }
