@@ -401,3 +401,44 @@ async fn json_formdata_and_binary_bodies_replay_byte_identical_once_in_order() {
     }
     scene.chromium.close().await;
 }
+
+/// The origin's first `messages/batch` answer comes late and is a 503.
+fn slow_first_failure(state: AppState) -> axum::Router {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let first = Arc::new(AtomicBool::new(true));
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let first = Arc::clone(&first);
+        async move {
+            if req.uri().path() == "/api/chat/messages/batch" && first.swap(false, Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                return (StatusCode::SERVICE_UNAVAILABLE, "injected slow 503").into_response();
+            }
+            next.run(req).await
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_sent_together_keep_their_order_when_the_first_fails() {
+    let scene = Scene::serving(FAST, slow_first_failure).await;
+    // The page does not wait between writes: all five are out at once.
+    let statuses = scene
+        .tab
+        .eval(&format!(
+            "Promise.all([0, 1, 2, 3, 4].map((i) => fetch('/api/chat/messages/batch', {{ method: 'POST', \
+             headers: {{ 'Content-Type': 'application/json' }}, body: JSON.stringify({{ messages: [{{ tempId: 't' + i, \
+             sessionId: '{}', role: 'user', content: 'message 00' + i, createdAt: 1 }}] }}) }}).then((r) => r.status)))",
+            scene.session
+        ))
+        .await;
+    assert_eq!(statuses[0], 202, "the first failed and was queued: {statuses}");
+    scene.wait_for(5, "all five writes").await;
+    assert_eq!(scene.stored().await, want(5), "in the order the page sent them");
+    let mut scene = scene;
+    scene.chromium.close().await;
+}

@@ -45,10 +45,13 @@ pub struct Outbox {
     /// read yet in this worker). Spares each new write a full read of the
     /// outbox.
     queue_busy: Cell<Option<bool>>,
-    /// First attempts under way. While one is out, later writes queue
-    /// behind it and passes wait: two writes of a queue are never in flight
-    /// together.
+    /// First attempts under way; passes wait while one is out, so two
+    /// writes of a queue are never in flight together.
     first_in_flight: Cell<u32>,
+    /// The end of the last write the page handed over: each write waits for
+    /// the one before it to be sent or queued, so writes keep the order the
+    /// page sent them in even when the page does not wait between them.
+    gate: RefCell<Option<js_sys::Promise>>,
     /// When the wake timer fires, if one is set.
     timer_at: Cell<Option<u64>>,
 }
@@ -105,6 +108,7 @@ impl Outbox {
             waiting: RefCell::new(Vec::new()),
             queue_busy: Cell::new(None),
             first_in_flight: Cell::new(0),
+            gate: RefCell::new(None),
             timer_at: Cell::new(None),
         })
     }
@@ -136,6 +140,7 @@ impl Outbox {
         // even if a login or logout lands while its first attempt is out.
         let user = self.identity.current();
         let stored = request::capture(&incoming).await?;
+        let _turn = self.turn().await;
         let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
         let waiting = self.first_in_flight.get() > 0
             || match self.queue_busy.get() {
@@ -163,6 +168,18 @@ impl Outbox {
         }
         let retry_after = answer.as_ref().ok().and_then(|r| r.headers().get("retry-after").ok().flatten());
         self.enqueue(stored, key, user, Some((status, retry_after))).await
+    }
+
+    /// Waits for the writes handed over before this one; the turn passes
+    /// on when the returned guard is dropped.
+    async fn turn(&self) -> Turn {
+        let mut release = None;
+        let mine = js_sys::Promise::new(&mut |resolve, _| release = Some(resolve));
+        let before = self.gate.replace(Some(mine));
+        if let Some(before) = before {
+            let _ = JsFuture::from(before).await;
+        }
+        Turn(release)
     }
 
     /// Stores a write and answers `202`. `failed`: the first attempt's
@@ -578,6 +595,17 @@ struct Delivered {
 
 /// Deliveries per IndexedDB commit during a replay.
 const COMMIT_EVERY: usize = 25;
+
+/// A write's turn to be sent or queued; dropping it lets the next go.
+struct Turn(Option<js_sys::Function>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
 
 /// What became of one attempt.
 enum Sent {
