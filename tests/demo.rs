@@ -16,10 +16,18 @@ async fn text(tab: &Tab, id: &str) -> String {
 }
 
 async fn wait_text(tab: &Tab, id: &str, want: &str) {
-    wait_until(&format!("#{id} to show {want:?}"), PATIENCE, || async {
-        text(tab, id).await.contains(want).then_some(())
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let shown = text(tab, id).await;
+        if shown.contains(want) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let page = tab.try_eval("document.body ? document.body.innerText.slice(0, 600) : '(no body)'").await;
+            panic!("#{id} never showed {want:?} within {PATIENCE:?}; it shows {shown:?}; the page: {page:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn submit(tab: &Tab, input: &str, value: &str) {
