@@ -189,21 +189,7 @@ async fn fault_corrupt_records_among_pending_writes() {
     let session = s.session("corrupt").await;
     s.origin.stop();
     let sent = s.send(&session, "corrupt", n, 202).await;
-    s.tab
-        .eval(
-            r#"new Promise((resolve, reject) => {
-            const open = indexedDB.open('outpost');
-            open.onsuccess = () => {
-              const tx = open.result.transaction('outbox', 'readwrite');
-              tx.objectStore('outbox').put(new Uint8Array([1, 255, 255, 255, 7]), 2.5);
-              tx.objectStore('outbox').put({ not: 'a record' }, 3.5);
-              tx.oncomplete = () => { open.result.close(); resolve(true); };
-              tx.onerror = () => reject(tx.error);
-            };
-            open.onerror = () => reject(open.error);
-        })"#,
-        )
-        .await;
+    s.tab.corrupt_outbox(&[(2.5, "new Uint8Array([1, 255, 255, 255, 7])"), (3.5, "{ not: 'a record' }")]).await;
     s.origin.restart(s.state.clone());
     report("corrupt-records", &sent, &s.settle(&session, n).await);
     let status = s.tab.eval("outpost.status()").await;

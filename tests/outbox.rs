@@ -193,22 +193,7 @@ async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
     let mut scene = Scene::new("{}").await;
     scene.queue_offline(3).await;
     // Damage the outbox by hand: garbage under keys between real entries.
-    scene
-        .tab
-        .eval(
-            r#"new Promise((resolve, reject) => {
-            const open = indexedDB.open('outpost');
-            open.onsuccess = () => {
-              const tx = open.result.transaction('outbox', 'readwrite');
-              tx.objectStore('outbox').put(new Uint8Array([1, 255, 255, 255, 7]), 1.5);
-              tx.objectStore('outbox').put('not even bytes', 2.5);
-              tx.oncomplete = () => { open.result.close(); resolve(true); };
-              tx.onerror = () => reject(tx.error);
-            };
-            open.onerror = () => reject(open.error);
-        })"#,
-        )
-        .await;
+    scene.tab.corrupt_outbox(&[(1.5, "new Uint8Array([1, 255, 255, 255, 7])"), (2.5, "'not even bytes'")]).await;
     scene.origin.restart(scene.state.clone());
     let status = scene.tab.eval("outpost.flush()").await;
     assert_eq!(scene.stored().await, want(3));

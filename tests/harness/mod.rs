@@ -541,3 +541,19 @@ pub async fn messages_of(state: &AppState, session: &str) -> Vec<String> {
             .unwrap();
     rows.into_iter().map(|r| r.0).collect()
 }
+
+impl Tab {
+    /// Damages the worker's outbox by hand: puts each `(key, JS value)`
+    /// into its IndexedDB store, between (or beside) real entries.
+    pub async fn corrupt_outbox(&self, records: &[(f64, &str)]) {
+        let puts: String =
+            records.iter().map(|(key, value)| format!("tx.objectStore('outbox').put({value}, {key});")).collect();
+        self.eval(&format!(
+            "new Promise((resolve, reject) => {{ const open = indexedDB.open('outpost'); \
+             open.onsuccess = () => {{ const tx = open.result.transaction('outbox', 'readwrite'); {puts} \
+             tx.oncomplete = () => {{ open.result.close(); resolve(true); }}; tx.onerror = () => reject(tx.error); }}; \
+             open.onerror = () => reject(open.error); }})"
+        ))
+        .await;
+    }
+}
