@@ -3,7 +3,7 @@
 # - a wasm32 standard library: the rustup target where rustup can fetch it,
 #   else Debian's rustc-web + rust-web-src (std built from source);
 # - a wasm linker (rust-lld from a rustup toolchain, else Debian's lld);
-# - Chromium and ChromeDriver for the browser tests;
+# - Chromium and ChromeDriver, and Firefox ESR, for the browser tests;
 # - PostgreSQL's server binaries for the tests that cover PostgreSQL;
 # - Garage (built with cargo install, once) for the test against a real S3.
 # Safe to run again: with everything present it only checks (seconds).
@@ -80,6 +80,16 @@ else
   apt_install chromium chromium-driver fonts-dejavu-core
   [ -x /usr/bin/chromium ] || die "browser: /usr/bin/chromium missing after installing Debian's chromium"
   say "browser: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+fi
+
+# 2b. Firefox ESR for the browser tests in a second engine (driven over
+#     WebDriver BiDi, which Firefox serves itself: no geckodriver needed).
+if command -v firefox-esr >/dev/null || command -v firefox >/dev/null; then
+  say "firefox: $( (firefox-esr --version || firefox --version) 2>/dev/null | head -n1)"
+else
+  apt_install firefox-esr
+  command -v firefox-esr >/dev/null || die "firefox: no firefox-esr on PATH after installing Debian's firefox-esr"
+  say "firefox: $(firefox-esr --version 2>/dev/null | head -n1)"
 fi
 
 # 3. PostgreSQL server binaries for the tests that cover PostgreSQL; they

@@ -18,9 +18,8 @@ pub fn delay_ms(config: &Config, retry: u32, jitter: f64, retry_after_ms: Option
         return None;
     }
     let schedule = &config.backoff_ms;
-    let base = schedule[(retry as usize - 1).min(schedule.len() - 1)] as f64;
-    let jitter = jitter.clamp(0.0, 1.0);
-    let spread = (base * (0.8 + 0.4 * jitter)).round() as u64;
+    let base = u64::from(schedule[(retry as usize - 1).min(schedule.len() - 1)]);
+    let spread = super::clock::spread(base, jitter);
     Some(match retry_after_ms {
         Some(ra) => spread.max(ra.min(MAX_RETRY_AFTER_MS)),
         None => spread,

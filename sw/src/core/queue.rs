@@ -1,6 +1,8 @@
 //! The outbox's state machine, as pure functions over entries and a clock
 //! value. The web side stores entries, sends what `due` names, reports each
-//! answer to `after_attempt`, and sleeps until `next_wake`.
+//! answer to `after_attempt`, and sleeps until `next_wake`. The timing rules
+//! (what a trigger changes, how a write waits for the network) are the
+//! retry clock's, shared with uploads (`core::clock`).
 //!
 //! Order: entries of one queue are delivered strictly in id order. A
 //! queue's head that is backing off holds back the entries behind it, so
@@ -8,6 +10,8 @@
 //! Distinct queues are independent and may be in flight together.
 
 use super::backoff;
+use super::clock::{self, Heard, Timing};
+pub use super::clock::Trigger;
 use super::config::Config;
 use super::outcome::{classify, Outcome};
 use super::record::{DeadReason, Entry, State, StoredRequest};
@@ -15,9 +19,18 @@ use super::record::{DeadReason, Entry, State, StoredRequest};
 /// One answer (or its absence) to an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
-    /// None: the network failed before any answer.
-    pub status: Option<u16>,
+    pub heard: Heard,
     pub retry_after_ms: Option<u64>,
+}
+
+impl Attempt {
+    /// An attempt the origin answered with `status`.
+    pub fn status(status: u16) -> Attempt {
+        Attempt { heard: Heard::Status(status), retry_after_ms: None }
+    }
+
+    /// An attempt that got no answer at all.
+    pub const NOTHING: Attempt = Attempt { heard: Heard::Nothing, retry_after_ms: None };
 }
 
 /// What happens to the entry after an attempt.
@@ -77,18 +90,23 @@ pub fn queue_busy(entries: &[Entry], queue: &str, user: Option<&str>) -> bool {
 
 /// Applies an attempt's result to `entry`. `jitter` is a draw in `[0, 1)`.
 ///
-/// An attempt made before the entry's backoff time (on a signal, or because
-/// the page asked) that got no answer does not spend a retry: it was a
-/// guess that the network was back, and a wrong guess must not bring the
-/// write closer to the dead letters. Its schedule stays as it was.
+/// An attempt that got no answer at all spends no retry, early or not: the
+/// network being gone says nothing about the write, and an outage of any
+/// length must not bring it closer to the dead letters. The write waits for
+/// the network, probed again after `clock::probe_delay`; only the retention
+/// limit (`expire`) ends that wait.
 pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: u64, jitter: f64) -> Step {
-    let early = now < entry.next_at;
-    entry.last_status = attempt.status;
+    entry.last_status = attempt.heard.status();
     entry.last_attempt_at = now;
-    if early && attempt.status.is_none() {
-        return Step::Retry { at: entry.next_at };
-    }
-    match classify(attempt.status) {
+    let status = match attempt.heard {
+        Heard::Nothing => {
+            entry.next_at = now + clock::probe_delay(config, now.saturating_sub(entry.created_at), jitter);
+            return Step::Retry { at: entry.next_at };
+        }
+        Heard::TimedOut => None,
+        Heard::Status(s) => Some(s),
+    };
+    match status.map_or(Outcome::Retry, |s| classify(Some(s))) {
         Outcome::Delivered => Step::Delivered,
         // Parked for its user; a write queued while nobody was logged in has
         // nobody to wait for, so the refusal stands.
@@ -99,7 +117,7 @@ pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: 
             Step::Dead(reason)
         }
         Outcome::Refused => {
-            let reason = DeadReason::Refused { status: attempt.status.unwrap_or(0) };
+            let reason = DeadReason::Refused { status: status.unwrap_or(0) };
             entry.state = State::Dead { reason: reason.clone(), at: now };
             Step::Dead(reason)
         }
@@ -111,7 +129,7 @@ pub fn after_attempt(config: &Config, entry: &mut Entry, attempt: Attempt, now: 
                     Step::Retry { at: entry.next_at }
                 }
                 None => {
-                    let reason = DeadReason::RetriesExhausted { status: attempt.status };
+                    let reason = DeadReason::RetriesExhausted { status };
                     entry.state = State::Dead { reason: reason.clone(), at: now };
                     Step::Dead(reason)
                 }
@@ -139,55 +157,25 @@ fn heads<'a>(entries: &'a [Entry], user: Option<&str>) -> Vec<&'a Entry> {
     heads
 }
 
-/// What started a replay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// A timer, the worker starting: heads go at their backoff time.
-    Scheduled,
-    /// A hint that the network is back (the page going online, a success
-    /// from the origin). Such hints can come in bursts.
-    Signal,
-    /// The page asked (`flush()`, a Retry button), or the browser did (a
-    /// Background Sync event, which the browser itself spaces out).
-    Explicit,
+fn timing(e: &Entry) -> Timing {
+    Timing { next_at: e.next_at, silent: e.last_status.is_none(), last_attempt_at: e.last_attempt_at }
 }
 
-/// The most a signal waits after a no-answer attempt before sending again.
-pub const SIGNAL_GAP_MS: u64 = 2_000;
-
-/// Ids to send now, oldest first: each queue's head if it is due and not
-/// already in flight, at most `limit` of them.
-///
-/// A head whose last attempt got no answer at all (offline) may go before
-/// its backoff time: at once when the page asks, and on a signal once the
-/// first backoff step (at most 2 s) has passed since that attempt, so a burst of signals
-/// (or a worker killed again and again mid-request) cannot spend its
-/// retries in a second. Heads the origin itself answered (503, 409,
-/// 429...) always keep their backoff.
-pub fn due(
-    config: &Config,
-    entries: &[Entry],
-    user: Option<&str>,
-    in_flight: &[u64],
-    now: u64,
-    limit: usize,
-    trigger: Trigger,
-) -> Vec<u64> {
-    let gap = u64::from(config.backoff_ms[0]).min(SIGNAL_GAP_MS);
+/// Ids to send now, oldest first: each queue's head if it is due for
+/// `trigger` (`clock::due`) and not already in flight, at most `limit`.
+pub fn due(entries: &[Entry], user: Option<&str>, in_flight: &[u64], now: u64, limit: usize, trigger: Trigger) -> Vec<u64> {
     heads(entries, user)
         .into_iter()
-        .filter(|e| {
-            let offline = e.last_status.is_none();
-            let early = match trigger {
-                Trigger::Scheduled => false,
-                Trigger::Signal => offline && now >= e.last_attempt_at.saturating_add(gap),
-                Trigger::Explicit => offline,
-            };
-            (e.next_at <= now || early) && !in_flight.contains(&e.id)
-        })
+        .filter(|e| clock::due(timing(e), now, trigger) && !in_flight.contains(&e.id))
         .map(|e| e.id)
         .take(limit)
         .collect()
+}
+
+/// Whether a head of `user`'s is waiting for the network (its last attempt
+/// got no answer): a hint that the network is back is worth a pass then.
+pub fn waits_for_network(entries: &[Entry], user: Option<&str>) -> bool {
+    heads(entries, user).iter().any(|e| e.last_status.is_none())
 }
 
 /// When the next head becomes due (None: nothing pending for `user`).
@@ -278,23 +266,21 @@ mod tests {
 
     const A: Option<&str> = Some("alice");
 
-    static C: std::sync::LazyLock<Config> = std::sync::LazyLock::new(Config::default);
-
     #[test]
     fn each_queue_sends_its_oldest_entry_only() {
         let es = vec![entry(3, "q1", A), entry(1, "q1", A), entry(2, "q2", A), entry(4, "q2", A)];
-        assert_eq!(due(&C, &es, A, &[], 0, 10, Trigger::Scheduled), [1, 2]);
-        assert_eq!(due(&C, &es, A, &[1], 0, 10, Trigger::Scheduled), [2], "in flight is not sent twice");
-        assert_eq!(due(&C, &es, A, &[], 0, 1, Trigger::Scheduled), [1]);
+        assert_eq!(due(&es, A, &[], 0, 10, Trigger::Scheduled), [1, 2]);
+        assert_eq!(due(&es, A, &[1], 0, 10, Trigger::Scheduled), [2], "in flight is not sent twice");
+        assert_eq!(due(&es, A, &[], 0, 1, Trigger::Scheduled), [1]);
     }
 
     #[test]
     fn a_backing_off_head_holds_its_queue() {
         let mut es = vec![entry(1, "q", A), entry(2, "q", A)];
         es[0].next_at = 5_000;
-        assert!(due(&C, &es, A, &[], 4_999, 10, Trigger::Scheduled).is_empty());
+        assert!(due(&es, A, &[], 4_999, 10, Trigger::Scheduled).is_empty());
         assert_eq!(next_wake(&es, A), Some(5_000));
-        assert_eq!(due(&C, &es, A, &[], 5_000, 10, Trigger::Scheduled), [1]);
+        assert_eq!(due(&es, A, &[], 5_000, 10, Trigger::Scheduled), [1]);
     }
 
     #[test]
@@ -304,19 +290,19 @@ mod tests {
         es[0].last_attempt_at = 1_000;
         es[1].next_at = 9_000;
         es[1].last_status = Some(503); // the origin answered
-        assert!(due(&C, &es, A, &[], 2_999, 10, Trigger::Scheduled).is_empty());
-        assert!(due(&C, &es, A, &[], 2_999, 10, Trigger::Signal).is_empty(), "not sooner than the first step");
-        assert_eq!(due(&C, &es, A, &[], 3_000, 10, Trigger::Signal), [1]);
-        assert_eq!(due(&C, &es, A, &[], 9_000, 10, Trigger::Signal), [1, 2]);
-        assert_eq!(due(&C, &es, A, &[], 1_001, 10, Trigger::Explicit), [1], "the page asked: at once");
+        assert!(due(&es, A, &[], 2_999, 10, Trigger::Scheduled).is_empty());
+        assert!(due(&es, A, &[], 2_999, 10, Trigger::Hint).is_empty(), "not sooner than 2 s after the last attempt");
+        assert_eq!(due(&es, A, &[], 3_000, 10, Trigger::Hint), [1]);
+        assert_eq!(due(&es, A, &[], 9_000, 10, Trigger::Hint), [1, 2]);
+        assert_eq!(due(&es, A, &[], 1_001, 10, Trigger::Explicit), [1], "the page asked: at once");
     }
 
     #[test]
     fn other_users_entries_are_parked() {
         let es = vec![entry(1, "q", Some("bob")), entry(2, "q", A)];
-        assert_eq!(due(&C, &es, A, &[], 0, 10, Trigger::Scheduled), [2]);
-        assert_eq!(due(&C, &es, Some("bob"), &[], 0, 10, Trigger::Scheduled), [1]);
-        assert!(due(&C, &es, None, &[], 0, 10, Trigger::Scheduled).is_empty());
+        assert_eq!(due(&es, A, &[], 0, 10, Trigger::Scheduled), [2]);
+        assert_eq!(due(&es, Some("bob"), &[], 0, 10, Trigger::Scheduled), [1]);
+        assert!(due(&es, None, &[], 0, 10, Trigger::Scheduled).is_empty());
         assert_eq!(next_wake(&es, Some("carol")), None);
     }
 
@@ -324,9 +310,9 @@ mod tests {
     fn dead_letters_do_not_block_their_queue() {
         let c = Config::default();
         let mut es = vec![entry(1, "q", A), entry(2, "q", A)];
-        let step = after_attempt(&c, &mut es[0], Attempt { status: Some(400), retry_after_ms: None }, 10, 0.5);
+        let step = after_attempt(&c, &mut es[0], Attempt::status(400), 10, 0.5);
         assert_eq!(step, Step::Dead(DeadReason::Refused { status: 400 }));
-        assert_eq!(due(&C, &es, A, &[], 10, 10, Trigger::Scheduled), [2]);
+        assert_eq!(due(&es, A, &[], 10, 10, Trigger::Scheduled), [2]);
     }
 
     #[test]
@@ -336,7 +322,7 @@ mod tests {
         let mut now = 0;
         let mut waits = Vec::new();
         loop {
-            match after_attempt(&c, &mut e, Attempt { status: Some(503), retry_after_ms: None }, now, 0.5) {
+            match after_attempt(&c, &mut e, Attempt::status(503), now, 0.5) {
                 Step::Retry { at } => {
                     waits.push(at - now);
                     now = at;
@@ -356,27 +342,46 @@ mod tests {
     }
 
     #[test]
-    fn an_early_attempt_with_no_answer_spends_no_retry() {
+    fn no_answer_spends_no_retry_early_or_not() {
         let c = Config::default();
         let mut e = entry(1, "q", A);
         e.next_at = 10_000;
         e.retries = 2;
-        let step = after_attempt(&c, &mut e, Attempt { status: None, retry_after_ms: None }, 3_000, 0.5);
-        assert_eq!(step, Step::Retry { at: 10_000 });
-        assert_eq!((e.retries, e.last_attempt_at), (2, 3_000));
-        // An early attempt the origin answered does count.
-        let step = after_attempt(&c, &mut e, Attempt { status: Some(503), retry_after_ms: None }, 4_000, 0.5);
-        assert_eq!(step, Step::Retry { at: 4_000 + 8_000 });
+        // Early (a hint) or on time, silence waits for the network: the
+        // next probe comes after the probe gap, and no retry is spent.
+        for now in [3_000, 10_000, 100_000] {
+            let step = after_attempt(&c, &mut e, Attempt::NOTHING, now, 0.5);
+            let gap = clock::probe_delay(&c, now, 0.5);
+            assert_eq!(step, Step::Retry { at: now + gap });
+            assert_eq!((e.retries, e.last_attempt_at, e.last_status), (2, now, None));
+        }
+        // An attempt the origin answered does count.
+        let step = after_attempt(&c, &mut e, Attempt::status(503), 104_000, 0.5);
+        assert_eq!(step, Step::Retry { at: 104_000 + 8_000 });
         assert_eq!(e.retries, 3);
+        // So does one that timed out after it was sent.
+        let step = after_attempt(&c, &mut e, Attempt { heard: Heard::TimedOut, retry_after_ms: None }, 120_000, 0.5);
+        assert_eq!((step, e.retries, e.last_status), (Step::Retry { at: 120_000 + 16_000 }, 4, None));
+    }
+
+    #[test]
+    fn heads_waiting_for_the_network() {
+        let mut es = vec![entry(1, "q1", A), entry(2, "q1", A)];
+        es[0].last_status = Some(503);
+        es[1].last_status = None;
+        assert!(!waits_for_network(&es, A), "only heads count, and the head was answered");
+        es[0].last_status = None;
+        assert!(waits_for_network(&es, A));
+        assert!(!waits_for_network(&es, Some("bob")));
     }
 
     #[test]
     fn retry_after_and_success() {
         let c = Config::default();
         let mut e = entry(1, "q", A);
-        let step = after_attempt(&c, &mut e, Attempt { status: Some(429), retry_after_ms: Some(60_000) }, 1_000, 0.5);
+        let step = after_attempt(&c, &mut e, Attempt { retry_after_ms: Some(60_000), ..Attempt::status(429) }, 1_000, 0.5);
         assert_eq!(step, Step::Retry { at: 61_000 });
-        let step = after_attempt(&c, &mut e, Attempt { status: Some(201), retry_after_ms: None }, 61_000, 0.5);
+        let step = after_attempt(&c, &mut e, Attempt::status(201), 61_000, 0.5);
         assert_eq!(step, Step::Delivered);
     }
 
@@ -403,7 +408,7 @@ mod tests {
             req,
             "k".into(),
             500,
-            Some(Attempt { status: Some(503), retry_after_ms: None }),
+            Some(Attempt::status(503)),
             0.5,
         );
         assert_eq!((failed.retries, failed.next_at, failed.last_status), (1, 2_500, Some(503)));
@@ -419,7 +424,7 @@ mod tests {
         let mut e = entry(1, "q", A);
         e.retries = 2;
         e.next_at = 100;
-        let step = after_attempt(&c, &mut e, Attempt { status: Some(401), retry_after_ms: None }, 100, 0.5);
+        let step = after_attempt(&c, &mut e, Attempt::status(401), 100, 0.5);
         assert_eq!(step, Step::Parked);
         assert_eq!((e.retries, e.next_at, &e.state), (2, 100, &State::Pending));
     }
@@ -428,16 +433,16 @@ mod tests {
     fn a_401_for_a_write_of_nobody_is_a_dead_letter() {
         let c = Config::default();
         let mut e = entry(1, "q", None);
-        let step = after_attempt(&c, &mut e, Attempt { status: Some(401), retry_after_ms: None }, 100, 0.5);
+        let step = after_attempt(&c, &mut e, Attempt::status(401), 100, 0.5);
         assert_eq!(step, Step::Dead(DeadReason::Refused { status: 401 }));
     }
 
     #[test]
     fn parked_users_entries_are_neither_due_nor_heads() {
         let es = vec![entry(1, "q", Some("a")), entry(2, "q", Some("b")), entry(3, "q", Some("a"))];
-        assert_eq!(due(&C, &es, Some("b"), &[], 0, 8, Trigger::Scheduled), [2]);
-        assert_eq!(due(&C, &es, Some("a"), &[], 0, 8, Trigger::Scheduled), [1]);
-        assert!(due(&C, &es, None, &[], 0, 8, Trigger::Explicit).is_empty());
+        assert_eq!(due(&es, Some("b"), &[], 0, 8, Trigger::Scheduled), [2]);
+        assert_eq!(due(&es, Some("a"), &[], 0, 8, Trigger::Scheduled), [1]);
+        assert!(due(&es, None, &[], 0, 8, Trigger::Explicit).is_empty());
         assert_eq!(next_wake(&es, Some("c")), None);
     }
 
@@ -476,18 +481,18 @@ mod tests {
             rounds += 1;
             assert!(rounds < 100_000, "the simulation must converge");
             now = now.max(wake);
-            for id in due(&C, &entries, A, &[], now, 8, Trigger::Scheduled) {
+            for id in due(&entries, A, &[], now, 8, Trigger::Scheduled) {
                 let roll = rng.next();
                 let attempt = if roll < 0.15 {
-                    Attempt { status: None, retry_after_ms: None }
+                    Attempt::NOTHING
                 } else if roll < 0.35 {
-                    Attempt { status: Some(503), retry_after_ms: None }
+                    Attempt::status(503)
                 } else if roll < 0.40 {
-                    Attempt { status: Some(429), retry_after_ms: Some(3_000) }
+                    Attempt { retry_after_ms: Some(3_000), ..Attempt::status(429) }
                 } else if roll < 0.41 {
-                    Attempt { status: Some(400), retry_after_ms: None }
+                    Attempt::status(400)
                 } else {
-                    Attempt { status: Some(200), retry_after_ms: None }
+                    Attempt::status(200)
                 };
                 let i = entries.iter().position(|e| e.id == id).unwrap();
                 match after_attempt(&c, &mut entries[i], attempt, now, rng.next()) {

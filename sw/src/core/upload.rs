@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::backoff;
+use super::clock::{self, Heard, Timing, Trigger};
 use super::config::Config;
 use super::outcome::{classify, Outcome};
 use super::record::RecordError;
@@ -59,6 +60,8 @@ pub struct Upload {
     pub last_status: Option<u16>,
     /// Why it stopped (None: still going or done).
     pub dead: Option<String>,
+    /// When the last step ended (0: never tried). Schema 2.
+    pub last_attempt_at: u64,
 }
 
 /// What the worker does next for an upload.
@@ -95,6 +98,7 @@ impl Upload {
             next_at: now,
             last_status: None,
             dead: None,
+            last_attempt_at: 0,
         }
     }
 
@@ -129,9 +133,14 @@ pub struct Meta {
     pub project_id: Option<String>,
 }
 
-/// The next action, if it is time.
-pub fn next(config: &Config, u: &Upload, now: u64) -> Action {
-    if !u.is_pending() || now < u.next_at {
+fn timing(u: &Upload) -> Timing {
+    Timing { next_at: u.next_at, silent: u.last_status.is_none(), last_attempt_at: u.last_attempt_at }
+}
+
+/// The next action, if it is time for `trigger` (the retry clock's rules,
+/// as for queued writes).
+pub fn next(config: &Config, u: &Upload, now: u64, trigger: Trigger) -> Action {
+    if !u.is_pending() || !clock::due(timing(u), now, trigger) {
         return Action::Wait;
     }
     match &u.phase {
@@ -182,13 +191,20 @@ pub fn part_done(u: &mut Upload, n: u32) {
     }
 }
 
-/// Applies the answer to the current step (`status` None: no answer).
-/// Returns whether the upload moved on (or finished).
-pub fn after(config: &Config, u: &mut Upload, status: Option<u16>, now: u64, jitter: f64) -> bool {
+/// Applies the answer to the current step. Returns whether the upload
+/// moved on (or finished). No answer at all spends no retry: the upload
+/// waits for the network like a queued write (`clock::probe_delay`).
+pub fn after(config: &Config, u: &mut Upload, heard: Heard, now: u64, jitter: f64) -> bool {
+    let status = heard.status();
     u.last_status = status;
+    u.last_attempt_at = now;
     let store_step = matches!(u.phase, Phase::Put { .. } | Phase::Parts { .. });
-    match (status, classify(status)) {
-        (Some(_), Outcome::Delivered) => {
+    match (heard, status.map_or(Outcome::Retry, |s| classify(Some(s)))) {
+        (Heard::Nothing, _) => {
+            u.next_at = now + clock::probe_delay(config, now.saturating_sub(u.created_at), jitter);
+            false
+        }
+        (_, Outcome::Delivered) => {
             u.retries = 0;
             u.phase = match &u.phase {
                 Phase::Put { .. } => Phase::Complete,
@@ -200,27 +216,36 @@ pub fn after(config: &Config, u: &mut Upload, status: Option<u16>, now: u64, jit
         // The store refuses an expired (or otherwise stale) URL: a fresh one
         // is asked for at once. It still counts, so a URL the store refuses
         // for another reason cannot loop for ever.
-        (Some(403), _) if store_step => {
+        (Heard::Status(403), _) if store_step => {
             if let Phase::Put { .. } = u.phase {
                 u.phase = Phase::Presign;
             }
             spend(config, u, now, None, "the object store kept refusing fresh URLs (HTTP 403)")
         }
         // `complete` found the bytes missing or short: send them again.
-        (Some(422), _) if u.phase == Phase::Complete => {
+        (Heard::Status(422), _) if u.phase == Phase::Complete => {
             u.phase = Phase::Presign;
             spend(config, u, now, Some(jitter), "the origin kept not finding the uploaded bytes (HTTP 422)")
         }
         // The user's session is gone: the upload waits for them, unchanged
         // (an upload of nobody has nobody to wait for).
-        (Some(_), Outcome::Parked) if u.user.is_some() => false,
-        (Some(s), Outcome::Refused | Outcome::Parked) => {
+        (_, Outcome::Parked) if u.user.is_some() => false,
+        (Heard::Status(s), Outcome::Refused | Outcome::Parked) => {
             u.dead = Some(format!("refused by the origin or the store (HTTP {s})"));
             false
         }
-        (Some(s), _) => spend(config, u, now, Some(jitter), &format!("retries exhausted (last answer HTTP {s})")),
-        (None, _) => spend(config, u, now, Some(jitter), "retries exhausted (no answer)"),
+        (Heard::Status(s), _) => {
+            spend(config, u, now, Some(jitter), &format!("retries exhausted (last answer HTTP {s})"))
+        }
+        (_, _) => spend(config, u, now, Some(jitter), "retries exhausted (requests timed out)"),
     }
+}
+
+/// When the next pending upload of `user` is due (None: nothing to wake
+/// for), and whether one waits for the network.
+pub fn next_wake(uploads: &[Upload], user: Option<&str>) -> (Option<u64>, bool) {
+    let mine = || uploads.iter().filter(|u| u.is_pending() && u.user.as_deref() == user);
+    (mine().map(|u| u.next_at).min(), mine().any(|u| u.last_status.is_none()))
 }
 
 /// Counts a retry, due after the backoff (`jitter` given) or at once;
@@ -249,15 +274,61 @@ pub fn revive(u: &mut Upload, now: u64) -> bool {
     }
 }
 
-/// The version written by this build.
-pub const SCHEMA: u8 = 1;
+/// The version written by this build. Schema 2 added `last_attempt_at`.
+pub const SCHEMA: u8 = 2;
 
 pub fn encode(u: &Upload) -> Vec<u8> {
     super::record::versioned(SCHEMA, u)
 }
 
+/// Reads an upload record of this schema or of schema 1 (an upload left by
+/// the previous build, upgraded as it is read).
 pub fn decode(bytes: &[u8]) -> Result<Upload, RecordError> {
-    super::record::unversioned(SCHEMA, bytes)
+    match bytes.first() {
+        Some(1) => super::record::unversioned::<UploadV1>(1, bytes).map(Upload::from),
+        _ => super::record::unversioned(SCHEMA, bytes),
+    }
+}
+
+/// Schema 1: the same fields without `last_attempt_at`.
+#[derive(Deserialize)]
+struct UploadV1 {
+    id: String,
+    asset_id: Option<String>,
+    user: Option<String>,
+    filename: String,
+    content_type: String,
+    size: u64,
+    project_id: Option<String>,
+    idempotency_key: String,
+    created_at: u64,
+    phase: Phase,
+    retries: u32,
+    next_at: u64,
+    last_status: Option<u16>,
+    dead: Option<String>,
+}
+
+impl From<UploadV1> for Upload {
+    fn from(v: UploadV1) -> Upload {
+        Upload {
+            id: v.id,
+            asset_id: v.asset_id,
+            user: v.user,
+            filename: v.filename,
+            content_type: v.content_type,
+            size: v.size,
+            project_id: v.project_id,
+            idempotency_key: v.idempotency_key,
+            created_at: v.created_at,
+            phase: v.phase,
+            retries: v.retries,
+            next_at: v.next_at,
+            last_status: v.last_status,
+            dead: v.dead,
+            last_attempt_at: 0,
+        }
+    }
 }
 
 /// The byte budget for local blobs: the configured one, but never more than
@@ -287,9 +358,9 @@ mod tests {
     #[test]
     fn small_files_take_one_put_large_ones_parts() {
         let c = c();
-        assert_eq!(next(&c, &upload(MIB), 1_000), Action::Presign { multipart: false });
-        assert_eq!(next(&c, &upload(64 * MIB), 1_000), Action::Presign { multipart: true });
-        assert_eq!(next(&c, &upload(c.multipart_threshold_bytes), 1_000), Action::Presign { multipart: false });
+        assert_eq!(next(&c, &upload(MIB), 1_000, Trigger::Scheduled), Action::Presign { multipart: false });
+        assert_eq!(next(&c, &upload(64 * MIB), 1_000, Trigger::Scheduled), Action::Presign { multipart: true });
+        assert_eq!(next(&c, &upload(c.multipart_threshold_bytes), 1_000, Trigger::Scheduled), Action::Presign { multipart: false });
     }
 
     #[test]
@@ -298,12 +369,12 @@ mod tests {
         let mut u = upload(MIB);
         let put = Phase::Put { url: "http://s/x".into(), headers: vec![], issued_at: 1_000, expires_at: 10_000_000 };
         presigned(&mut u, "srv".into(), put);
-        assert_eq!(next(&c, &u, 2_000), Action::Put);
-        assert!(after(&c, &mut u, Some(200), 2_000, 0.5));
-        assert_eq!((next(&c, &u, 2_000), u.bytes_done()), (Action::Complete, MIB));
-        assert!(after(&c, &mut u, Some(200), 2_000, 0.5));
+        assert_eq!(next(&c, &u, 2_000, Trigger::Scheduled), Action::Put);
+        assert!(after(&c, &mut u, Heard::Status(200), 2_000, 0.5));
+        assert_eq!((next(&c, &u, 2_000, Trigger::Scheduled), u.bytes_done()), (Action::Complete, MIB));
+        assert!(after(&c, &mut u, Heard::Status(200), 2_000, 0.5));
         assert!(u.is_done() && !u.is_pending());
-        assert_eq!(next(&c, &u, 2_000), Action::Wait);
+        assert_eq!(next(&c, &u, 2_000, Trigger::Scheduled), Action::Wait);
     }
 
     #[test]
@@ -315,10 +386,10 @@ mod tests {
             "srv".into(),
             Phase::Put { url: "u".into(), headers: vec![], issued_at: 0, expires_at: 1_000_000 },
         );
-        assert_eq!(next(&c, &u, 1_000_000 - PRESIGN_MARGIN_MS), Action::Represign);
-        assert_eq!(next(&c, &u, 10_000), Action::Put);
-        assert!(!after(&c, &mut u, Some(403), 10_000, 0.5));
-        assert_eq!((next(&c, &u, 10_000), u.retries), (Action::Represign, 1), "at once, no backoff");
+        assert_eq!(next(&c, &u, 1_000_000 - PRESIGN_MARGIN_MS, Trigger::Scheduled), Action::Represign);
+        assert_eq!(next(&c, &u, 10_000, Trigger::Scheduled), Action::Put);
+        assert!(!after(&c, &mut u, Heard::Status(403), 10_000, 0.5));
+        assert_eq!((next(&c, &u, 10_000, Trigger::Scheduled), u.retries), (Action::Represign, 1), "at once, no backoff");
         // A store that refuses every fresh URL ends in a dead letter.
         for _ in 0..c.max_retries {
             presigned(
@@ -326,7 +397,7 @@ mod tests {
                 "srv".into(),
                 Phase::Put { url: "u".into(), headers: vec![], issued_at: 0, expires_at: 10_000_000 },
             );
-            after(&c, &mut u, Some(403), 10_000, 0.5);
+            after(&c, &mut u, Heard::Status(403), 10_000, 0.5);
         }
         assert!(u.dead.as_deref().is_some_and(|d| d.contains("403")), "{u:?}");
     }
@@ -340,25 +411,26 @@ mod tests {
             "srv".into(),
             Phase::Put { url: "u".into(), headers: vec![], issued_at: 0, expires_at: 4_000 },
         );
-        assert_eq!(next(&c, &u, 2_999), Action::Put);
-        assert_eq!(next(&c, &u, 3_000), Action::Represign);
+        assert_eq!(next(&c, &u, 2_999, Trigger::Scheduled), Action::Put);
+        assert_eq!(next(&c, &u, 3_000, Trigger::Scheduled), Action::Represign);
     }
 
     #[test]
     fn failures_back_off_then_dead_letter_and_revive() {
         let c = c();
         let mut u = upload(MIB);
-        assert!(!after(&c, &mut u, None, 1_000, 0.5));
+        assert!(!after(&c, &mut u, Heard::Status(503), 1_000, 0.5));
         assert_eq!((u.retries, u.next_at), (1, 3_000));
-        assert_eq!(next(&c, &u, 2_999), Action::Wait);
+        assert_eq!(next(&c, &u, 2_999, Trigger::Scheduled), Action::Wait);
+        assert_eq!(next(&c, &u, 2_999, Trigger::Explicit), Action::Wait, "answered: keeps its backoff");
         for _ in 0..c.max_retries {
-            after(&c, &mut u, Some(503), 5_000, 0.5);
+            after(&c, &mut u, Heard::Status(503), 5_000, 0.5);
         }
         assert!(u.dead.is_some() && !u.is_pending());
         assert!(revive(&mut u, 9_000));
-        assert_eq!((u.retries, next(&c, &u, 9_000)), (0, Action::Presign { multipart: false }));
+        assert_eq!((u.retries, next(&c, &u, 9_000, Trigger::Scheduled)), (0, Action::Presign { multipart: false }));
         let mut refused = upload(MIB);
-        after(&c, &mut refused, Some(400), 1_000, 0.5);
+        after(&c, &mut refused, Heard::Status(400), 1_000, 0.5);
         assert!(refused.dead.as_deref().is_some_and(|d| d.contains("400")));
     }
 
@@ -366,10 +438,10 @@ mod tests {
     fn a_401_parks_an_upload_of_a_user_and_refuses_one_of_nobody() {
         let c = c();
         let mut u = upload(MIB);
-        assert!(!after(&c, &mut u, Some(401), 5_000, 0.5));
+        assert!(!after(&c, &mut u, Heard::Status(401), 5_000, 0.5));
         assert_eq!((u.retries, u.dead.is_none(), u.next_at), (0, true, 1_000));
         let mut anonymous = Upload { user: None, ..upload(MIB) };
-        after(&c, &mut anonymous, Some(401), 5_000, 0.5);
+        after(&c, &mut anonymous, Heard::Status(401), 5_000, 0.5);
         assert!(anonymous.dead.is_some());
     }
 
@@ -378,7 +450,7 @@ mod tests {
         let c = c();
         let mut u = upload(20 * MIB + 5);
         presigned(&mut u, "srv".into(), Phase::Parts { part_size: 8 * MIB, part_count: 3, done: vec![] });
-        assert_eq!(next(&c, &u, 2_000), Action::Parts);
+        assert_eq!(next(&c, &u, 2_000, Trigger::Scheduled), Action::Parts);
         assert_eq!(part_range(3, 8 * MIB, u.size), Some((16 * MIB, 20 * MIB + 5)));
         assert_eq!(part_range(4, 8 * MIB, u.size), None);
         assert_eq!(part_range(0, 8 * MIB, u.size), None);
@@ -398,9 +470,40 @@ mod tests {
         let c = c();
         let mut u = upload(MIB);
         presigned(&mut u, "srv".into(), Phase::Complete);
-        after(&c, &mut u, Some(422), 5_000, 0.5);
+        after(&c, &mut u, Heard::Status(422), 5_000, 0.5);
         assert_eq!(u.phase, Phase::Presign);
-        assert_eq!(next(&c, &u, u.next_at), Action::Represign, "the asset exists: a fresh URL, not a new asset");
+        assert_eq!(next(&c, &u, u.next_at, Trigger::Scheduled), Action::Represign, "the asset exists: a fresh URL, not a new asset");
+    }
+
+    #[test]
+    fn no_answer_waits_for_the_network_without_spending_retries() {
+        let c = c();
+        let mut u = upload(MIB);
+        // Three days without a network: probed ever more rarely, never dead.
+        let mut now = 1_000;
+        while now < 3 * 24 * 3_600_000 {
+            assert!(!after(&c, &mut u, Heard::Nothing, now, 0.5));
+            assert!(u.next_at - now <= 32_000);
+            now = u.next_at;
+        }
+        assert_eq!((u.retries, u.dead.as_deref(), u.last_attempt_at), (0, None, u.last_attempt_at));
+        // Silent, so a hint sends it once 2 s have passed since the last try.
+        let last = u.last_attempt_at;
+        assert_eq!(next(&c, &u, last + 1_999, Trigger::Hint), Action::Wait);
+        assert_eq!(next(&c, &u, last + 2_000, Trigger::Hint), Action::Presign { multipart: false });
+        assert_eq!(next_wake(&[u.clone()], Some("u")), (Some(u.next_at), true));
+        assert_eq!(next_wake(&[u], Some("other")), (None, false));
+    }
+
+    #[test]
+    fn schema_1_records_are_upgraded_as_read() {
+        let u = upload(5);
+        let mut v1 = vec![1u8];
+        v1.extend(postcard::to_allocvec(&(
+            &u.id, &u.asset_id, &u.user, &u.filename, &u.content_type, u.size, &u.project_id,
+            &u.idempotency_key, u.created_at, &u.phase, u.retries, u.next_at, u.last_status, &u.dead,
+        )).unwrap());
+        assert_eq!(decode(&v1), Ok(u));
     }
 
     #[test]

@@ -1,0 +1,163 @@
+//! The retry clock: one set of timing rules for queued writes and uploads.
+//! It says when an item that failed goes again, what a trigger changes,
+//! and when the worker must wake next. Pure: `now` and the jitter draw are
+//! arguments; the web side keeps a single timer and carries out the answer.
+//!
+//! Two kinds of failure, two clocks:
+//! - **The origin answered** (5xx, 408, 429, or a request that timed out
+//!   after it was sent): the seed's backoff, 2, 4, 8, 16, 32 s, each retry
+//!   counted, then a dead letter.
+//! - **No answer at all** (network gone, connection refused or reset): no
+//!   retry is spent. The item waits for the network, probed every
+//!   `probe_delay` while the worker runs, and at once on any hint that the
+//!   network is back. Only the retention limit ends that wait.
+
+use super::config::Config;
+
+/// What started a pass over the outbox or the uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Trigger {
+    /// The retry timer, or a page waking the worker at its next due time:
+    /// items go at their due time only.
+    Scheduled,
+    /// A hint that the network is back: any answer from the origin below
+    /// 500, the page going online or becoming visible, the worker starting.
+    /// Hints come in bursts, so an item that got no answer goes early only
+    /// once `HINT_GAP_MS` have passed since its last attempt.
+    Hint,
+    /// The page asked (`flush()`, Retry) or the browser did (a Background
+    /// Sync event, which the browser itself spaces out): an item that got no
+    /// answer goes at once.
+    Explicit,
+}
+
+/// The least time between two attempts of an item that a hint may cause.
+pub const HINT_GAP_MS: u64 = 2_000;
+
+/// The probe gap grows with the item's age: one millisecond of gap per this
+/// many of waiting (a write 90 s old is probed every 2 s, one 20 minutes old
+/// every 30 s), between the schedule's first and last steps.
+pub const PROBE_AGE_DIVISOR: u64 = 40;
+
+/// How an attempt ended, as far as the clock cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// No answer at all: offline, refused, reset before a response.
+    Nothing,
+    /// Sent, but no answer within the configured time: counts like a 5xx
+    /// (a network that is gone fails fast; one that swallows requests is a
+    /// server problem, and must not keep the item for ever).
+    TimedOut,
+    /// The origin (or the object store) answered with this status.
+    Status(u16),
+}
+
+impl Heard {
+    /// The status to keep on the record (None: no status was heard).
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Heard::Status(s) => Some(s),
+            Heard::Nothing | Heard::TimedOut => None,
+        }
+    }
+
+    /// Whether the origin is known to be reachable after this: any status
+    /// below 500 (a 5xx may come from a proxy in front of a dead origin).
+    pub fn is_hint(self) -> bool {
+        matches!(self, Heard::Status(s) if s < 500)
+    }
+}
+
+/// Where an item stands on the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub next_at: u64,
+    /// Its last attempt got no answer (or it was never tried).
+    pub silent: bool,
+    pub last_attempt_at: u64,
+}
+
+/// Whether an item is due now for `trigger`. An item the origin answered
+/// (503, 429...) keeps its backoff whatever the trigger: only the origin's
+/// own silence can be cut short by a hint.
+pub fn due(t: Timing, now: u64, trigger: Trigger) -> bool {
+    if t.next_at <= now {
+        return true;
+    }
+    t.silent
+        && match trigger {
+            Trigger::Scheduled => false,
+            Trigger::Hint => now >= t.last_attempt_at.saturating_add(HINT_GAP_MS),
+            Trigger::Explicit => true,
+        }
+}
+
+/// Spreads `base` over ±20 % with a draw in `[0, 1)`, so that clients that
+/// failed together do not come back together.
+pub fn spread(base: u64, jitter: f64) -> u64 {
+    (base as f64 * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))).round() as u64
+}
+
+/// The wait before the next probe of an item that got no answer, for an
+/// item `age_ms` old: short while it is new (networks often come back
+/// within seconds, and the page should see its write go then), growing with
+/// the wait to the schedule's last step (32 s by default), never longer.
+pub fn probe_delay(config: &Config, age_ms: u64, jitter: f64) -> u64 {
+    let last = u64::from(*config.backoff_ms.last().expect("config keeps one step at least"));
+    let first = u64::from(config.backoff_ms[0]).min(last);
+    spread((age_ms / PROBE_AGE_DIVISOR).clamp(first, last), jitter)
+}
+
+/// The earliest of several wake-up times (None: nothing to wake for).
+pub fn earliest(times: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
+    times.into_iter().flatten().min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C: fn() -> Config = Config::default;
+
+    #[test]
+    fn answered_items_keep_their_backoff_silent_ones_take_hints() {
+        let answered = Timing { next_at: 10_000, silent: false, last_attempt_at: 1_000 };
+        let silent = Timing { silent: true, ..answered };
+        for trigger in [Trigger::Scheduled, Trigger::Hint, Trigger::Explicit] {
+            assert!(!due(answered, 9_999, trigger), "{trigger:?}");
+            assert!(due(answered, 10_000, trigger), "{trigger:?}");
+        }
+        assert!(!due(silent, 2_999, Trigger::Hint), "a hint within 2 s of the last attempt waits");
+        assert!(due(silent, 3_000, Trigger::Hint));
+        assert!(!due(silent, 9_999, Trigger::Scheduled));
+        assert!(due(silent, 1_001, Trigger::Explicit), "the page asked: at once");
+    }
+
+    #[test]
+    fn probes_grow_with_age_from_the_first_step_to_the_last() {
+        let c = C();
+        let mid = |age| probe_delay(&c, age, 0.5);
+        assert_eq!(mid(0), 2_000);
+        assert_eq!(mid(90_000), 2_250);
+        assert_eq!(mid(600_000), 15_000);
+        assert_eq!(mid(20 * 60_000), 30_000);
+        assert_eq!(mid(3 * 24 * 3_600_000), 32_000, "never longer than the last step");
+        assert_eq!(probe_delay(&c, 0, 0.0), 1_600);
+        assert_eq!(probe_delay(&c, u64::MAX, 0.999_999), 38_400);
+        let odd = Config::from_json(r#"{"backoffMs": [5000, 1000]}"#).unwrap();
+        assert_eq!(probe_delay(&odd, 0, 0.5), 1_000, "first step above the last: the last bounds it");
+    }
+
+    #[test]
+    fn hints_are_answers_below_500() {
+        assert!(Heard::Status(200).is_hint() && Heard::Status(404).is_hint() && Heard::Status(401).is_hint());
+        assert!(!Heard::Status(503).is_hint() && !Heard::Nothing.is_hint() && !Heard::TimedOut.is_hint());
+        assert_eq!((Heard::Status(503).status(), Heard::TimedOut.status()), (Some(503), None));
+    }
+
+    #[test]
+    fn earliest_of_none_is_none() {
+        assert_eq!(earliest([None, None]), None);
+        assert_eq!(earliest([Some(5), None, Some(3)]), Some(3));
+    }
+}
