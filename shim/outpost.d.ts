@@ -66,12 +66,19 @@ export interface Status {
   /** Other users' writes, waiting for them to log in again. */
   parked: number;
   /** This user's first 50 waiting writes, oldest first. */
-  queue: { id: string; method: string; url: string; retries: number; nextAt: number; status: number | null }[];
+  queue: {
+    id: string; method: string; url: string; retries: number; nextAt: number; createdAt: number;
+    /** The origin's last answer; null when the last attempt got no answer (waiting for the network) or none was made. */
+    status: number | null;
+  }[];
   /** This user's dead letters (and unreadable records). */
   deadLetters: DeadLetter[];
   uploads: Upload[];
   /** `usage`/`quota` from `navigator.storage.estimate()`; `blobs`: bytes of files kept; `budget`: their budget. */
   storage: { usage: number | null; quota: number | null; budget: number; blobs: number };
+  /** When the worker next wakes for a due write or upload (Unix ms; null: nothing pending). Open pages wake a
+   * worker the browser stopped at this time. */
+  nextWakeAt: number | null;
 }
 
 export type OutpostEventName =

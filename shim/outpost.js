@@ -14,6 +14,14 @@ const EVENTS = [
  * it replays the whole outbox). */
 const ASK_TIMEOUT_MS = 15000;
 
+/** A page wakes the worker this long after its due time: a worker that is
+ * alive has run its own timer by then and told pages the next one, so only
+ * a worker the browser stopped gets woken. */
+const WAKE_SLACK_MS = 500;
+
+/** After a wake the worker did not answer, the page tries again this soon. */
+const WAKE_RETRY_MS = 5000;
+
 /** The worker script's URL for a config: the config travels in the query, so
  * a changed config is a changed script and the browser installs it. */
 function scriptUrl(script, config) {
@@ -30,11 +38,37 @@ export class Outpost {
     this.listeners = new Map();
     this.channel = new BroadcastChannel('outpost');
     this.channel.onmessage = (e) => {
+      if (e.data && e.data.type === 'wake') this.wakeAt(e.data.at);
       for (const fn of this.listeners.get(e.data && e.data.type) || []) fn(e.data);
     };
-    // Firefox and Safari have no Background Sync: coming back online is
-    // one of the moments to replay.
-    addEventListener('online', () => { this.ask('online').catch(() => {}); });
+    // Hints that the network is back: coming online, and the page coming
+    // back into view (a laptop opened, a phone unlocked).
+    const hint = () => { this.ask('online').catch(() => {}); };
+    addEventListener('online', hint);
+    if (typeof document !== 'undefined') {
+      document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') hint(); });
+    }
+    // Browsers stop an idle worker (about 30 s) and its retry timer with it,
+    // and only Chromium has Background Sync to wake it. While writes or
+    // uploads are pending, this page wakes the worker at its next due time;
+    // the worker decides what is due, so several open pages cost nothing
+    // more than one.
+    this.wakeTimer = null;
+    this.ask('status').then((s) => this.wakeAt(s.nextWakeAt), () => {});
+  }
+
+  /** Wakes the worker at `at` (ms since the epoch; null: nothing pending). */
+  wakeAt(at) {
+    clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    if (typeof at !== 'number') return;
+    const delay = Math.max(0, at - Date.now()) + WAKE_SLACK_MS;
+    this.wakeTimer = setTimeout(() => {
+      this.ask('wake', {}, 0).then(
+        (r) => this.wakeAt(r.nextWakeAt),
+        () => this.wakeAt(Date.now() + WAKE_RETRY_MS),
+      );
+    }, delay);
   }
 
   /**

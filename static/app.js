@@ -86,11 +86,9 @@ $('offline-switch').addEventListener('change', async (e) => {
   }).catch(() => null);
   if (!r || !r.ok) showError('The switch could not reach the origin. Is `outpost serve` running?');
   await showNetwork();
-  if (!e.target.checked) {
-    // Back online: replay now rather than at the next retry time.
-    await state.outpost.flush().catch(() => {});
-    await refresh();
-  }
+  // Back online, the worker sends what waits by itself (it probes every few
+  // seconds, and any answer from the origin is a hint); nothing to do here.
+  if (!e.target.checked) await refresh();
 });
 addEventListener('online', showNetwork);
 addEventListener('offline', showNetwork);
@@ -206,7 +204,7 @@ async function renderOutbox() {
   queue.replaceChildren();
   for (const q of status.queue) {
     const path = new URL(q.url).pathname;
-    const why = q.status ? `HTTP ${q.status}` : q.retries ? 'no answer' : 'not tried yet';
+    const why = q.status ? `HTTP ${q.status}` : q.nextAt > q.createdAt ? 'no answer, waiting for the network' : 'not tried yet';
     queue.append(el('li', {}, `${q.method} ${path}`, el('span', { class: 'muted' }, ` · ${why} · next try ${relative(q.nextAt)}`)));
   }
   const dead = $('dead');

@@ -71,7 +71,7 @@ pub struct Api {
     pub settings: Settings,
     pub store: Arc<Store>,
     /// The demo's "go offline" switch.
-    pub demo_offline: std::sync::atomic::AtomicBool,
+    pub demo_offline: std::sync::atomic::AtomicU8,
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -114,7 +114,7 @@ impl AppState {
             session_key,
             settings: options.settings,
             store: Arc::new(store),
-            demo_offline: std::sync::atomic::AtomicBool::new(false),
+            demo_offline: std::sync::atomic::AtomicU8::new(0),
         };
         Ok(AppState { bundle: Arc::new(Bundle::embedded()), api: Arc::new(api) })
     }

@@ -692,16 +692,31 @@ pub async fn the_demo_switch_refuses_the_api_until_turned_off(state: AppState) {
     let anonymous = Client::new(&state);
     assert_eq!(anonymous.post("/api/demo/network", json!({ "offline": true })).await.status, StatusCode::UNAUTHORIZED);
     let alice = Client::login(&state, "alice").await;
-    let on = alice.post("/api/demo/network", json!({ "offline": true })).await;
-    assert_eq!((on.status, on.body.clone()), (StatusCode::OK, json!({ "offline": true })));
+    // Refusing: the origin answers 503.
+    let on = alice.post("/api/demo/network", json!({ "offline": true, "refuse": true })).await;
+    assert_eq!((on.status, on.body.clone()), (StatusCode::OK, json!({ "offline": true, "refuse": true })));
     let refused = alice.get("/api/sync/init").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(refused.body["error"]["code"], "demo_offline");
     assert!(refused.body["error"]["message"].as_str().unwrap().contains("Turn it off"));
     assert_eq!(alice.post("/api/projects", json!({ "name": "p" })).await.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(alice.get("/api/demo/network").await.body, json!({ "offline": true }));
+    assert_eq!(alice.get("/api/demo/network").await.body, json!({ "offline": true, "refuse": true }));
+    // Offline (the default): no answer at all; the body fails before its
+    // first byte, so the server closes the connection with nothing written
+    // (the browser test sees the network error).
+    let on = alice.post("/api/demo/network", json!({ "offline": true })).await;
+    assert_eq!(on.body, json!({ "offline": true, "refuse": false }));
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/projects")
+        .header("cookie", alice.cookie.clone().unwrap())
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name":"q"}"#))
+        .unwrap();
+    let res = alice.app.clone().oneshot(req).await.unwrap();
+    assert!(res.into_body().collect().await.is_err(), "a dropped request has no body to read");
     let off = alice.post("/api/demo/network", json!({ "offline": false })).await;
-    assert_eq!(off.status, StatusCode::OK);
+    assert_eq!((off.status, off.body), (StatusCode::OK, json!({ "offline": false, "refuse": false })));
     assert_eq!(alice.get("/api/sync/init").await.status, StatusCode::OK);
     // Nothing was written while it was on.
     assert_eq!(alice.get("/api/projects").await.body, json!([]));

@@ -1,9 +1,14 @@
-//! The demo's "go offline" switch: while it is on, the origin answers every
-//! other API request `503`, so a person can watch the worker queue writes
-//! and serve stored reads without pulling a cable. Off by default; the
-//! binary's `--no-demo-switch` removes the route altogether.
+//! The demo's "go offline" switch: while it is on, the origin drops every
+//! other API request without answering, as a network that is gone does, so
+//! a person can watch the worker queue writes and serve stored reads
+//! without pulling a cable (and, like a real outage, for as long as they
+//! like: no answer spends no retry). `{"offline": true, "refuse": true}`
+//! makes it answer `503` instead, for an origin that is up and failing.
+//! Off by default; the binary's `--no-demo-switch` removes the route.
 
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -26,10 +31,22 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct Switch {
     offline: bool,
+    /// Answer 503 instead of dropping the connection.
+    #[serde(default)]
+    refuse: bool,
+}
+
+/// The switch's state: 0 off, 1 dropping connections, 2 answering 503.
+const OFF: u8 = 0;
+const DROP: u8 = 1;
+const REFUSE: u8 = 2;
+
+fn state_json(mode: u8) -> serde_json::Value {
+    json!({ "offline": mode != OFF, "refuse": mode == REFUSE })
 }
 
 async fn read(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "offline": state.api.demo_offline.load(Ordering::SeqCst) }))
+    Json(state_json(state.api.demo_offline.load(Ordering::SeqCst)))
 }
 
 async fn set(
@@ -37,20 +54,47 @@ async fn set(
     _user: User,
     body: JsonBody<Switch>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    state.api.demo_offline.store(body.value.offline, Ordering::SeqCst);
-    Ok(Json(json!({ "offline": body.value.offline })))
+    let mode = match (body.value.offline, body.value.refuse) {
+        (false, _) => OFF,
+        (true, false) => DROP,
+        (true, true) => REFUSE,
+    };
+    state.api.demo_offline.store(mode, Ordering::SeqCst);
+    Ok(Json(state_json(mode)))
 }
 
-/// Refuses API requests while the switch is on.
+/// Drops or refuses API requests while the switch is on.
 pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if state.api.demo_offline.load(Ordering::SeqCst) && path.starts_with("/api/") && path != PATH {
-        let body = json!({ "error": {
-            "code": "demo_offline",
-            "message": "The demo's \"go offline\" switch is on, so the origin refuses the app's requests. \
-                        Turn it off to reconnect.",
-        }});
-        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    let mode = state.api.demo_offline.load(Ordering::SeqCst);
+    if mode == OFF || !path.starts_with("/api/") || path == PATH {
+        return next.run(req).await;
     }
-    next.run(req).await
+    if mode == DROP {
+        // A body that fails before its first byte makes the server close
+        // the connection with nothing written: the browser sees no answer
+        // at all (a network error), exactly as when the network is gone.
+        return Response::new(axum::body::Body::new(Dropped));
+    }
+    let body = json!({ "error": {
+        "code": "demo_offline",
+        "message": "The demo's \"go offline\" switch is on, so the origin refuses the app's requests. \
+                    Turn it off to reconnect.",
+    }});
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+/// A response body that fails at once (see `gate`).
+struct Dropped;
+
+impl http_body::Body for Dropped {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Poll::Ready(Some(Err(std::io::Error::other("the demo switch drops this connection"))))
+    }
 }

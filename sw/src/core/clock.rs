@@ -108,9 +108,61 @@ pub fn probe_delay(config: &Config, age_ms: u64, jitter: f64) -> u64 {
     spread((age_ms / PROBE_AGE_DIVISOR).clamp(first, last), jitter)
 }
 
+/// The wake a part asks for after a pass. An item still due when its pass
+/// ended is blocked (a write waiting for an upload's server id, a login in
+/// progress); whatever unblocks it starts a pass, and the timer only looks
+/// again after `HINT_GAP_MS`, so a blocked item cannot make the timer spin.
+pub fn after_pass(next_due: Option<u64>, now: u64) -> Option<u64> {
+    next_due.map(|at| at.max(now + HINT_GAP_MS))
+}
+
 /// The earliest of several wake-up times (None: nothing to wake for).
 pub fn earliest(times: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
     times.into_iter().flatten().min()
+}
+
+/// Hints arrive in bursts (every answered read is one, and a page that
+/// polls makes many). The gate lets one through at once, then at most one
+/// per `HINT_GAP_MS`; a hint that comes too soon is deferred to the end of
+/// the gap, never dropped, so the last hint of a burst still gets its pass.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HintGate {
+    last: Option<u64>,
+    deferred: Option<u64>,
+}
+
+impl HintGate {
+    /// A hint at `now`: whether its pass runs now (else see `deferred_at`).
+    pub fn hint(&mut self, now: u64) -> bool {
+        match self.last {
+            Some(last) if now < last.saturating_add(HINT_GAP_MS) => {
+                self.deferred = Some(last + HINT_GAP_MS);
+                false
+            }
+            _ => {
+                self.last = Some(now);
+                self.deferred = None;
+                true
+            }
+        }
+    }
+
+    /// When a deferred hint is to run.
+    pub fn deferred_at(&self) -> Option<u64> {
+        self.deferred
+    }
+
+    /// The timer fired at `now`: whether the deferred hint runs now.
+    pub fn fire(&mut self, now: u64) -> bool {
+        match self.deferred {
+            Some(at) if at <= now => {
+                self.deferred = None;
+                self.last = Some(now);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +205,29 @@ mod tests {
         assert!(Heard::Status(200).is_hint() && Heard::Status(404).is_hint() && Heard::Status(401).is_hint());
         assert!(!Heard::Status(503).is_hint() && !Heard::Nothing.is_hint() && !Heard::TimedOut.is_hint());
         assert_eq!((Heard::Status(503).status(), Heard::TimedOut.status()), (Some(503), None));
+    }
+
+    #[test]
+    fn a_burst_of_hints_makes_two_passes_not_fifty() {
+        let mut gate = HintGate::default();
+        let mut now_passes = 0;
+        for t in 0..50u64 {
+            now_passes += usize::from(gate.hint(1_000 + t * 20));
+        }
+        assert_eq!(now_passes, 1);
+        assert_eq!(gate.deferred_at(), Some(3_000));
+        assert!(!gate.fire(2_999));
+        assert!(gate.fire(3_000));
+        assert_eq!(gate.deferred_at(), None);
+        assert!(!gate.hint(4_000), "within the gap of the deferred pass");
+        assert!(gate.hint(7_000));
+    }
+
+    #[test]
+    fn a_blocked_item_is_looked_at_again_after_the_gap() {
+        assert_eq!(after_pass(Some(100), 1_000), Some(3_000));
+        assert_eq!(after_pass(Some(9_000), 1_000), Some(9_000));
+        assert_eq!(after_pass(None, 1_000), None);
     }
 
     #[test]

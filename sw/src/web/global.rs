@@ -6,6 +6,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response, ServiceWorkerGlobalScope};
 
+use crate::core::clock::Heard;
+
 pub fn scope() -> ServiceWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
@@ -79,21 +81,59 @@ where
     JsFuture::from(held).await
 }
 
-/// A fetch that is aborted (and so fails as "no answer") after
-/// `timeout_ms`.
+/// How a fetch with a deadline ended.
+pub enum Fetched {
+    Answer(Response),
+    /// No answer at all: offline, refused, reset (or the request could not
+    /// even be made).
+    Nothing,
+    /// Sent, but not answered within the deadline (then aborted).
+    TimedOut,
+}
+
+impl Fetched {
+    /// What the retry clock hears of it.
+    pub fn heard(&self) -> Heard {
+        match self {
+            Fetched::Answer(r) => Heard::Status(r.status()),
+            Fetched::Nothing => Heard::Nothing,
+            Fetched::TimedOut => Heard::TimedOut,
+        }
+    }
+
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            Fetched::Answer(r) => Some(r),
+            Fetched::Nothing | Fetched::TimedOut => None,
+        }
+    }
+}
+
+/// A fetch that is aborted after `timeout_ms`.
 pub async fn fetch_within(
     make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request, JsValue>,
     timeout_ms: u32,
-) -> Result<Response, JsValue> {
-    let controller = web_sys::AbortController::new()?;
-    let request = make(&controller.signal())?;
+) -> Fetched {
+    let Ok(controller) = web_sys::AbortController::new() else { return Fetched::Nothing };
+    let signal = controller.signal();
+    let request = match make(&signal) {
+        Ok(r) => r,
+        Err(e) => {
+            log_error("a request could not be made", &e);
+            return Fetched::Nothing;
+        }
+    };
     let abort = wasm_bindgen::closure::Closure::once(move || controller.abort());
     let timer = set_timeout(abort.as_ref().unchecked_ref(), u64::from(timeout_ms));
     let result = fetch(&request).await;
     if let Some(t) = timer {
         clear_timeout(t);
     }
-    result
+    match result {
+        Ok(r) => Fetched::Answer(r),
+        Err(_) if signal.aborted() => Fetched::TimedOut,
+        Err(_) => Fetched::Nothing,
+    }
 }
 
 /// The end of a fetch raced against a timer.

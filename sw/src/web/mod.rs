@@ -1,6 +1,7 @@
 //! The web side: carries out what `core` decides, with web-sys. It holds no
 //! policy of its own; one module per browser concept.
 
+mod clock;
 mod db;
 mod events;
 mod global;
@@ -9,6 +10,7 @@ mod outbox;
 mod reads;
 mod request;
 mod response;
+mod runner;
 mod uploads;
 
 use std::cell::RefCell;
@@ -20,7 +22,9 @@ use web_sys::{Request, Response};
 
 use crate::core::config::Config;
 use crate::core::identity::{self as who, Learned, Source};
-use crate::core::queue::{sync_end, SyncEnd, Trigger};
+use crate::core::clock::{Heard, Trigger};
+use crate::core::queue::{sync_end, SyncEnd};
+use clock::{Clock, Part};
 use crate::core::route::{route, AuthRoute, Route};
 use identity::Identity;
 use outbox::Outbox;
@@ -43,6 +47,7 @@ struct Parts {
     reads: Rc<Reads>,
     uploads: Rc<Uploads>,
     identity: Rc<Identity>,
+    clock: Rc<Clock>,
 }
 
 impl Inner {
@@ -81,6 +86,9 @@ impl Inner {
 
     /// Reads an auth route's answer for the user; hands it on unread.
     async fn observe(&self, source: Source, answer: Response) -> Result<Response, JsValue> {
+        if Heard::Status(answer.status()).is_hint() {
+            self.parts().await?.clock.hint(None);
+        }
         let body = match answer.clone() {
             Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
             Err(_) => Vec::new(),
@@ -129,7 +137,7 @@ impl Inner {
                 self.config.network_timeout_ms,
             )
             .await;
-            if let Ok(r) = answer {
+            if let global::Fetched::Answer(r) = answer {
                 self.observe(Source::Me, r).await?;
             }
         }
@@ -193,28 +201,46 @@ impl Outpost {
             })?);
             let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
             let config = Rc::clone(&inner.config);
-            let outbox = Outbox::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity));
-            let reads = Rc::new(Reads::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity)));
+            let clock = Clock::new();
+            let outbox = Outbox::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity), Rc::clone(&clock));
+            let reads =
+                Rc::new(Reads::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity), Rc::clone(&clock)));
             let waiting = Rc::clone(&outbox);
             let uploads = Uploads::new(
                 config,
                 db,
                 Rc::clone(&identity),
                 inner.origin.clone(),
-                Box::new(move || waiting.kick(Trigger::Signal)),
+                Rc::clone(&clock),
+                Box::new(move || waiting.kick(Trigger::Hint)),
             );
+            // The one timer runs whichever part is due.
+            let (o, u) = (Rc::downgrade(&outbox), Rc::downgrade(&uploads));
+            clock.on_run(Box::new(move |part, trigger| match part {
+                Part::Outbox => {
+                    if let Some(o) = o.upgrade() {
+                        o.kick(trigger);
+                    }
+                }
+                Part::Uploads => {
+                    if let Some(u) = u.upgrade() {
+                        u.kick(trigger);
+                    }
+                }
+            }));
             // Any change of user (login, logout, a 401, another worker's
             // login seen in IndexedDB) lets the new user's writes and uploads go.
             let (o, u) = (Rc::clone(&outbox), Rc::clone(&uploads));
             identity.on_change(Box::new(move || {
                 o.user_changed();
-                u.kick();
+                u.kick(Trigger::Hint);
             }));
             *inner.parts.borrow_mut() = Some(Parts {
                 outbox: Rc::clone(&outbox),
                 reads: Rc::clone(&reads),
                 uploads: Rc::clone(&uploads),
                 identity,
+                clock,
             });
             let me = Rc::clone(&inner);
             let shell = Rc::clone(&reads);
@@ -222,8 +248,10 @@ impl Outpost {
                 if let Err(e) = me.refresh_user().await {
                     global::log_error("could not learn the current user", &e);
                 }
-                outbox.kick(Trigger::Scheduled);
-                uploads.kick();
+                // Starting is a hint: a worker starts when a page opens or
+                // navigates, or when the browser has an event for it.
+                outbox.kick(Trigger::Hint);
+                uploads.kick(Trigger::Hint);
                 shell.warm_shell(&me.origin).await;
             });
             Ok(JsValue::UNDEFINED)
@@ -269,11 +297,16 @@ impl Outpost {
     pub fn on_sync(&self, last_chance: bool) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let outbox = inner.outbox().await?;
+            let parts = inner.parts().await?;
             // The browser fires it when the network is back, and spaces its
-            // own retries: like the page asking, it sends a head that got no
-            // answer at once.
-            let left = outbox.replay(Trigger::Explicit).await?;
+            // own retries: like the page asking, it sends what got no answer
+            // at once. Rejecting while writes are left keeps the
+            // registration, so the browser wakes the worker again even with
+            // no page open.
+            parts.outbox.replay(Trigger::Explicit).await?;
+            parts.uploads.replay(Trigger::Explicit).await?;
+            // Writes or uploads of the current user still pending.
+            let left = parts.clock.next().is_some();
             match sync_end(left, last_chance) {
                 SyncEnd::Done => Ok(JsValue::UNDEFINED),
                 SyncEnd::AskAgain => Err(JsValue::from_str("outpost: writes are still pending")),
@@ -292,8 +325,8 @@ impl Outpost {
         promise(async move {
             let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
             let id = Reflect::get(&data, &"id".into())?.as_string();
-            let outbox = inner.outbox().await?;
-            let uploads = inner.parts().await?.uploads;
+            let parts = inner.parts().await?;
+            let (outbox, uploads) = (Rc::clone(&parts.outbox), Rc::clone(&parts.uploads));
             let reply = match (kind.as_str(), id) {
                 ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
                 ("outpost:status", _) => {
@@ -309,14 +342,23 @@ impl Outpost {
                     status
                 }
                 ("outpost:flush", _) => {
-                    uploads.kick();
+                    uploads.kick(Trigger::Explicit);
                     outbox.replay(Trigger::Explicit).await?;
                     outbox.status().await?
                 }
+                // The page went online or became visible: a hint.
                 ("outpost:online", _) => {
-                    uploads.kick();
-                    outbox.replay(Trigger::Signal).await?;
-                    outbox.status().await?
+                    parts.clock.hint(None);
+                    serde_json::json!({ "nextWakeAt": parts.clock.next() })
+                }
+                // A page's timer, at the worker's next due time: the browser
+                // may have stopped this worker (and its timer) meanwhile.
+                // The reply waits for both passes, so the worker is kept
+                // alive until they end.
+                ("outpost:wake", _) => {
+                    outbox.replay(Trigger::Scheduled).await?;
+                    uploads.replay(Trigger::Scheduled).await?;
+                    serde_json::json!({ "nextWakeAt": parts.clock.next() })
                 }
                 ("outpost:retry", Some(id)) => match uploads.retry(&id).await? {
                     Some(ok) => serde_json::json!({ "ok": ok }),

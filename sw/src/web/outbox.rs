@@ -12,10 +12,14 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response};
 
+use super::clock::{Clock, Part};
 use super::events::Events;
+use super::global::Fetched;
 use super::identity::Identity;
+use super::runner::Runner;
 use super::{db, global, request, response};
 use crate::core::backoff::parse_retry_after;
+use crate::core::clock::{self, Heard};
 use crate::core::config::Config;
 use crate::core::identity::{self, Source};
 use crate::core::outcome::queue_on_first_attempt;
@@ -33,14 +37,11 @@ pub struct Outbox {
     db: Rc<Rexie>,
     identity: Rc<Identity>,
     events: Events,
-    running: Cell<bool>,
-    again: Cell<bool>,
-    /// The strongest trigger that arrived while a replay was running.
-    next_trigger: Cell<Trigger>,
-    timer: Cell<Option<i32>>,
-    wake: RefCell<Option<Closure<dyn FnMut()>>>,
-    /// Resolvers of callers waiting for the running replay to finish.
-    waiting: RefCell<Vec<js_sys::Function>>,
+    clock: Rc<Clock>,
+    /// One pass at a time in this worker (and one across workers: the lock).
+    runner: Runner,
+    /// Whether the current user had writes pending after the last pass.
+    left: Cell<bool>,
     /// Whether the queue holds pending entries, as last seen (None: not
     /// read yet in this worker). Spares each new write a full read of the
     /// outbox.
@@ -52,8 +53,6 @@ pub struct Outbox {
     /// the one before it to be sent or queued, so writes keep the order the
     /// page sent them in even when the page does not wait between them.
     gate: RefCell<Option<js_sys::Promise>>,
-    /// When the wake timer fires, if one is set.
-    timer_at: Cell<Option<u64>>,
 }
 
 #[derive(Serialize)]
@@ -94,22 +93,18 @@ pub fn reason_text(reason: &DeadReason) -> String {
 }
 
 impl Outbox {
-    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>) -> Rc<Outbox> {
+    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>, clock: Rc<Clock>) -> Rc<Outbox> {
         Rc::new(Outbox {
             config,
             db,
             identity,
             events: Events::new(),
-            running: Cell::new(false),
-            again: Cell::new(false),
-            next_trigger: Cell::new(Trigger::Scheduled),
-            timer: Cell::new(None),
-            wake: RefCell::new(None),
-            waiting: RefCell::new(Vec::new()),
+            clock,
+            runner: Runner::default(),
+            left: Cell::new(false),
             queue_busy: Cell::new(None),
             first_in_flight: Cell::new(0),
             gate: RefCell::new(None),
-            timer_at: Cell::new(None),
         })
     }
 
@@ -129,7 +124,7 @@ impl Outbox {
     /// The user changed: other users' entries are parked, this one's may go.
     pub fn user_changed(self: &Rc<Self>) {
         self.queue_busy.set(None);
-        self.kick(Trigger::Signal);
+        self.kick(Trigger::Hint);
     }
 
     /// The first attempt of a write. Queued (and answered `202`) when the
@@ -158,16 +153,21 @@ impl Outbox {
         )
         .await;
         self.first_in_flight.set(self.first_in_flight.get() - 1);
-        let status = answer.as_ref().ok().map(Response::status);
-        if !queue_on_first_attempt(status) {
-            let response = answer.expect("a status means an answer");
-            // Writes that queued behind this one may go now (a success also
-            // hints that the network is back).
-            self.kick(if response.ok() { Trigger::Signal } else { Trigger::Scheduled });
-            return Ok(response);
+        let heard = answer.heard();
+        if let Fetched::Answer(response) = answer {
+            if heard.is_hint() {
+                // The origin answers: whatever waits for the network may go.
+                self.clock.hint(None);
+            }
+            if !queue_on_first_attempt(Some(response.status())) {
+                // Writes that queued behind this one may go now.
+                self.kick(Trigger::Scheduled);
+                return Ok(response);
+            }
+            let retry_after = response.headers().get("retry-after").ok().flatten();
+            return self.enqueue(stored, key, user, Some((heard, retry_after))).await;
         }
-        let retry_after = answer.as_ref().ok().and_then(|r| r.headers().get("retry-after").ok().flatten());
-        self.enqueue(stored, key, user, Some((status, retry_after))).await
+        self.enqueue(stored, key, user, Some((heard, None))).await
     }
 
     /// Waits for the writes handed over before this one; the turn passes
@@ -191,15 +191,15 @@ impl Outbox {
         stored: crate::core::record::StoredRequest,
         key: String,
         user: Option<String>,
-        failed: Option<(Option<u16>, Option<String>)>,
+        failed: Option<(Heard, Option<String>)>,
     ) -> Result<Response, JsValue> {
         let was_busy = self.queue_busy.get() == Some(true);
         let now = global::now_ms();
         let config = Rc::clone(&self.config);
         let mut queued = None;
         let id = db::append(&self.db, |id| {
-            let first = failed.as_ref().map(|(status, retry_after)| Attempt {
-                status: *status,
+            let first = failed.as_ref().map(|(heard, retry_after)| Attempt {
+                heard: *heard,
                 retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
             });
             let entry = queue::new_entry(&config, id, user, stored, key.clone(), now, first, global::random());
@@ -212,10 +212,10 @@ impl Outbox {
         if let Some(entry) = &queued {
             self.events.emit("queued", &event(entry));
             // An entry queued behind others is not a head: the head's own
-            // timer covers it, and waking for it would run a pass (a read of
+            // wake covers it, and waking for it would run a pass (a read of
             // the whole outbox) per queued write.
             if !was_busy {
-                self.wake_by(entry.next_at);
+                self.clock.due_by(Part::Outbox, entry.next_at, entry.last_status.is_none());
             }
         }
         // One registration covers every write queued after it.
@@ -243,45 +243,17 @@ impl Outbox {
     /// arrives meanwhile makes the running one go round again, and waits
     /// for it. Returns whether pending entries are left.
     pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<bool, JsValue> {
-        if self.running.get() {
-            self.again.set(true);
-            self.next_trigger.set(stronger(self.next_trigger.get(), trigger));
-            let done = js_sys::Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push(resolve));
-            JsFuture::from(done).await?;
-            return self.left().await;
-        }
-        self.running.set(true);
-        let mut trigger = trigger;
-        let result = loop {
-            self.again.set(false);
-            self.next_trigger.set(Trigger::Scheduled);
-            // Passes are serialised across worker instances too; each one
-            // reads the outbox afresh under the lock, so no instance writes
-            // back a stale copy of an entry another one delivered.
-            let me = Rc::clone(self);
-            let pass = global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
-            if let Err(e) = pass.await {
-                break Err(e);
-            }
-            if !self.again.get() {
-                break Ok(());
-            }
-            trigger = self.next_trigger.get();
-        };
-        self.running.set(false);
-        for resolve in self.waiting.borrow_mut().drain(..) {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
-        }
-        self.schedule_wake();
-        result?;
-        self.left().await
-    }
-
-    /// Whether the current user still has writes pending (other users'
-    /// are parked: no trigger can deliver them now).
-    async fn left(&self) -> Result<bool, JsValue> {
-        let user = self.identity.current();
-        Ok(queue::next_wake(&self.pending().await?, user.as_deref()).is_some())
+        let me = Rc::clone(self);
+        self.runner
+            .run(trigger, move |trigger| {
+                // Passes are serialised across worker instances too; each one
+                // reads the outbox afresh under the lock, so no instance writes
+                // back a stale copy of an entry another one delivered.
+                let me = Rc::clone(&me);
+                async move { global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) }).await.map(drop) }
+            })
+            .await?;
+        Ok(self.left.get())
     }
 
     /// Reads every entry; unreadable records go to quarantine as dead
@@ -313,8 +285,20 @@ impl Outbox {
     async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
         let mut done = Delivered::default();
         let result = self.pass_within(trigger, &mut done).await;
-        self.commit(&mut done).await?;
-        result
+        let committed = self.commit(&mut done).await;
+        let now = global::now_ms();
+        match &result {
+            Ok((entries, user)) => {
+                let wake = queue::next_wake(entries, user.as_deref());
+                self.left.set(wake.is_some());
+                let silent = queue::waits_for_network(entries, user.as_deref());
+                self.clock.report(Part::Outbox, clock::after_pass(wake, now), silent);
+            }
+            // Storage failed mid-pass: look again later rather than never.
+            Err(_) => self.clock.report(Part::Outbox, clock::after_pass(Some(now), now), true),
+        }
+        committed?;
+        result.map(drop)
     }
 
     /// Removes delivered entries and saves the temp ids they taught, in one
@@ -332,7 +316,13 @@ impl Outbox {
         Ok(())
     }
 
-    async fn pass_within(&self, trigger: Trigger, done: &mut Delivered) -> Result<(), JsValue> {
+    /// The pass proper; returns the entries as it left them, and the user
+    /// it ran for, so the wake is computed without reading them again.
+    async fn pass_within(
+        &self,
+        trigger: Trigger,
+        done: &mut Delivered,
+    ) -> Result<(Vec<Entry>, Option<String>), JsValue> {
         // Under the lock: another worker instance may have seen a login.
         self.identity.reload().await?;
         let mut entries = self.pending().await?;
@@ -360,9 +350,9 @@ impl Outbox {
             if self.identity.switching() || self.identity.current() != user || self.first_in_flight.get() > 0 {
                 // The user is changing, or a first attempt is out: what is
                 // left waits for the next pass, which either's end starts.
-                return Ok(());
+                return Ok((entries, user));
             }
-            let due = queue::due(&self.config, &entries, user.as_deref(), &attempted, global::now_ms(), 1, trigger);
+            let due = queue::due(&entries, user.as_deref(), &attempted, global::now_ms(), 1, trigger);
             let Some(&id) = due.first() else {
                 break;
             };
@@ -383,12 +373,12 @@ impl Outbox {
                 Sent::Parked => {
                     // The session is gone: nothing more of this user's can go.
                     self.identity.apply(&identity::learn(Source::Replay, Some(401), &[])).await?;
-                    return Ok(());
+                    return Ok((entries, user));
                 }
             }
         }
         self.queue_busy.set(Some(queue::queue_busy(&entries, queue::DEFAULT_QUEUE, user.as_deref())));
-        Ok(())
+        Ok((entries, user))
     }
 
     /// Sends one entry.
@@ -410,8 +400,13 @@ impl Outbox {
         )
         .await;
         let now = global::now_ms();
-        let (status, retry_after, response_body) = match &answer {
-            Ok(r) => {
+        let heard = answer.heard();
+        if heard.is_hint() {
+            // Uploads waiting for the network may go too.
+            self.clock.hint(Some(Part::Outbox));
+        }
+        let (retry_after, response_body) = match answer.response() {
+            Some(r) => {
                 let retry_after =
                     r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
                 let body = if r.ok() {
@@ -422,14 +417,14 @@ impl Outbox {
                 } else {
                     None
                 };
-                (Some(r.status()), retry_after, body)
+                (retry_after, body)
             }
-            Err(_) => (None, None, None),
+            None => (None, None),
         };
         match queue::after_attempt(
             &self.config,
             entry,
-            Attempt { status, retry_after_ms: retry_after },
+            Attempt { heard, retry_after_ms: retry_after },
             now,
             global::random(),
         ) {
@@ -469,47 +464,6 @@ impl Outbox {
         self.events.emit("dead-lettered", &ev);
     }
 
-    /// Wakes the worker (while it lives) when the next head is due.
-    fn schedule_wake(self: &Rc<Self>) {
-        let me = Rc::clone(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            let Ok(entries) = me.pending().await else { return };
-            me.clear_wake();
-            if let Some(at) = queue::next_wake(&entries, me.identity.current().as_deref()) {
-                me.wake_by(at);
-            }
-        });
-    }
-
-    fn clear_wake(&self) {
-        if let Some(handle) = self.timer.take() {
-            global::clear_timeout(handle);
-        }
-        self.timer_at.set(None);
-    }
-
-    /// Makes sure the wake timer fires by `at` (an earlier timer stays).
-    fn wake_by(self: &Rc<Self>, at: u64) {
-        if self.timer_at.get().is_some_and(|t| t <= at) {
-            return;
-        }
-        self.clear_wake();
-        let weak = Rc::downgrade(self);
-        let closure = Closure::<dyn FnMut()>::new(move || {
-            if let Some(me) = weak.upgrade() {
-                me.timer_at.set(None);
-                me.timer.set(None);
-                me.kick(Trigger::Scheduled);
-            }
-        });
-        let delay = at.saturating_sub(global::now_ms());
-        self.timer.set(global::set_timeout(closure.as_ref().unchecked_ref(), delay));
-        self.timer_at.set(Some(at));
-        // Replacing the stored closure drops the previous one, whose timer
-        // was cleared above.
-        *self.wake.borrow_mut() = Some(closure);
-    }
-
     /// `{pending, deadLetters, uploads, storage}` for `outpost.status()`.
     pub async fn status(&self) -> Result<serde_json::Value, JsValue> {
         let user = self.identity.current();
@@ -538,12 +492,13 @@ impl Outbox {
             .map(|e| {
                 serde_json::json!({
                     "id": e.id.to_string(), "method": e.request.method, "url": e.request.url,
-                    "retries": e.retries, "nextAt": e.next_at, "status": e.last_status,
+                    "retries": e.retries, "nextAt": e.next_at, "status": e.last_status, "createdAt": e.created_at,
                 })
             })
             .collect();
         Ok(serde_json::json!({
             "user": user, "pending": pending, "parked": parked, "queue": queue, "deadLetters": dead, "uploads": [],
+            "nextWakeAt": self.clock.next(),
         }))
     }
 
@@ -616,15 +571,3 @@ enum Sent {
     Parked,
 }
 
-fn stronger(a: Trigger, b: Trigger) -> Trigger {
-    let rank = |t| match t {
-        Trigger::Scheduled => 0,
-        Trigger::Signal => 1,
-        Trigger::Explicit => 2,
-    };
-    if rank(b) > rank(a) {
-        b
-    } else {
-        a
-    }
-}

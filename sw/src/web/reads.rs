@@ -10,10 +10,12 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 use web_sys::{Request, Response};
 
+use super::clock::Clock;
 use super::events::Events;
 use super::global::{self, Raced};
 use super::identity::Identity;
 use super::{db, response};
+use crate::core::clock::Heard;
 use crate::core::config::Config;
 use crate::core::identity::{self, Learned, Source};
 use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta};
@@ -23,6 +25,7 @@ pub struct Reads {
     db: Rc<Rexie>,
     identity: Rc<Identity>,
     events: Events,
+    clock: Rc<Clock>,
 }
 
 /// How one read is handled.
@@ -63,8 +66,8 @@ struct Updated<'a> {
 }
 
 impl Reads {
-    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>) -> Reads {
-        Reads { config, db, identity, events: Events::new() }
+    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
+        Reads { config, db, identity, events: Events::new(), clock }
     }
 
     fn key(&self, route: ReadRoute, url: &str) -> String {
@@ -153,6 +156,10 @@ impl Reads {
     /// and stores or forgets the copy as the core says.
     async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Fresh, JsValue> {
         let status = r.status();
+        if Heard::Status(status).is_hint() {
+            // The origin answers: writes and uploads waiting for the network may go.
+            self.clock.hint(None);
+        }
         let headers = global::headers_of(&r.headers());
         let body = global::body_bytes(&r).await?;
         // An answer that names its user is filed under that user; any other

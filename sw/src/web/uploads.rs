@@ -3,7 +3,6 @@
 //! back from the device, and evicted under the byte budget. The decisions
 //! are `core::upload`'s.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use js_sys::{Promise, Reflect};
@@ -14,9 +13,13 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Request, RequestInit, Response};
 
+use super::clock::{Clock, Part};
 use super::events::Events;
+use super::global::Fetched;
 use super::identity::Identity;
+use super::runner::Runner;
 use super::{db, global, response};
+use crate::core::clock::{self, Heard, Trigger};
 use crate::core::config::Config;
 use crate::core::identity::Source;
 use crate::core::reads;
@@ -32,8 +35,8 @@ pub struct Uploads {
     identity: Rc<Identity>,
     origin: String,
     events: Events,
-    running: Cell<bool>,
-    again: Cell<bool>,
+    clock: Rc<Clock>,
+    runner: Runner,
     /// Called when an upload got its server id (queued writes may now go).
     on_id: Box<dyn Fn()>,
 }
@@ -72,6 +75,7 @@ impl Uploads {
         db: Rc<Rexie>,
         identity: Rc<Identity>,
         origin: String,
+        clock: Rc<Clock>,
         on_id: Box<dyn Fn()>,
     ) -> Rc<Uploads> {
         Rc::new(Uploads {
@@ -80,8 +84,8 @@ impl Uploads {
             identity,
             origin,
             events: Events::new(),
-            running: Cell::new(false),
-            again: Cell::new(false),
+            clock,
+            runner: Runner::default(),
             on_id,
         })
     }
@@ -122,7 +126,7 @@ impl Uploads {
             return api_error(507, "storage_full", &message);
         }
         self.progress(&record);
-        self.kick();
+        self.kick(Trigger::Scheduled);
         let body = json!({ "queued": true, "assetId": id, "size": size }).to_string();
         let answer = response::json(202, &body)?;
         answer.headers().set("Outpost-Queued", &id)?;
@@ -241,52 +245,41 @@ impl Uploads {
     }
 
     /// Runs due uploads in the background.
-    pub fn kick(self: &Rc<Self>) {
-        if self.running.get() {
-            self.again.set(true);
-            return;
-        }
-        self.running.set(true);
+    pub fn kick(self: &Rc<Self>, trigger: Trigger) {
         let me = Rc::clone(self);
         wasm_bindgen_futures::spawn_local(async move {
-            loop {
-                me.again.set(false);
-                let inner = Rc::clone(&me);
-                let pass = global::with_lock(LOCK, async move { inner.pass().await.map(|()| JsValue::UNDEFINED) });
-                if let Err(e) = pass.await {
-                    global::log_error("upload pass failed", &e);
-                }
-                if !me.again.get() {
-                    break;
-                }
+            if let Err(e) = me.replay(trigger).await {
+                global::log_error("upload pass failed", &e);
             }
-            me.running.set(false);
-            me.schedule();
         });
     }
 
-    /// Wakes up for the next upload waiting on its backoff.
-    fn schedule(self: &Rc<Self>) {
+    /// Runs due uploads (one pass at a time, across workers too), then
+    /// tells the clock when the next one is due.
+    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<(), JsValue> {
         let me = Rc::clone(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            let Ok(all) = me.uploads().await else { return };
-            let user = me.identity.current();
-            let Some(at) = all.iter().filter(|u| u.is_pending() && u.user == user).map(|u| u.next_at).min() else {
-                return;
-            };
-            let weak = Rc::downgrade(&me);
-            let wake = wasm_bindgen::closure::Closure::once_into_js(move || {
-                if let Some(me) = weak.upgrade() {
-                    me.kick();
+        self.runner
+            .run(trigger, move |trigger| {
+                let me = Rc::clone(&me);
+                async move {
+                    let inner = Rc::clone(&me);
+                    let pass = global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
+                    let result = pass.await.map(drop);
+                    let now = global::now_ms();
+                    let (at, silent) = match me.uploads().await {
+                        Ok(all) => upload::next_wake(&all, me.identity.current().as_deref()),
+                        Err(_) => (Some(now), true),
+                    };
+                    me.clock.report(Part::Uploads, clock::after_pass(at, now), silent);
+                    result
                 }
-            });
-            global::set_timeout(wake.unchecked_ref(), at.saturating_sub(global::now_ms()));
-        });
+            })
+            .await
     }
 
     /// Every due upload of the current user, one after another, each as far
     /// as it goes.
-    async fn pass(&self) -> Result<(), JsValue> {
+    async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
         self.identity.reload().await?;
         let user = self.identity.current();
         for mut u in self.uploads().await? {
@@ -302,7 +295,7 @@ impl Uploads {
                 if self.identity.switching() || self.identity.current() != u.user {
                     return Ok(());
                 }
-                let action = upload::next(&self.config, &u, global::now_ms());
+                let action = upload::next(&self.config, &u, global::now_ms(), trigger);
                 if action == Action::Wait {
                     break;
                 }
@@ -347,9 +340,8 @@ impl Uploads {
                 if let Some(p) = &u.project_id {
                     body["projectId"] = p.clone().into();
                 }
-                let (status, answer) =
-                    self.api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key)).await;
-                match answer.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) {
+                let (heard, answer) = self.api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key)).await;
+                match answer.filter(|_| is_ok(heard)) {
                     Some(a) => {
                         let id = a["assetId"].as_str().unwrap_or_default().to_string();
                         let phase = if multipart { parts_phase(&a, vec![]) } else { put_phase(&a) };
@@ -359,18 +351,18 @@ impl Uploads {
                         (self.on_id)();
                         Ok(true)
                     }
-                    None => Ok(upload::after(&self.config, u, status, now, jitter)),
+                    None => Ok(upload::after(&self.config, u, heard, now, jitter)),
                 }
             }
             Action::Represign => {
                 let id = u.asset_id.clone().unwrap_or_default();
-                let (status, answer) = if u.size > self.config.multipart_threshold_bytes {
+                let (heard, answer) = if u.size > self.config.multipart_threshold_bytes {
                     self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await
                 } else {
                     let body = json!({ "op": "put", "assetId": id });
                     self.api("POST", "/api/assets/presign", Some(&body), None).await
                 };
-                match answer.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) {
+                match answer.filter(|_| is_ok(heard)) {
                     Some(a) if a.get("partSize").is_some() => {
                         let have = a["uploaded"].as_array().map(|v| part_numbers(v)).unwrap_or_default();
                         upload::presigned(u, id, parts_phase(&a, have));
@@ -380,22 +372,22 @@ impl Uploads {
                         upload::presigned(u, id, put_phase(&a));
                         Ok(true)
                     }
-                    None => Ok(upload::after(&self.config, u, status, now, jitter)),
+                    None => Ok(upload::after(&self.config, u, heard, now, jitter)),
                 }
             }
             Action::Put => {
                 let Phase::Put { url, headers, .. } = u.phase.clone() else { return Ok(false) };
                 let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
-                let status = put(&url, &headers, &blob).await;
-                let moved = upload::after(&self.config, u, status, global::now_ms(), jitter);
+                let heard = heard_of(put(&url, &headers, &blob).await);
+                let moved = upload::after(&self.config, u, heard, global::now_ms(), jitter);
                 self.progress(u);
                 Ok(moved)
             }
             Action::Parts => self.parts(u).await,
             Action::Complete => {
                 let id = u.asset_id.clone().unwrap_or_default();
-                let (status, _) = self.api("POST", &format!("/api/assets/{id}/complete"), Some(&json!({})), None).await;
-                Ok(upload::after(&self.config, u, status, now, jitter))
+                let (heard, _) = self.api("POST", &format!("/api/assets/{id}/complete"), Some(&json!({})), None).await;
+                Ok(upload::after(&self.config, u, heard, now, jitter))
             }
             Action::Wait => Ok(false),
         }
@@ -408,9 +400,9 @@ impl Uploads {
         let jitter = global::random();
         // The record may lag the store (a worker killed after a part went):
         // the store's own list decides what is missing.
-        let (status, listed) = self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await;
-        let Some(listed) = listed.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) else {
-            return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+        let (heard, listed) = self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await;
+        let Some(listed) = listed.filter(|_| is_ok(heard)) else {
+            return Ok(upload::after(&self.config, u, heard, global::now_ms(), jitter));
         };
         for n in listed["uploaded"].as_array().map(|v| part_numbers(v)).unwrap_or_default() {
             upload::part_done(u, n);
@@ -423,9 +415,9 @@ impl Uploads {
         }
         let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
         let ask = json!({ "partNumbers": missing });
-        let (status, urls) = self.api("POST", &format!("/api/assets/{id}/parts"), Some(&ask), None).await;
-        let Some(urls) = urls.filter(|_| status.is_some_and(|s| (200..300).contains(&s))) else {
-            return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+        let (heard, urls) = self.api("POST", &format!("/api/assets/{id}/parts"), Some(&ask), None).await;
+        let Some(urls) = urls.filter(|_| is_ok(heard)) else {
+            return Ok(upload::after(&self.config, u, heard, global::now_ms(), jitter));
         };
         let parts = urls["parts"].as_array().cloned().unwrap_or_default();
         // A few parts in flight at once: one connection alone leaves the
@@ -450,7 +442,7 @@ impl Uploads {
             self.save(u).await?;
             self.progress(u);
             if let Some(status) = failed {
-                return Ok(upload::after(&self.config, u, status, global::now_ms(), jitter));
+                return Ok(upload::after(&self.config, u, heard_of(status), global::now_ms(), jitter));
             }
         }
         Ok(true)
@@ -498,7 +490,7 @@ impl Uploads {
         path: &str,
         body: Option<&Value>,
         key: Option<&str>,
-    ) -> (Option<u16>, Option<Value>) {
+    ) -> (Heard, Option<Value>) {
         let url = format!("{}{path}", self.origin);
         let answer = global::fetch_within(
             |signal| {
@@ -520,13 +512,17 @@ impl Uploads {
             self.config.write_timeout_ms,
         )
         .await;
-        let Ok(r) = answer else { return (None, None) };
-        let status = r.status();
+        let heard = answer.heard();
+        if heard.is_hint() {
+            // Writes waiting for the network may go too.
+            self.clock.hint(Some(Part::Uploads));
+        }
+        let Fetched::Answer(r) = answer else { return (heard, None) };
         let json = match global::body_bytes(&r).await {
             Ok(bytes) => serde_json::from_slice(&bytes).ok(),
             Err(_) => None,
         };
-        (Some(status), json)
+        (heard, json)
     }
 
     /// `{assetId, serverId, filename, size, done, state, reason?, retryAt?}`
@@ -577,7 +573,7 @@ impl Uploads {
         let revived = upload::revive(&mut u, global::now_ms());
         if revived {
             self.save(&u).await?;
-            self.kick();
+            self.kick(Trigger::Explicit);
         }
         Ok(Some(revived))
     }
@@ -627,9 +623,8 @@ impl Uploads {
                 &format!("No asset {id} is on this device or known to the origin yet."),
             );
         };
-        let (status, answer) =
-            self.api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None).await;
-        let presigned = match (status, answer) {
+        let (heard, answer) = self.api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None).await;
+        let presigned = match (heard.status(), answer) {
             (Some(s), Some(a)) if (200..300).contains(&s) => a,
             (Some(s), Some(a)) => {
                 let r = response::json(s, &a.to_string())?;
@@ -707,6 +702,14 @@ fn parts_phase(a: &Value, done: Vec<u32>) -> Phase {
 
 fn part_numbers(listed: &[Value]) -> Vec<u32> {
     listed.iter().filter_map(|p| p["partNumber"].as_u64()).map(|n| n as u32).collect()
+}
+
+fn heard_of(status: Option<u16>) -> Heard {
+    status.map_or(Heard::Nothing, Heard::Status)
+}
+
+fn is_ok(heard: Heard) -> bool {
+    matches!(heard, Heard::Status(200..=299))
 }
 
 /// Parts of one upload sent at the same time.

@@ -1,0 +1,176 @@
+//! The worker's one retry timer, shared by the outbox and the uploads. Each
+//! part reports, after every pass, when it must wake next and whether it
+//! waits for the network; the clock keeps a single `setTimeout` at the
+//! earliest of those (and of a deferred hint), runs the parts when it fires,
+//! and tells pages when that is (`{type: "wake", at}` on the channel), so
+//! an open page can wake a worker the browser stopped meanwhile. What is
+//! due, and how hints are spaced, is the core's (`core::clock`).
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use wasm_bindgen::prelude::*;
+
+use super::events::Events;
+use super::global;
+use crate::core::clock::{earliest, HintGate, Trigger};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Outbox = 0,
+    Uploads = 1,
+}
+
+const PARTS: [Part; 2] = [Part::Outbox, Part::Uploads];
+
+/// A pending `setTimeout`; the closure must live until it fires or is cleared.
+struct Timer {
+    handle: i32,
+    at: u64,
+    _closure: Closure<dyn FnMut()>,
+}
+
+type Run = Box<dyn Fn(Part, Trigger)>;
+
+pub struct Clock {
+    wants: Cell<[Option<u64>; 2]>,
+    silent: Cell<[bool; 2]>,
+    gate: RefCell<HintGate>,
+    timer: RefCell<Option<Timer>>,
+    /// The wake last told to pages (None: not told yet in this worker).
+    told: Cell<Option<Option<u64>>>,
+    run: RefCell<Option<Run>>,
+    events: Events,
+}
+
+impl Clock {
+    pub fn new() -> Rc<Clock> {
+        Rc::new(Clock {
+            wants: Cell::new([None; 2]),
+            silent: Cell::new([false; 2]),
+            gate: RefCell::new(HintGate::default()),
+            timer: RefCell::new(None),
+            told: Cell::new(None),
+            run: RefCell::new(None),
+            events: Events::new(),
+        })
+    }
+
+    /// What runs a part's pass (set once, when the parts exist).
+    pub fn on_run(&self, run: Run) {
+        *self.run.borrow_mut() = Some(run);
+    }
+
+    /// After a pass: the part's next due time and whether it waits for the
+    /// network.
+    pub fn report(self: &Rc<Self>, part: Part, at: Option<u64>, silent: bool) {
+        self.set(part, at, silent);
+        self.rearm();
+        self.tell();
+    }
+
+    /// A new item of `part` is due at `at`: an earlier wake stays.
+    pub fn due_by(self: &Rc<Self>, part: Part, at: u64, silent: bool) {
+        let wants = self.wants.get();
+        let at = earliest([wants[part as usize], Some(at)]);
+        self.set(part, at, silent || self.silent.get()[part as usize]);
+        self.rearm();
+        self.tell();
+    }
+
+    /// When the worker wakes next for a due item (None: nothing pending).
+    pub fn next(&self) -> Option<u64> {
+        earliest(self.wants.get())
+    }
+
+    /// The origin answered, or a page said the network is back: parts that
+    /// wait for the network get a pass, spaced by the core's hint gate.
+    /// `from`: the part whose own request answered, which goes on by itself.
+    pub fn hint(self: &Rc<Self>, from: Option<Part>) {
+        let waiting = self.waiting(from);
+        if waiting.is_empty() {
+            return;
+        }
+        if self.gate.borrow_mut().hint(global::now_ms()) {
+            self.run_parts(&waiting, Trigger::Hint);
+        } else {
+            self.rearm();
+        }
+    }
+
+    fn waiting(&self, except: Option<Part>) -> Vec<Part> {
+        let silent = self.silent.get();
+        PARTS.into_iter().filter(|p| silent[*p as usize] && Some(*p) != except).collect()
+    }
+
+    fn set(&self, part: Part, at: Option<u64>, silent: bool) {
+        let (mut wants, mut s) = (self.wants.get(), self.silent.get());
+        wants[part as usize] = at;
+        s[part as usize] = silent && at.is_some();
+        self.wants.set(wants);
+        self.silent.set(s);
+    }
+
+    fn run_parts(&self, parts: &[Part], trigger: Trigger) {
+        // A part that runs reports its next wake when its pass ends; until
+        // then it asks for none, so the timer cannot fire again for it.
+        let mut wants = self.wants.get();
+        for p in parts {
+            wants[*p as usize] = None;
+        }
+        self.wants.set(wants);
+        if let Some(run) = &*self.run.borrow() {
+            for p in parts {
+                run(*p, trigger);
+            }
+        }
+    }
+
+    /// One timer, at the earliest due item or deferred hint.
+    fn rearm(self: &Rc<Self>) {
+        let at = earliest([self.next(), self.gate.borrow().deferred_at()]);
+        if self.timer.borrow().as_ref().map(|t| t.at) == at {
+            return;
+        }
+        if let Some(old) = self.timer.borrow_mut().take() {
+            global::clear_timeout(old.handle);
+        }
+        let Some(at) = at else { return };
+        let weak: Weak<Clock> = Rc::downgrade(self);
+        let closure = Closure::<dyn FnMut()>::new(move || {
+            if let Some(me) = weak.upgrade() {
+                me.fire();
+            }
+        });
+        let delay = at.saturating_sub(global::now_ms());
+        if let Some(handle) = global::set_timeout(closure.as_ref().unchecked_ref(), delay) {
+            *self.timer.borrow_mut() = Some(Timer { handle, at, _closure: closure });
+        }
+    }
+
+    fn fire(self: &Rc<Self>) {
+        // Its closure is running: drop it only after this call, when the
+        // timer is replaced (rearm) or on the next fire.
+        let fired = self.timer.borrow_mut().take();
+        let now = global::now_ms();
+        if self.gate.borrow_mut().fire(now) {
+            self.run_parts(&self.waiting(None), Trigger::Hint);
+        }
+        let wants = self.wants.get();
+        let due: Vec<Part> = PARTS.into_iter().filter(|p| wants[*p as usize].is_some_and(|at| at <= now)).collect();
+        self.run_parts(&due, Trigger::Scheduled);
+        self.rearm();
+        // The closure that called us may be dropped now that we are leaving it.
+        wasm_bindgen_futures::spawn_local(async move { drop(fired) });
+    }
+
+    /// Tells pages the next wake, when it changed.
+    fn tell(&self) {
+        let next = self.next();
+        if self.told.get() == Some(next) {
+            return;
+        }
+        self.told.set(Some(next));
+        self.events.emit("wake", &serde_json::json!({ "at": next }));
+    }
+}

@@ -1,0 +1,53 @@
+//! One pass at a time for a part of the worker (the outbox, the uploads): a
+//! trigger that arrives while a pass runs makes it go round once more, with
+//! the strongest trigger seen meanwhile, and its caller waits for that.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+
+use js_sys::{Function, Promise};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::core::clock::Trigger;
+
+#[derive(Default)]
+pub struct Runner {
+    running: Cell<bool>,
+    again: Cell<Option<Trigger>>,
+    /// Resolvers of callers waiting for the running pass to go round.
+    waiting: RefCell<Vec<Function>>,
+}
+
+impl Runner {
+    /// Runs `pass(trigger)`, or joins the pass already running.
+    pub async fn run<F, Fut>(&self, trigger: Trigger, mut pass: F) -> Result<(), JsValue>
+    where
+        F: FnMut(Trigger) -> Fut,
+        Fut: Future<Output = Result<(), JsValue>>,
+    {
+        if self.running.get() {
+            self.again.set(Some(self.again.get().map_or(trigger, |t| t.max(trigger))));
+            let done = Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push(resolve));
+            JsFuture::from(done).await?;
+            return Ok(());
+        }
+        self.running.set(true);
+        let mut trigger = trigger;
+        let result = loop {
+            if let Err(e) = pass(trigger).await {
+                break Err(e);
+            }
+            match self.again.take() {
+                Some(t) => trigger = t,
+                None => break Ok(()),
+            }
+        };
+        self.again.set(None);
+        self.running.set(false);
+        for resolve in self.waiting.borrow_mut().drain(..) {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        }
+        result
+    }
+}
