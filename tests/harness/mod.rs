@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod firefox;
 pub mod pg;
 
 use std::future::Future;
@@ -49,6 +50,40 @@ where
             panic!("timed out after {timeout:?} waiting for {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Script in a page of either engine (Chromium's `Tab`, Firefox's
+/// `FirefoxTab`), so one scenario can run in both.
+#[allow(async_fn_in_trait)] // used by the tests of this crate only
+pub trait Js {
+    /// Evaluates `js` in the page, awaiting a returned promise; a thrown
+    /// error or rejection is an `Err` with its message.
+    async fn try_eval(&self, js: &str) -> Result<Value, String>;
+
+    /// Like `try_eval`, failing the test on a JS error.
+    async fn eval(&self, js: &str) -> Value {
+        self.try_eval(js).await.unwrap_or_else(|e| panic!("JS failed: {e}\n--- in ---\n{js}"))
+    }
+
+    /// Registers the worker through the page client with `config` (a JSON
+    /// object literal) and waits until it controls the page.
+    async fn register_outpost_with(&self, config: &str) {
+        self.eval(&register_js(config)).await;
+    }
+}
+
+/// The page-side script that registers Outpost as `window.outpost`.
+fn register_js(config: &str) -> String {
+    format!(
+        "(async () => {{ const {{ Outpost }} = await import('/outpost.js'); \
+         window.outpost = await Outpost.register({{ config: {config} }}); return true; }})()"
+    )
+}
+
+impl Js for Tab {
+    async fn try_eval(&self, js: &str) -> Result<Value, String> {
+        Tab::try_eval(self, js).await
     }
 }
 
@@ -382,11 +417,7 @@ impl Tab {
 
     /// The same, with a worker config (a JSON object literal).
     pub async fn register_outpost_with(&self, config: &str) {
-        self.eval(&format!(
-            "(async () => {{ const {{ Outpost }} = await import('/outpost.js'); \
-             window.outpost = await Outpost.register({{ config: {config} }}); return true; }})()"
-        ))
-        .await;
+        self.eval(&register_js(config)).await;
     }
 
     /// `fetch(path)` from the page: `{status, headers, body}` (body parsed

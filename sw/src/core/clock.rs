@@ -113,7 +113,7 @@ pub fn probe_delay(config: &Config, age_ms: u64, jitter: f64) -> u64 {
 /// progress); whatever unblocks it starts a pass, and the timer only looks
 /// again after `HINT_GAP_MS`, so a blocked item cannot make the timer spin.
 pub fn after_pass(next_due: Option<u64>, now: u64) -> Option<u64> {
-    next_due.map(|at| at.max(now + HINT_GAP_MS))
+    next_due.map(|at| if at > now { at } else { now + HINT_GAP_MS })
 }
 
 /// The earliest of several wake-up times (None: nothing to wake for).
@@ -227,6 +227,7 @@ mod tests {
     fn a_blocked_item_is_looked_at_again_after_the_gap() {
         assert_eq!(after_pass(Some(100), 1_000), Some(3_000));
         assert_eq!(after_pass(Some(9_000), 1_000), Some(9_000));
+        assert_eq!(after_pass(Some(1_200), 1_000), Some(1_200), "a wake soon after the pass stays as it is");
         assert_eq!(after_pass(None, 1_000), None);
     }
 

@@ -1,0 +1,268 @@
+//! The promise as people meet it: writes and uploads made while the origin
+//! is gone arrive by themselves once it is back, in real time, in Chromium
+//! and in Firefox, with a page that just sits there. Nothing here fires a
+//! sync event, calls `flush()` or denies Background Sync: the browsers and
+//! the worker are left to themselves, as they are for the app's users.
+//!
+//! `OUTPOST_OUTAGE_SECS` shortens the outage for a quick local run (90 by
+//! default, the length the contract's tests name).
+
+mod harness;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::firefox::Firefox;
+use harness::{wait_until, Chromium, Js, Origin, PATIENCE};
+use outpost::AppState;
+use serde_json::{json, Value};
+
+/// A same-origin page that does not register the worker by itself.
+const PAGE: &str = "/api/health";
+const WRITES: usize = 5;
+const UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+/// How soon after the origin's return everything must be stored.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+fn outage() -> Duration {
+    let secs = std::env::var("OUTPOST_OUTAGE_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
+    Duration::from_secs(secs)
+}
+
+/// Page-side helpers: a JSON POST, and a file made of `n` known bytes.
+const HELPERS: &str = r#"
+window.post = async (path, body) => {
+  const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await r.text();
+  let parsed = text; try { parsed = JSON.parse(text); } catch (_) {}
+  return { status: r.status, body: parsed };
+};
+window.fileOf = (n) => {
+  const b = new Uint8Array(n);
+  for (let k = 0; k < n; k++) b[k] = (k * 31 + (k >> 10)) & 255;
+  return new Blob([b], { type: 'application/octet-stream' });
+};
+true
+"#;
+
+/// Logs in, registers the worker, makes a session; returns its id.
+async fn setup<T: Js>(tab: &T) -> String {
+    tab.register_outpost_with("{}").await;
+    tab.eval(HELPERS).await;
+    let login = tab.eval("post('/api/auth/login', { user: 'alice' })").await;
+    assert_eq!(login["status"], 200, "{login}");
+    let s = tab.eval("post('/api/chat/sessions', { title: 'outage' })").await;
+    assert_eq!(s["status"], 201, "{s}");
+    s["body"]["id"].as_str().unwrap().to_string()
+}
+
+fn batch(session: &str, i: usize) -> Value {
+    json!({ "messages": [{ "tempId": format!("t{i}"), "sessionId": session, "role": "user", "content": format!("message {i:03}"), "createdAt": 1 }] })
+}
+
+fn want(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("message {i:03}")).collect()
+}
+
+/// Sends `n` writes; each must be answered `202 queued`.
+async fn queue_writes<T: Js>(tab: &T, session: &str, n: usize) {
+    for i in 0..n {
+        let r = tab.eval(&format!("post('/api/chat/messages/batch', {})", batch(session, i))).await;
+        assert_eq!(r["status"], 202, "write {i} while the origin is down: {r}");
+    }
+}
+
+/// Hands a 2 MiB file to the worker; returns its temp id.
+async fn queue_upload<T: Js>(tab: &T) -> String {
+    let js = format!("outpost.upload(fileOf({UPLOAD_BYTES}), {{ filename: 'outage.bin' }}).then((u) => u.assetId)");
+    let id = tab.eval(&js).await;
+    id.as_str().unwrap_or_else(|| panic!("no temp id: {id}")).to_string()
+}
+
+/// The origin, its state, and what it stored.
+struct World {
+    state: AppState,
+    _data: tempfile::TempDir,
+    origin: Origin,
+}
+
+impl World {
+    async fn new() -> World {
+        Self::serving(outpost::app).await
+    }
+
+    async fn serving(app: impl Fn(AppState) -> axum::Router) -> World {
+        let (state, data) = harness::sqlite_state().await;
+        let origin = Origin::start_app(app(state.clone()));
+        World { state, _data: data, origin }
+    }
+
+    /// Brings the origin back; returns when.
+    fn up(&mut self) -> Instant {
+        self.origin.restart(self.state.clone());
+        Instant::now()
+    }
+
+    async fn uploaded(&self) -> usize {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM assets WHERE status = 'uploaded' AND size = $1")
+            .bind(UPLOAD_BYTES as i64)
+            .fetch_all(&self.state.api.db.pool)
+            .await
+            .unwrap();
+        rows.len()
+    }
+
+    /// Waits (looking only at the origin's database, never at the page)
+    /// until `n` writes and `uploads` uploads are stored; returns how long
+    /// after `since` that was. Fails past the deadline.
+    async fn delivered(&self, session: &str, n: usize, uploads: usize, since: Instant, what: &str) -> Duration {
+        let stored = wait_until(&format!("{what}: everything stored within {DEADLINE:?}"), DEADLINE, || async {
+            let m = harness::messages_of(&self.state, session).await;
+            (m.len() >= n && self.uploaded().await >= uploads).then_some(m)
+        })
+        .await;
+        let took = since.elapsed();
+        assert_eq!(stored, want(n), "{what}: once each, in order");
+        println!("delivery: {what}: everything stored {} ms after the origin's return", took.as_millis());
+        took
+    }
+}
+
+/// Nothing left waiting, nothing dead-lettered.
+async fn assert_clean<T: Js>(tab: &T, what: &str) {
+    let status = wait_until(&format!("{what}: the worker to settle"), PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        (s["pending"] == 0 && s["uploads"].as_array().is_some_and(|u| u.is_empty())).then_some(s)
+    })
+    .await;
+    assert_eq!(status["deadLetters"], json!([]), "{what}: no dead letters after the outage");
+}
+
+/// Sleeps until `at` (the outage itself is real time, on purpose).
+async fn until(at: Instant) {
+    tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_writes_and_an_upload_made_in_an_outage_arrive_by_themselves() {
+    let mut w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let session = setup(&tab).await;
+    w.origin.stop();
+    let start = Instant::now();
+    queue_writes(&tab, &session, WRITES).await;
+    queue_upload(&tab).await;
+    // Half way, the worker is stopped (its timer with it), as browsers stop
+    // an idle worker; Background Sync stays available all along.
+    until(start + outage() / 2).await;
+    tab.stop_all_workers().await;
+    until(start + outage()).await;
+    let back = w.up();
+    w.delivered(&session, WRITES, 1, back, "Chromium, 90 s outage, worker stopped mid-way").await;
+    assert_clean(&tab, "Chromium").await;
+}
+
+/// The origin answering 503 to every write while `refuse` is set; the
+/// time of each write request it saw.
+fn refusing_app(state: AppState, refuse: Arc<AtomicBool>, seen: Arc<Mutex<Vec<Instant>>>) -> axum::Router {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let (refuse, seen) = (Arc::clone(&refuse), Arc::clone(&seen));
+        async move {
+            if req.uri().path() != "/api/chat/messages/batch" {
+                return next.run(req).await;
+            }
+            seen.lock().unwrap().push(Instant::now());
+            if refuse.load(Ordering::SeqCst) {
+                return (StatusCode::SERVICE_UNAVAILABLE, "refusing").into_response();
+            }
+            next.run(req).await
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_an_origin_answering_503_sees_the_seeds_backoff_then_a_dead_letter_then_retry_delivers() {
+    let refuse = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (r, s) = (Arc::clone(&refuse), Arc::clone(&seen));
+    let w = World::serving(move |state| refusing_app(state, Arc::clone(&r), Arc::clone(&s))).await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let session = setup(&tab).await;
+    refuse.store(true, Ordering::SeqCst);
+    queue_writes(&tab, &session, 1).await;
+    // The first attempt and 5 retries, as the origin saw them.
+    let log = wait_until("six attempts at the origin", Duration::from_secs(90), || async {
+        let log = seen.lock().unwrap().clone();
+        (log.len() >= 6).then_some(log)
+    })
+    .await;
+    let dead = wait_until("the dead letter", PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        s["deadLetters"].as_array().and_then(|d| d.first().cloned())
+    })
+    .await;
+    let gaps: Vec<f64> = log.windows(2).map(|p| (p[1] - p[0]).as_secs_f64()).collect();
+    println!("delivery: Chromium, origin answering 503: retries after {gaps:.2?} s");
+    assert_eq!(seen.lock().unwrap().len(), 6, "no attempt after the last retry: {gaps:.2?}");
+    for (gap, step) in gaps.iter().zip([2.0, 4.0, 8.0, 16.0, 32.0]) {
+        // ±20 % jitter, plus a little for the request itself.
+        assert!(*gap >= step * 0.8 - 0.05 && *gap <= step * 1.2 + 0.5, "retries after {gaps:.2?} s, not 2, 4, 8, 16, 32");
+    }
+    assert!(dead["reason"].as_str().unwrap().contains("retries exhausted (last answer HTTP 503)"), "{dead}");
+    // The origin is well again; the person presses Retry.
+    refuse.store(false, Ordering::SeqCst);
+    let id = dead["id"].as_str().unwrap();
+    assert_eq!(tab.eval(&format!("outpost.retry('{id}')")).await, true);
+    let stored = wait_until("the retried write", PATIENCE, || async {
+        let m = harness::messages_of(&w.state, &session).await;
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    assert_eq!(stored, want(1));
+    assert_clean(&tab, "Chromium after Retry").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_writes_and_an_upload_made_in_an_outage_arrive_with_the_tab_left_open() {
+    let mut w = World::new().await;
+    let firefox = Firefox::launch().await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    let session = setup(&tab).await;
+    w.origin.stop();
+    let start = Instant::now();
+    queue_writes(&tab, &session, WRITES).await;
+    queue_upload(&tab).await;
+    // Firefox has no Background Sync, and stops the idle worker within
+    // seconds here: only the open page can wake it.
+    until(start + outage()).await;
+    let back = w.up();
+    w.delivered(&session, WRITES, 1, back, "Firefox, 90 s outage, tab left open").await;
+    assert_clean(&tab, "Firefox").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_writes_made_in_an_outage_arrive_when_the_app_is_opened_again() {
+    let mut w = World::new().await;
+    let firefox = Firefox::launch().await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    let session = setup(&tab).await;
+    w.origin.stop();
+    let start = Instant::now();
+    queue_writes(&tab, &session, WRITES).await;
+    tab.close().await;
+    until(start + outage()).await;
+    w.up();
+    // No page, no Background Sync: the worker's next start sends them.
+    let opened = Instant::now();
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    w.delivered(&session, WRITES, 0, opened, "Firefox, 90 s outage, tab closed and opened again").await;
+    tab.register_outpost_with("{}").await;
+    assert_clean(&tab, "Firefox, reopened").await;
+}
