@@ -79,6 +79,8 @@ export interface Status {
   /** When the worker next wakes for a due write or upload (Unix ms; null: nothing pending). Open pages wake a
    * worker the browser stopped at this time. */
   nextWakeAt: number | null;
+  /** When the worker instance that answered started (Unix ms): browsers stop idle workers and start new ones. */
+  workerStartedAt: number;
 }
 
 export type OutpostEventName =

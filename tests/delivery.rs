@@ -129,14 +129,20 @@ impl World {
     }
 }
 
-/// Nothing left waiting, nothing dead-lettered.
-async fn assert_clean<T: Js>(tab: &T, what: &str) {
+/// Nothing left waiting, nothing dead-lettered; returns the status.
+async fn assert_clean<T: Js>(tab: &T, what: &str) -> Value {
     let status = wait_until(&format!("{what}: the worker to settle"), PATIENCE, || async {
         let s = tab.try_eval("outpost.status()").await.ok()?;
         (s["pending"] == 0 && s["uploads"].as_array().is_some_and(|u| u.is_empty())).then_some(s)
     })
     .await;
     assert_eq!(status["deadLetters"], json!([]), "{what}: no dead letters after the outage");
+    status
+}
+
+/// The page's clock, in Unix ms.
+async fn page_now<T: Js>(tab: &T) -> u64 {
+    tab.eval("Date.now()").await.as_u64().unwrap()
 }
 
 /// Sleeps until `at` (the outage itself is real time, on purpose).
@@ -212,8 +218,9 @@ async fn chromium_an_origin_answering_503_sees_the_seeds_backoff_then_a_dead_let
     println!("delivery: Chromium, origin answering 503: retries after {gaps:.2?} s");
     assert_eq!(seen.lock().unwrap().len(), 6, "no attempt after the last retry: {gaps:.2?}");
     for (gap, step) in gaps.iter().zip([2.0, 4.0, 8.0, 16.0, 32.0]) {
-        // ±20 % jitter, plus a little for the request itself.
-        assert!(*gap >= step * 0.8 - 0.05 && *gap <= step * 1.2 + 0.5, "retries after {gaps:.2?} s, not 2, 4, 8, 16, 32");
+        // ±20 % jitter, plus up to a second for the worker's own work
+        // between its timer and the request (IndexedDB reads under load).
+        assert!(*gap >= step * 0.8 - 0.5 && *gap <= step * 1.2 + 1.0, "retries after {gaps:.2?} s, not 2, 4, 8, 16, 32");
     }
     assert!(dead["reason"].as_str().unwrap().contains("retries exhausted (last answer HTTP 503)"), "{dead}");
     // The origin is well again; the person presses Retry.
@@ -239,12 +246,15 @@ async fn firefox_writes_and_an_upload_made_in_an_outage_arrive_with_the_tab_left
     let start = Instant::now();
     queue_writes(&tab, &session, WRITES).await;
     queue_upload(&tab).await;
+    let queued_at = page_now(&tab).await;
     // Firefox has no Background Sync, and stops the idle worker within
     // seconds here: only the open page can wake it.
     until(start + outage()).await;
     let back = w.up();
     w.delivered(&session, WRITES, 1, back, "Firefox, 90 s outage, tab left open").await;
-    assert_clean(&tab, "Firefox").await;
+    let status = assert_clean(&tab, "Firefox").await;
+    let started = status["workerStartedAt"].as_u64().unwrap();
+    assert!(started > queued_at, "the worker that queued the writes was stopped meanwhile ({started} <= {queued_at})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,3 +182,37 @@ async fn register_takes_over_a_hard_reloaded_page() {
     assert_eq!(wasm_version(&tab).await.unwrap(), Bundle::embedded().hash);
     chromium.close().await;
 }
+
+/// Two pages of one site passing different configs (or a deploy that
+/// changes it) register two script URLs for one scope: the last one wins,
+/// and the worker it installs must still start with the network gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_config_leaves_a_worker_that_starts_offline() {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    tab.register_outpost_with("{ networkTimeoutMs: 2000 }").await;
+    let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
+    assert_eq!(login["status"], 200, "{login}");
+    let s = tab.post("/api/chat/sessions", &serde_json::json!({ "title": "kept" })).await.unwrap();
+    assert_eq!(s["status"], 201, "{s}");
+    assert_eq!(tab.fetch("/api/chat/sessions").await.unwrap()["status"], 200);
+    // The same page now registers the bare script (default config).
+    tab.eval("navigator.serviceWorker.register('/sw.js').then(() => true)").await;
+    let bare = origin.url("/sw.js");
+    wait_until("the bare worker to control the page", PATIENCE, || async {
+        let url = tab.try_eval("navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL").await;
+        (url.ok()? == Value::String(bare.clone())).then_some(())
+    })
+    .await;
+    assert!(wasm_version(&tab).await.is_ok(), "the new worker answers");
+    // Its stored copy of the sessions is the one the old worker kept.
+    origin.stop();
+    tab.stop_all_workers().await;
+    let res = tab.fetch("/api/chat/sessions").await.unwrap_or_else(|e| panic!("offline read after the change: {e}"));
+    assert_eq!(res["status"], 200, "{res}");
+    assert_eq!(res["headers"]["outpost-cache"], "stale", "{res}");
+    assert_eq!(res["body"][0]["title"], "kept", "{res}");
+    chromium.close().await;
+}

@@ -85,7 +85,7 @@ impl Firefox {
         let mut user_js = String::new();
         let idle = IDLE_TIMEOUT_MS.to_string();
         let extended = IDLE_EXTENDED_TIMEOUT_MS.to_string();
-        let defaults: [(&str, &str); 12] = [
+        let defaults: [(&str, &str); 13] = [
             ("dom.serviceWorkers.idle_timeout", &idle),
             ("dom.serviceWorkers.idle_extended_timeout", &extended),
             ("browser.shell.checkDefaultBrowser", "false"),
@@ -100,6 +100,9 @@ impl Firefox {
             ("network.manage-offline-status", "false"),
             ("network.proxy.type", "0"),
             ("browser.safebrowsing.update.enabled", "false"),
+            // Test pages such as `/api/health` are JSON: shown as a plain
+            // document of their origin, not in the privileged JSON viewer.
+            ("devtools.jsonview.enabled", "false"),
         ];
         for (k, v) in defaults.iter().chain(prefs) {
             user_js.push_str(&format!("user_pref({k:?}, {v});\n"));
@@ -182,9 +185,11 @@ impl FirefoxTab<'_> {
 
 impl Js for FirefoxTab<'_> {
     async fn try_eval(&self, js: &str) -> Result<Value, String> {
-        // The value crosses as JSON text: BiDi's own serialisation of
-        // objects is a tree of typed nodes.
-        let expression = format!("(async () => JSON.stringify(await ({js})))()");
+        // The value crosses as JSON text (BiDi's own serialisation of
+        // objects is a tree of typed nodes); a global eval takes scripts of
+        // statements as well as expressions, as CDP's evaluate does.
+        let source = serde_json::to_string(js).expect("a string serialises");
+        let expression = format!("(async () => JSON.stringify(await (0, eval)({source})))()");
         let params = json!({
             "expression": expression, "target": { "context": self.context },
             "awaitPromise": true, "resultOwnership": "none",

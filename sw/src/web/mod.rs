@@ -35,6 +35,9 @@ struct Inner {
     config: Rc<Config>,
     origin: String,
     version: String,
+    /// When this worker instance started (browsers stop idle workers and
+    /// start new ones; `status()` shows which one answers).
+    started_at: u64,
     parts: RefCell<Option<Parts>>,
     /// Resolves once `parts` is set (or rejects with why it could not be).
     opening: RefCell<Option<Promise>>,
@@ -182,8 +185,14 @@ impl Outpost {
     pub fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
         console_error_panic_hook::set_once();
         let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.to_string()))?;
-        let inner =
-            Inner { config: Rc::new(config), origin, version, parts: RefCell::new(None), opening: RefCell::new(None) };
+        let inner = Inner {
+            config: Rc::new(config),
+            origin,
+            version,
+            started_at: global::now_ms(),
+            parts: RefCell::new(None),
+            opening: RefCell::new(None),
+        };
         Ok(Outpost { inner: Rc::new(inner) })
     }
 
@@ -339,6 +348,7 @@ impl Outpost {
                     status["uploads"] = serde_json::Value::Array(uploads.status().await?);
                     status["storage"] =
                         serde_json::json!({ "usage": usage, "quota": quota, "budget": budget, "blobs": blobs });
+                    status["workerStartedAt"] = inner.started_at.into();
                     status
                 }
                 ("outpost:flush", _) => {
