@@ -43,8 +43,13 @@ function outpostMatches(pattern, path) {
 }
 
 let outpost = null;
+// Whether this bundle's wasm was already in Cache Storage when this worker
+// started: at install, that means an older worker of the same bundle (with
+// another config) is there.
+let outpostBundleWasThere = false;
 
 async function loadWasm() {
+  outpostBundleWasThere = await caches.has(OUTPOST_CACHE);
   const cache = await caches.open(OUTPOST_CACHE);
   let response = await cache.match(OUTPOST_WASM_URL);
   if (!response) {
@@ -67,7 +72,16 @@ ready.catch((err) => console.error('outpost: the worker could not start:', err))
 self.addEventListener('install', (event) => {
   // Installing only once the wasm is in Cache Storage is what makes the
   // next cold start work offline.
-  event.waitUntil(ready.then(() => self.skipWaiting()));
+  event.waitUntil(ready.then(() => {
+    // A new bundle takes over at once. The same bundle with another config
+    // (two pages passing different configs, or a deploy that changed only
+    // the config) waits until no page uses the old worker: taking over
+    // while the old one answers requests can leave Chromium with the new
+    // worker stuck in "activating" and stopped, every request of the page
+    // then going past it to the network (and failing offline).
+    const sameBundle = outpostBundleWasThere && self.registration.active;
+    return sameBundle ? undefined : self.skipWaiting();
+  }));
 });
 
 self.addEventListener('activate', (event) => {

@@ -184,35 +184,59 @@ async fn register_takes_over_a_hard_reloaded_page() {
 }
 
 /// Two pages of one site passing different configs (or a deploy that
-/// changes it) register two script URLs for one scope: the last one wins,
-/// and the worker it installs must still start with the network gone.
+/// changes only the config) register two script URLs for one scope, here
+/// at the same moment, while the page's requests are under way. The
+/// worker that answers must still start with the network gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_of_config_leaves_a_worker_that_starts_offline() {
     let (state, _data) = harness::sqlite_state().await;
-    let mut origin = Origin::start(state);
+    let mut origin = Origin::start(state.clone());
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url(PAGE)).await;
-    tab.register_outpost_with("{ networkTimeoutMs: 2000 }").await;
+    tab.eval(
+        "(async () => { const { Outpost } = await import('/outpost.js'); \
+         const configured = Outpost.register({ config: { networkTimeoutMs: 2000 } }); \
+         navigator.serviceWorker.register('/sw.js'); \
+         window.outpost = await configured; return true; })()",
+    )
+    .await;
     let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
     assert_eq!(login["status"], 200, "{login}");
     let s = tab.post("/api/chat/sessions", &serde_json::json!({ "title": "kept" })).await.unwrap();
     assert_eq!(s["status"], 201, "{s}");
     assert_eq!(tab.fetch("/api/chat/sessions").await.unwrap()["status"], 200);
-    // The same page now registers the bare script (default config).
-    tab.eval("navigator.serviceWorker.register('/sw.js').then(() => true)").await;
-    let bare = origin.url("/sw.js");
-    wait_until("the bare worker to control the page", PATIENCE, || async {
-        let url = tab.try_eval("navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL").await;
-        (url.ok()? == Value::String(bare.clone())).then_some(())
+    // Both scripts installed; one worker is active and answers.
+    let lifecycle = "(async () => { const r = await navigator.serviceWorker.getRegistration(); \
+                     const w = (x) => x && [x.scriptURL, x.state]; \
+                     return { active: w(r.active), waiting: w(r.waiting), installing: w(r.installing) }; })()";
+    let settled = wait_until("both workers installed", PATIENCE, || async {
+        let l = tab.try_eval(lifecycle).await.ok()?;
+        (l["installing"].is_null() && l["active"][1] == "activated").then_some(l)
     })
     .await;
-    assert!(wasm_version(&tab).await.is_ok(), "the new worker answers");
-    // Its stored copy of the sessions is the one the old worker kept.
+    assert!(wasm_version(&tab).await.is_ok(), "the active worker answers: {settled}");
     origin.stop();
     tab.stop_all_workers().await;
-    let res = tab.fetch("/api/chat/sessions").await.unwrap_or_else(|e| panic!("offline read after the change: {e}"));
+    let res = tab.fetch("/api/chat/sessions").await.unwrap_or_else(|e| {
+        panic!("offline read after the change of config: {e}; workers {settled}; errors {:?}", tab.worker_errors())
+    });
     assert_eq!(res["status"], 200, "{res}");
     assert_eq!(res["headers"]["outpost-cache"], "stale", "{res}");
     assert_eq!(res["body"][0]["title"], "kept", "{res}");
+    // With no page left on the old worker, the new config takes over, and
+    // it too starts offline with the copy the old one kept.
+    tab.page.clone().close().await.expect("close the tab");
+    origin.restart(state);
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    let bare = Value::String(origin.url("/sw.js"));
+    wait_until("the new config's worker to control a new page", PATIENCE, || async {
+        let url = tab.try_eval("navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL");
+        (url.await.ok()? == bare).then_some(())
+    })
+    .await;
+    origin.stop();
+    tab.stop_all_workers().await;
+    let res = tab.fetch("/api/chat/sessions").await.expect("offline read under the new config");
+    assert_eq!((res["status"].clone(), res["headers"]["outpost-cache"].clone()), (200.into(), "stale".into()), "{res}");
     chromium.close().await;
 }

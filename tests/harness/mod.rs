@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::service_worker::{
-    DispatchSyncEventParams, EnableParams, EventWorkerRegistrationUpdated, EventWorkerVersionUpdated, RegistrationId,
+    DispatchSyncEventParams, EnableParams, EventWorkerErrorReported, EventWorkerRegistrationUpdated,
+    EventWorkerVersionUpdated, RegistrationId,
     ServiceWorkerVersionRunningStatus, StopAllWorkersParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{FilterEntry, SetAutoAttachParams, TargetFilter};
@@ -256,6 +257,7 @@ impl Chromium {
         let workers = Arc::new(Mutex::new(Workers::default()));
         let mut registrations = page.event_listener::<EventWorkerRegistrationUpdated>().await.unwrap();
         let mut versions = page.event_listener::<EventWorkerVersionUpdated>().await.unwrap();
+        let mut errors = page.event_listener::<EventWorkerErrorReported>().await.unwrap();
         let sink = Arc::clone(&workers);
         let recorder = tokio::spawn(async move {
             loop {
@@ -279,6 +281,10 @@ impl Chromium {
                                 running: v.running_status.clone(),
                             });
                         }
+                    }
+                    Some(ev) = errors.next() => {
+                        let e = &ev.error_message;
+                        sink.lock().unwrap().errors.push(format!("{}:{}: {}", e.source_url, e.line_number, e.error_message));
                     }
                     else => break,
                 }
@@ -315,6 +321,8 @@ impl Chromium {
 struct Workers {
     registrations: Vec<(RegistrationId, String)>,
     versions: Vec<WorkerVersion>,
+    /// Errors Chromium reported from the origin's workers.
+    errors: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -402,6 +410,11 @@ impl Tab {
             .execute(DispatchSyncEventParams::new(origin, id, tag, last_chance))
             .await
             .expect("ServiceWorker.dispatchSyncEvent");
+    }
+
+    /// Errors Chromium reported from the workers (uncaught exceptions).
+    pub fn worker_errors(&self) -> Vec<String> {
+        self.workers.lock().unwrap().errors.clone()
     }
 
     /// Worker versions Chromium knows for this profile, newest last.
