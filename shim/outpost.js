@@ -19,6 +19,9 @@ const ASK_TIMEOUT_MS = 15000;
  * a worker the browser stopped gets woken. */
 const WAKE_SLACK_MS = 500;
 
+/** How long a wake may take to answer (it waits for the passes it runs). */
+const WAKE_TIMEOUT_MS = 60000;
+
 /** After a wake the worker did not answer, the page tries again this soon. */
 const WAKE_RETRY_MS = 5000;
 
@@ -64,7 +67,8 @@ export class Outpost {
     if (typeof at !== 'number') return;
     const delay = Math.max(0, at - Date.now()) + WAKE_SLACK_MS;
     this.wakeTimer = setTimeout(() => {
-      this.ask('wake', {}, 0).then(
+      // Long enough for a big replay; a worker that never answers is asked again.
+      this.ask('wake', {}, WAKE_TIMEOUT_MS).then(
         (r) => this.wakeAt(r.nextWakeAt),
         () => this.wakeAt(Date.now() + WAKE_RETRY_MS),
       );

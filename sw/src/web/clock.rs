@@ -87,6 +87,10 @@ impl Clock {
     /// wait for the network get a pass, spaced by the core's hint gate.
     /// `from`: the part whose own request answered, which goes on by itself.
     pub fn hint(self: &Rc<Self>, from: Option<Part>) {
+        // On every answered read: nothing to do unless something waits.
+        if !self.silent.get().contains(&true) {
+            return;
+        }
         let waiting = self.waiting(from);
         if waiting.is_empty() {
             return;
