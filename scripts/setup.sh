@@ -3,7 +3,8 @@
 # - a wasm32 standard library: the rustup target where rustup can fetch it,
 #   else Debian's rustc-web + rust-web-src (std built from source);
 # - a wasm linker (rust-lld from a rustup toolchain, else Debian's lld);
-# - Chromium and ChromeDriver, and Firefox ESR, for the browser tests;
+# - Chromium and ChromeDriver, Firefox ESR, and WebKitGTK (MiniBrowser with
+#   WebKitWebDriver, under Xvfb) for the browser tests;
 # - PostgreSQL's server binaries for the tests that cover PostgreSQL;
 # - Garage (built with cargo install, once) for the test against a real S3.
 # Safe to run again: with everything present it only checks (seconds).
@@ -90,6 +91,17 @@ else
   apt_install firefox-esr
   command -v firefox-esr >/dev/null || die "firefox: no firefox-esr on PATH after installing Debian's firefox-esr"
   say "firefox: $(firefox-esr --version 2>/dev/null | head -n1)"
+fi
+
+# 2c. WebKitGTK for the browser tests in a third engine: MiniBrowser driven
+#     by WebKitWebDriver, on a virtual display (Xvfb).
+if [ -x /usr/bin/WebKitWebDriver ] && [ -x /usr/bin/Xvfb ] && ls /usr/lib/*/webkit2gtk-4.1/MiniBrowser >/dev/null 2>&1; then
+  say "webkit: WebKitGTK $(dpkg-query -W -f='${Version}' webkit2gtk-driver 2>/dev/null || echo '?') with Xvfb"
+else
+  apt_install webkit2gtk-driver xvfb xauth
+  [ -x /usr/bin/WebKitWebDriver ] || die "webkit: no /usr/bin/WebKitWebDriver after installing Debian's webkit2gtk-driver"
+  ls /usr/lib/*/webkit2gtk-4.1/MiniBrowser >/dev/null 2>&1 || die "webkit: no MiniBrowser under /usr/lib/*/webkit2gtk-4.1 after installing webkit2gtk-driver"
+  say "webkit: WebKitGTK $(dpkg-query -W -f='${Version}' webkit2gtk-driver) with Xvfb"
 fi
 
 # 3. PostgreSQL server binaries for the tests that cover PostgreSQL; they

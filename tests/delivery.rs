@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::firefox::Firefox;
+use harness::webkit::WebKit;
 use harness::{wait_until, Chromium, Js, Origin, PATIENCE};
 use outpost::AppState;
 use serde_json::{json, Value};
@@ -242,23 +243,49 @@ async fn chromium_an_origin_answering_503_sees_the_seeds_backoff_then_a_dead_let
     assert_clean(&tab, "Chromium after Retry").await;
 }
 
+/// Writes and a 2 MiB upload queued in an outage with the tab left open;
+/// everything stored within the deadline of the origin's return. Returns
+/// the worker's status at the end and when the writes were queued (page clock).
+async fn left_open<T: Js>(w: &mut World, tab: &T, what: &str) -> (Value, u64) {
+    let session = setup(tab).await;
+    w.origin.stop();
+    let start = Instant::now();
+    queue_writes(tab, &session, WRITES).await;
+    queue_upload(tab).await;
+    let queued_at = page_now(tab).await;
+    until(start + outage()).await;
+    let back = w.up();
+    w.delivered(&session, WRITES, 1, back, what).await;
+    (assert_clean(tab, what).await, queued_at)
+}
+
+/// Writes queued in an outage, then the tab closed (by `close`); after the
+/// outage a tab opens again (by `open`), and that start of the worker sends
+/// them.
+async fn reopened<T: Js, U: Js>(w: &mut World, tab: T, close: impl AsyncFnOnce(T), open: impl AsyncFnOnce(String) -> U, what: &str) {
+    let session = setup(&tab).await;
+    w.origin.stop();
+    let start = Instant::now();
+    queue_writes(&tab, &session, WRITES).await;
+    close(tab).await;
+    until(start + outage()).await;
+    w.up();
+    // No page, no Background Sync: the worker's next start sends them.
+    let opened = Instant::now();
+    let tab = open(w.origin.url(PAGE)).await;
+    w.delivered(&session, WRITES, 0, opened, what).await;
+    tab.register_outpost_with("{}").await;
+    assert_clean(&tab, what).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_writes_and_an_upload_made_in_an_outage_arrive_with_the_tab_left_open() {
     let mut w = World::new().await;
     let firefox = Firefox::launch().await;
     let tab = firefox.open(&w.origin.url(PAGE)).await;
-    let session = setup(&tab).await;
-    w.origin.stop();
-    let start = Instant::now();
-    queue_writes(&tab, &session, WRITES).await;
-    queue_upload(&tab).await;
-    let queued_at = page_now(&tab).await;
     // Firefox has no Background Sync, and stops the idle worker within
     // seconds here: only the open page can wake it.
-    until(start + outage()).await;
-    let back = w.up();
-    w.delivered(&session, WRITES, 1, back, "Firefox, {outage}, tab left open").await;
-    let status = assert_clean(&tab, "Firefox").await;
+    let (status, queued_at) = left_open(&mut w, &tab, "Firefox, {outage}, tab left open").await;
     let started = status["workerStartedAt"].as_u64().unwrap();
     assert!(started > queued_at, "the worker that queued the writes was stopped meanwhile ({started} <= {queued_at})");
 }
@@ -268,17 +295,27 @@ async fn firefox_writes_made_in_an_outage_arrive_when_the_app_is_opened_again() 
     let mut w = World::new().await;
     let firefox = Firefox::launch().await;
     let tab = firefox.open(&w.origin.url(PAGE)).await;
-    let session = setup(&tab).await;
-    w.origin.stop();
-    let start = Instant::now();
-    queue_writes(&tab, &session, WRITES).await;
-    tab.close().await;
-    until(start + outage()).await;
-    w.up();
-    // No page, no Background Sync: the worker's next start sends them.
-    let opened = Instant::now();
-    let tab = firefox.open(&w.origin.url(PAGE)).await;
-    w.delivered(&session, WRITES, 0, opened, "Firefox, {outage}, tab closed and opened again").await;
-    tab.register_outpost_with("{}").await;
-    assert_clean(&tab, "Firefox, reopened").await;
+    let what = "Firefox, {outage}, tab closed and opened again";
+    reopened(&mut w, tab, async |t| t.close().await, async |url| firefox.open(&url).await, what).await;
+}
+
+/// WebKit has no Background Sync and no way to stop its worker from
+/// outside; its automation session is ephemeral, like a private window,
+/// where IndexedDB refuses Blobs: the upload must still be kept and sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webkit_writes_and_an_upload_made_in_an_outage_arrive_with_the_tab_left_open() {
+    let mut w = World::new().await;
+    let webkit = WebKit::launch().await;
+    let tab = webkit.open(&w.origin.url(PAGE)).await;
+    println!("delivery: WebKit leaves out stopping the worker: nothing outside it can, and it has no idle timeout to shorten");
+    left_open(&mut w, &tab, "WebKit, {outage}, tab left open").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webkit_writes_made_in_an_outage_arrive_when_the_app_is_opened_again() {
+    let mut w = World::new().await;
+    let webkit = WebKit::launch().await;
+    let tab = webkit.open(&w.origin.url(PAGE)).await;
+    let what = "WebKit, {outage}, tab closed and opened again";
+    reopened(&mut w, tab, async |t| t.close().await, async |url| webkit.open(&url).await, what).await;
 }

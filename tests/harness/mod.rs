@@ -10,6 +10,7 @@
 
 pub mod firefox;
 pub mod pg;
+pub mod webkit;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -122,8 +122,8 @@ impl Uploads {
         let user = self.identity.current();
         let record = Upload::new(id.clone(), user.clone(), meta, global::uuid(), now);
         let blob_meta = BlobMeta { size, last_used: now, pinned: true, asset_id: None, user, content_type };
-        if let Err(message) = self.keep(&id, &blob, &blob_meta, Some(&record)).await? {
-            return api_error(507, "storage_full", &message);
+        if let Err((code, message)) = self.keep(&id, &blob, &blob_meta, Some(&record)).await? {
+            return api_error(507, code, &message);
         }
         self.progress(&record);
         self.kick(Trigger::Scheduled);
@@ -143,24 +143,26 @@ impl Uploads {
         blob: &Blob,
         meta: &BlobMeta,
         record: Option<&Upload>,
-    ) -> Result<Result<(), String>, JsValue> {
+    ) -> Result<Result<(), (&'static str, String)>, JsValue> {
         let (usage, budget) = self.room_for(meta.size).await?;
         if let Some(message) = usage {
             self.events.emit("quota-low", &json!({ "needed": meta.size, "budget": budget, "message": message }));
-            return Ok(Err(message));
+            return Ok(Err(("storage_full", message)));
         }
-        for attempt in 0..2 {
-            let mut rows =
-                vec![(db::BLOBS, key, blob.clone().into()), (db::BLOB_META, key, db::bytes(&reads::encode(meta)))];
+        let mut file: JsValue = blob.clone().into();
+        let mut evicted = false;
+        loop {
+            let mut rows = vec![(db::BLOBS, key, file.clone()), (db::BLOB_META, key, db::bytes(&reads::encode(meta)))];
             if let Some(r) = record {
                 rows.push((db::UPLOADS, key, db::bytes(&upload::encode(r))));
             }
             match db::put_all(&self.db, &rows).await {
                 Ok(()) => return Ok(Ok(())),
-                Err(e) if is_quota_error(&e) && attempt == 0 => {
+                Err(e) if is_quota_error(&e) && !evicted => {
                     // The browser's own limit came first: free what is safe,
                     // then try once more.
                     self.evict(u64::MAX).await?;
+                    evicted = true;
                 }
                 Err(e) if is_quota_error(&e) => {
                     let message = format!(
@@ -169,12 +171,26 @@ impl Uploads {
                         mib(meta.size)
                     );
                     self.events.emit("quota-low", &json!({ "needed": meta.size, "message": message }));
-                    return Ok(Err(message));
+                    return Ok(Err(("storage_full", message)));
                 }
-                Err(e) => return Err(e),
+                Err(_) if file.is_instance_of::<Blob>() => {
+                    // WebKit refuses Blobs in IndexedDB in ephemeral sessions
+                    // (Safari's private windows, automation) with a bare
+                    // error, but takes the same bytes as an ArrayBuffer.
+                    file = await_js(blob.array_buffer()).await?;
+                }
+                Err(e) => {
+                    global::log_error("the browser refused to store a file", &e);
+                    let message = format!(
+                        "This browser refused to keep the file on the device (IndexedDB would store neither the \
+                         file nor its {} of bytes; private windows can do that). Upload it without going offline, \
+                         or use a normal window.",
+                        mib(meta.size)
+                    );
+                    return Ok(Err(("storage_refused", message)));
+                }
             }
         }
-        unreachable!("the loop returns")
     }
 
     /// Evicts to make room for `incoming` bytes; `(Some(message), budget)`
@@ -479,8 +495,16 @@ impl Uploads {
         db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&meta)).await
     }
 
+    /// A kept file, as a Blob whether it was stored as one or as bytes.
     async fn blob(&self, key: &str) -> Result<Option<Blob>, JsValue> {
-        Ok(db::get(&self.db, db::BLOBS, key).await?.and_then(|v| v.dyn_into::<Blob>().ok()))
+        let Some(stored) = db::get(&self.db, db::BLOBS, key).await? else { return Ok(None) };
+        if stored.is_instance_of::<Blob>() {
+            return Ok(Some(stored.unchecked_into()));
+        }
+        if stored.is_instance_of::<js_sys::ArrayBuffer>() {
+            return Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&stored)).map(Some);
+        }
+        Ok(None)
     }
 
     /// A same-origin API call with the user's cookie: `(status, JSON body)`.
