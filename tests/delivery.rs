@@ -14,15 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::firefox::Firefox;
+use harness::scenes::{assert_clean, page_now, queue_upload, queue_writes, setup, want, World, PAGE, WRITES};
 use harness::webkit::WebKit;
-use harness::{wait_until, Chromium, Js, Origin, PATIENCE};
+use harness::{wait_until, Chromium, Js, PATIENCE};
 use outpost::AppState;
 use serde_json::{json, Value};
 
-/// A same-origin page that does not register the worker by itself.
-const PAGE: &str = "/api/health";
-const WRITES: usize = 5;
-const UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 /// How soon after the origin's return everything must be stored.
 const DEADLINE: Duration = Duration::from_secs(5);
 
@@ -31,120 +28,13 @@ fn outage() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Page-side helpers: a JSON POST, and a file made of `n` known bytes.
-const HELPERS: &str = r#"
-window.post = async (path, body) => {
-  const r = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await r.text();
-  let parsed = text; try { parsed = JSON.parse(text); } catch (_) {}
-  return { status: r.status, body: parsed };
-};
-window.fileOf = (n) => {
-  const b = new Uint8Array(n);
-  for (let k = 0; k < n; k++) b[k] = (k * 31 + (k >> 10)) & 255;
-  return new Blob([b], { type: 'application/octet-stream' });
-};
-true
-"#;
-
-/// Logs in, registers the worker, makes a session; returns its id.
-async fn setup<T: Js>(tab: &T) -> String {
-    tab.register_outpost_with("{}").await;
-    tab.eval(HELPERS).await;
-    let login = tab.eval("post('/api/auth/login', { user: 'alice' })").await;
-    assert_eq!(login["status"], 200, "{login}");
-    let s = tab.eval("post('/api/chat/sessions', { title: 'outage' })").await;
-    assert_eq!(s["status"], 201, "{s}");
-    s["body"]["id"].as_str().unwrap().to_string()
-}
-
-fn batch(session: &str, i: usize) -> Value {
-    json!({ "messages": [{ "tempId": format!("t{i}"), "sessionId": session, "role": "user", "content": format!("message {i:03}"), "createdAt": 1 }] })
-}
-
-fn want(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("message {i:03}")).collect()
-}
-
-/// Sends `n` writes; each must be answered `202 queued`.
-async fn queue_writes<T: Js>(tab: &T, session: &str, n: usize) {
-    for i in 0..n {
-        let r = tab.eval(&format!("post('/api/chat/messages/batch', {})", batch(session, i))).await;
-        assert_eq!(r["status"], 202, "write {i} while the origin is down: {r}");
-    }
-}
-
-/// Hands a 2 MiB file to the worker; returns its temp id.
-async fn queue_upload<T: Js>(tab: &T) -> String {
-    let js = format!("outpost.upload(fileOf({UPLOAD_BYTES}), {{ filename: 'outage.bin' }}).then((u) => u.assetId)");
-    let id = tab.eval(&js).await;
-    id.as_str().unwrap_or_else(|| panic!("no temp id: {id}")).to_string()
-}
-
-/// The origin, its state, and what it stored.
-struct World {
-    state: AppState,
-    _data: tempfile::TempDir,
-    origin: Origin,
-}
-
-impl World {
-    async fn new() -> World {
-        Self::serving(outpost::app).await
-    }
-
-    async fn serving(app: impl Fn(AppState) -> axum::Router) -> World {
-        let (state, data) = harness::sqlite_state().await;
-        let origin = Origin::start_app(app(state.clone()));
-        World { state, _data: data, origin }
-    }
-
-    /// Brings the origin back; returns when.
-    fn up(&mut self) -> Instant {
-        self.origin.restart(self.state.clone());
-        Instant::now()
-    }
-
-    async fn uploaded(&self) -> usize {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM assets WHERE status = 'uploaded' AND size = $1")
-            .bind(UPLOAD_BYTES as i64)
-            .fetch_all(&self.state.api.db.pool)
-            .await
-            .unwrap();
-        rows.len()
-    }
-
-    /// Waits (looking only at the origin's database, never at the page)
-    /// until `n` writes and `uploads` uploads are stored; returns how long
-    /// after `since` that was. Fails past the deadline.
-    async fn delivered(&self, session: &str, n: usize, uploads: usize, since: Instant, what: &str) -> Duration {
-        let what = &what.replace("{outage}", &format!("{} s outage", outage().as_secs()));
-        let stored = wait_until(&format!("{what}: everything stored within {DEADLINE:?}"), DEADLINE, || async {
-            let m = harness::messages_of(&self.state, session).await;
-            (m.len() >= n && self.uploaded().await >= uploads).then_some(m)
-        })
-        .await;
-        let took = since.elapsed();
-        assert_eq!(stored, want(n), "{what}: once each, in order");
-        println!("delivery: {what}: everything stored {} ms after the origin's return", took.as_millis());
-        took
-    }
-}
-
-/// Nothing left waiting, nothing dead-lettered; returns the status.
-async fn assert_clean<T: Js>(tab: &T, what: &str) -> Value {
-    let status = wait_until(&format!("{what}: the worker to settle"), PATIENCE, || async {
-        let s = tab.try_eval("outpost.status()").await.ok()?;
-        (s["pending"] == 0 && s["uploads"].as_array().is_some_and(|u| u.is_empty())).then_some(s)
-    })
-    .await;
-    assert_eq!(status["deadLetters"], json!([]), "{what}: no dead letters after the outage");
-    status
-}
-
-/// The page's clock, in Unix ms.
-async fn page_now<T: Js>(tab: &T) -> u64 {
-    tab.eval("Date.now()").await.as_u64().unwrap()
+/// Waits until `n` writes and `uploads` uploads are stored, at most
+/// `DEADLINE`; says how long after `since` that was.
+async fn delivered(w: &World, session: &str, n: usize, uploads: usize, since: Instant, what: &str) -> Duration {
+    let what = what.replace("{outage}", &format!("{} s outage", outage().as_secs()));
+    let took = w.stored_within(session, n, uploads, since, DEADLINE, &what).await;
+    println!("delivery: {what}: everything stored {} ms after the origin's return", took.as_millis());
+    took
 }
 
 /// Sleeps until `at` (the outage itself is real time, on purpose).
@@ -173,7 +63,7 @@ async fn chromium_writes_and_an_upload_made_in_an_outage_arrive_by_themselves() 
     tab.stop_all_workers().await;
     until(start + outage()).await;
     let back = w.up();
-    w.delivered(&session, WRITES, 1, back, "Chromium, {outage}, worker stopped mid-way").await;
+    delivered(&w, &session, WRITES, 1, back, "Chromium, {outage}, worker stopped mid-way").await;
     assert_clean(&tab, "Chromium").await;
 }
 
@@ -255,7 +145,7 @@ async fn left_open<T: Js>(w: &mut World, tab: &T, what: &str) -> (Value, u64) {
     let queued_at = page_now(tab).await;
     until(start + outage()).await;
     let back = w.up();
-    w.delivered(&session, WRITES, 1, back, what).await;
+    delivered(w, &session, WRITES, 1, back, what).await;
     (assert_clean(tab, what).await, queued_at)
 }
 
@@ -273,7 +163,7 @@ async fn reopened<T: Js, U: Js>(w: &mut World, tab: T, close: impl AsyncFnOnce(T
     // No page, no Background Sync: the worker's next start sends them.
     let opened = Instant::now();
     let tab = open(w.origin.url(PAGE)).await;
-    w.delivered(&session, WRITES, 0, opened, what).await;
+    delivered(w, &session, WRITES, 0, opened, what).await;
     tab.register_outpost_with("{}").await;
     assert_clean(&tab, what).await;
 }

@@ -10,6 +10,7 @@
 
 pub mod firefox;
 pub mod pg;
+pub mod scenes;
 pub mod webkit;
 
 use std::future::Future;

@@ -1,0 +1,183 @@
+//! One suite, three engines: the outbox (writes queued offline arrive once
+//! and in order, JSON, FormData and binary bodies byte-identical, a refused
+//! write dead-lettered and discarded), offline reads (stale marker, 504,
+//! a cold start offline where the engine lets a test stop the worker, user
+//! partitions) and an upload made offline, in Chromium, Firefox and WebKit,
+//! against the real origin. Nothing triggers a replay: the worker sends
+//! what waits by itself.
+
+mod harness;
+
+use std::time::Instant;
+
+use harness::firefox::{Firefox, IDLE_TIMEOUT_MS};
+use harness::scenes::{assert_clean, page_now, queue_upload, setup, World, PAGE, UPLOAD_BYTES};
+use harness::webkit::WebKit;
+use harness::{wait_until, Chromium, Js, PATIENCE};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The bytes `fileOf(n)` makes in the page (see `scenes::HELPERS`).
+fn file_of(n: usize) -> Vec<u8> {
+    (0..n).map(|k| ((k * 31 + (k >> 10)) & 255) as u8).collect()
+}
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the origin's inbox holds: `(content type, body)`, oldest first.
+async fn inbox(w: &World) -> Vec<(String, Vec<u8>)> {
+    sqlx::query_as("SELECT content_type, body FROM inbox ORDER BY created_at, id")
+        .fetch_all(&w.state.api.db.pool)
+        .await
+        .unwrap()
+}
+
+/// A JSON batch, a FormData post with a file, a binary post and a write the
+/// origin will refuse, all queued offline; then they go by themselves.
+async fn outbox<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
+    w.origin.stop();
+    let sends = [
+        format!("post('/api/chat/messages/batch', {})", harness::scenes::batch(session, 0)),
+        "(async () => { const fd = new FormData(); fd.append('note', 'hello'); \
+         fd.append('file', fileOf(3000), 'f.bin'); \
+         const r = await fetch('/api/inbox', { method: 'POST', body: fd }); return { status: r.status }; })()"
+            .to_string(),
+        "(async () => { const r = await fetch('/api/inbox', { method: 'POST', \
+         headers: { 'Content-Type': 'application/octet-stream' }, body: await fileOf(100000).arrayBuffer() }); \
+         return { status: r.status }; })()"
+            .to_string(),
+        format!(
+            "post('/api/chat/messages/batch', {{ messages: [{{ tempId: 'long', sessionId: '{session}', \
+             role: 'user', content: 'x'.repeat(20001), createdAt: 2 }}] }})"
+        ),
+    ];
+    for (i, js) in sends.iter().enumerate() {
+        let r = tab.eval(js).await;
+        assert_eq!(r["status"], 202, "{engine}: write {i} queued offline: {r}");
+    }
+    w.up();
+    let dead = wait_until(&format!("{engine}: the queued writes and the dead letter"), PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        let dead = s["deadLetters"].as_array()?.first()?.clone();
+        (s["pending"] == 0).then_some(dead)
+    })
+    .await;
+    assert_eq!(harness::messages_of(&w.state, session).await, ["message 000"], "{engine}");
+    let items = inbox(w).await;
+    assert_eq!(items.len(), 2, "{engine}: each inbox write once");
+    let (form_type, form_body) = &items[0];
+    assert!(form_type.starts_with("multipart/form-data; boundary="), "{engine}: {form_type}");
+    let file = file_of(3000);
+    assert!(form_body.windows(file.len()).any(|w| w == file), "{engine}: the FormData file arrived byte for byte");
+    assert!(String::from_utf8_lossy(form_body).contains("hello"), "{engine}");
+    assert_eq!((items[1].0.as_str(), sha(&items[1].1)), ("application/octet-stream", sha(&file_of(100_000))), "{engine}");
+    assert!(dead["reason"].as_str().unwrap().contains("HTTP 400"), "{engine}: {dead}");
+    let id = dead["id"].as_str().unwrap();
+    assert_eq!(tab.eval(&format!("outpost.discard('{id}')")).await, true, "{engine}");
+    assert_clean(tab, engine).await;
+}
+
+/// Network first online; offline the stored copy (stale, with Age), a 504
+/// for what was never stored, and a cold start offline if `stop` can stop
+/// the worker.
+async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFnOnce() -> bool) {
+    let online = tab.eval("fetch('/api/chat/sessions').then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache') }))").await;
+    assert_eq!(online, json!({ "status": 200, "cache": null }), "{engine}");
+    w.origin.stop();
+    let before = page_now(tab).await;
+    let cold = stop().await;
+    let stale = tab
+        .eval(
+            "fetch('/api/chat/sessions').then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache'), \
+             age: r.headers.get('age'), body: await r.json() }))",
+        )
+        .await;
+    assert_eq!((stale["status"].clone(), stale["cache"].clone()), (json!(200), json!("stale")), "{engine}: {stale}");
+    assert!(stale["age"].as_str().is_some_and(|a| a.parse::<u64>().is_ok()), "{engine}: {stale}");
+    assert_eq!(stale["body"][0]["title"], "outage", "{engine}: {stale}");
+    if cold {
+        let started = tab.eval("outpost.status()").await["workerStartedAt"].as_u64().unwrap();
+        assert!(started > before, "{engine}: the stale copy came from a worker started offline");
+    } else {
+        println!("engines: {engine} leaves out the cold start offline: nothing outside the engine can stop its worker");
+    }
+    let never = tab.eval("fetch('/api/projects').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
+    assert_eq!((never["status"].clone(), never["body"]["error"]["code"].clone()), (json!(504), json!("offline")), "{engine}");
+    w.up();
+}
+
+/// A 2 MiB file handed over offline reaches the store byte-identical.
+async fn upload<T: Js>(w: &mut World, tab: &T, engine: &str) {
+    w.origin.stop();
+    queue_upload(tab).await;
+    w.up();
+    wait_until(&format!("{engine}: the offline upload to finish"), PATIENCE, || async {
+        (w.uploaded().await >= 1).then_some(())
+    })
+    .await;
+    let (key,): (String,) = sqlx::query_as("SELECT object_key FROM assets WHERE status = 'uploaded'")
+        .fetch_one(&w.state.api.db.pool)
+        .await
+        .unwrap();
+    let url = w.state.api.store.presigner.presign_get(&key, std::time::Duration::from_secs(60)).unwrap();
+    let bytes = reqwest::get(url.as_str()).await.unwrap().bytes().await.unwrap();
+    assert_eq!(sha(&bytes), sha(&file_of(UPLOAD_BYTES)), "{engine}: the store holds the file as sent");
+    assert_clean(tab, engine).await;
+}
+
+/// After a logout, the next user never sees the first one's stored copies.
+async fn partitions<T: Js>(w: &mut World, tab: &T, engine: &str) {
+    let out = tab.eval("outpost.logout()").await;
+    assert_eq!(out["ok"], true, "{engine}: {out}");
+    let bob = tab.eval("post('/api/auth/login', { user: 'bob' })").await;
+    assert_eq!(bob["status"], 200, "{engine}");
+    w.origin.stop();
+    let r = tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await;
+    assert_eq!(r, 504, "{engine}: bob offline gets no copy of alice's sessions");
+    w.up();
+}
+
+async fn suite<T: Js>(tab: &T, w: &mut World, engine: &str, stop: impl AsyncFnOnce() -> bool) {
+    let t = Instant::now();
+    let session = setup(tab).await;
+    outbox(w, tab, &session, engine).await;
+    reads(w, tab, engine, stop).await;
+    upload(w, tab, engine).await;
+    partitions(w, tab, engine).await;
+    println!("engines: {engine}: outbox, reads, upload and partitions in {:.1} s", t.elapsed().as_secs_f64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_suite() {
+    let mut w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let stop = async || {
+        tab.stop_all_workers().await;
+        true
+    };
+    suite(&tab, &mut w, "Chromium", stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_suite() {
+    let mut w = World::new().await;
+    let firefox = Firefox::launch().await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    // Firefox stops the idle worker by itself (the test profile's timeout).
+    let stop = async || {
+        tokio::time::sleep(std::time::Duration::from_millis(u64::from(IDLE_TIMEOUT_MS) * 2 + 1_000)).await;
+        true
+    };
+    suite(&tab, &mut w, "Firefox", stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webkit_suite() {
+    let mut w = World::new().await;
+    let webkit = WebKit::launch().await;
+    let tab = webkit.open(&w.origin.url(PAGE)).await;
+    suite(&tab, &mut w, "WebKit", async || false).await;
+}
