@@ -2,9 +2,9 @@
 //! and in order, JSON, FormData and binary bodies byte-identical, a refused
 //! write dead-lettered and discarded), offline reads (stale marker, 504,
 //! a cold start offline where the engine lets a test stop the worker, user
-//! partitions) and an upload made offline, in Chromium, Firefox and WebKit,
-//! against the real origin. Nothing triggers a replay: the worker sends
-//! what waits by itself.
+//! partitions), an upload made offline, and `outpost export` served by a
+//! plain static server, in Chromium, Firefox and WebKit, against the real
+//! origin. Nothing triggers a replay: the worker sends what waits by itself.
 
 mod harness;
 
@@ -14,6 +14,7 @@ use harness::firefox::{Firefox, IDLE_TIMEOUT_MS};
 use harness::scenes::{assert_clean, page_now, queue_upload, setup, World, PAGE, UPLOAD_BYTES};
 use harness::webkit::WebKit;
 use harness::{wait_until, Chromium, Js, PATIENCE};
+use outpost::{AppState, Bundle};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -139,6 +140,42 @@ async fn partitions<T: Js>(w: &mut World, tab: &T, engine: &str) {
     w.up();
 }
 
+/// A site's own page, as a developer adopting Outpost would write it.
+const INDEX: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>My site</title></head>
+<body><h1>My site</h1><script type="module">
+import { Outpost } from '/outpost.js';
+window.ready = Outpost.register().then((o) => { window.outpost = o; return true; });
+</script></body></html>"#;
+
+/// The exported files on a plain static file server (tower-http's
+/// ServeDir, not `outpost serve`) beside the API alone.
+fn site(state: AppState, dir: &std::path::Path) -> axum::Router {
+    outpost::api_app(state).fallback_service(tower_http::services::ServeDir::new(dir))
+}
+
+/// `outpost export` in front of the reference API: the page registers the
+/// exported worker, writes queued with the origin down arrive by themselves.
+async fn exported<T: Js>(open: impl AsyncFnOnce(String) -> T, engine: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let written = Bundle::embedded().export(dir.path()).unwrap();
+    assert!(written.iter().any(|f| f == "INTEGRATION.md"), "{written:?}");
+    std::fs::write(dir.path().join("index.html"), INDEX).unwrap();
+    let d = dir.path().to_path_buf();
+    let mut w = World::serving(move |state| site(state, &d)).await;
+    let tab = open(w.origin.url("/")).await;
+    assert_eq!(tab.eval("window.ready").await, true, "{engine}");
+    assert_eq!(tab.eval("outpost.version()").await, Bundle::embedded().hash.as_str(), "{engine}");
+    tab.eval(harness::scenes::HELPERS).await;
+    assert_eq!(tab.eval("post('/api/auth/login', { user: 'erin' })").await["status"], 200, "{engine}");
+    let s = tab.eval("post('/api/chat/sessions', { title: 'static' })").await;
+    let session = s["body"]["id"].as_str().unwrap().to_string();
+    w.origin.stop();
+    harness::scenes::queue_writes(&tab, &session, 3).await;
+    let d = dir.path().to_path_buf();
+    w.origin.restart_app(site(w.state.clone(), &d));
+    w.stored_within(&session, 3, 0, Instant::now(), PATIENCE, &format!("{engine}: exported bundle")).await;
+}
+
 async fn suite<T: Js>(tab: &T, w: &mut World, engine: &str, stop: impl AsyncFnOnce() -> bool) {
     let t = Instant::now();
     let session = setup(tab).await;
@@ -159,6 +196,7 @@ async fn chromium_suite() {
         true
     };
     suite(&tab, &mut w, "Chromium", stop).await;
+    exported(async |url| chromium.open(&url).await, "Chromium").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,6 +210,7 @@ async fn firefox_suite() {
         true
     };
     suite(&tab, &mut w, "Firefox", stop).await;
+    exported(async |url| firefox.open(&url).await, "Firefox").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,4 +219,5 @@ async fn webkit_suite() {
     let webkit = WebKit::launch().await;
     let tab = webkit.open(&w.origin.url(PAGE)).await;
     suite(&tab, &mut w, "WebKit", async || false).await;
+    exported(async |url| webkit.open(&url).await, "WebKit").await;
 }
