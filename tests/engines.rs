@@ -184,6 +184,8 @@ async fn suite<T: Js>(tab: &T, w: &mut World, engine: &str, stop: impl AsyncFnOn
     upload(w, tab, engine).await;
     partitions(w, tab, engine).await;
     println!("engines: {engine}: outbox, reads, upload and partitions in {:.1} s", t.elapsed().as_secs_f64());
+    let quota = tab.eval("navigator.storage && navigator.storage.estimate ? navigator.storage.estimate().then((e) => e.quota) : 'no navigator.storage.estimate'").await;
+    println!("engines: {engine}: navigator.storage.estimate().quota = {quota}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
