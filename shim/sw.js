@@ -95,6 +95,10 @@ self.addEventListener('activate', (event) => {
 });
 
 function mayClaim(request) {
+  // A form post (a non-GET navigation) may come from another site: never
+  // taken over, so the browser's own CSRF protections apply (the wasm
+  // decides the same, in sw/src/core/route.rs).
+  if (request.mode === 'navigate' && request.method !== 'GET') return false;
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return false;
   if (url.pathname.startsWith(OUTPOST_API_PREFIX)) return true;
@@ -103,10 +107,10 @@ function mayClaim(request) {
 
 self.addEventListener('fetch', (event) => {
   const request = event.request;
-  const claimed = outpost ? outpost.claims(request.method, request.url) : mayClaim(request);
+  const claimed = outpost ? outpost.claims(request.method, request.url, request.mode) : mayClaim(request);
   if (!claimed) return;
   event.respondWith(ready.then(
-    (o) => (o.claims(request.method, request.url) ? o.handle(request) : fetch(request)),
+    (o) => (o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request)),
     () => fetch(request),
   ));
 });

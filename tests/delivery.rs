@@ -117,7 +117,10 @@ async fn chromium_an_origin_answering_503_sees_the_seeds_backoff_then_a_dead_let
     for (gap, step) in gaps.iter().zip([2.0, 4.0, 8.0, 16.0, 32.0]) {
         // ±20 % jitter, plus up to a second for the worker's own work
         // between its timer and the request (IndexedDB reads under load).
-        assert!(*gap >= step * 0.8 - 0.5 && *gap <= step * 1.2 + 1.0, "retries after {gaps:.2?} s, not 2, 4, 8, 16, 32");
+        assert!(
+            *gap >= step * 0.8 - 0.5 && *gap <= step * 1.2 + 1.0,
+            "retries after {gaps:.2?} s, not 2, 4, 8, 16, 32"
+        );
     }
     assert!(dead["reason"].as_str().unwrap().contains("retries exhausted (last answer HTTP 503)"), "{dead}");
     // The origin is well again; the person presses Retry.
@@ -152,7 +155,13 @@ async fn left_open<T: Js>(w: &mut World, tab: &T, what: &str) -> (Value, u64) {
 /// Writes queued in an outage, then the tab closed (by `close`); after the
 /// outage a tab opens again (by `open`), and that start of the worker sends
 /// them.
-async fn reopened<T: Js, U: Js>(w: &mut World, tab: T, close: impl AsyncFnOnce(T), open: impl AsyncFnOnce(String) -> U, what: &str) {
+async fn reopened<T: Js, U: Js>(
+    w: &mut World,
+    tab: T,
+    close: impl AsyncFnOnce(T),
+    open: impl AsyncFnOnce(String) -> U,
+    what: &str,
+) {
     let session = setup(&tab).await;
     w.origin.stop();
     let start = Instant::now();

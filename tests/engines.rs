@@ -73,7 +73,11 @@ async fn outbox<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
     let file = file_of(3000);
     assert!(form_body.windows(file.len()).any(|w| w == file), "{engine}: the FormData file arrived byte for byte");
     assert!(String::from_utf8_lossy(form_body).contains("hello"), "{engine}");
-    assert_eq!((items[1].0.as_str(), sha(&items[1].1)), ("application/octet-stream", sha(&file_of(100_000))), "{engine}");
+    assert_eq!(
+        (items[1].0.as_str(), sha(&items[1].1)),
+        ("application/octet-stream", sha(&file_of(100_000))),
+        "{engine}"
+    );
     assert!(dead["reason"].as_str().unwrap().contains("HTTP 400"), "{engine}: {dead}");
     let id = dead["id"].as_str().unwrap();
     assert_eq!(tab.eval(&format!("outpost.discard('{id}')")).await, true, "{engine}");
@@ -104,8 +108,13 @@ async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFnOn
     } else {
         println!("engines: {engine} leaves out the cold start offline: nothing outside the engine can stop its worker");
     }
-    let never = tab.eval("fetch('/api/projects').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
-    assert_eq!((never["status"].clone(), never["body"]["error"]["code"].clone()), (json!(504), json!("offline")), "{engine}");
+    let never =
+        tab.eval("fetch('/api/projects').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
+    assert_eq!(
+        (never["status"].clone(), never["body"]["error"]["code"].clone()),
+        (json!(504), json!("offline")),
+        "{engine}"
+    );
     w.up();
 }
 

@@ -14,6 +14,9 @@ pub enum AppError {
     /// 401: no valid session cookie.
     #[error("not logged in")]
     Unauthenticated,
+    /// 403: refused whoever asks (a state-changing request from another site).
+    #[error("{code}: {message}")]
+    Forbidden { code: &'static str, message: String },
     /// 404: no such route or resource (or one the caller may not see).
     #[error("not found")]
     NotFound,
@@ -65,6 +68,7 @@ impl AppError {
             AppError::Unauthenticated => {
                 (StatusCode::UNAUTHORIZED, "unauthenticated", "Log in first (POST /api/auth/login).".into())
             }
+            AppError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such resource.".into()),
             AppError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             AppError::PayloadTooLarge { limit } => {

@@ -3,6 +3,7 @@
 
 mod api;
 mod assets;
+mod csrf;
 mod error;
 pub mod extract;
 pub mod idempotency;
@@ -154,5 +155,6 @@ fn routes(state: AppState, with_bundle: bool) -> Router {
     router
         .fallback(|| async { AppError::NotFound })
         .with_state(state)
+        .layer(axum::middleware::from_fn(csrf::guard))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

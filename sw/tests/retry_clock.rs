@@ -131,7 +131,13 @@ impl World {
                 return false;
             }
             self.now += 20; // a loopback round trip
-            match queue::after_attempt(&self.c, &mut self.entries[i], Attempt { heard, retry_after_ms: None }, self.now, self.rng.next()) {
+            match queue::after_attempt(
+                &self.c,
+                &mut self.entries[i],
+                Attempt { heard, retry_after_ms: None },
+                self.now,
+                self.rng.next(),
+            ) {
                 Step::Delivered => {
                     self.entries.remove(i);
                 }
@@ -157,7 +163,12 @@ impl World {
                 self.now += 20;
                 let u = &mut self.uploads[i];
                 if let (Action::Presign { .. }, Heard::Status(200)) = (&action, heard) {
-                    let put = upload::Phase::Put { url: "s".into(), headers: vec![], issued_at: self.now, expires_at: self.now + 3_600_000 };
+                    let put = upload::Phase::Put {
+                        url: "s".into(),
+                        headers: vec![],
+                        issued_at: self.now,
+                        expires_at: self.now + 3_600_000,
+                    };
                     upload::presigned(u, "srv".into(), put);
                     continue;
                 }
@@ -186,7 +197,13 @@ impl World {
         for _ in 0..10_000_000 {
             // What wakes the worker next: its own timer while it lives, else a
             // page of the app (outpost.js) at the next due time.
-            let wake = if self.alive { self.timer } else if self.page_open { self.next_wake() } else { None };
+            let wake = if self.alive {
+                self.timer
+            } else if self.page_open {
+                self.next_wake()
+            } else {
+                None
+            };
             let Some(at) = wake.filter(|at| *at <= until) else {
                 self.now = self.now.max(until);
                 return;
@@ -225,7 +242,11 @@ impl World {
         let keys: Vec<&str> = self.origin.applied.iter().map(|(k, _)| k.as_str()).collect();
         let want: Vec<String> = (1..=n).map(|i| format!("k{i}")).collect();
         assert_eq!(keys, want, "applied once each, in order");
-        assert!(self.entries.is_empty(), "nothing left queued: {:?}", self.entries.iter().map(|e| e.id).collect::<Vec<_>>());
+        assert!(
+            self.entries.is_empty(),
+            "nothing left queued: {:?}",
+            self.entries.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
         assert!(self.dead.is_empty(), "no dead letters: {:?}", self.dead);
         self.origin.applied.iter().map(|(_, at)| *at).max().unwrap()
     }

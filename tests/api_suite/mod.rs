@@ -25,6 +25,7 @@ macro_rules! api_cases {
             a_superseded_claim_cannot_complete,
             inbox_keeps_any_body_byte_for_byte,
             the_demo_switch_refuses_the_api_until_turned_off,
+            writes_from_another_site_are_refused_and_stored_bodies_are_inert,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -720,4 +721,40 @@ pub async fn the_demo_switch_refuses_the_api_until_turned_off(state: AppState) {
     assert_eq!(alice.get("/api/sync/init").await.status, StatusCode::OK);
     // Nothing was written while it was on.
     assert_eq!(alice.get("/api/projects").await.body, json!([]));
+}
+
+pub async fn writes_from_another_site_are_refused_and_stored_bodies_are_inert(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>".to_vec();
+    // The browser's marks of another site: refused, nothing stored.
+    for marks in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+        &[("origin", "http://localhost:8080"), ("host", "127.0.0.1:8080")][..],
+        &[("origin", "null"), ("host", "127.0.0.1:8080")][..],
+    ] {
+        let r = alice.raw(Method::POST, "/api/inbox", Some("image/svg+xml"), svg.clone(), marks).await;
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("cross_site")),
+            "{marks:?}"
+        );
+        let r = alice.raw(Method::POST, "/api/auth/logout", None, vec![], marks).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{marks:?}");
+    }
+    assert_eq!(alice.get("/api/inbox").await.body, json!([]));
+    assert_eq!(alice.get("/api/auth/me").await.status, StatusCode::OK, "still logged in");
+    // Its own pages (and the worker's replays) are same-origin; reads from anywhere are fine.
+    let own = [("sec-fetch-site", "same-origin"), ("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")];
+    let r = alice.raw(Method::POST, "/api/inbox", Some("image/svg+xml"), svg.clone(), &own).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let cross_read = alice.raw(Method::GET, "/api/inbox", None, vec![], &[("sec-fetch-site", "cross-site")]).await;
+    assert_eq!(cross_read.status, StatusCode::OK);
+    // A stored SVG comes back as a sandboxed download, never as a page.
+    let id = r.body["id"].as_str().unwrap();
+    let back = alice.raw(Method::GET, &format!("/api/inbox/{id}/body"), None, vec![], &[]).await;
+    assert_eq!(back.headers["content-type"], "image/svg+xml");
+    assert_eq!(back.headers["x-content-type-options"], "nosniff");
+    assert_eq!(back.headers["content-disposition"], "attachment");
+    assert!(back.headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
 }

@@ -22,8 +22,7 @@ use std::time::Duration;
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::service_worker::{
     DispatchSyncEventParams, EnableParams, EventWorkerErrorReported, EventWorkerRegistrationUpdated,
-    EventWorkerVersionUpdated, RegistrationId,
-    ServiceWorkerVersionRunningStatus, StopAllWorkersParams,
+    EventWorkerVersionUpdated, RegistrationId, ServiceWorkerVersionRunningStatus, StopAllWorkersParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{FilterEntry, SetAutoAttachParams, TargetFilter};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;

@@ -134,4 +134,3 @@ pub async fn assert_clean<T: Js>(tab: &T, what: &str) -> Value {
 pub async fn page_now<T: Js>(tab: &T) -> u64 {
     tab.eval("Date.now()").await.as_u64().unwrap()
 }
-

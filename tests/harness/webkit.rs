@@ -21,7 +21,10 @@ fn minibrowser() -> String {
     if let Ok(p) = std::env::var("OUTPOST_MINIBROWSER") {
         return p;
     }
-    for p in ["/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser", "/usr/lib/aarch64-linux-gnu/webkit2gtk-4.1/MiniBrowser"] {
+    for p in [
+        "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
+        "/usr/lib/aarch64-linux-gnu/webkit2gtk-4.1/MiniBrowser",
+    ] {
         if std::path::Path::new(p).is_file() {
             return p.into();
         }
@@ -115,7 +118,9 @@ impl Drop for WebKit {
 /// One WebDriver command: its `value`, or the error it answered.
 async fn call(http: &reqwest::Client, method: &str, url: &str, body: Option<&Value>) -> Result<Value, String> {
     let req = match method {
-        "POST" => http.post(url).header("content-type", "application/json").body(body.unwrap_or(&json!({})).to_string()),
+        "POST" => {
+            http.post(url).header("content-type", "application/json").body(body.unwrap_or(&json!({})).to_string())
+        }
         "DELETE" => http.delete(url),
         _ => http.get(url),
     };
@@ -141,7 +146,10 @@ impl WebKitTab<'_> {
 
     pub async fn goto(&self, url: &str) {
         self.focus().await.expect("focus the window");
-        self.webkit.send("POST", "/url", Some(&json!({ "url": url }))).await.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+        self.webkit
+            .send("POST", "/url", Some(&json!({ "url": url })))
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
     }
 
     /// Closes the window (the session's first, blank window stays).

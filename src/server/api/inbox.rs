@@ -108,5 +108,10 @@ async fn body(State(state): State<AppState>, user: User, Path(id): Path<String>)
             .fetch_optional(&state.api.db.pool)
             .await?;
     let (content_type, bytes) = row.ok_or(AppError::NotFound)?;
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    // Stored bodies are data: never run as a page of this origin.
+    let mut response = ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response();
+    for (name, value) in outpost_sw::core::content::headers(&content_type) {
+        response.headers_mut().insert(name, header::HeaderValue::from_static(value));
+    }
+    Ok(response)
 }

@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod content;
 pub mod evict;
 pub mod identity;
 pub mod outcome;

@@ -10,8 +10,8 @@
 //! Distinct queues are independent and may be in flight together.
 
 use super::backoff;
-use super::clock::{self, Heard, Timing};
 pub use super::clock::Trigger;
+use super::clock::{self, Heard, Timing};
 use super::config::Config;
 use super::outcome::{classify, Outcome};
 use super::record::{DeadReason, Entry, State, StoredRequest};
@@ -163,7 +163,14 @@ fn timing(e: &Entry) -> Timing {
 
 /// Ids to send now, oldest first: each queue's head if it is due for
 /// `trigger` (`clock::due`) and not already in flight, at most `limit`.
-pub fn due(entries: &[Entry], user: Option<&str>, in_flight: &[u64], now: u64, limit: usize, trigger: Trigger) -> Vec<u64> {
+pub fn due(
+    entries: &[Entry],
+    user: Option<&str>,
+    in_flight: &[u64],
+    now: u64,
+    limit: usize,
+    trigger: Trigger,
+) -> Vec<u64> {
     heads(entries, user)
         .into_iter()
         .filter(|e| clock::due(timing(e), now, trigger) && !in_flight.contains(&e.id))
@@ -379,7 +386,8 @@ mod tests {
     fn retry_after_and_success() {
         let c = Config::default();
         let mut e = entry(1, "q", A);
-        let step = after_attempt(&c, &mut e, Attempt { retry_after_ms: Some(60_000), ..Attempt::status(429) }, 1_000, 0.5);
+        let step =
+            after_attempt(&c, &mut e, Attempt { retry_after_ms: Some(60_000), ..Attempt::status(429) }, 1_000, 0.5);
         assert_eq!(step, Step::Retry { at: 61_000 });
         let step = after_attempt(&c, &mut e, Attempt::status(201), 61_000, 0.5);
         assert_eq!(step, Step::Delivered);
@@ -401,16 +409,7 @@ mod tests {
         let req = entry(0, "q", A).request;
         let untried = new_entry(&c, 1, A.map(Into::into), req.clone(), "k".into(), 500, None, 0.5);
         assert_eq!((untried.retries, untried.next_at, untried.queue.as_str()), (0, 500, DEFAULT_QUEUE));
-        let failed = new_entry(
-            &c,
-            2,
-            None,
-            req,
-            "k".into(),
-            500,
-            Some(Attempt::status(503)),
-            0.5,
-        );
+        let failed = new_entry(&c, 2, None, req, "k".into(), 500, Some(Attempt::status(503)), 0.5);
         assert_eq!((failed.retries, failed.next_at, failed.last_status), (1, 2_500, Some(503)));
         assert!(queue_busy(&[untried.clone()], DEFAULT_QUEUE, A));
         assert!(!queue_busy(&[], DEFAULT_QUEUE, A));

@@ -33,6 +33,18 @@ pub enum AuthRoute {
     Me,
 }
 
+/// The route of a request as the fetch event shows it. A navigation that is
+/// not a GET is a form posted by some page, possibly another site's: the
+/// worker would send it again from the app's own origin, with the app's
+/// cookies and `Sec-Fetch-Site: same-origin`, defeating the browser's CSRF
+/// defences. It goes to the network untouched instead, so they apply.
+pub fn route_request(config: &Config, origin: &str, method: &str, request_url: &str, navigate: bool) -> Route {
+    if navigate && method != "GET" {
+        return Route::Passthrough;
+    }
+    route(config, origin, method, request_url)
+}
+
 /// Decides the route of `method url`, for a worker whose origin is `origin`.
 pub fn route(config: &Config, origin: &str, method: &str, request_url: &str) -> Route {
     let Some(parts) = url::split(request_url) else {
@@ -128,5 +140,21 @@ mod tests {
         assert_eq!(route(&c, O, "GET", "http://127.0.0.1:8080/static/a.css"), Route::Shell(2));
         assert_eq!(route(&c, O, "POST", "http://127.0.0.1:8080/app.js"), Route::Passthrough);
         assert_eq!(route(&c, O, "GET", "http://other:8080/app.js"), Route::Passthrough);
+    }
+
+    #[test]
+    fn form_posts_are_never_taken_over() {
+        let c = Config::from_json(r#"{"shell": ["/"]}"#).unwrap();
+        for (method, path) in [
+            ("POST", "/api/inbox"),
+            ("POST", "/api/assets/upload"),
+            ("POST", "/api/auth/logout"),
+            ("PUT", "/api/chat/x"),
+        ] {
+            let url = format!("{O}{path}");
+            assert_ne!(route_request(&c, O, method, &url, false), Route::Passthrough, "{method} {path} from a page");
+            assert_eq!(route_request(&c, O, method, &url, true), Route::Passthrough, "{method} {path} as a navigation");
+        }
+        assert_eq!(route_request(&c, O, "GET", &format!("{O}/"), true), Route::Shell(0), "GET navigations still are");
     }
 }

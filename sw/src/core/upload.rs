@@ -360,7 +360,10 @@ mod tests {
         let c = c();
         assert_eq!(next(&c, &upload(MIB), 1_000, Trigger::Scheduled), Action::Presign { multipart: false });
         assert_eq!(next(&c, &upload(64 * MIB), 1_000, Trigger::Scheduled), Action::Presign { multipart: true });
-        assert_eq!(next(&c, &upload(c.multipart_threshold_bytes), 1_000, Trigger::Scheduled), Action::Presign { multipart: false });
+        assert_eq!(
+            next(&c, &upload(c.multipart_threshold_bytes), 1_000, Trigger::Scheduled),
+            Action::Presign { multipart: false }
+        );
     }
 
     #[test]
@@ -389,7 +392,11 @@ mod tests {
         assert_eq!(next(&c, &u, 1_000_000 - PRESIGN_MARGIN_MS, Trigger::Scheduled), Action::Represign);
         assert_eq!(next(&c, &u, 10_000, Trigger::Scheduled), Action::Put);
         assert!(!after(&c, &mut u, Heard::Status(403), 10_000, 0.5));
-        assert_eq!((next(&c, &u, 10_000, Trigger::Scheduled), u.retries), (Action::Represign, 1), "at once, no backoff");
+        assert_eq!(
+            (next(&c, &u, 10_000, Trigger::Scheduled), u.retries),
+            (Action::Represign, 1),
+            "at once, no backoff"
+        );
         // A store that refuses every fresh URL ends in a dead letter.
         for _ in 0..c.max_retries {
             presigned(
@@ -472,7 +479,11 @@ mod tests {
         presigned(&mut u, "srv".into(), Phase::Complete);
         after(&c, &mut u, Heard::Status(422), 5_000, 0.5);
         assert_eq!(u.phase, Phase::Presign);
-        assert_eq!(next(&c, &u, u.next_at, Trigger::Scheduled), Action::Represign, "the asset exists: a fresh URL, not a new asset");
+        assert_eq!(
+            next(&c, &u, u.next_at, Trigger::Scheduled),
+            Action::Represign,
+            "the asset exists: a fresh URL, not a new asset"
+        );
     }
 
     #[test]
@@ -499,10 +510,25 @@ mod tests {
     fn schema_1_records_are_upgraded_as_read() {
         let u = upload(5);
         let mut v1 = vec![1u8];
-        v1.extend(postcard::to_allocvec(&(
-            &u.id, &u.asset_id, &u.user, &u.filename, &u.content_type, u.size, &u.project_id,
-            &u.idempotency_key, u.created_at, &u.phase, u.retries, u.next_at, u.last_status, &u.dead,
-        )).unwrap());
+        v1.extend(
+            postcard::to_allocvec(&(
+                &u.id,
+                &u.asset_id,
+                &u.user,
+                &u.filename,
+                &u.content_type,
+                u.size,
+                &u.project_id,
+                &u.idempotency_key,
+                u.created_at,
+                &u.phase,
+                u.retries,
+                u.next_at,
+                u.last_status,
+                &u.dead,
+            ))
+            .unwrap(),
+        );
         assert_eq!(decode(&v1), Ok(u));
     }
 

@@ -20,12 +20,12 @@ use js_sys::{Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 
+use crate::core::clock::{Heard, Trigger};
 use crate::core::config::Config;
 use crate::core::identity::{self as who, Learned, Source};
-use crate::core::clock::{Heard, Trigger};
 use crate::core::queue::{sync_end, SyncEnd};
+use crate::core::route::{route_request, AuthRoute, Route};
 use clock::{Clock, Part};
-use crate::core::route::{route, AuthRoute, Route};
 use identity::Identity;
 use outbox::Outbox;
 use reads::{ReadRoute, Reads};
@@ -271,14 +271,18 @@ impl Outpost {
 
     /// Whether the fetch event should be answered by `handle`. Must stay
     /// synchronous: `respondWith` can only be called during dispatch.
-    pub fn claims(&self, method: &str, url: &str) -> bool {
-        handled(self.route(method, url))
+    ///
+    /// `mode` is the request's `mode` (`"navigate"` for a navigation).
+    pub fn claims(&self, method: &str, url: &str, mode: &str) -> bool {
+        handled(self.route(method, url, mode == "navigate"))
     }
 
     /// Answers a request that `claims` accepted.
     pub fn handle(&self, request: Request) -> Promise {
         let inner = Rc::clone(&self.inner);
-        let route = self.route(&request.method(), &request.url());
+        let navigate =
+            Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
+        let route = self.route(&request.method(), &request.url(), navigate);
         promise(async move {
             match route {
                 Route::Version => response::json(200, &version_body(&inner)).map(Into::into),
@@ -392,8 +396,8 @@ impl Outpost {
 }
 
 impl Outpost {
-    fn route(&self, method: &str, url: &str) -> Route {
-        route(&self.inner.config, &self.inner.origin, method, url)
+    fn route(&self, method: &str, url: &str, navigate: bool) -> Route {
+        route_request(&self.inner.config, &self.inner.origin, method, url, navigate)
     }
 }
 

@@ -250,7 +250,11 @@ impl Outbox {
                 // reads the outbox afresh under the lock, so no instance writes
                 // back a stale copy of an entry another one delivered.
                 let me = Rc::clone(&me);
-                async move { global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) }).await.map(drop) }
+                async move {
+                    global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) })
+                        .await
+                        .map(drop)
+                }
             })
             .await?;
         Ok(self.left.get())
@@ -570,4 +574,3 @@ enum Sent {
     /// Its user's session is gone (401).
     Parked,
 }
-

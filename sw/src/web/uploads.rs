@@ -279,7 +279,8 @@ impl Uploads {
                 let me = Rc::clone(&me);
                 async move {
                     let inner = Rc::clone(&me);
-                    let pass = global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
+                    let pass =
+                        global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
                     let result = pass.await.map(drop);
                     let now = global::now_ms();
                     let (at, silent) = match me.uploads().await {
@@ -356,7 +357,8 @@ impl Uploads {
                 if let Some(p) = &u.project_id {
                     body["projectId"] = p.clone().into();
                 }
-                let (heard, answer) = self.api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key)).await;
+                let (heard, answer) =
+                    self.api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key)).await;
                 match answer.filter(|_| is_ok(heard)) {
                     Some(a) => {
                         let id = a["assetId"].as_str().unwrap_or_default().to_string();
@@ -508,13 +510,7 @@ impl Uploads {
     }
 
     /// A same-origin API call with the user's cookie: `(status, JSON body)`.
-    async fn api(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> (Heard, Option<Value>) {
+    async fn api(&self, method: &str, path: &str, body: Option<&Value>, key: Option<&str>) -> (Heard, Option<Value>) {
         let url = format!("{}{path}", self.origin);
         let answer = global::fetch_within(
             |signal| {
@@ -647,7 +643,8 @@ impl Uploads {
                 &format!("No asset {id} is on this device or known to the origin yet."),
             );
         };
-        let (heard, answer) = self.api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None).await;
+        let (heard, answer) =
+            self.api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None).await;
         let presigned = match (heard.status(), answer) {
             (Some(s), Some(a)) if (200..300).contains(&s) => a,
             (Some(s), Some(a)) => {
@@ -692,6 +689,10 @@ impl Uploads {
 fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Response, JsValue> {
     let headers = web_sys::Headers::new()?;
     headers.set("Content-Type", content_type)?;
+    // A kept file is data, never a page of the app (see `core::content`).
+    for (name, value) in crate::core::content::headers(content_type) {
+        headers.set(name, value)?;
+    }
     headers.set("Outpost-Source", if source == "local" { "worker" } else { "store" })?;
     if source == "local" {
         headers.set("Outpost-Cache", "local")?;

@@ -1,0 +1,133 @@
+//! The worker as the site's security boundary, in Chromium against the real
+//! origin: another site's form posts are not taken over (nothing stored,
+//! nobody logged out), and stored files never run as pages of the app.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::scenes::{setup, World, PAGE};
+use harness::{wait_until, Chromium, Origin, PATIENCE};
+use serde_json::json;
+
+/// A page of another site that posts a form to `action` as soon as it loads
+/// (what a malicious page can do to a logged-in user who visits it).
+fn attack_page(action: &str, enctype: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body><form method="POST" action="{action}" enctype="{enctype}">
+<input name="planted" value="by another site"></form>
+<script>document.forms[0].submit();</script></body></html>"#
+    )
+}
+
+fn attacker(app: String) -> axum::Router {
+    use axum::response::Html;
+    use axum::routing::get;
+    let page = |path: &str, enctype: &'static str| {
+        let html = attack_page(&format!("{app}{path}"), enctype);
+        get(move || async move { Html(html) })
+    };
+    axum::Router::new()
+        .route("/inbox", page("/api/inbox", "text/plain"))
+        .route("/upload", page("/api/assets/upload?filename=planted.txt", "multipart/form-data"))
+        .route("/logout", page("/api/auth/logout", "application/x-www-form-urlencoded"))
+}
+
+async fn count(w: &World, table: &str) -> i64 {
+    let (n,): (i64,) =
+        sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&w.state.api.db.pool).await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_sites_form_posts_store_nothing_and_log_nobody_out() {
+    let w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    assert_eq!(tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await, 200);
+    // `localhost` is another site than `127.0.0.1` (another port of the same
+    // host would be the same site, where SameSite cookies go anyway).
+    let evil = Origin::start_app(attacker(w.origin.origin()));
+    let evil_port = evil.origin().rsplit(':').next().unwrap().to_string();
+    for path in ["/inbox", "/upload", "/logout"] {
+        let victim = chromium.open(&format!("http://localhost:{evil_port}{path}")).await;
+        let app_host = w.origin.origin().trim_start_matches("http://").to_string();
+        wait_until(&format!("the form of {path} to be posted"), PATIENCE, || async {
+            (victim.try_eval("location.host").await.ok()? == json!(app_host)).then_some(())
+        })
+        .await;
+        let body = victim.eval("document.body ? document.body.innerText : ''").await;
+        println!("trust: another site's form to {path}: the origin answered {body}");
+    }
+    assert_eq!(count(&w, "inbox").await, 0, "nothing planted in the inbox");
+    assert_eq!(count(&w, "assets").await, 0, "no upload planted");
+    let me = tab.eval("fetch('/api/auth/me').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
+    assert_eq!(me["status"], 200, "still logged in: {me}");
+    let status = tab.eval("outpost.status()").await;
+    assert!(status["user"].is_string(), "the worker still knows its user: {status}");
+    let stored = tab.eval(
+        "new Promise((resolve) => { const open = indexedDB.open('outpost'); open.onsuccess = () => { \
+         const tx = open.result.transaction('reads', 'readonly'); const c = tx.objectStore('reads').count(); \
+         c.onsuccess = () => resolve(c.result); }; })",
+    );
+    assert!(stored.await.as_u64().unwrap() > 0, "the device's copies stay");
+}
+
+const SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'>\
+<script>localStorage.setItem('ran', location.href)</script><rect width='10' height='10'/></svg>";
+
+/// A new tab navigated to `url`; a download never finishes loading as a
+/// page, so this does not wait for it.
+async fn open_without_waiting(chromium: &Chromium, url: &str) -> harness::Tab {
+    let t = chromium.open("about:blank").await;
+    t.eval(&format!("location.href = {url:?}; true")).await;
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_svg_never_runs_as_a_page_of_the_app() {
+    let mut w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    // Kept on the device: uploaded while the origin is down.
+    w.origin.stop();
+    let svg = serde_json::to_string(SVG).unwrap();
+    let temp = tab
+        .eval(&format!(
+            "outpost.upload(new Blob([{svg}], {{ type: 'image/svg+xml' }}), {{ filename: 'x.svg' }}).then((u) => u.assetId)"
+        ))
+        .await;
+    let local = format!("/api/assets/{}/content", temp.as_str().unwrap());
+    // Opened in tabs of their own, as a person clicking a link would: the
+    // file from the device now, and (below) the same bytes from the origin.
+    let mut opened = vec![open_without_waiting(&chromium, &w.origin.url(&local)).await];
+    w.up();
+    let item = tab
+        .eval(&format!(
+            "fetch('/api/inbox', {{ method: 'POST', headers: {{ 'Content-Type': 'image/svg+xml' }}, body: {svg} }}).then((r) => r.json())"
+        ))
+        .await;
+    let from_origin = format!("/api/inbox/{}/body", item["id"].as_str().unwrap());
+    opened.push(open_without_waiting(&chromium, &w.origin.url(&from_origin)).await);
+    // Give a script that could run the time to run, then look.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ran = tab.eval("localStorage.getItem('ran')").await;
+    assert_eq!(ran, serde_json::Value::Null, "the SVG's script ran on the app origin at {ran}");
+    // Why not: the answers say so.
+    for path in [&local, &from_origin] {
+        let head = tab
+            .eval(&format!(
+                "fetch('{path}').then((r) => Object.fromEntries(['content-type', 'x-content-type-options', \
+             'content-disposition', 'content-security-policy', 'outpost-cache'].map((h) => [h, r.headers.get(h)])))"
+            ))
+            .await;
+        assert_eq!(
+            (head["x-content-type-options"].clone(), head["content-disposition"].clone()),
+            (json!("nosniff"), json!("attachment")),
+            "{head}"
+        );
+        assert!(head["content-security-policy"].as_str().unwrap().starts_with("sandbox"), "{head}");
+    }
+}
