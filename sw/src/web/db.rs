@@ -41,6 +41,13 @@ fn js(e: rexie::Error) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
+/// Whether an IndexedDB failure is the browser refusing more data
+/// (`QuotaExceededError`; rexie passes the name on only in its text).
+pub fn is_quota_error(e: &JsValue) -> bool {
+    let text = js_sys::Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default();
+    text.contains("Quota") || e.as_string().is_some_and(|s| s.contains("Quota")) || format!("{e:?}").contains("Quota")
+}
+
 pub async fn open() -> Result<Rexie, JsValue> {
     Rexie::builder(NAME)
         .version(VERSION)

@@ -237,6 +237,17 @@ impl Outpost {
                     }
                 }
             }));
+            // A write refused by the quota frees what may go: read copies,
+            // and copies of files already safe on the server.
+            let (r, u) = (Rc::clone(&reads), Rc::clone(&uploads));
+            outbox.on_full(Box::new(move || {
+                let (r, u) = (Rc::clone(&r), Rc::clone(&u));
+                promise(async move {
+                    r.clear_users().await?;
+                    u.forget_copies().await?;
+                    Ok(JsValue::UNDEFINED)
+                })
+            }));
             // Any change of user (login, logout, a 401, another worker's
             // login seen in IndexedDB) lets the new user's writes and uploads go.
             let (o, u) = (Rc::clone(&outbox), Rc::clone(&uploads));

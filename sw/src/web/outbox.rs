@@ -42,6 +42,8 @@ pub struct Outbox {
     runner: Runner,
     /// Whether the current user had writes pending after the last pass.
     left: Cell<bool>,
+    /// Frees what may be freed when the browser's quota refuses a write.
+    on_full: RefCell<Option<Box<dyn Fn() -> js_sys::Promise>>>,
     /// Whether the queue holds pending entries, as last seen (None: not
     /// read yet in this worker). Spares each new write a full read of the
     /// outbox.
@@ -102,6 +104,7 @@ impl Outbox {
             clock,
             runner: Runner::default(),
             left: Cell::new(false),
+            on_full: RefCell::new(None),
             queue_busy: Cell::new(None),
             first_in_flight: Cell::new(0),
             gate: RefCell::new(None),
@@ -119,6 +122,12 @@ impl Outbox {
         let result = global::with_lock(LOCK, work).await;
         self.identity.end_switch();
         result
+    }
+
+    /// What frees room when the quota refuses a write (set once the other
+    /// parts exist).
+    pub fn on_full(&self, free: Box<dyn Fn() -> js_sys::Promise>) {
+        *self.on_full.borrow_mut() = Some(free);
     }
 
     /// The user changed: other users' entries are parked, this one's may go.
@@ -195,28 +204,49 @@ impl Outbox {
     ) -> Result<Response, JsValue> {
         let was_busy = self.queue_busy.get() == Some(true);
         let now = global::now_ms();
-        let config = Rc::clone(&self.config);
-        let mut queued = None;
-        let id = db::append(&self.db, |id| {
-            let first = failed.as_ref().map(|(heard, retry_after)| Attempt {
-                heard: *heard,
-                retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
-            });
-            let entry = queue::new_entry(&config, id, user, stored, key.clone(), now, first, global::random());
-            let bytes = record::encode(&entry);
-            queued = Some(entry);
-            bytes
-        })
-        .await?;
-        self.queue_busy.set(Some(true));
-        if let Some(entry) = &queued {
-            self.events.emit("queued", &event(entry));
-            // An entry queued behind others is not a head: the head's own
-            // wake covers it, and waking for it would run a pass (a read of
-            // the whole outbox) per queued write.
-            if !was_busy {
-                self.clock.due_by(Part::Outbox, entry.next_at, entry.last_status.is_none());
+        let first = failed.as_ref().map(|(heard, retry_after)| Attempt {
+            heard: *heard,
+            retry_after_ms: retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
+        });
+        // The id is the store's to give; the entry is made once.
+        let mut entry = queue::new_entry(&self.config, 0, user, stored, key.clone(), now, first, global::random());
+        let mut freed = false;
+        let id = loop {
+            let appended = db::append(&self.db, |id| {
+                entry.id = id;
+                record::encode(&entry)
+            })
+            .await;
+            match appended {
+                Ok(id) => break id,
+                // The browser's quota: what may go (read copies, files already
+                // safe on the server) goes, and the write is stored once more.
+                Err(e) if db::is_quota_error(&e) && !freed => {
+                    freed = true;
+                    let free = self.on_full.borrow().as_ref().map(|f| f());
+                    if let Some(free) = free {
+                        let _ = JsFuture::from(free).await;
+                    }
+                }
+                // Never a 202 without a record, never the write dropped as a
+                // network error: the page hears why.
+                Err(e) if db::is_quota_error(&e) => {
+                    let message = "This device has no room left to keep the write until the network is back \
+                                   (the browser's storage quota is full, even after freeing every copy that could go). \
+                                   Free some space, or retry once online.";
+                    let body = serde_json::json!({ "error": { "code": "storage_full", "message": message } });
+                    return response::json(507, &body.to_string());
+                }
+                Err(e) => return Err(e),
             }
+        };
+        self.queue_busy.set(Some(true));
+        self.events.emit("queued", &event(&entry));
+        // An entry queued behind others is not a head: the head's own wake
+        // covers it, and waking for it would run a pass (a read of the whole
+        // outbox) per queued write.
+        if !was_busy {
+            self.clock.due_by(Part::Outbox, entry.next_at, entry.last_status.is_none());
         }
         // One registration covers every write queued after it.
         if !was_busy {

@@ -5,7 +5,7 @@
 
 use std::rc::Rc;
 
-use js_sys::{Promise, Reflect};
+use js_sys::Promise;
 use rexie::Rexie;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -63,11 +63,6 @@ async fn await_js(p: Promise) -> Result<JsValue, JsValue> {
     JsFuture::from(p).await
 }
 
-/// Whether an IndexedDB failure is the browser refusing more data.
-fn is_quota_error(e: &JsValue) -> bool {
-    let text = Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_else(|| format!("{e:?}"));
-    text.contains("Quota") || format!("{e:?}").contains("Quota")
-}
 
 impl Uploads {
     pub fn new(
@@ -158,13 +153,13 @@ impl Uploads {
             }
             match db::put_all(&self.db, &rows).await {
                 Ok(()) => return Ok(Ok(())),
-                Err(e) if is_quota_error(&e) && !evicted => {
+                Err(e) if db::is_quota_error(&e) && !evicted => {
                     // The browser's own limit came first: free what is safe,
                     // then try once more.
                     self.evict(u64::MAX).await?;
                     evicted = true;
                 }
-                Err(e) if is_quota_error(&e) => {
+                Err(e) if db::is_quota_error(&e) => {
                     let message = format!(
                         "The browser refused to store {} more on this device (quota exceeded), even after \
                          evicting every file already safe on the server. Free some space or upload a smaller file.",
