@@ -131,3 +131,40 @@ async fn an_uploaded_svg_never_runs_as_a_page_of_the_app() {
         assert!(head["content-security-policy"].as_str().unwrap().starts_with("sandbox"), "{head}");
     }
 }
+
+/// The origin with every presign answered `delay` late.
+fn slow_presign(state: outpost::AppState, delay: Duration) -> axum::Router {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
+        let slow = req.uri().path() == "/api/assets/presign";
+        let res = next.run(req).await;
+        if slow {
+            tokio::time::sleep(delay).await;
+        }
+        res
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_write_naming_a_pending_upload_waits_and_goes_with_the_server_id() {
+    let w = World::serving(|state| slow_presign(state, Duration::from_secs(2))).await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    let temp = tab.eval("outpost.upload(fileOf(5000), { filename: 'cover.bin' }).then((u) => u.assetId)").await;
+    let temp = temp.as_str().unwrap().to_string();
+    // Online, at once: the upload has no server id yet.
+    let r = tab.eval(&format!("post('/api/inbox', {{ cover: '{temp}' }})")).await;
+    assert_eq!(r["status"], 202, "it waits for the upload: {r}");
+    let (asset,): (String,) = wait_until("the upload's server id", PATIENCE, || async {
+        sqlx::query_as("SELECT id FROM assets").fetch_optional(&w.state.api.db.pool).await.unwrap()
+    })
+    .await;
+    let body: (Vec<u8>,) = wait_until("the write at the origin", PATIENCE, || async {
+        sqlx::query_as("SELECT body FROM inbox").fetch_optional(&w.state.api.db.pool).await.unwrap()
+    })
+    .await;
+    let sent: serde_json::Value = serde_json::from_slice(&body.0).unwrap();
+    assert_eq!(sent, json!({ "cover": asset }), "the origin got the server id, not {temp}");
+}

@@ -20,6 +20,13 @@ use super::record::RecordError;
 /// carry one are held until the upload has its server id.
 pub const TEMP_PREFIX: &str = "local-";
 
+/// Whether a write's URL or body may name an upload's temp id (a cheap
+/// look before reading the id map: most writes name none).
+pub fn names_temp_id(url: &str, body: &[u8]) -> bool {
+    let needle = TEMP_PREFIX.as_bytes();
+    url.contains(TEMP_PREFIX) || body.windows(needle.len()).any(|w| w == needle)
+}
+
 /// A URL this close to its expiry is not used: a fresh one is asked for.
 /// (A quarter of the URL's lifetime when that is shorter, so short-lived
 /// URLs are still used.)
@@ -530,6 +537,13 @@ mod tests {
             .unwrap(),
         );
         assert_eq!(decode(&v1), Ok(u));
+    }
+
+    #[test]
+    fn a_temp_id_is_looked_for_in_url_and_body() {
+        assert!(names_temp_id("http://h/api/assets/local-1/x", b""));
+        assert!(names_temp_id("http://h/api/inbox", br#"{"cover":"local-1"}"#));
+        assert!(!names_temp_id("http://h/api/inbox", br#"{"cover":"a1"}"#));
     }
 
     #[test]

@@ -154,10 +154,23 @@ impl Outbox {
         if !queue::may_go_first(waiting) {
             return self.enqueue(stored, key, user, None).await;
         }
+        // A write naming an upload's temp id follows the replay rules online
+        // too: it waits (queued) while that upload has no server id, and goes
+        // with the server id once it has one.
+        let (mut url, mut body) = (None, None);
+        if crate::core::upload::names_temp_id(&stored.url, &stored.body) {
+            let (ids, pending) = self.temp_ids().await?;
+            if ids.waits_for(&stored.url, &stored.body, &pending) {
+                return self.enqueue(stored, key, user, None).await;
+            }
+            url = ids.rewrite_url(&stored.url);
+            body = if stored.is_json() { ids.rewrite_json(&stored.body) } else { None };
+        }
+        let (url, body) = (url.as_deref().unwrap_or(&stored.url), body.as_deref().unwrap_or(&stored.body));
         let timeout = self.config.write_timeout_ms;
         self.first_in_flight.set(self.first_in_flight.get() + 1);
         let answer = global::fetch_within(
-            |signal| request::build(&stored, &stored.url, &stored.body, &key, request::Send { signal, replay: false }),
+            |signal| request::build(&stored, url, body, &key, request::Send { signal, replay: false }),
             timeout,
         )
         .await;
@@ -366,18 +379,7 @@ impl Outbox {
             db::put(&self.db, db::OUTBOX, e, &record::encode(entry)).await?;
             self.dead_event(entry);
         }
-        let mut ids = IdMap::new();
-        for (temp, id) in db::id_map(&self.db).await? {
-            ids.insert(temp, id);
-        }
-        // Uploads not yet presigned: writes naming their temp ids wait.
-        let waiting: Vec<String> = db::records(&self.db, db::UPLOADS)
-            .await?
-            .into_iter()
-            .filter_map(|(_, v)| crate::core::upload::decode(&v).ok())
-            .filter(|u| u.is_pending() && u.asset_id.is_none())
-            .map(|u| u.id)
-            .collect();
+        let (mut ids, waiting) = self.temp_ids().await?;
         let user = self.identity.current();
         let mut attempted: Vec<u64> = Vec::new();
         loop {
@@ -413,6 +415,23 @@ impl Outbox {
         }
         self.queue_busy.set(Some(queue::queue_busy(&entries, queue::DEFAULT_QUEUE, user.as_deref())));
         Ok((entries, user))
+    }
+
+    /// The temp ids learned so far, and the uploads not yet presigned (a
+    /// write naming one of those waits for it).
+    async fn temp_ids(&self) -> Result<(IdMap, Vec<String>), JsValue> {
+        let mut ids = IdMap::new();
+        for (temp, id) in db::id_map(&self.db).await? {
+            ids.insert(temp, id);
+        }
+        let waiting: Vec<String> = db::records(&self.db, db::UPLOADS)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| crate::core::upload::decode(&v).ok())
+            .filter(|u| u.is_pending() && u.asset_id.is_none())
+            .map(|u| u.id)
+            .collect();
+        Ok((ids, waiting))
     }
 
     /// Sends one entry.
