@@ -168,3 +168,32 @@ async fn an_online_write_naming_a_pending_upload_waits_and_goes_with_the_server_
     let sent: serde_json::Value = serde_json::from_slice(&body.0).unwrap();
     assert_eq!(sent, json!({ "cover": asset }), "the origin got the server id, not {temp}");
 }
+
+/// A worker that cannot open IndexedDB (here: a newer version of its
+/// database, as a downgrade leaves) keeps nothing, so it stands aside:
+/// writes and reads reach the origin as they are, and `status()` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_storage_will_not_open_lets_writes_through_and_says_why() {
+    let w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let session = setup(&tab).await;
+    tab.stop_all_workers().await;
+    let bumped = tab
+        .eval(
+            "new Promise((resolve, reject) => { const r = indexedDB.open('outpost', 99); \
+             r.onsuccess = () => { r.result.close(); resolve(true); }; r.onerror = () => reject(r.error); \
+             r.onblocked = () => reject(new Error('blocked')); })",
+        )
+        .await;
+    assert_eq!(bumped, true);
+    let w1 = tab.eval(&format!("post('/api/chat/messages/batch', {})", harness::scenes::batch(&session, 0))).await;
+    assert_eq!(w1["status"], 200, "the origin's own answer, not a queued one: {w1}");
+    assert_eq!(harness::messages_of(&w.state, &session).await, ["message 000"]);
+    let read = tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await;
+    assert_eq!(read, 200);
+    let status = tab.eval("outpost.status()").await;
+    let why = status["storageError"].as_str().unwrap_or_else(|| panic!("status says nothing: {status}"));
+    println!("trust: status().storageError = {why}");
+    assert!(why.contains("nothing is kept"), "{why}");
+}

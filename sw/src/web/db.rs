@@ -61,7 +61,12 @@ pub async fn open() -> Result<Rexie, JsValue> {
         .add_object_store(ObjectStore::new(BLOB_META))
         .build()
         .await
-        .map_err(js)
+        .map_err(|e| {
+            JsValue::from_str(&format!(
+                "the worker could not open its IndexedDB database '{NAME}' at version {VERSION} ({e}): a newer \
+                 version of it may be there (a downgrade), or the browser refuses storage to this site"
+            ))
+        })
 }
 
 fn key(id: u64) -> JsValue {

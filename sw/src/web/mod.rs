@@ -297,12 +297,21 @@ impl Outpost {
         promise(async move {
             match route {
                 Route::Version => response::json(200, &version_body(&inner)).map(Into::into),
-                Route::Write(_) => inner.outbox().await?.send(request).await.map(Into::into),
+                // Without storage (IndexedDB would not open) nothing can be
+                // kept: writes and reads go to the network as they are, so
+                // the app works as it would with no worker.
+                Route::Write(_) => match inner.parts().await {
+                    Ok(parts) => parts.outbox.send(request).await.map(Into::into),
+                    Err(_) => global::fetch(&request).await.map(Into::into),
+                },
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.
                     let started = global::scope().fetch_with_request(&request);
-                    inner.parts().await?.reads.handle(request, how, started).await.map(Into::into)
+                    match inner.parts().await {
+                        Ok(parts) => parts.reads.handle(request, how, started).await.map(Into::into),
+                        Err(_) => wasm_bindgen_futures::JsFuture::from(started).await,
+                    }
                 }
                 Route::Auth(kind) => inner.auth(request, kind).await.map(Into::into),
                 Route::Upload => inner.parts().await?.uploads.accept(request).await.map(Into::into),
@@ -349,7 +358,19 @@ impl Outpost {
         promise(async move {
             let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
             let id = Reflect::get(&data, &"id".into())?.as_string();
-            let parts = inner.parts().await?;
+            let parts = match inner.parts().await {
+                Ok(parts) => parts,
+                // Said, not thrown: the page can show why nothing is kept.
+                Err(e) if kind == "outpost:status" => {
+                    let why = e.as_string().unwrap_or_else(|| format!("{e:?}"));
+                    return to_js(&serde_json::json!({
+                        "storageError": format!("{why}; writes and reads go to the network as they are, nothing is kept"),
+                        "user": null, "pending": 0, "parked": 0, "queue": [], "deadLetters": [], "uploads": [],
+                        "nextWakeAt": null, "workerStartedAt": inner.started_at,
+                    }));
+                }
+                Err(e) => return Err(e),
+            };
             let (outbox, uploads) = (Rc::clone(&parts.outbox), Rc::clone(&parts.uploads));
             let reply = match (kind.as_str(), id) {
                 ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
