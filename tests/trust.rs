@@ -197,3 +197,94 @@ async fn a_worker_whose_storage_will_not_open_lets_writes_through_and_says_why()
     println!("trust: status().storageError = {why}");
     assert!(why.contains("nothing is kept"), "{why}");
 }
+
+/// The origin, plus a sign-in the worker never sees: `GET /sso/{user}` sets
+/// that user's session cookie and redirects home, as an SSO or OAuth
+/// callback does. While `refuse` is set, writes are answered 503.
+fn with_sso(state: outpost::AppState, refuse: std::sync::Arc<std::sync::atomic::AtomicBool>) -> axum::Router {
+    use axum::body::Body;
+    use axum::extract::{Path, Request};
+    use axum::http::{header, StatusCode};
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    use tower::ServiceExt;
+    let api = outpost::app(state.clone());
+    let sso = axum::Router::new().route(
+        "/sso/{user}",
+        axum::routing::get(move |Path(user): Path<String>| {
+            let api = api.clone();
+            async move {
+                let login = axum::http::Request::post("/api/auth/login")
+                    .header("content-type", "application/json")
+                    .body(Body::from(json!({ "user": user }).to_string()))
+                    .unwrap();
+                let answer = api.oneshot(login).await.unwrap();
+                let cookie = answer.headers()[header::SET_COOKIE].clone();
+                (StatusCode::FOUND, [(header::SET_COOKIE, cookie), (header::LOCATION, "/api/health".parse().unwrap())])
+                    .into_response()
+            }
+        }),
+    );
+    outpost::app(state).merge(sso).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let refuse = std::sync::Arc::clone(&refuse);
+        async move {
+            if req.method() == "POST" && req.uri().path() == "/api/inbox" && refuse.load(Ordering::SeqCst) {
+                return (StatusCode::SERVICE_UNAVAILABLE, "refusing").into_response();
+            }
+            next.run(req).await
+        }
+    }))
+}
+
+async fn inbox_of(w: &World, user_name: &str) -> Vec<String> {
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT i.body FROM inbox i JOIN users u ON u.id = i.user_id WHERE u.name = $1 ORDER BY i.created_at, i.id",
+    )
+    .bind(user_name)
+    .fetch_all(&w.state.api.db.pool)
+    .await
+    .unwrap();
+    rows.into_iter().map(|r| String::from_utf8(r.0).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_the_worker_never_saw_never_gets_the_previous_users_writes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let refuse = std::sync::Arc::new(AtomicBool::new(false));
+    let r = std::sync::Arc::clone(&refuse);
+    let w = World::serving(move |state| with_sso(state, std::sync::Arc::clone(&r))).await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await; // alice, through the worker
+    refuse.store(true, Ordering::SeqCst);
+    for i in 0..2 {
+        let r = tab
+            .eval(&format!("fetch('/api/inbox', {{ method: 'POST', body: 'alice {i}' }}).then((r) => r.status)"))
+            .await;
+        assert_eq!(r, 202, "queued while the origin refuses");
+    }
+    // Bob signs in through a redirect the worker does not handle.
+    let sso = tab.eval("fetch('/sso/bob').then((r) => r.status)").await;
+    assert_eq!(sso, 200, "signed in as bob and redirected");
+    refuse.store(false, Ordering::SeqCst);
+    // The worker retries alice's writes with bob's cookie: the origin
+    // refuses them (412), names bob, and they park.
+    let parked = wait_until("alice's writes to park under bob", PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        (s["parked"] == 2).then_some(s)
+    })
+    .await;
+    assert_eq!(parked["pending"], 0, "{parked}");
+    assert!(inbox_of(&w, "bob").await.is_empty(), "nothing of alice's in bob's account");
+    // Alice back: her writes arrive in her account, once, in order.
+    let login = tab.eval("post('/api/auth/login', { user: 'alice' })").await;
+    assert_eq!(login["status"], 200);
+    let stored = wait_until("alice's writes in her account", PATIENCE, || async {
+        let m = inbox_of(&w, "alice").await;
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    assert_eq!(stored, ["alice 0", "alice 1"]);
+    assert!(inbox_of(&w, "bob").await.is_empty());
+}

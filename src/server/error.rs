@@ -17,6 +17,9 @@ pub enum AppError {
     /// 403: refused whoever asks (a state-changing request from another site).
     #[error("{code}: {message}")]
     Forbidden { code: &'static str, message: String },
+    /// 412: made for another user than the one logged in (`Outpost-Expect-User`).
+    #[error("{code}: {message}")]
+    PreconditionFailed { code: &'static str, message: String },
     /// 404: no such route or resource (or one the caller may not see).
     #[error("not found")]
     NotFound,
@@ -69,6 +72,7 @@ impl AppError {
                 (StatusCode::UNAUTHORIZED, "unauthenticated", "Log in first (POST /api/auth/login).".into())
             }
             AppError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
+            AppError::PreconditionFailed { code, message } => (StatusCode::PRECONDITION_FAILED, code, message.clone()),
             AppError::NotFound => (StatusCode::NOT_FOUND, "not_found", "No such resource.".into()),
             AppError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             AppError::PayloadTooLarge { limit } => {

@@ -7,6 +7,7 @@ mod csrf;
 mod error;
 pub mod extract;
 pub mod idempotency;
+mod naming;
 mod write;
 
 use std::net::SocketAddr;
@@ -142,7 +143,9 @@ fn routes(state: AppState, with_bundle: bool) -> Router {
     if state.api.settings.demo_switch {
         api = api.merge(api::demo::router());
     }
-    let api = api.layer(DefaultBodyLimit::max(extract::BODY_LIMIT));
+    let api = api
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), naming::name_user));
     let mut router = Router::new().nest("/api", api);
     if with_bundle {
         router = router.merge(assets::router());

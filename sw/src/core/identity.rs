@@ -7,6 +7,22 @@
 //! logout, say nobody is. Cached reads and queued writes are keyed by that
 //! user: nothing of one user is served or replayed while another is.
 
+/// The header an origin names the logged-in user with, on every
+/// authenticated answer (the reference origin does).
+pub const USER_HEADER: &str = "outpost-user";
+/// The header the worker sends with replays and upload calls: the user the
+/// request was made for. The origin refuses it (`412`) if that is not who
+/// is logged in, before applying anything.
+pub const EXPECT_HEADER: &str = "outpost-expect-user";
+
+/// What an answer's `Outpost-User` header says: the user, when present.
+pub fn from_header(value: Option<&str>) -> Learned {
+    match value.map(str::trim) {
+        Some(id) if !id.is_empty() => Learned::User(id.to_string()),
+        _ => Learned::Nothing,
+    }
+}
+
 /// What one answer says about the current user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Learned {
@@ -74,6 +90,13 @@ pub fn next(current: Option<&str>, learned: &Learned) -> Option<Option<String>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origins_header_names_the_user() {
+        assert_eq!(from_header(Some("u1")), Learned::User("u1".into()));
+        assert_eq!(from_header(Some(" ")), Learned::Nothing);
+        assert_eq!(from_header(None), Learned::Nothing);
+    }
 
     #[test]
     fn login_and_me_name_the_user() {

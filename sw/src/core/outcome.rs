@@ -7,8 +7,9 @@ pub enum Outcome {
     Delivered,
     /// Worth trying again later: no answer at all, 5xx, 408, 409, 425, 429.
     Retry,
-    /// 401: the user's session is gone. The write waits, untouched, until
-    /// its user logs in again; no retry is spent.
+    /// 401: the user's session is gone; 412: the origin says another user
+    /// is logged in (`Outpost-Expect-User` did not match). The write waits,
+    /// untouched, until its user logs in again; no retry is spent.
     Parked,
     /// The origin refused it for good (other 4xx, or an answer a retry
     /// cannot change); it goes to the dead letters at once.
@@ -25,7 +26,7 @@ pub fn classify(status: Option<u16>) -> Outcome {
         // 425: too early. Both say "later", not "never".
         Some(408 | 409 | 425 | 429) => Outcome::Retry,
         Some(500..=599) => Outcome::Retry,
-        Some(401) => Outcome::Parked,
+        Some(401 | 412) => Outcome::Parked,
         Some(_) => Outcome::Refused,
     }
 }
@@ -51,6 +52,7 @@ mod tests {
             assert_eq!(classify(Some(s)), Outcome::Retry, "{s}");
         }
         assert_eq!(classify(Some(401)), Outcome::Parked);
+        assert_eq!(classify(Some(412)), Outcome::Parked);
         for s in [400, 403, 404, 410, 413, 415, 422, 301, 304, 100] {
             assert_eq!(classify(Some(s)), Outcome::Refused, "{s}");
         }

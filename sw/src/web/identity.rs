@@ -115,4 +115,16 @@ impl Identity {
         db::put_all(&self.db, &[(db::META, KEY, JsValue::from_str(&value))]).await?;
         Ok(changed)
     }
+
+    /// Learns the user an answer names (`Outpost-User`), if it names one:
+    /// the origin knows who is logged in better than any guess, including
+    /// after a login this worker did not see.
+    pub async fn observe(&self, answer: &web_sys::Response) -> Result<(), JsValue> {
+        let named = answer.headers().get(identity::USER_HEADER).ok().flatten();
+        let learned = identity::from_header(named.as_deref());
+        if learned != Learned::Nothing {
+            self.apply(&learned).await?;
+        }
+        Ok(())
+    }
 }

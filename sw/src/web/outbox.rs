@@ -170,13 +170,17 @@ impl Outbox {
         let timeout = self.config.write_timeout_ms;
         self.first_in_flight.set(self.first_in_flight.get() + 1);
         let answer = global::fetch_within(
-            |signal| request::build(&stored, url, body, &key, request::Send { signal, replay: false }),
+            |signal| {
+                let how = request::Send { signal, replay: false, expect_user: user.as_deref() };
+                request::build(&stored, url, body, &key, how)
+            },
             timeout,
         )
         .await;
         self.first_in_flight.set(self.first_in_flight.get() - 1);
         let heard = answer.heard();
         if let Fetched::Answer(response) = answer {
+            self.identity.observe(&response).await?;
             if heard.is_hint() {
                 // The origin answers: whatever waits for the network may go.
                 self.clock.hint(None);
@@ -407,8 +411,12 @@ impl Outbox {
                 }
                 Sent::Kept => {}
                 Sent::Parked => {
-                    // The session is gone: nothing more of this user's can go.
-                    self.identity.apply(&identity::learn(Source::Replay, Some(401), &[])).await?;
+                    // The session is gone (401), or is someone else's (412,
+                    // already learned from the answer): nothing more of this
+                    // user's can go.
+                    if entries[i].last_status == Some(401) {
+                        self.identity.apply(&identity::learn(Source::Replay, Some(401), &[])).await?;
+                    }
                     return Ok((entries, user));
                 }
             }
@@ -446,7 +454,7 @@ impl Outbox {
                     &url,
                     body,
                     &entry.idempotency_key,
-                    request::Send { signal, replay: true },
+                    request::Send { signal, replay: true, expect_user: entry.user.as_deref() },
                 )
             },
             self.config.write_timeout_ms,
@@ -457,6 +465,11 @@ impl Outbox {
         if heard.is_hint() {
             // Uploads waiting for the network may go too.
             self.clock.hint(Some(Part::Outbox));
+        }
+        if let Some(r) = answer.response() {
+            // Named by the origin: a user other than the entry's (412) is
+            // learned here, and the pass stops before the next attempt.
+            self.identity.observe(r).await?;
         }
         let (retry_after, response_body) = match answer.response() {
             Some(r) => {

@@ -166,7 +166,13 @@ impl Reads {
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
         let mut key = Some(owner.key.clone());
-        if route.names_user {
+        let named = identity::from_header(r.headers().get(identity::USER_HEADER).ok().flatten().as_deref());
+        if let (Learned::User(u), false) = (&named, route.shell) {
+            // The origin names whose answer this is: filed under them, and
+            // they are the current user from now on.
+            self.identity.apply(&named).await?;
+            key = Some(reads::cache_key(Partition::User(Some(u)), url));
+        } else if route.names_user {
             let learned = identity::learn(Source::Data, Some(status), &body);
             if let Learned::User(u) = &learned {
                 self.identity.apply(&learned).await?;

@@ -39,6 +39,9 @@ pub struct Send<'a> {
     /// redirect itself as the answer (an opaque redirect, status 0), so a
     /// login page's 200 can never pass for the origin accepting the write.
     pub replay: bool,
+    /// The user the write was made for, sent as `Outpost-Expect-User` so
+    /// the origin refuses it (412) under anyone else's session.
+    pub expect_user: Option<&'a str>,
 }
 
 /// A request to send: the stored one, with `url` and `body` (possibly
@@ -57,6 +60,9 @@ pub fn build(
         }
     }
     headers.set("Idempotency-Key", idempotency_key)?;
+    if let Some(user) = how.expect_user {
+        headers.set(crate::core::identity::EXPECT_HEADER, user)?;
+    }
     let init = RequestInit::new();
     init.set_method(&stored.method);
     init.set_headers(&headers);

@@ -63,7 +63,6 @@ async fn await_js(p: Promise) -> Result<JsValue, JsValue> {
     JsFuture::from(p).await
 }
 
-
 impl Uploads {
     pub fn new(
         config: Rc<Config>,
@@ -352,8 +351,9 @@ impl Uploads {
                 if let Some(p) = &u.project_id {
                     body["projectId"] = p.clone().into();
                 }
-                let (heard, answer) =
-                    self.api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key)).await;
+                let (heard, answer) = self
+                    .api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key), u.user.as_deref())
+                    .await;
                 match answer.filter(|_| is_ok(heard)) {
                     Some(a) => {
                         let id = a["assetId"].as_str().unwrap_or_default().to_string();
@@ -370,10 +370,10 @@ impl Uploads {
             Action::Represign => {
                 let id = u.asset_id.clone().unwrap_or_default();
                 let (heard, answer) = if u.size > self.config.multipart_threshold_bytes {
-                    self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await
+                    self.api("GET", &format!("/api/assets/{id}/parts"), None, None, u.user.as_deref()).await
                 } else {
                     let body = json!({ "op": "put", "assetId": id });
-                    self.api("POST", "/api/assets/presign", Some(&body), None).await
+                    self.api("POST", "/api/assets/presign", Some(&body), None, u.user.as_deref()).await
                 };
                 match answer.filter(|_| is_ok(heard)) {
                     Some(a) if a.get("partSize").is_some() => {
@@ -399,7 +399,9 @@ impl Uploads {
             Action::Parts => self.parts(u).await,
             Action::Complete => {
                 let id = u.asset_id.clone().unwrap_or_default();
-                let (heard, _) = self.api("POST", &format!("/api/assets/{id}/complete"), Some(&json!({})), None).await;
+                let (heard, _) = self
+                    .api("POST", &format!("/api/assets/{id}/complete"), Some(&json!({})), None, u.user.as_deref())
+                    .await;
                 Ok(upload::after(&self.config, u, heard, now, jitter))
             }
             Action::Wait => Ok(false),
@@ -413,7 +415,7 @@ impl Uploads {
         let jitter = global::random();
         // The record may lag the store (a worker killed after a part went):
         // the store's own list decides what is missing.
-        let (heard, listed) = self.api("GET", &format!("/api/assets/{id}/parts"), None, None).await;
+        let (heard, listed) = self.api("GET", &format!("/api/assets/{id}/parts"), None, None, u.user.as_deref()).await;
         let Some(listed) = listed.filter(|_| is_ok(heard)) else {
             return Ok(upload::after(&self.config, u, heard, global::now_ms(), jitter));
         };
@@ -428,7 +430,8 @@ impl Uploads {
         }
         let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
         let ask = json!({ "partNumbers": missing });
-        let (heard, urls) = self.api("POST", &format!("/api/assets/{id}/parts"), Some(&ask), None).await;
+        let (heard, urls) =
+            self.api("POST", &format!("/api/assets/{id}/parts"), Some(&ask), None, u.user.as_deref()).await;
         let Some(urls) = urls.filter(|_| is_ok(heard)) else {
             return Ok(upload::after(&self.config, u, heard, global::now_ms(), jitter));
         };
@@ -505,7 +508,16 @@ impl Uploads {
     }
 
     /// A same-origin API call with the user's cookie: `(status, JSON body)`.
-    async fn api(&self, method: &str, path: &str, body: Option<&Value>, key: Option<&str>) -> (Heard, Option<Value>) {
+    /// `user`: the upload's user, sent as `Outpost-Expect-User` so the origin
+    /// refuses the call (412) under anyone else's session.
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+        user: Option<&str>,
+    ) -> (Heard, Option<Value>) {
         let url = format!("{}{path}", self.origin);
         let answer = global::fetch_within(
             |signal| {
@@ -521,6 +533,9 @@ impl Uploads {
                 if let Some(k) = key {
                     headers.set("Idempotency-Key", k)?;
                 }
+                if let Some(u) = user {
+                    headers.set(crate::core::identity::EXPECT_HEADER, u)?;
+                }
                 init.set_headers(&headers);
                 Request::new_with_str_and_init(&url, &init)
             },
@@ -533,6 +548,11 @@ impl Uploads {
             self.clock.hint(Some(Part::Uploads));
         }
         let Fetched::Answer(r) = answer else { return (heard, None) };
+        // Named by the origin: another user (412) is learned, and the pass
+        // stops before the next call.
+        if let Err(e) = self.identity.observe(&r).await {
+            global::log_error("could not record the user the origin named", &e);
+        }
         let json = match global::body_bytes(&r).await {
             Ok(bytes) => serde_json::from_slice(&bytes).ok(),
             Err(_) => None,
@@ -638,8 +658,9 @@ impl Uploads {
                 &format!("No asset {id} is on this device or known to the origin yet."),
             );
         };
-        let (heard, answer) =
-            self.api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None).await;
+        let (heard, answer) = self
+            .api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None, None)
+            .await;
         let presigned = match (heard.status(), answer) {
             (Some(s), Some(a)) if (200..300).contains(&s) => a,
             (Some(s), Some(a)) => {
