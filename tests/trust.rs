@@ -288,3 +288,31 @@ async fn a_login_the_worker_never_saw_never_gets_the_previous_users_writes() {
     assert_eq!(stored, ["alice 0", "alice 1"]);
     assert!(inbox_of(&w, "bob").await.is_empty());
 }
+
+/// Logging out offline on a shared device: the HttpOnly cookie is out of
+/// the worker's reach, so the logout is owed to the origin and goes before
+/// anything else once it can; meanwhile the device answers as logged out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_logout_holds_until_it_reaches_the_origin() {
+    let mut w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    w.origin.stop();
+    let out = tab.eval("outpost.logout()").await;
+    assert_eq!(out, json!({ "ok": false, "status": 0 }), "offline: the origin did not hear it");
+    let me = tab.eval("fetch('/api/auth/me').then((r) => r.status)").await;
+    assert_eq!(me, 401, "offline, the device answers as logged out");
+    w.up();
+    // A worker started afresh must not bring alice back by asking `me`.
+    tab.stop_all_workers().await;
+    let me = tab.eval("fetch('/api/auth/me').then(async (r) => ({ status: r.status, body: await r.text() }))").await;
+    assert_eq!(me["status"], 401, "the next request is not alice's: {me}");
+    let status = tab.eval("outpost.status()").await;
+    assert!(status["user"].is_null(), "{status}");
+    // And a new login works as ever.
+    let bob = tab.eval("post('/api/auth/login', { user: 'bob' })").await;
+    assert_eq!(bob["status"], 200);
+    let me = tab.eval("fetch('/api/auth/me').then((r) => r.json())").await;
+    assert_eq!(me["name"], "bob", "{me}");
+}

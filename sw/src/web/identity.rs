@@ -12,6 +12,8 @@ use super::db;
 use crate::core::identity::{self, Learned};
 
 const KEY: &str = "user";
+/// Set while a logout has not reached the origin yet.
+const LOGOUT_KEY: &str = "logout-pending";
 
 pub struct Identity {
     db: Rc<Rexie>,
@@ -27,6 +29,10 @@ pub struct Identity {
     switching: Cell<u32>,
     /// Called after every change.
     listeners: RefCell<Vec<Box<dyn Fn()>>>,
+    /// A logout was made without reaching the origin: the session cookie
+    /// (HttpOnly, out of the worker's reach) is still the old user's, so
+    /// nothing may go out before the logout does.
+    logout_pending: Cell<bool>,
 }
 
 fn decode(stored: Option<String>) -> (bool, Option<String>) {
@@ -38,7 +44,9 @@ fn decode(stored: Option<String>) -> (bool, Option<String>) {
 impl Identity {
     pub async fn load(db: Rc<Rexie>) -> Result<Identity, JsValue> {
         let (known, user) = decode(db::get(&db, db::META, KEY).await?.and_then(|v| v.as_string()));
+        let logout_pending = db::get(&db, db::META, LOGOUT_KEY).await?.and_then(|v| v.as_string()).is_some();
         Ok(Identity {
+            logout_pending: Cell::new(logout_pending),
             db,
             user: RefCell::new(user),
             known: Cell::new(known),
@@ -126,5 +134,21 @@ impl Identity {
             self.apply(&learned).await?;
         }
         Ok(())
+    }
+
+    pub fn logout_pending(&self) -> bool {
+        self.logout_pending.get()
+    }
+
+    /// Records whether a logout still has to reach the origin.
+    pub async fn set_logout_pending(&self, pending: bool) -> Result<(), JsValue> {
+        if self.logout_pending.replace(pending) == pending {
+            return Ok(());
+        }
+        if pending {
+            db::put_all(&self.db, &[(db::META, LOGOUT_KEY, JsValue::from_str("1"))]).await
+        } else {
+            db::delete_keys(&self.db, &[db::META], &[LOGOUT_KEY.to_string()]).await
+        }
     }
 }

@@ -111,10 +111,22 @@ impl Inner {
         // other request can go out with the new cookie.
         let me = Rc::clone(self);
         let work = async move {
+            let identity = me.parts().await?.identity;
             match global::fetch(&request).await {
-                Ok(r) => me.observe(source, r).await.map(Into::into),
+                Ok(r) => {
+                    // An answered logout ended the session at the origin; a
+                    // login replaced it: either way no logout is owed.
+                    if source == Source::Logout || r.ok() {
+                        identity.set_logout_pending(false).await?;
+                    }
+                    me.observe(source, r).await.map(Into::into)
+                }
                 Err(e) => {
-                    // An offline logout still ends the user's session here.
+                    // An offline logout still ends the user's session here,
+                    // and is owed to the origin: it goes before anything else.
+                    if source == Source::Logout {
+                        identity.set_logout_pending(true).await?;
+                    }
                     me.learned(source, who::learn(source, None, &[])).await?;
                     Err(e)
                 }
@@ -122,6 +134,23 @@ impl Inner {
         };
         let answer = self.outbox().await?.switching_user(work).await?;
         Ok(answer.unchecked_into())
+    }
+
+    /// Sends the logout still owed to the origin, if one is. Returns
+    /// whether requests may go out (no logout owed any more).
+    async fn settle_logout(self: &Rc<Self>) -> Result<bool, JsValue> {
+        let parts = self.parts().await?;
+        if !parts.identity.logout_pending() {
+            return Ok(true);
+        }
+        let url = format!("{}{}", self.origin, self.config.auth.logout.as_str());
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+        let request = Request::new_with_str_and_init(&url, &init)?;
+        // `auth` clears the debt once the origin answers.
+        let _ = self.auth(request, AuthRoute::Logout).await;
+        Ok(!parts.identity.logout_pending())
     }
 
     /// Asks the origin who is logged in (a login may have happened before
@@ -265,6 +294,13 @@ impl Outpost {
             let me = Rc::clone(&inner);
             let shell = Rc::clone(&reads);
             wasm_bindgen_futures::spawn_local(async move {
+                // Asking `me` with a cookie whose logout is still owed would
+                // bring the previous user back.
+                if !me.settle_logout().await.unwrap_or(false) {
+                    outbox.kick(Trigger::Hint);
+                    uploads.kick(Trigger::Hint);
+                    return;
+                }
                 if let Err(e) = me.refresh_user().await {
                     global::log_error("could not learn the current user", &e);
                 }
@@ -295,6 +331,15 @@ impl Outpost {
             Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
         let route = self.route(&request.method(), &request.url(), navigate);
         promise(async move {
+            // A logout made offline is still owed: it goes first, and until
+            // it has, the device answers as logged out (the HttpOnly cookie
+            // would otherwise make the next request the previous user's).
+            let needs_session = !matches!(route, Route::Version | Route::Passthrough | Route::Shell(_))
+                && !matches!(route, Route::Auth(AuthRoute::Login | AuthRoute::Logout));
+            if needs_session && !inner.settle_logout().await.unwrap_or(true) {
+                let body = r#"{"error":{"code":"unauthenticated","message":"Logged out on this device; the logout reaches the origin when the network is back. Log in again to go on."}}"#;
+                return response::json(401, body).map(Into::into);
+            }
             match route {
                 Route::Version => response::json(200, &version_body(&inner)).map(Into::into),
                 // Without storage (IndexedDB would not open) nothing can be

@@ -385,6 +385,11 @@ impl Outbox {
         }
         let (mut ids, waiting) = self.temp_ids().await?;
         let user = self.identity.current();
+        if self.identity.logout_pending() {
+            // The cookie is still the logged-out user's: nothing goes until
+            // the owed logout has (the next request of a page sends it).
+            return Ok((entries, user));
+        }
         let mut attempted: Vec<u64> = Vec::new();
         loop {
             if self.identity.switching() || self.identity.current() != user || self.first_in_flight.get() > 0 {

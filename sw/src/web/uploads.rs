@@ -292,6 +292,9 @@ impl Uploads {
     /// as it goes.
     async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
         self.identity.reload().await?;
+        if self.identity.logout_pending() {
+            return Ok(()); // as for writes: the owed logout goes first
+        }
         let user = self.identity.current();
         for mut u in self.uploads().await? {
             if u.user != user {
