@@ -316,3 +316,39 @@ async fn an_offline_logout_holds_until_it_reaches_the_origin() {
     let me = tab.eval("fetch('/api/auth/me').then((r) => r.json())").await;
     assert_eq!(me["name"], "bob", "{me}");
 }
+
+/// A write queued under one config is checked again before every replay:
+/// after a config that no longer lists its route takes over, it is a dead
+/// letter, never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_checked_against_the_routes_of_the_config_in_force() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let refuse = std::sync::Arc::new(AtomicBool::new(true));
+    let r = std::sync::Arc::clone(&refuse);
+    let w = World::serving(move |state| with_sso(state, std::sync::Arc::clone(&r))).await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    // Queued while the origin answers inbox writes 503.
+    let r = tab.eval("fetch('/api/inbox', { method: 'POST', body: 'old route' }).then((r) => r.status)").await;
+    assert_eq!(r, 202);
+    // The site's config now lists only the chat routes as writes; it takes
+    // over once no page uses the old worker.
+    let narrower = "{ writes: ['/api/chat*'] }";
+    let url = format!("'/sw.js?config=' + encodeURIComponent(JSON.stringify({narrower}))");
+    tab.eval(&format!("navigator.serviceWorker.register({url}).then(() => true)")).await;
+    tab.page.clone().close().await.expect("close the tab");
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    tab.register_outpost_with(narrower).await;
+    let dead = wait_until("the write to be a dead letter under the new config", PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        s["deadLetters"].as_array()?.first().cloned()
+    })
+    .await;
+    assert!(dead["reason"].as_str().unwrap().contains("no longer a write route"), "{dead}");
+    // The origin takes inbox writes again; the dead letter is not sent.
+    refuse.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inbox").fetch_one(&w.state.api.db.pool).await.unwrap();
+    assert_eq!(n, 0, "never sent");
+}

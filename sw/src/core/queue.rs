@@ -210,6 +210,20 @@ pub fn expire(config: &Config, entries: &mut [Entry], now: u64) -> Vec<u64> {
     expired
 }
 
+/// Whether an entry is still a same-origin write of this config; checked
+/// before every replay, since the config may have changed since the write
+/// was queued (a replay must never send what the worker would not take now).
+pub fn still_a_write(config: &Config, origin: &str, entry: &Entry) -> bool {
+    let r = &entry.request;
+    matches!(super::route::route_request(config, origin, &r.method, &r.url, false), super::route::Route::Write(_))
+}
+
+/// Dead-letters an entry that is no longer a write route.
+pub fn off_route(entry: &mut Entry, now: u64) -> DeadReason {
+    entry.state = State::Dead { reason: DeadReason::NotAWrite, at: now };
+    DeadReason::NotAWrite
+}
+
 /// A manual retry of a dead letter: pending again, due now, with a fresh
 /// retry budget. Its Idempotency-Key is kept, so it cannot apply twice.
 pub fn revive(entry: &mut Entry, now: u64) -> bool {
@@ -369,6 +383,18 @@ mod tests {
         // So does one that timed out after it was sent.
         let step = after_attempt(&c, &mut e, Attempt { heard: Heard::TimedOut, retry_after_ms: None }, 120_000, 0.5);
         assert_eq!((step, e.retries, e.last_status), (Step::Retry { at: 120_000 + 16_000 }, 4, None));
+    }
+
+    #[test]
+    fn a_replay_is_checked_against_the_routes_of_now() {
+        let e = entry(1, "q", A); // POST http://h/api/chat/1
+        assert!(still_a_write(&Config::default(), "http://h", &e));
+        assert!(!still_a_write(&Config::default(), "http://other", &e), "another origin");
+        let narrower = Config::from_json(r#"{"writes": ["/api/inbox"]}"#).unwrap();
+        assert!(!still_a_write(&narrower, "http://h", &e), "no longer a write route");
+        let mut e = e;
+        assert_eq!(off_route(&mut e, 5), DeadReason::NotAWrite);
+        assert!(matches!(e.state, State::Dead { .. }));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub enum DeadReason {
     RetriesExhausted { status: Option<u16> },
     /// Older than the configured retention.
     Expired,
+    /// Its URL is no longer a same-origin write route of the worker's
+    /// config (the config changed since it was queued): not sent anywhere.
+    NotAWrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -240,7 +240,13 @@ impl Outpost {
             let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
             let config = Rc::clone(&inner.config);
             let clock = Clock::new();
-            let outbox = Outbox::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity), Rc::clone(&clock));
+            let outbox = Outbox::new(
+                Rc::clone(&config),
+                inner.origin.clone(),
+                Rc::clone(&db),
+                Rc::clone(&identity),
+                Rc::clone(&clock),
+            );
             let reads =
                 Rc::new(Reads::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity), Rc::clone(&clock)));
             let waiting = Rc::clone(&outbox);

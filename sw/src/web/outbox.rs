@@ -34,6 +34,8 @@ const LOCK: &str = "outpost-outbox";
 
 pub struct Outbox {
     config: Rc<Config>,
+    /// The worker's origin: a replay goes only to a write route of it.
+    origin: String,
     db: Rc<Rexie>,
     identity: Rc<Identity>,
     events: Events,
@@ -91,13 +93,21 @@ pub fn reason_text(reason: &DeadReason) -> String {
         DeadReason::RetriesExhausted { status: Some(s) } => format!("retries exhausted (last answer HTTP {s})"),
         DeadReason::RetriesExhausted { status: None } => "retries exhausted (no answer from the origin)".into(),
         DeadReason::Expired => "older than the retention limit".into(),
+        DeadReason::NotAWrite => "no longer a write route of this site (the worker's config changed); not sent".into(),
     }
 }
 
 impl Outbox {
-    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>, clock: Rc<Clock>) -> Rc<Outbox> {
+    pub fn new(
+        config: Rc<Config>,
+        origin: String,
+        db: Rc<Rexie>,
+        identity: Rc<Identity>,
+        clock: Rc<Clock>,
+    ) -> Rc<Outbox> {
         Rc::new(Outbox {
             config,
+            origin,
             db,
             identity,
             events: Events::new(),
@@ -449,6 +459,12 @@ impl Outbox {
 
     /// Sends one entry.
     async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap, done: &mut Delivered) -> Result<Sent, JsValue> {
+        if !queue::still_a_write(&self.config, &self.origin, entry) {
+            queue::off_route(entry, global::now_ms());
+            db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
+            self.dead_event(entry);
+            return Ok(Sent::Kept);
+        }
         let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
         let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
         let body = rewritten.as_deref().unwrap_or(&entry.request.body);
