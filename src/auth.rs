@@ -96,6 +96,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a revoked cookie is kept as: the SHA-256 of its value (the value
+/// itself is a credential), and when it would have expired anyway.
+pub fn revocation(value: &str) -> Option<(String, i64)> {
+    use sha2::Digest;
+    let expiry: i64 = value.rsplit_once('.')?.0.rsplit('.').next()?.parse().ok()?;
+    let token = sha2::Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    Some((token, expiry))
+}
+
 /// The `Set-Cookie` value for a login.
 pub fn set_cookie(value: &str) -> String {
     format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", SESSION_TTL_MS / 1000)

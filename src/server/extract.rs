@@ -65,6 +65,15 @@ impl FromRequestParts<AppState> for User {
             return Err(AppError::Unauthenticated);
         };
         let id = state.api.session_key.verify(value, now_ms()).map_err(|_| AppError::Unauthenticated)?;
+        // A logout revoked it: a copy of the cookie is no login.
+        let (token, _) = auth::revocation(value).ok_or(AppError::Unauthenticated)?;
+        let revoked: Option<(String,)> = sqlx::query_as("SELECT token FROM revoked_sessions WHERE token = $1")
+            .bind(token)
+            .fetch_optional(&state.api.db.pool)
+            .await?;
+        if revoked.is_some() {
+            return Err(AppError::Unauthenticated);
+        }
         Ok(User { id })
     }
 }

@@ -190,5 +190,8 @@ pub async fn sweep(db: &Db, now: i64, ttl_ms: i64) -> Result<u64, sqlx::Error> {
             .bind(now)
             .execute(&db.pool)
             .await?;
-    Ok(done.rows_affected())
+    // Revoked sessions are kept only until their cookie would have expired.
+    let revoked =
+        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at <= $1").bind(now).execute(&db.pool).await?;
+    Ok(done.rows_affected() + revoked.rows_affected())
 }

@@ -45,7 +45,9 @@ pub async fn name_user(State(state): State<AppState>, req: Request, next: Next) 
     let mut res = next.run(req).await;
     // A login or logout answer changes the session: the cookie it sets is
     // the truth, not the one the request came with.
-    if let (Some(user), false) = (user, res.headers().contains_key(SET_COOKIE)) {
+    // A 401 (a revoked or unknown session) names nobody.
+    let named = !res.headers().contains_key(SET_COOKIE) && res.status() != axum::http::StatusCode::UNAUTHORIZED;
+    if let (Some(user), true) = (user, named) {
         if let Ok(v) = HeaderValue::from_str(&user) {
             res.headers_mut().insert(USER, v);
         }

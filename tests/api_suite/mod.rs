@@ -26,6 +26,7 @@ macro_rules! api_cases {
             inbox_keeps_any_body_byte_for_byte,
             the_demo_switch_refuses_the_api_until_turned_off,
             writes_from_another_site_are_refused_and_stored_bodies_are_inert,
+            a_logout_ends_the_session_on_the_server,
         );
     };
     (@each $make:path; $($case:ident),* $(,)?) => {$(
@@ -757,4 +758,37 @@ pub async fn writes_from_another_site_are_refused_and_stored_bodies_are_inert(st
     assert_eq!(back.headers["x-content-type-options"], "nosniff");
     assert_eq!(back.headers["content-disposition"], "attachment");
     assert!(back.headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
+}
+
+pub async fn a_logout_ends_the_session_on_the_server(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let copy = Client { app: alice.app.clone(), cookie: alice.cookie.clone() };
+    assert_eq!(copy.get("/api/auth/me").await.status, StatusCode::OK);
+    let me = alice.get("/api/auth/me").await;
+    assert_eq!(me.headers["outpost-user"], me.body["id"].as_str().unwrap(), "answers name their user");
+    let out = alice.post("/api/auth/logout", json!({})).await;
+    assert_eq!(out.status, StatusCode::OK);
+    // The same cookie, kept by another tab or stolen, is no login now.
+    let after = copy.get("/api/auth/me").await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert!(after.headers.get("outpost-user").is_none(), "a 401 names nobody");
+    assert_eq!(copy.post("/api/inbox", json!({ "x": 1 })).await.status, StatusCode::UNAUTHORIZED);
+    // A new login is a new session.
+    let again = Client::login(&state, "alice").await;
+    assert_eq!(again.get("/api/auth/me").await.status, StatusCode::OK);
+    // An expectation of another user is refused before anything is applied.
+    let bob = Client::login(&state, "bob").await;
+    let alice_id = again.get("/api/auth/me").await.body["id"].as_str().unwrap().to_string();
+    let r = bob
+        .raw(
+            Method::POST,
+            "/api/inbox",
+            Some("text/plain"),
+            b"for alice".to_vec(),
+            &[("outpost-expect-user", &alice_id)],
+        )
+        .await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (StatusCode::PRECONDITION_FAILED, Some("user_mismatch")));
+    assert_ne!(r.headers["outpost-user"], alice_id.as_str(), "names who is logged in");
+    assert_eq!(bob.get("/api/inbox").await.body, json!([]));
 }

@@ -45,8 +45,25 @@ async fn login(State(state): State<AppState>, body: JsonBody<Login>) -> Result<R
     Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": { "id": id, "name": name } }))).into_response())
 }
 
-async fn logout() -> Response {
-    ([(SET_COOKIE, auth::clear_cookie())], Json(json!({ "ok": true }))).into_response()
+/// Ends the session on the server, not just in this browser: the cookie is
+/// revoked, so a copy of it (another tab's, a stolen one) is no login either.
+async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, AppError> {
+    let value =
+        headers.get_all(axum::http::header::COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(auth::find_cookie);
+    if let Some(value) = value {
+        if state.api.session_key.verify(value, now_ms()).is_ok() {
+            if let Some((token, expires_at)) = auth::revocation(value) {
+                sqlx::query(
+                    "INSERT INTO revoked_sessions (token, expires_at) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
+                )
+                .bind(token)
+                .bind(expires_at)
+                .execute(&state.api.db.pool)
+                .await?;
+            }
+        }
+    }
+    Ok(([(SET_COOKIE, auth::clear_cookie())], Json(json!({ "ok": true }))).into_response())
 }
 
 async fn me(State(state): State<AppState>, user: User) -> Result<Json<serde_json::Value>, AppError> {
