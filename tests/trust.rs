@@ -6,8 +6,10 @@ mod harness;
 
 use std::time::Duration;
 
+use harness::firefox::{Firefox, IDLE_TIMEOUT_MS};
 use harness::scenes::{setup, World, PAGE};
-use harness::{wait_until, Chromium, Origin, PATIENCE};
+use harness::webkit::WebKit;
+use harness::{wait_until, Chromium, Js, Origin, PATIENCE};
 use serde_json::json;
 
 /// A page of another site that posts a form to `action` as soon as it loads
@@ -39,11 +41,9 @@ async fn count(w: &World, table: &str) -> i64 {
     n
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn another_sites_form_posts_store_nothing_and_log_nobody_out() {
+async fn cross_site_forms<T: Js>(engine: &str, open: impl AsyncFn(String) -> T) {
     let w = World::new().await;
-    let chromium = Chromium::launch().await;
-    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let tab = open(w.origin.url(PAGE)).await;
     setup(&tab).await;
     assert_eq!(tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await, 200);
     // `localhost` is another site than `127.0.0.1` (another port of the same
@@ -51,17 +51,17 @@ async fn another_sites_form_posts_store_nothing_and_log_nobody_out() {
     let evil = Origin::start_app(attacker(w.origin.origin()));
     let evil_port = evil.origin().rsplit(':').next().unwrap().to_string();
     for path in ["/inbox", "/upload", "/logout"] {
-        let victim = chromium.open(&format!("http://localhost:{evil_port}{path}")).await;
+        let victim = open(format!("http://localhost:{evil_port}{path}")).await;
         let app_host = w.origin.origin().trim_start_matches("http://").to_string();
         wait_until(&format!("the form of {path} to be posted"), PATIENCE, || async {
             (victim.try_eval("location.host").await.ok()? == json!(app_host)).then_some(())
         })
         .await;
         let body = victim.eval("document.body ? document.body.innerText : ''").await;
-        println!("trust: another site's form to {path}: the origin answered {body}");
+        println!("trust: {engine}: another site's form to {path}: the origin answered {body}");
     }
-    assert_eq!(count(&w, "inbox").await, 0, "nothing planted in the inbox");
-    assert_eq!(count(&w, "assets").await, 0, "no upload planted");
+    assert_eq!(count(&w, "inbox").await, 0, "{engine}: nothing planted in the inbox");
+    assert_eq!(count(&w, "assets").await, 0, "{engine}: no upload planted");
     let me = tab.eval("fetch('/api/auth/me').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
     assert_eq!(me["status"], 200, "still logged in: {me}");
     let status = tab.eval("outpost.status()").await;
@@ -79,17 +79,15 @@ const SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10
 
 /// A new tab navigated to `url`; a download never finishes loading as a
 /// page, so this does not wait for it.
-async fn open_without_waiting(chromium: &Chromium, url: &str) -> harness::Tab {
-    let t = chromium.open("about:blank").await;
+async fn open_without_waiting<T: Js>(open: &impl AsyncFn(String) -> T, url: &str) -> T {
+    let t = open("about:blank".into()).await;
     t.eval(&format!("location.href = {url:?}; true")).await;
     t
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_uploaded_svg_never_runs_as_a_page_of_the_app() {
+async fn svg_inert<T: Js>(engine: &str, open: impl AsyncFn(String) -> T) {
     let mut w = World::new().await;
-    let chromium = Chromium::launch().await;
-    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let tab = open(w.origin.url(PAGE)).await;
     setup(&tab).await;
     // Kept on the device: uploaded while the origin is down.
     w.origin.stop();
@@ -102,7 +100,7 @@ async fn an_uploaded_svg_never_runs_as_a_page_of_the_app() {
     let local = format!("/api/assets/{}/content", temp.as_str().unwrap());
     // Opened in tabs of their own, as a person clicking a link would: the
     // file from the device now, and (below) the same bytes from the origin.
-    let mut opened = vec![open_without_waiting(&chromium, &w.origin.url(&local)).await];
+    let mut opened = vec![open_without_waiting(&open, &w.origin.url(&local)).await];
     w.up();
     let item = tab
         .eval(&format!(
@@ -110,11 +108,11 @@ async fn an_uploaded_svg_never_runs_as_a_page_of_the_app() {
         ))
         .await;
     let from_origin = format!("/api/inbox/{}/body", item["id"].as_str().unwrap());
-    opened.push(open_without_waiting(&chromium, &w.origin.url(&from_origin)).await);
+    opened.push(open_without_waiting(&open, &w.origin.url(&from_origin)).await);
     // Give a script that could run the time to run, then look.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ran = tab.eval("localStorage.getItem('ran')").await;
-    assert_eq!(ran, serde_json::Value::Null, "the SVG's script ran on the app origin at {ran}");
+    assert_eq!(ran, serde_json::Value::Null, "{engine}: the SVG's script ran on the app origin at {ran}");
     // Why not: the answers say so.
     for path in [&local, &from_origin] {
         let head = tab
@@ -130,6 +128,7 @@ async fn an_uploaded_svg_never_runs_as_a_page_of_the_app() {
         );
         assert!(head["content-security-policy"].as_str().unwrap().starts_with("sandbox"), "{head}");
     }
+    drop(opened);
 }
 
 /// The origin with every presign answered `delay` late.
@@ -146,11 +145,9 @@ fn slow_presign(state: outpost::AppState, delay: Duration) -> axum::Router {
     }))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_online_write_naming_a_pending_upload_waits_and_goes_with_the_server_id() {
+async fn online_temp_id<T: Js>(engine: &str, open: impl AsyncFn(String) -> T) {
     let w = World::serving(|state| slow_presign(state, Duration::from_secs(2))).await;
-    let chromium = Chromium::launch().await;
-    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let tab = open(w.origin.url(PAGE)).await;
     setup(&tab).await;
     let temp = tab.eval("outpost.upload(fileOf(5000), { filename: 'cover.bin' }).then((u) => u.assetId)").await;
     let temp = temp.as_str().unwrap().to_string();
@@ -166,19 +163,17 @@ async fn an_online_write_naming_a_pending_upload_waits_and_goes_with_the_server_
     })
     .await;
     let sent: serde_json::Value = serde_json::from_slice(&body.0).unwrap();
-    assert_eq!(sent, json!({ "cover": asset }), "the origin got the server id, not {temp}");
+    assert_eq!(sent, json!({ "cover": asset }), "{engine}: the origin got the server id, not {temp}");
 }
 
 /// A worker that cannot open IndexedDB (here: a newer version of its
 /// database, as a downgrade leaves) keeps nothing, so it stands aside:
 /// writes and reads reach the origin as they are, and `status()` says why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_whose_storage_will_not_open_lets_writes_through_and_says_why() {
+async fn storage_refused<T: Js>(engine: &str, open: impl AsyncFn(String) -> T, stop: impl AsyncFn(&T)) {
     let w = World::new().await;
-    let chromium = Chromium::launch().await;
-    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let tab = open(w.origin.url(PAGE)).await;
     let session = setup(&tab).await;
-    tab.stop_all_workers().await;
+    stop(&tab).await;
     let bumped = tab
         .eval(
             "new Promise((resolve, reject) => { const r = indexedDB.open('outpost', 99); \
@@ -194,7 +189,7 @@ async fn a_worker_whose_storage_will_not_open_lets_writes_through_and_says_why()
     assert_eq!(read, 200);
     let status = tab.eval("outpost.status()").await;
     let why = status["storageError"].as_str().unwrap_or_else(|| panic!("status says nothing: {status}"));
-    println!("trust: status().storageError = {why}");
+    println!("trust: {engine}: status().storageError = {why}");
     assert!(why.contains("nothing is kept"), "{why}");
 }
 
@@ -248,14 +243,12 @@ async fn inbox_of(w: &World, user_name: &str) -> Vec<String> {
     rows.into_iter().map(|r| String::from_utf8(r.0).unwrap()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_the_worker_never_saw_never_gets_the_previous_users_writes() {
+async fn unseen_login<T: Js>(engine: &str, open: impl AsyncFn(String) -> T) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let refuse = std::sync::Arc::new(AtomicBool::new(false));
     let r = std::sync::Arc::clone(&refuse);
     let w = World::serving(move |state| with_sso(state, std::sync::Arc::clone(&r))).await;
-    let chromium = Chromium::launch().await;
-    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let tab = open(w.origin.url(PAGE)).await;
     setup(&tab).await; // alice, through the worker
     refuse.store(true, Ordering::SeqCst);
     for i in 0..2 {
@@ -276,7 +269,7 @@ async fn a_login_the_worker_never_saw_never_gets_the_previous_users_writes() {
     })
     .await;
     assert_eq!(parked["pending"], 0, "{parked}");
-    assert!(inbox_of(&w, "bob").await.is_empty(), "nothing of alice's in bob's account");
+    assert!(inbox_of(&w, "bob").await.is_empty(), "{engine}: nothing of alice's in bob's account");
     // Alice back: her writes arrive in her account, once, in order.
     let login = tab.eval("post('/api/auth/login', { user: 'alice' })").await;
     assert_eq!(login["status"], 200);
@@ -292,11 +285,9 @@ async fn a_login_the_worker_never_saw_never_gets_the_previous_users_writes() {
 /// Logging out offline on a shared device: the HttpOnly cookie is out of
 /// the worker's reach, so the logout is owed to the origin and goes before
 /// anything else once it can; meanwhile the device answers as logged out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_offline_logout_holds_until_it_reaches_the_origin() {
+async fn offline_logout<T: Js>(engine: &str, open: impl AsyncFn(String) -> T, stop: impl AsyncFn(&T)) {
     let mut w = World::new().await;
-    let chromium = Chromium::launch().await;
-    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    let tab = open(w.origin.url(PAGE)).await;
     setup(&tab).await;
     w.origin.stop();
     let out = tab.eval("outpost.logout()").await;
@@ -305,9 +296,9 @@ async fn an_offline_logout_holds_until_it_reaches_the_origin() {
     assert_eq!(me, 401, "offline, the device answers as logged out");
     w.up();
     // A worker started afresh must not bring alice back by asking `me`.
-    tab.stop_all_workers().await;
+    stop(&tab).await;
     let me = tab.eval("fetch('/api/auth/me').then(async (r) => ({ status: r.status, body: await r.text() }))").await;
-    assert_eq!(me["status"], 401, "the next request is not alice's: {me}");
+    assert_eq!(me["status"], 401, "{engine}: the next request is not alice's: {me}");
     let status = tab.eval("outpost.status()").await;
     assert!(status["user"].is_null(), "{status}");
     // And a new login works as ever.
@@ -351,4 +342,93 @@ async fn a_replay_is_checked_against_the_routes_of_the_config_in_force() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM inbox").fetch_one(&w.state.api.db.pool).await.unwrap();
     assert_eq!(n, 0, "never sent");
+}
+
+// ---- the scenes, engine by engine ------------------------------------------
+
+async fn chromium_stop(tab: &harness::Tab) {
+    tab.stop_all_workers().await;
+}
+
+/// Firefox stops an idle worker by itself (the test profile's timeout);
+/// nothing in the page may keep it busy meanwhile.
+async fn firefox_stop<T: Js>(_tab: &T) {
+    tokio::time::sleep(Duration::from_millis(u64::from(IDLE_TIMEOUT_MS) * 2 + 1_000)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_another_sites_form_posts_store_nothing_and_log_nobody_out() {
+    let chromium = Chromium::launch().await;
+    cross_site_forms("Chromium", async |url: String| chromium.open(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_an_uploaded_svg_never_runs_as_a_page_of_the_app() {
+    let chromium = Chromium::launch().await;
+    svg_inert("Chromium", async |url: String| chromium.open(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_an_online_write_naming_a_pending_upload_waits_and_goes_with_the_server_id() {
+    let chromium = Chromium::launch().await;
+    online_temp_id("Chromium", async |url: String| chromium.open(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_a_worker_whose_storage_will_not_open_lets_writes_through_and_says_why() {
+    let chromium = Chromium::launch().await;
+    storage_refused("Chromium", async |url: String| chromium.open(&url).await, chromium_stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_a_login_the_worker_never_saw_never_gets_the_previous_users_writes() {
+    let chromium = Chromium::launch().await;
+    unseen_login("Chromium", async |url: String| chromium.open(&url).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_an_offline_logout_holds_until_it_reaches_the_origin() {
+    let chromium = Chromium::launch().await;
+    offline_logout("Chromium", async |url: String| chromium.open(&url).await, chromium_stop).await;
+}
+
+/// The same scenes in Firefox, one browser for all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_trust_boundary() {
+    let firefox = Firefox::launch().await;
+    let open = async |url: String| firefox.open(&url).await;
+    cross_site_forms("Firefox", &open).await;
+    svg_inert("Firefox", &open).await;
+    online_temp_id("Firefox", &open).await;
+    storage_refused("Firefox", &open, firefox_stop).await;
+    unseen_login("Firefox", &open).await;
+    offline_logout("Firefox", &open, firefox_stop).await;
+}
+
+/// And in WebKit, which cannot be made to stop its worker from outside: the
+/// scenes that need a stopped worker run without that step. A fresh browser
+/// for each scene (a crash of one says which).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webkit_trust_boundary() {
+    let webkit = WebKit::launch().await;
+    cross_site_forms("WebKit", async |url: String| webkit.open(&url).await).await;
+    drop(webkit);
+    // Left out: svg_inert. WebKitWebDriver answers "unknown error" to a new
+    // window once the page has handed the worker a file, so the tabs that
+    // open the stored SVG cannot be made here.
+    println!("trust: WebKit leaves out the stored-SVG scene: its driver cannot open the tabs it needs");
+    let webkit = WebKit::launch().await;
+    online_temp_id("WebKit", async |url: String| webkit.open(&url).await).await;
+    drop(webkit);
+    let webkit = WebKit::launch().await;
+    unseen_login("WebKit", async |url: String| webkit.open(&url).await).await;
+    drop(webkit);
+    println!("trust: WebKit leaves out the storage-refused scene (it needs the worker stopped) and the worker restart in the offline logout");
+    let webkit = WebKit::launch().await;
+    offline_logout(
+        "WebKit",
+        async |url: String| webkit.open(&url).await,
+        async |_t: &harness::webkit::WebKitTab<'_>| {},
+    )
+    .await;
 }

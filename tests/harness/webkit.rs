@@ -98,6 +98,9 @@ impl WebKit {
 
     /// Opens a new window at `url`.
     pub async fn open(&self, url: &str) -> WebKitTab<'_> {
+        // From the first window: the current one may have navigated to
+        // another site (a new web process), which the driver can lose.
+        self.send("POST", "/window", Some(&json!({ "handle": self.home }))).await.expect("the first window");
         let made = self.send("POST", "/window/new", Some(&json!({ "type": "tab" }))).await.expect("a new window");
         let tab = WebKitTab { webkit: self, handle: made["handle"].as_str().expect("a window handle").to_string() };
         tab.goto(url).await;
