@@ -247,7 +247,9 @@ async fn pending_writes_survive_a_browser_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_write_waits_behind_queued_ones() {
     // The first batch the origin sees gets a 503; the next ones go through.
-    let mut scene = Scene::serving(FAST, harness::flaky_app).await;
+    // Its retry waits 2.4 to 3.6 s, so on a loaded machine too the second
+    // write is sent while the first is still queued.
+    let mut scene = Scene::serving("{ backoffMs: [3000, 400, 800, 1600, 3200] }", harness::flaky_app).await;
     let first = send(&scene.tab, &scene.session, 0).await;
     assert_eq!(first["status"], 202, "the 503 queues the first write: {first}");
     // The origin would take this one, but it must not overtake the first.
