@@ -432,3 +432,31 @@ async fn webkit_trust_boundary() {
     )
     .await;
 }
+
+/// What one user's outbox holds is theirs alone on a shared device: an
+/// unreadable record found while alice was logged in is listed to her, not
+/// to bob, and only she can discard it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_record_is_its_users_alone() {
+    let mut w = World::new().await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    w.origin.stop();
+    assert_eq!(tab.eval("fetch('/api/inbox', { method: 'POST', body: 'x' }).then((r) => r.status)").await, 202);
+    tab.corrupt_outbox(&[(999.0, "new Uint8Array([1, 255, 255])")]).await;
+    let mine = wait_until("alice to see the quarantined record", PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        s["deadLetters"].as_array()?.iter().find(|d| d["id"] == "999").cloned()
+    })
+    .await;
+    assert!(mine["reason"].as_str().unwrap().contains("quarantined"), "{mine}");
+    w.up();
+    assert_eq!(tab.eval("outpost.logout()").await["ok"], true);
+    assert_eq!(tab.eval("post('/api/auth/login', { user: 'bob' })").await["status"], 200);
+    let bobs = tab.eval("outpost.status()").await;
+    assert!(!bobs["deadLetters"].as_array().unwrap().iter().any(|d| d["id"] == "999"), "bob sees alice's: {bobs}");
+    assert_eq!(tab.eval("outpost.discard('999')").await, false, "bob cannot discard it");
+    assert_eq!(tab.eval("post('/api/auth/login', { user: 'alice' })").await["status"], 200);
+    assert_eq!(tab.eval("outpost.discard('999')").await, true, "alice can");
+}

@@ -92,6 +92,20 @@ pub struct Entry {
     pub request: StoredRequest,
 }
 
+/// The schema byte of a quarantined record: the unreadable bytes and the
+/// user who was logged in when they were found, so each user sees (and can
+/// discard) only their own. Raw bytes of the previous build have no owner.
+pub const QUARANTINE_SCHEMA: u8 = 0xF1;
+
+pub fn quarantined(user: Option<&str>, bytes: &[u8]) -> Vec<u8> {
+    versioned(QUARANTINE_SCHEMA, &(user, bytes))
+}
+
+/// Whose a quarantined record is: `Some(user)`, or `None` when unknown.
+pub fn quarantine_owner(stored: &[u8]) -> Option<Option<String>> {
+    unversioned::<(Option<String>, Vec<u8>)>(QUARANTINE_SCHEMA, stored).ok().map(|(u, _)| u)
+}
+
 /// A record that cannot be read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
@@ -185,6 +199,13 @@ mod tests {
             "0107010275310764656661756c74036b2d31e8070288270001f703b817\
              04504f53540e687474703a2f2f682f6170692f78010c636f6e74656e742d74797065106170706c69636174696f6e2f6a736f6e077b2261223a317d01"
         );
+    }
+
+    #[test]
+    fn quarantined_records_know_their_user() {
+        assert_eq!(quarantine_owner(&quarantined(Some("a"), b"\x09junk")), Some(Some("a".into())));
+        assert_eq!(quarantine_owner(&quarantined(None, b"")), Some(None));
+        assert_eq!(quarantine_owner(b"\x01raw bytes of the previous build"), None);
     }
 
     #[test]

@@ -131,6 +131,40 @@ impl IdMap {
     }
 }
 
+/// Where a learned temp id is kept: per user (length-prefixed, so no user
+/// id can reach into another's keys), so one user's ids never rewrite
+/// another's writes.
+pub fn map_key(user: Option<&str>, temp: &str) -> String {
+    match user {
+        Some(u) => format!("{MAP_PREFIX}{}:{u}:{temp}", u.len()),
+        None => format!("{MAP_PREFIX}-:{temp}"),
+    }
+}
+
+/// The temp id a map key holds for `user`; `None` when the key is another
+/// user's (or not a map key). Keys of the previous build (`idmap:<temp>`,
+/// nobody's in particular) are read for everyone until pruned.
+pub fn temp_of<'a>(key: &'a str, user: Option<&str>) -> Option<&'a str> {
+    if let Some(rest) = key.strip_prefix(MAP_PREFIX) {
+        let mine = match user {
+            Some(u) => format!("{}:{u}:", u.len()),
+            None => "-:".to_string(),
+        };
+        return rest.strip_prefix(mine.as_str());
+    }
+    key.strip_prefix(LEGACY_MAP_PREFIX)
+}
+
+/// Whether a map key is `user`'s (or of the previous build): what a prune
+/// of that user's ids removes.
+pub fn is_pruned_with(key: &str, user: Option<&str>) -> bool {
+    temp_of(key, user).is_some()
+}
+
+/// The prefix of the per-user temp-id map's keys.
+pub const MAP_PREFIX: &str = "idmap2:";
+const LEGACY_MAP_PREFIX: &str = "idmap:";
+
 fn contains(hay: &[u8], needle: &str) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -138,6 +172,20 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_keys_are_per_user() {
+        let a = map_key(Some("alice"), "t1");
+        assert_eq!(temp_of(&a, Some("alice")), Some("t1"));
+        assert_eq!(temp_of(&a, Some("bob")), None);
+        assert_eq!(temp_of(&a, None), None);
+        // A user id cannot reach into another's keys.
+        let tricky = map_key(Some("al"), "ice:t1");
+        assert_eq!(temp_of(&tricky, Some("alice")), None);
+        assert_eq!(temp_of(&map_key(None, "t2"), None), Some("t2"));
+        assert_eq!(temp_of("idmap:t3", Some("anyone")), Some("t3"), "the previous build's keys");
+        assert_eq!(temp_of("user", Some("u")), None);
+    }
 
     fn map() -> IdMap {
         let mut m = IdMap::new();

@@ -22,6 +22,7 @@
 
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
+use crate::core::tempid;
 use wasm_bindgen::{JsCast, JsValue};
 
 const NAME: &str = "outpost";
@@ -35,7 +36,6 @@ pub const UPLOADS: &str = "uploads";
 pub const BLOBS: &str = "blobs";
 pub const BLOB_META: &str = "blob_meta";
 const SEQ: &str = "seq";
-const IDMAP: &str = "idmap:";
 
 fn js(e: rexie::Error) -> JsValue {
     JsValue::from_str(&e.to_string())
@@ -114,9 +114,11 @@ pub async fn delete_key(db: &Rexie, store: &str, key: JsValue) -> Result<(), JsV
 
 /// Moves an unreadable record out of the outbox, under the same key, in
 /// one transaction.
-pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8]) -> Result<(), JsValue> {
+/// `user`: who was logged in when it was found (it is theirs to see).
+pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<(), JsValue> {
+    let kept = crate::core::record::quarantined(user, bytes);
     let tx = db.transaction(&[OUTBOX, QUARANTINE], TransactionMode::ReadWrite).map_err(js)?;
-    tx.store(QUARANTINE).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(key)).await.map_err(js)?;
+    tx.store(QUARANTINE).map_err(js)?.put(&Uint8Array::from(&kept[..]).into(), Some(key)).await.map_err(js)?;
     tx.store(OUTBOX).map_err(js)?.delete(key.clone()).await.map_err(js)?;
     tx.done().await.map_err(js)?;
     Ok(())
@@ -136,8 +138,8 @@ pub async fn append(db: &Rexie, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64
     Ok(id)
 }
 
-/// The stored temp-id map.
-pub async fn id_map(db: &Rexie) -> Result<Vec<(String, String)>, JsValue> {
+/// The temp ids learned for `user`.
+pub async fn id_map(db: &Rexie, user: Option<&str>) -> Result<Vec<(String, String)>, JsValue> {
     let tx = db.transaction(&[META], TransactionMode::ReadOnly).map_err(js)?;
     let s = tx.store(META).map_err(js)?;
     // The meta store is small: read it whole and keep the id-map rows.
@@ -146,18 +148,32 @@ pub async fn id_map(db: &Rexie) -> Result<Vec<(String, String)>, JsValue> {
     Ok(keys
         .into_iter()
         .zip(values)
-        .filter_map(|(k, v)| Some((k.as_string()?.strip_prefix(IDMAP)?.to_string(), v.as_string()?)))
+        .filter_map(|(k, v)| Some((tempid::temp_of(&k.as_string()?, user)?.to_string(), v.as_string()?)))
         .collect())
 }
 
-pub async fn save_ids(db: &Rexie, pairs: &[(String, String)]) -> Result<(), JsValue> {
+/// Forgets the temp ids learned for `user` (no write or upload of theirs
+/// needs them any more).
+pub async fn prune_ids(db: &Rexie, user: Option<&str>) -> Result<(), JsValue> {
+    let tx = db.transaction(&[META], TransactionMode::ReadWrite).map_err(js)?;
+    let s = tx.store(META).map_err(js)?;
+    for k in s.get_all_keys(None, None).await.map_err(js)? {
+        if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
+            s.delete(k).await.map_err(js)?;
+        }
+    }
+    tx.done().await.map_err(js)?;
+    Ok(())
+}
+
+pub async fn save_ids(db: &Rexie, user: Option<&str>, pairs: &[(String, String)]) -> Result<(), JsValue> {
     if pairs.is_empty() {
         return Ok(());
     }
     let tx = db.transaction(&[META], TransactionMode::ReadWrite).map_err(js)?;
     let s = tx.store(META).map_err(js)?;
     for (temp, id) in pairs {
-        s.put(&id.into(), Some(&format!("{IDMAP}{temp}").into())).await.map_err(js)?;
+        s.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await.map_err(js)?;
     }
     tx.done().await.map_err(js)?;
     Ok(())
@@ -221,7 +237,12 @@ pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result
 
 /// Removes delivered entries and saves the temp-id pairs they taught, in one
 /// transaction.
-pub async fn commit(db: &Rexie, delivered: &[u64], pairs: &[(String, String)]) -> Result<(), JsValue> {
+pub async fn commit(
+    db: &Rexie,
+    delivered: &[u64],
+    user: Option<&str>,
+    pairs: &[(String, String)],
+) -> Result<(), JsValue> {
     let tx = db.transaction(&[OUTBOX, META], TransactionMode::ReadWrite).map_err(js)?;
     let outbox = tx.store(OUTBOX).map_err(js)?;
     for id in delivered {
@@ -229,7 +250,7 @@ pub async fn commit(db: &Rexie, delivered: &[u64], pairs: &[(String, String)]) -
     }
     let meta = tx.store(META).map_err(js)?;
     for (temp, id) in pairs {
-        meta.put(&id.into(), Some(&format!("{IDMAP}{temp}").into())).await.map_err(js)?;
+        meta.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await.map_err(js)?;
     }
     tx.done().await.map_err(js)?;
     Ok(())

@@ -169,7 +169,7 @@ impl Outbox {
         // with the server id once it has one.
         let (mut url, mut body) = (None, None);
         if crate::core::upload::names_temp_id(&stored.url, &stored.body) {
-            let (ids, pending) = self.temp_ids().await?;
+            let (ids, pending) = self.temp_ids(user.as_deref()).await?;
             if ids.waits_for(&stored.url, &stored.body, &pending) {
                 return self.enqueue(stored, key, user, None).await;
             }
@@ -333,7 +333,7 @@ impl Outbox {
                 (_, Err(e)) => e.to_string(),
                 _ => "its key does not match its entry id".to_string(),
             };
-            db::quarantine(&self.db, &key, &bytes).await?;
+            db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).await?;
             let reason = format!("unreadable record: {problem}");
             self.events.emit("dead-lettered", &serde_json::json!({ "id": db::key_text(&key), "reason": reason }));
         }
@@ -352,6 +352,12 @@ impl Outbox {
             Ok((entries, user)) => {
                 let wake = queue::next_wake(entries, user.as_deref());
                 self.left.set(wake.is_some());
+                // The pass delivered the last of this user's writes: the temp
+                // ids learned for them have served (checked only then, so an
+                // online write costs no extra read).
+                if done.any && wake.is_none() && self.pending_uploads(user.as_deref()).await?.is_empty() {
+                    db::prune_ids(&self.db, user.as_deref()).await?;
+                }
                 let silent = queue::waits_for_network(entries, user.as_deref());
                 self.clock.report(Part::Outbox, clock::after_pass(wake, now), silent);
             }
@@ -368,7 +374,8 @@ impl Outbox {
         if done.ids.is_empty() {
             return Ok(());
         }
-        db::commit(&self.db, &done.ids, &done.learned).await?;
+        db::commit(&self.db, &done.ids, done.user.as_deref(), &done.learned).await?;
+        done.any = true;
         for ev in done.events.drain(..) {
             self.events.emit("replayed", &ev);
         }
@@ -393,8 +400,9 @@ impl Outbox {
             db::put(&self.db, db::OUTBOX, e, &record::encode(entry)).await?;
             self.dead_event(entry);
         }
-        let (mut ids, waiting) = self.temp_ids().await?;
         let user = self.identity.current();
+        let (mut ids, waiting) = self.temp_ids(user.as_deref()).await?;
+        done.user = user.clone();
         if self.identity.logout_pending() {
             // The cookie is still the logged-out user's: nothing goes until
             // the owed logout has (the next request of a page sends it).
@@ -442,19 +450,39 @@ impl Outbox {
 
     /// The temp ids learned so far, and the uploads not yet presigned (a
     /// write naming one of those waits for it).
-    async fn temp_ids(&self) -> Result<(IdMap, Vec<String>), JsValue> {
+    async fn temp_ids(&self, user: Option<&str>) -> Result<(IdMap, Vec<String>), JsValue> {
         let mut ids = IdMap::new();
-        for (temp, id) in db::id_map(&self.db).await? {
+        for (temp, id) in db::id_map(&self.db, user).await? {
             ids.insert(temp, id);
         }
-        let waiting: Vec<String> = db::records(&self.db, db::UPLOADS)
+        let waiting: Vec<String> = self
+            .pending_uploads(user)
             .await?
             .into_iter()
-            .filter_map(|(_, v)| crate::core::upload::decode(&v).ok())
-            .filter(|u| u.is_pending() && u.asset_id.is_none())
+            .filter(|u| u.asset_id.is_none())
             .map(|u| u.id)
             .collect();
         Ok((ids, waiting))
+    }
+
+    /// `user`'s uploads still under way.
+    async fn pending_uploads(&self, user: Option<&str>) -> Result<Vec<crate::core::upload::Upload>, JsValue> {
+        Ok(db::records(&self.db, db::UPLOADS)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| crate::core::upload::decode(&v).ok())
+            .filter(|u| u.is_pending() && u.user.as_deref() == user)
+            .collect())
+    }
+
+    /// The quarantined records `user` may see and discard: theirs, and
+    /// those of the previous build, whose owner is unknown.
+    async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>, JsValue> {
+        let all = db::records(&self.db, db::QUARANTINE).await?;
+        Ok(all
+            .into_iter()
+            .filter(|(_, v)| record::quarantine_owner(v).is_none_or(|owner| owner.as_deref() == user))
+            .collect())
     }
 
     /// Sends one entry.
@@ -568,7 +596,7 @@ impl Outbox {
                 State::Pending => None,
             })
             .collect();
-        for (key, _) in db::records(&self.db, db::QUARANTINE).await? {
+        for (key, _) in self.quarantined(user.as_deref()).await? {
             dead.push(serde_json::json!({ "id": db::key_text(&key), "reason": "unreadable record (quarantined); discard it" }));
         }
         // The first waiting writes, for a page to show when each goes next.
@@ -613,7 +641,7 @@ impl Outbox {
             db::delete(&self.db, db::OUTBOX, e.id).await?;
             return Ok(true);
         }
-        for (key, _) in db::records(&self.db, db::QUARANTINE).await? {
+        for (key, _) in self.quarantined(user.as_deref()).await? {
             if db::key_text(&key) == id {
                 db::delete_key(&self.db, db::QUARANTINE, key).await?;
                 return Ok(true);
@@ -630,6 +658,11 @@ impl Outbox {
 /// applies twice (and their temp ids are learned again from the answers).
 #[derive(Default)]
 struct Delivered {
+    /// Whose writes these are (the pass's user): the temp ids they taught
+    /// are that user's.
+    user: Option<String>,
+    /// Whether this pass delivered anything.
+    any: bool,
     ids: Vec<u64>,
     learned: Vec<(String, String)>,
     events: Vec<serde_json::Value>,

@@ -362,7 +362,7 @@ impl Uploads {
                         let id = a["assetId"].as_str().unwrap_or_default().to_string();
                         let phase = if multipart { parts_phase(&a, vec![]) } else { put_phase(&a) };
                         upload::presigned(u, id.clone(), phase);
-                        db::save_ids(&self.db, &[(u.id.clone(), id)]).await?;
+                        db::save_ids(&self.db, u.user.as_deref(), &[(u.id.clone(), id)]).await?;
                         self.mark_blob(&u.id, u.asset_id.clone(), true).await?;
                         (self.on_id)();
                         Ok(true)
@@ -650,7 +650,8 @@ impl Uploads {
         }
         // Not on the device: a temp id may have its server id by now.
         let server_id = if id.starts_with(upload::TEMP_PREFIX) {
-            db::id_map(&self.db).await?.into_iter().find(|(t, _)| *t == id).map(|(_, s)| s)
+            let user = self.identity.current();
+            db::id_map(&self.db, user.as_deref()).await?.into_iter().find(|(t, _)| *t == id).map(|(_, s)| s)
         } else {
             Some(id.clone())
         };
