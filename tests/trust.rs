@@ -460,3 +460,53 @@ async fn a_quarantined_record_is_its_users_alone() {
     assert_eq!(tab.eval("post('/api/auth/login', { user: 'alice' })").await["status"], 200);
     assert_eq!(tab.eval("outpost.discard('999')").await, true, "alice can");
 }
+
+/// A write the page is told is queued is in IndexedDB. Firefox's storage
+/// limit lowered (a preference) and filled by the page itself, chunk by
+/// chunk, until the browser refuses: then a write the worker cannot keep is
+/// answered `507` with the reason; never a `202` without a record, never a
+/// network error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quota_never_loses_a_write_the_page_was_told_is_queued() {
+    let mut w = World::new().await;
+    // 50 MiB for all temporary storage; a site's group gets a fifth of it.
+    let prefs = [("dom.quotaManager.testing", "true"), ("dom.quotaManager.temporaryStorage.fixedLimit", "51200")];
+    let firefox = Firefox::launch_with(&prefs).await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    w.origin.stop();
+    let small = tab.eval("fetch('/api/inbox', { method: 'POST', body: 'fits' }).then((r) => r.status)").await;
+    assert_eq!(small, 202);
+    // The page fills what is left, 256 KiB at a time, until refused.
+    let filled = tab
+        .eval(
+            "(async () => { const db = await new Promise((res, rej) => { const r = indexedDB.open('filler', 1); \
+             r.onupgradeneeded = () => r.result.createObjectStore('s'); r.onsuccess = () => res(r.result); \
+             r.onerror = () => rej(r.error); }); let n = 0; let x = 7; \
+             for (;;) { const b = new Uint8Array(262144); for (let i = 0; i < b.length; i++) { x = (x * 1103515245 + 12345) >>> 0; b[i] = x >>> 24; } \
+               const ok = await new Promise((res) => { const tx = db.transaction('s', 'readwrite'); tx.objectStore('s').put(b, n); \
+                 tx.oncomplete = () => res(true); tx.onabort = () => res(false); tx.onerror = () => res(false); }); \
+               if (!ok || n > 400) break; n++; } db.close(); return n; })()",
+        )
+        .await;
+    let est = tab.eval("navigator.storage.estimate()").await;
+    println!("trust: Firefox, filled {filled} chunks of 256 KiB; estimate {est}");
+    let big = tab
+        .eval(
+            "fetch('/api/inbox', { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, \
+             body: new Uint8Array(1048576).map((_, i) => (i * 2654435761) >>> 24) }) \
+             .then(async (r) => ({ status: r.status, body: await r.json() }), (e) => ({ networkError: String(e) }))",
+        )
+        .await;
+    println!("trust: Firefox, a 1 MiB write with the storage full: {big}");
+    assert!(big.get("networkError").is_none(), "never a network error: {big}");
+    let status = tab.eval("outpost.status()").await;
+    match big["status"].as_u64() {
+        Some(507) => {
+            assert_eq!(big["body"]["error"]["code"], "storage_full", "{big}");
+            assert_eq!(status["pending"], 1, "{status}");
+        }
+        Some(202) => assert_eq!(status["pending"], 2, "a 202 has its record (room was freed): {status}"),
+        other => panic!("unexpected {other:?}: {big}"),
+    }
+}

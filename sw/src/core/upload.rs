@@ -338,6 +338,15 @@ impl From<UploadV1> for Upload {
     }
 }
 
+/// Whether a failed write of `incoming` bytes is the browser's quota, by
+/// what `navigator.storage.estimate()` says. Some engines report a full
+/// quota as another error (Firefox: "InvalidStateError: A mutation
+/// operation was attempted…", the transaction having been aborted by the
+/// quota), so the name alone is not enough.
+pub fn over_quota(usage: f64, quota: f64, incoming: u64) -> bool {
+    quota > 0.0 && usage + incoming as f64 >= quota * 0.95
+}
+
 /// The byte budget for local blobs: the configured one, but never more than
 /// 80 % of what the browser grants the origin.
 pub fn blob_budget(config_budget: u64, quota: Option<u64>) -> u64 {
@@ -552,6 +561,13 @@ mod tests {
         presigned(&mut u, "srv".into(), Phase::Parts { part_size: 1, part_count: 3, done: vec![1] });
         assert_eq!(decode(&encode(&u)), Ok(u));
         assert_eq!(decode(&[7]), Err(RecordError::UnknownSchema(7)));
+    }
+
+    #[test]
+    fn a_write_that_does_not_fit_the_quota() {
+        assert!(over_quota(9.9e6, 10e6, 1_000_000));
+        assert!(!over_quota(1e6, 10e6, 1_000_000));
+        assert!(!over_quota(0.0, 0.0, 5), "no quota known: not a quota error");
     }
 
     #[test]

@@ -20,9 +20,9 @@
 //! Version 2 added the two read stores, version 3 the three upload stores;
 //! opening creates what is missing and keeps older stores as they are.
 
+use crate::core::tempid;
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
-use crate::core::tempid;
 use wasm_bindgen::{JsCast, JsValue};
 
 const NAME: &str = "outpost";
@@ -37,8 +37,15 @@ pub const BLOBS: &str = "blobs";
 pub const BLOB_META: &str = "blob_meta";
 const SEQ: &str = "seq";
 
+/// rexie's own text is only "idb error": the inner error says what the
+/// browser said (`QuotaExceededError: …`, `VersionError: …`), which is what
+/// callers match on and people read.
 fn js(e: rexie::Error) -> JsValue {
-    JsValue::from_str(&e.to_string())
+    let text = match &e {
+        rexie::Error::IdbError(inner) => format!("{e}: {inner}"),
+        _ => e.to_string(),
+    };
+    JsValue::from_str(&text)
 }
 
 /// Whether an IndexedDB failure is the browser refusing more data

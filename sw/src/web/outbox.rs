@@ -244,6 +244,12 @@ impl Outbox {
                 record::encode(&entry)
             })
             .await;
+            let appended = match appended {
+                Err(e) if !db::is_quota_error(&e) && self.looks_full(entry.request.body.len()).await => {
+                    Err(JsValue::from_str(&format!("QuotaExceededError (by the storage estimate): {e:?}")))
+                }
+                other => other,
+            };
             match appended {
                 Ok(id) => break id,
                 // The browser's quota: what may go (read copies, files already
@@ -264,7 +270,15 @@ impl Outbox {
                     let body = serde_json::json!({ "error": { "code": "storage_full", "message": message } });
                     return response::json(507, &body.to_string());
                 }
-                Err(e) => return Err(e),
+                // Any other refusal: the write is not kept, and the page is
+                // told so plainly (not a bare network error).
+                Err(e) => {
+                    global::log_error("could not keep a write", &e);
+                    let why = e.as_string().unwrap_or_else(|| format!("{e:?}"));
+                    let message = format!("This device could not keep the write until the network is back ({why}).");
+                    let body = serde_json::json!({ "error": { "code": "storage_error", "message": message } });
+                    return response::json(507, &body.to_string());
+                }
             }
         };
         self.queue_busy.set(Some(true));
@@ -283,6 +297,14 @@ impl Outbox {
         let response = response::json(202, &body)?;
         response.headers().set("Outpost-Queued", &id.to_string())?;
         Ok(response)
+    }
+
+    /// Whether the browser's quota is what refused `incoming` bytes.
+    async fn looks_full(&self, incoming: usize) -> bool {
+        match global::storage_estimate().await {
+            Some((usage, quota)) => crate::core::upload::over_quota(usage, quota, incoming as u64),
+            None => false,
+        }
     }
 
     /// Starts a replay in the background; see `queue::due` for what the
@@ -455,13 +477,8 @@ impl Outbox {
         for (temp, id) in db::id_map(&self.db, user).await? {
             ids.insert(temp, id);
         }
-        let waiting: Vec<String> = self
-            .pending_uploads(user)
-            .await?
-            .into_iter()
-            .filter(|u| u.asset_id.is_none())
-            .map(|u| u.id)
-            .collect();
+        let waiting: Vec<String> =
+            self.pending_uploads(user).await?.into_iter().filter(|u| u.asset_id.is_none()).map(|u| u.id).collect();
         Ok((ids, waiting))
     }
 

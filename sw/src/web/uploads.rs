@@ -150,7 +150,15 @@ impl Uploads {
             if let Some(r) = record {
                 rows.push((db::UPLOADS, key, db::bytes(&upload::encode(r))));
             }
-            match db::put_all(&self.db, &rows).await {
+            let stored = match db::put_all(&self.db, &rows).await {
+                // Some engines report a full quota as another error (see
+                // `upload::over_quota`): the estimate tells.
+                Err(e) if !db::is_quota_error(&e) && self.looks_full(meta.size).await => {
+                    Err(JsValue::from_str(&format!("QuotaExceededError (by the storage estimate): {e:?}")))
+                }
+                other => other,
+            };
+            match stored {
                 Ok(()) => return Ok(Ok(())),
                 Err(e) if db::is_quota_error(&e) && !evicted => {
                     // The browser's own limit came first: free what is safe,
@@ -185,6 +193,10 @@ impl Uploads {
                 }
             }
         }
+    }
+
+    async fn looks_full(&self, incoming: u64) -> bool {
+        global::storage_estimate().await.is_some_and(|(usage, quota)| upload::over_quota(usage, quota, incoming))
     }
 
     /// Evicts to make room for `incoming` bytes; `(Some(message), budget)`
