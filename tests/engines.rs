@@ -80,6 +80,16 @@ async fn outbox<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
     );
     assert!(dead["reason"].as_str().unwrap().contains("HTTP 400"), "{engine}: {dead}");
     let id = dead["id"].as_str().unwrap();
+    // Retry sends it again (the origin refuses it again: a dead letter once
+    // more), then Discard drops it.
+    let seen = dead["at"].clone();
+    assert_eq!(tab.eval(&format!("outpost.retry('{id}')")).await, true, "{engine}");
+    wait_until(&format!("{engine}: the retried write refused again"), PATIENCE, || async {
+        let s = tab.try_eval("outpost.status()").await.ok()?;
+        let d = s["deadLetters"].as_array()?.first()?.clone();
+        (d["at"] != seen).then_some(())
+    })
+    .await;
     assert_eq!(tab.eval(&format!("outpost.discard('{id}')")).await, true, "{engine}");
     assert_clean(tab, engine).await;
 }
