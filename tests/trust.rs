@@ -295,8 +295,12 @@ async fn offline_logout<T: Js>(engine: &str, open: impl AsyncFn(String) -> T, st
     let me = tab.eval("fetch('/api/auth/me').then((r) => r.status)").await;
     assert_eq!(me, 401, "offline, the device answers as logged out");
     w.up();
-    // A worker started afresh must not bring alice back by asking `me`.
+    // A worker started afresh must not bring alice back by asking `me`, and
+    // a read as its first request (network first, before storage is open)
+    // is not answered with alice's data either.
     stop(&tab).await;
+    let read = tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await;
+    assert_eq!(read, 401, "{engine}: a cold start's first read, with the logout owed");
     let me = tab.eval("fetch('/api/auth/me').then(async (r) => ({ status: r.status, body: await r.text() }))").await;
     assert_eq!(me["status"], 401, "{engine}: the next request is not alice's: {me}");
     let status = tab.eval("outpost.status()").await;

@@ -342,9 +342,12 @@ impl Outpost {
             // would otherwise make the next request the previous user's).
             let needs_session = !matches!(route, Route::Version | Route::Passthrough | Route::Shell(_))
                 && !matches!(route, Route::Auth(AuthRoute::Login | AuthRoute::Logout));
-            if needs_session && !inner.settle_logout().await.unwrap_or(true) {
-                let body = r#"{"error":{"code":"unauthenticated","message":"Logged out on this device; the logout reaches the origin when the network is back. Log in again to go on."}}"#;
-                return response::json(401, body).map(Into::into);
+            // A cold start does not wait for storage before a read's network
+            // request (see below); its answer is dropped if a logout turns out
+            // to be owed. Everything else waits to know.
+            let cold_read = matches!(route, Route::Read(_)) && inner.parts.borrow().is_none();
+            if needs_session && !cold_read && !inner.settle_logout().await.unwrap_or(true) {
+                return logged_out();
             }
             match route {
                 Route::Version => response::json(200, &version_body(&inner)).map(Into::into),
@@ -360,6 +363,13 @@ impl Outpost {
                     // The network first, while storage may still be opening.
                     let started = global::scope().fetch_with_request(&request);
                     match inner.parts().await {
+                        Ok(parts) if cold_read && parts.identity.logout_pending() => {
+                            let me = Rc::clone(&inner);
+                            wasm_bindgen_futures::spawn_local(async move {
+                                let _ = me.settle_logout().await;
+                            });
+                            logged_out()
+                        }
                         Ok(parts) => parts.reads.handle(request, how, started).await.map(Into::into),
                         Err(_) => wasm_bindgen_futures::JsFuture::from(started).await,
                     }
@@ -482,6 +492,12 @@ impl Outpost {
     fn route(&self, method: &str, url: &str, navigate: bool) -> Route {
         route_request(&self.inner.config, &self.inner.origin, method, url, navigate)
     }
+}
+
+/// The device's own answer while a logout is owed to the origin.
+fn logged_out() -> Result<JsValue, JsValue> {
+    let body = r#"{"error":{"code":"unauthenticated","message":"Logged out on this device; the logout reaches the origin when the network is back. Log in again to go on."}}"#;
+    response::json(401, body).map(Into::into)
 }
 
 /// Every route but a passthrough is answered by the worker.
