@@ -81,6 +81,8 @@ export interface Status {
   nextWakeAt: number | null;
   /** When the worker instance that answered started (Unix ms): browsers stop idle workers and start new ones. */
   workerStartedAt: number;
+  /** Set when the worker could not open IndexedDB: it keeps nothing, and writes and reads go to the network. */
+  storageError?: string;
 }
 
 export type OutpostEventName =
