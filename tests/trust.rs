@@ -12,6 +12,9 @@ use harness::webkit::WebKit;
 use harness::{wait_until, Chromium, Js, Origin, PATIENCE};
 use serde_json::json;
 
+/// The worker's default write timeout (`writeTimeoutMs`).
+const WRITE_TIMEOUT: Duration = Duration::from_millis(30_000);
+
 /// A page of another site that posts a form to `action` as soon as it loads
 /// (what a malicious page can do to a logged-in user who visits it).
 fn attack_page(action: &str, enctype: &str) -> String {
@@ -263,11 +266,26 @@ async fn unseen_login<T: Js>(engine: &str, open: impl AsyncFn(String) -> T) {
     refuse.store(false, Ordering::SeqCst);
     // The worker retries alice's writes with bob's cookie: the origin
     // refuses them (412), names bob, and they park.
-    let parked = wait_until("alice's writes to park under bob", PATIENCE, || async {
-        let s = tab.try_eval("outpost.status()").await.ok()?;
-        (s["parked"] == 2).then_some(s)
-    })
-    .await;
+    // A replay the engine leaves hanging is abandoned after the write
+    // timeout (30 s) and sent again, so the wait covers one of those.
+    let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT + PATIENCE;
+    let mut last = json!(null);
+    let parked = loop {
+        if let Ok(s) = tab.try_eval("outpost.status()").await {
+            if s["parked"] == 2 {
+                break s;
+            }
+            last = s;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{engine}: alice's writes never parked under bob; last status {last}; alice's inbox {:?}, bob's {:?}",
+                inbox_of(&w, "alice").await,
+                inbox_of(&w, "bob").await
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(parked["pending"], 0, "{parked}");
     assert!(inbox_of(&w, "bob").await.is_empty(), "{engine}: nothing of alice's in bob's account");
     // Alice back: her writes arrive in her account, once, in order.

@@ -121,6 +121,81 @@ pub fn earliest(times: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
     times.into_iter().flatten().min()
 }
 
+/// What each part of the worker (the outbox, the uploads) asks the timer
+/// for: its next wake and whether it waits for the network.
+///
+/// A part reports after every pass, from the items it read when the pass
+/// began; an item stored while the pass ran (`due_by`) is not among them.
+/// So a report keeps the wakes noted since its pass began: without that, a
+/// pass that read an empty outbox would clear the wake of a write queued
+/// meanwhile, and nothing would ever send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wakes<const N: usize> {
+    at: [Option<u64>; N],
+    silent: [bool; N],
+    /// Wakes noted by `due_by` since the part's pass began.
+    noted: [Option<u64>; N],
+    noted_silent: [bool; N],
+}
+
+impl<const N: usize> Default for Wakes<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Wakes<N> {
+    pub fn new() -> Self {
+        Wakes { at: [None; N], silent: [false; N], noted: [None; N], noted_silent: [false; N] }
+    }
+
+    /// A pass of `part` begins: it is about to read what it holds.
+    pub fn begin(&mut self, part: usize) {
+        self.noted[part] = None;
+        self.noted_silent[part] = false;
+    }
+
+    /// The part's pass ended: its next wake as it saw it, merged with any
+    /// item stored while it ran.
+    pub fn report(&mut self, part: usize, at: Option<u64>, silent: bool) {
+        let noted = self.noted[part].take();
+        let noted_silent = std::mem::take(&mut self.noted_silent[part]);
+        let merged = earliest([at, noted]);
+        self.at[part] = merged;
+        self.silent[part] = merged.is_some() && (silent || noted_silent);
+    }
+
+    /// A new item of `part` is due at `at`: an earlier wake stays.
+    pub fn due_by(&mut self, part: usize, at: u64, silent: bool) {
+        self.noted[part] = earliest([self.noted[part], Some(at)]);
+        self.noted_silent[part] |= silent;
+        self.at[part] = earliest([self.at[part], Some(at)]);
+        self.silent[part] |= silent;
+    }
+
+    /// The parts about to run: until their pass reports, they ask for no
+    /// wake, so the timer cannot fire again for them.
+    pub fn running(&mut self, part: usize) {
+        self.at[part] = None;
+        self.silent[part] = false;
+    }
+
+    /// The earliest wake of any part.
+    pub fn next(&self) -> Option<u64> {
+        earliest(self.at)
+    }
+
+    /// When `part` wakes (None: nothing pending).
+    pub fn of(&self, part: usize) -> Option<u64> {
+        self.at[part]
+    }
+
+    /// Whether `part` has items waiting for the network.
+    pub fn silent(&self, part: usize) -> bool {
+        self.silent[part]
+    }
+}
+
 /// Hints arrive in bursts (every answered read is one, and a page that
 /// polls makes many). The gate lets one through at once, then at most one
 /// per `HINT_GAP_MS`; a hint that comes too soon is deferred to the end of
@@ -229,6 +304,37 @@ mod tests {
         assert_eq!(after_pass(Some(9_000), 1_000), Some(9_000));
         assert_eq!(after_pass(Some(1_200), 1_000), Some(1_200), "a wake soon after the pass stays as it is");
         assert_eq!(after_pass(None, 1_000), None);
+    }
+
+    #[test]
+    fn an_item_stored_during_a_pass_keeps_its_wake() {
+        let mut w = Wakes::<2>::new();
+        w.begin(0); // the pass reads an empty outbox
+        w.due_by(0, 5_000, false); // a write is queued meanwhile
+        w.report(0, None, false); // the pass saw nothing
+        assert_eq!(w.next(), Some(5_000), "the queued write still wakes the worker");
+        assert!(!w.silent(0));
+        // The next pass read it and delivered it: nothing left, no wake.
+        w.begin(0);
+        w.report(0, None, false);
+        assert_eq!(w.next(), None);
+    }
+
+    #[test]
+    fn a_wake_noted_before_the_pass_began_is_the_pass_own_to_report() {
+        let mut w = Wakes::<2>::new();
+        w.due_by(1, 5_000, true);
+        assert_eq!((w.of(1), w.silent(1)), (Some(5_000), true));
+        w.running(1);
+        assert_eq!(w.next(), None, "a running part asks for no wake");
+        w.begin(1);
+        w.report(1, None, false);
+        assert_eq!(w.next(), None, "delivered in the pass: no stale wake");
+        w.begin(1);
+        w.due_by(1, 9_000, true);
+        w.report(1, Some(7_000), false);
+        assert_eq!((w.of(1), w.silent(1)), (Some(7_000), true), "earliest wins; silence is kept");
+        assert_eq!(w.of(0), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 
 use super::events::Events;
 use super::global;
-use crate::core::clock::{earliest, HintGate, Trigger};
+use crate::core::clock::{earliest, HintGate, Trigger, Wakes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
@@ -33,8 +33,7 @@ struct Timer {
 type Run = Box<dyn Fn(Part, Trigger)>;
 
 pub struct Clock {
-    wants: Cell<[Option<u64>; 2]>,
-    silent: Cell<[bool; 2]>,
+    wakes: RefCell<Wakes<2>>,
     gate: RefCell<HintGate>,
     timer: RefCell<Option<Timer>>,
     /// The wake last told to pages (None: not told yet in this worker).
@@ -46,8 +45,7 @@ pub struct Clock {
 impl Clock {
     pub fn new() -> Rc<Clock> {
         Rc::new(Clock {
-            wants: Cell::new([None; 2]),
-            silent: Cell::new([false; 2]),
+            wakes: RefCell::new(Wakes::new()),
             gate: RefCell::new(HintGate::default()),
             timer: RefCell::new(None),
             told: Cell::new(None),
@@ -61,26 +59,29 @@ impl Clock {
         *self.run.borrow_mut() = Some(run);
     }
 
+    /// A pass of `part` begins (before it reads what it holds).
+    pub fn begin(&self, part: Part) {
+        self.wakes.borrow_mut().begin(part as usize);
+    }
+
     /// After a pass: the part's next due time and whether it waits for the
-    /// network.
+    /// network (merged with items stored while the pass ran).
     pub fn report(self: &Rc<Self>, part: Part, at: Option<u64>, silent: bool) {
-        self.set(part, at, silent);
+        self.wakes.borrow_mut().report(part as usize, at, silent);
         self.rearm();
         self.tell();
     }
 
     /// A new item of `part` is due at `at`: an earlier wake stays.
     pub fn due_by(self: &Rc<Self>, part: Part, at: u64, silent: bool) {
-        let wants = self.wants.get();
-        let at = earliest([wants[part as usize], Some(at)]);
-        self.set(part, at, silent || self.silent.get()[part as usize]);
+        self.wakes.borrow_mut().due_by(part as usize, at, silent);
         self.rearm();
         self.tell();
     }
 
     /// When the worker wakes next for a due item (None: nothing pending).
     pub fn next(&self) -> Option<u64> {
-        earliest(self.wants.get())
+        self.wakes.borrow().next()
     }
 
     /// The origin answered, or a page said the network is back: parts that
@@ -88,7 +89,7 @@ impl Clock {
     /// `from`: the part whose own request answered, which goes on by itself.
     pub fn hint(self: &Rc<Self>, from: Option<Part>) {
         // On every answered read: nothing to do unless something waits.
-        if !self.silent.get().contains(&true) {
+        if !PARTS.iter().any(|p| self.wakes.borrow().silent(*p as usize)) {
             return;
         }
         let waiting = self.waiting(from);
@@ -103,26 +104,16 @@ impl Clock {
     }
 
     fn waiting(&self, except: Option<Part>) -> Vec<Part> {
-        let silent = self.silent.get();
-        PARTS.into_iter().filter(|p| silent[*p as usize] && Some(*p) != except).collect()
-    }
-
-    fn set(&self, part: Part, at: Option<u64>, silent: bool) {
-        let (mut wants, mut s) = (self.wants.get(), self.silent.get());
-        wants[part as usize] = at;
-        s[part as usize] = silent && at.is_some();
-        self.wants.set(wants);
-        self.silent.set(s);
+        let wakes = self.wakes.borrow();
+        PARTS.into_iter().filter(|p| wakes.silent(*p as usize) && Some(*p) != except).collect()
     }
 
     fn run_parts(&self, parts: &[Part], trigger: Trigger) {
         // A part that runs reports its next wake when its pass ends; until
         // then it asks for none, so the timer cannot fire again for it.
-        let mut wants = self.wants.get();
         for p in parts {
-            wants[*p as usize] = None;
+            self.wakes.borrow_mut().running(*p as usize);
         }
-        self.wants.set(wants);
         if let Some(run) = &*self.run.borrow() {
             for p in parts {
                 run(*p, trigger);
@@ -160,8 +151,8 @@ impl Clock {
         if self.gate.borrow_mut().fire(now) {
             self.run_parts(&self.waiting(None), Trigger::Hint);
         }
-        let wants = self.wants.get();
-        let due: Vec<Part> = PARTS.into_iter().filter(|p| wants[*p as usize].is_some_and(|at| at <= now)).collect();
+        let due: Vec<Part> =
+            PARTS.into_iter().filter(|p| self.wakes.borrow().of(*p as usize).is_some_and(|at| at <= now)).collect();
         self.run_parts(&due, Trigger::Scheduled);
         self.rearm();
         // The closure that called us may be dropped now that we are leaving it.

@@ -50,6 +50,9 @@ pub struct Outbox {
     /// read yet in this worker). Spares each new write a full read of the
     /// outbox.
     queue_busy: Cell<Option<bool>>,
+    /// Entries stored so far by this worker. A pass that sees it change
+    /// while it ran knows its view of the outbox lacks them.
+    stored: Cell<u64>,
     /// First attempts under way; passes wait while one is out, so two
     /// writes of a queue are never in flight together.
     first_in_flight: Cell<u32>,
@@ -116,6 +119,7 @@ impl Outbox {
             left: Cell::new(false),
             on_full: RefCell::new(None),
             queue_busy: Cell::new(None),
+            stored: Cell::new(0),
             first_in_flight: Cell::new(0),
             gate: RefCell::new(None),
         })
@@ -282,6 +286,7 @@ impl Outbox {
             }
         };
         self.queue_busy.set(Some(true));
+        self.stored.set(self.stored.get() + 1);
         self.events.emit("queued", &event(&entry));
         // An entry queued behind others is not a head: the head's own wake
         // covers it, and waking for it would run a pass (a read of the whole
@@ -367,13 +372,22 @@ impl Outbox {
     /// before the pass ends.
     async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
         let mut done = Delivered::default();
+        // Writes queued while the pass runs are not in what it reads: the
+        // clock keeps their wakes, and the pass must not say the queue is
+        // idle (a later write would then go ahead of them).
+        self.clock.begin(Part::Outbox);
+        let stored_before = self.stored.get();
         let result = self.pass_within(trigger, &mut done).await;
+        let stored_meanwhile = self.stored.get() != stored_before;
+        if stored_meanwhile {
+            self.queue_busy.set(None);
+        }
         let committed = self.commit(&mut done).await;
         let now = global::now_ms();
         match &result {
             Ok((entries, user)) => {
                 let wake = queue::next_wake(entries, user.as_deref());
-                self.left.set(wake.is_some());
+                self.left.set(wake.is_some() || stored_meanwhile);
                 // The pass delivered the last of this user's writes: the temp
                 // ids learned for them have served (checked only then, so an
                 // online write costs no extra read).

@@ -289,6 +289,7 @@ impl Uploads {
                         global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
                     let result = pass.await.map(drop);
                     let now = global::now_ms();
+                    me.clock.begin(Part::Uploads);
                     let (at, silent) = match me.uploads().await {
                         Ok(all) => upload::next_wake(&all, me.identity.current().as_deref()),
                         Err(_) => (Some(now), true),
