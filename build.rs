@@ -129,6 +129,15 @@ impl Toolchain {
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| fail(&format!("could not run {}: {e}", cargo.display())));
+        // The nested build's warnings would be lost with its output: each
+        // one is passed on to cargo, which shows them.
+        for line in String::from_utf8_lossy(&out.stderr).lines() {
+            if line.starts_with("warning") && !line.contains("generated") {
+                println!("cargo:warning=sw (wasm32): {line}");
+            } else if line.trim_start().starts_with("--> ") {
+                println!("cargo:warning=    {}", line.trim());
+            }
+        }
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(40).collect();

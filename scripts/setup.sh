@@ -58,6 +58,8 @@ if rustup_has_wasm; then
   say "wasm32: rustup target $WASM installed"
 elif debian_fallback_ready; then
   say "wasm32: Debian rustc-web $(/usr/bin/rustc --version | cut -d' ' -f2) with build-std, linker $(find_rust_lld)"
+  # The lint step runs this toolchain's clippy on the worker.
+  /usr/bin/cargo clippy --version >/dev/null 2>&1 || apt_install rust-web-clippy
 else
   if command -v rustup >/dev/null; then
     say "wasm32: trying 'rustup target add $WASM' (60 s at most)"
@@ -67,7 +69,7 @@ else
   fi
   if ! rustup_has_wasm; then
     say "wasm32: rustup could not provide $WASM; using Debian's rustc-web + rust-web-src"
-    apt_install rustc-web cargo-web rust-web-src
+    apt_install rustc-web cargo-web rust-web-src rust-web-clippy
     find_rust_lld >/dev/null || apt_install lld
     debian_fallback_ready || die "wasm32: still missing after install: check /usr/bin/rustc, /usr/lib/rustlib/src/rust and a wasm linker (rust-lld or /usr/bin/wasm-ld)"
     say "wasm32: Debian rustc-web ready, linker $(find_rust_lld)"

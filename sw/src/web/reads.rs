@@ -104,7 +104,7 @@ impl Reads {
                         }
                     }
                 });
-                return self.from_copy(&copy);
+                return self.answer_from_copy(&copy);
             }
         }
         let raced = global::race(started, self.config.network_timeout_ms).await;
@@ -121,7 +121,7 @@ impl Reads {
                             let _ = me.take(r, route, &late_url, &late_owner).await;
                         }
                     });
-                    return self.from_copy(&copy);
+                    return self.answer_from_copy(&copy);
                 }
                 // Nothing to fall back on: the network is still the best bet.
                 global::answer_of(fetch).await
@@ -133,7 +133,7 @@ impl Reads {
         };
         if reads::serve_stored(fresh.as_ref().map(|f| f.status)) {
             if let Some(copy) = self.stored(&owner.key).await {
-                return self.from_copy(&copy);
+                return self.answer_from_copy(&copy);
             }
         }
         match fresh {
@@ -245,7 +245,7 @@ impl Reads {
         Some(copy)
     }
 
-    fn from_copy(&self, copy: &CachedRead) -> Result<Response, JsValue> {
+    fn answer_from_copy(&self, copy: &CachedRead) -> Result<Response, JsValue> {
         let mut headers = copy.headers.clone();
         headers.push(("Outpost-Cache".into(), "stale".into()));
         headers.push(("Age".into(), reads::age_secs(copy.stored_at, global::now_ms()).to_string()));
