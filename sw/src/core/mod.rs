@@ -9,6 +9,7 @@ pub mod evict;
 pub mod identity;
 pub mod outcome;
 pub mod pattern;
+pub mod protocol;
 pub mod queue;
 pub mod reads;
 pub mod record;

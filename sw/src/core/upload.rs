@@ -14,6 +14,7 @@ use super::backoff;
 use super::clock::{self, Heard, Timing, Trigger};
 use super::config::Config;
 use super::outcome::{classify, Outcome};
+use super::protocol::{UploadState, UploadStatus};
 use super::record::RecordError;
 
 /// Temp asset ids the worker hands out start with this; later writes that
@@ -278,6 +279,20 @@ pub fn revive(u: &mut Upload, now: u64) -> bool {
         true
     } else {
         false
+    }
+}
+
+/// How the page sees an upload (`status().uploads`).
+pub fn status(u: &Upload) -> UploadStatus {
+    UploadStatus {
+        asset_id: u.id.clone(),
+        server_id: u.asset_id.clone(),
+        filename: u.filename.clone(),
+        size: u.size,
+        done: u.bytes_done(),
+        state: if u.dead.is_some() { UploadState::Dead } else { UploadState::Pending },
+        reason: u.dead.clone(),
+        retry_at: (u.dead.is_none() && u.next_at > 0).then_some(u.next_at),
     }
 }
 

@@ -12,6 +12,7 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 
 use super::events::Events;
+use crate::core::protocol::Event;
 use super::global;
 use crate::core::clock::{earliest, HintGate, Trigger, Wakes};
 
@@ -166,6 +167,6 @@ impl Clock {
             return;
         }
         self.told.set(Some(next));
-        self.events.emit("wake", &serde_json::json!({ "at": next }));
+        self.events.emit(Event::Wake, &serde_json::json!({ "at": next }));
     }
 }

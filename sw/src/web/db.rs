@@ -20,6 +20,7 @@
 //! Version 2 added the two read stores, version 3 the three upload stores;
 //! opening creates what is missing and keeps older stores as they are.
 
+use super::error::{Error, Result};
 use crate::core::tempid;
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
@@ -37,25 +38,7 @@ pub const BLOBS: &str = "blobs";
 pub const BLOB_META: &str = "blob_meta";
 const SEQ: &str = "seq";
 
-/// rexie's own text is only "idb error": the inner error says what the
-/// browser said (`QuotaExceededError: …`, `VersionError: …`), which is what
-/// callers match on and people read.
-fn js(e: rexie::Error) -> JsValue {
-    let text = match &e {
-        rexie::Error::IdbError(inner) => format!("{e}: {inner}"),
-        _ => e.to_string(),
-    };
-    JsValue::from_str(&text)
-}
-
-/// Whether an IndexedDB failure is the browser refusing more data
-/// (`QuotaExceededError`; rexie passes the name on only in its text).
-pub fn is_quota_error(e: &JsValue) -> bool {
-    let text = js_sys::Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default();
-    text.contains("Quota") || e.as_string().is_some_and(|s| s.contains("Quota")) || format!("{e:?}").contains("Quota")
-}
-
-pub async fn open() -> Result<Rexie, JsValue> {
+pub async fn open() -> Result<Rexie> {
     Rexie::builder(NAME)
         .version(VERSION)
         .add_object_store(ObjectStore::new(OUTBOX))
@@ -69,10 +52,14 @@ pub async fn open() -> Result<Rexie, JsValue> {
         .build()
         .await
         .map_err(|e| {
-            JsValue::from_str(&format!(
-                "the worker could not open its IndexedDB database '{NAME}' at version {VERSION} ({e}): a newer \
-                 version of it may be there (a downgrade), or the browser refuses storage to this site"
-            ))
+            let e = Error::from(e);
+            Error::new(
+                &e.name,
+                format!(
+                    "the worker could not open its IndexedDB database '{NAME}' at version {VERSION} ({e}): a \
+                     newer version of it may be there (a downgrade), or the browser refuses storage to this site"
+                ),
+            )
         })
 }
 
@@ -83,11 +70,11 @@ fn key(id: u64) -> JsValue {
 /// Every `(key, bytes)` of `store`, in key order. Keys are returned as
 /// they are: a key that is not an entry id (put there by something else)
 /// must still be addressable exactly, never rounded onto a real entry.
-pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(JsValue, Vec<u8>)>, JsValue> {
-    let tx = db.transaction(&[store], TransactionMode::ReadOnly).map_err(js)?;
-    let s = tx.store(store).map_err(js)?;
-    let keys = s.get_all_keys(None, None).await.map_err(js)?;
-    let values = s.get_all(None, None).await.map_err(js)?;
+pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(JsValue, Vec<u8>)>> {
+    let tx = db.transaction(&[store], TransactionMode::ReadOnly)?;
+    let s = tx.store(store)?;
+    let keys = s.get_all_keys(None, None).await?;
+    let values = s.get_all(None, None).await?;
     Ok(keys.into_iter().zip(values).map(|(k, v)| (k, bytes_of(&v))).collect())
 }
 
@@ -101,57 +88,57 @@ fn bytes_of(v: &JsValue) -> Vec<u8> {
     }
 }
 
-pub async fn put(db: &Rexie, store: &str, id: u64, bytes: &[u8]) -> Result<(), JsValue> {
-    let tx = db.transaction(&[store], TransactionMode::ReadWrite).map_err(js)?;
-    tx.store(store).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(&key(id))).await.map_err(js)?;
-    tx.done().await.map_err(js)?;
+pub async fn put(db: &Rexie, store: &str, id: u64, bytes: &[u8]) -> Result<()> {
+    let tx = db.transaction(&[store], TransactionMode::ReadWrite)?;
+    tx.store(store)?.put(&Uint8Array::from(bytes).into(), Some(&key(id))).await?;
+    tx.done().await?;
     Ok(())
 }
 
-pub async fn delete(db: &Rexie, store: &str, id: u64) -> Result<(), JsValue> {
+pub async fn delete(db: &Rexie, store: &str, id: u64) -> Result<()> {
     delete_key(db, store, key(id)).await
 }
 
-pub async fn delete_key(db: &Rexie, store: &str, key: JsValue) -> Result<(), JsValue> {
-    let tx = db.transaction(&[store], TransactionMode::ReadWrite).map_err(js)?;
-    tx.store(store).map_err(js)?.delete(key).await.map_err(js)?;
-    tx.done().await.map_err(js)?;
+pub async fn delete_key(db: &Rexie, store: &str, key: JsValue) -> Result<()> {
+    let tx = db.transaction(&[store], TransactionMode::ReadWrite)?;
+    tx.store(store)?.delete(key).await?;
+    tx.done().await?;
     Ok(())
 }
 
 /// Moves an unreadable record out of the outbox, under the same key, in
 /// one transaction.
 /// `user`: who was logged in when it was found (it is theirs to see).
-pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<(), JsValue> {
+pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<()> {
     let kept = crate::core::record::quarantined(user, bytes);
-    let tx = db.transaction(&[OUTBOX, QUARANTINE], TransactionMode::ReadWrite).map_err(js)?;
-    tx.store(QUARANTINE).map_err(js)?.put(&Uint8Array::from(&kept[..]).into(), Some(key)).await.map_err(js)?;
-    tx.store(OUTBOX).map_err(js)?.delete(key.clone()).await.map_err(js)?;
-    tx.done().await.map_err(js)?;
+    let tx = db.transaction(&[OUTBOX, QUARANTINE], TransactionMode::ReadWrite)?;
+    tx.store(QUARANTINE)?.put(&Uint8Array::from(&kept[..]).into(), Some(key)).await?;
+    tx.store(OUTBOX)?.delete(key.clone()).await?;
+    tx.done().await?;
     Ok(())
 }
 
 /// Stores a new entry under the next id, in one transaction, so two
 /// enqueues can never take the same id.
-pub async fn append(db: &Rexie, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64, JsValue> {
-    let tx = db.transaction(&[META, OUTBOX], TransactionMode::ReadWrite).map_err(js)?;
-    let meta = tx.store(META).map_err(js)?;
-    let last = meta.get(SEQ.into()).await.map_err(js)?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
+pub async fn append(db: &Rexie, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
+    let tx = db.transaction(&[META, OUTBOX], TransactionMode::ReadWrite)?;
+    let meta = tx.store(META)?;
+    let last = meta.get(SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
     let id = last + 1;
-    meta.put(&JsValue::from_f64(id as f64), Some(&SEQ.into())).await.map_err(js)?;
+    meta.put(&JsValue::from_f64(id as f64), Some(&SEQ.into())).await?;
     let bytes = make(id);
-    tx.store(OUTBOX).map_err(js)?.put(&Uint8Array::from(&bytes[..]).into(), Some(&key(id))).await.map_err(js)?;
-    tx.done().await.map_err(js)?;
+    tx.store(OUTBOX)?.put(&Uint8Array::from(&bytes[..]).into(), Some(&key(id))).await?;
+    tx.done().await?;
     Ok(id)
 }
 
 /// The temp ids learned for `user`.
-pub async fn id_map(db: &Rexie, user: Option<&str>) -> Result<Vec<(String, String)>, JsValue> {
-    let tx = db.transaction(&[META], TransactionMode::ReadOnly).map_err(js)?;
-    let s = tx.store(META).map_err(js)?;
+pub async fn id_map(db: &Rexie, user: Option<&str>) -> Result<Vec<(String, String)>> {
+    let tx = db.transaction(&[META], TransactionMode::ReadOnly)?;
+    let s = tx.store(META)?;
     // The meta store is small: read it whole and keep the id-map rows.
-    let keys = s.get_all_keys(None, None).await.map_err(js)?;
-    let values = s.get_all(None, None).await.map_err(js)?;
+    let keys = s.get_all_keys(None, None).await?;
+    let values = s.get_all(None, None).await?;
     Ok(keys
         .into_iter()
         .zip(values)
@@ -161,28 +148,28 @@ pub async fn id_map(db: &Rexie, user: Option<&str>) -> Result<Vec<(String, Strin
 
 /// Forgets the temp ids learned for `user` (no write or upload of theirs
 /// needs them any more).
-pub async fn prune_ids(db: &Rexie, user: Option<&str>) -> Result<(), JsValue> {
-    let tx = db.transaction(&[META], TransactionMode::ReadWrite).map_err(js)?;
-    let s = tx.store(META).map_err(js)?;
-    for k in s.get_all_keys(None, None).await.map_err(js)? {
+pub async fn prune_ids(db: &Rexie, user: Option<&str>) -> Result<()> {
+    let tx = db.transaction(&[META], TransactionMode::ReadWrite)?;
+    let s = tx.store(META)?;
+    for k in s.get_all_keys(None, None).await? {
         if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
-            s.delete(k).await.map_err(js)?;
+            s.delete(k).await?;
         }
     }
-    tx.done().await.map_err(js)?;
+    tx.done().await?;
     Ok(())
 }
 
-pub async fn save_ids(db: &Rexie, user: Option<&str>, pairs: &[(String, String)]) -> Result<(), JsValue> {
+pub async fn save_ids(db: &Rexie, user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
     if pairs.is_empty() {
         return Ok(());
     }
-    let tx = db.transaction(&[META], TransactionMode::ReadWrite).map_err(js)?;
-    let s = tx.store(META).map_err(js)?;
+    let tx = db.transaction(&[META], TransactionMode::ReadWrite)?;
+    let s = tx.store(META)?;
     for (temp, id) in pairs {
-        s.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await.map_err(js)?;
+        s.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await?;
     }
-    tx.done().await.map_err(js)?;
+    tx.done().await?;
     Ok(())
 }
 
@@ -201,24 +188,24 @@ pub fn key_text(key: &JsValue) -> String {
 }
 
 /// One value of `store` by key.
-pub async fn get(db: &Rexie, store: &str, key: &str) -> Result<Option<JsValue>, JsValue> {
-    let tx = db.transaction(&[store], TransactionMode::ReadOnly).map_err(js)?;
-    tx.store(store).map_err(js)?.get(key.into()).await.map_err(js)
+pub async fn get(db: &Rexie, store: &str, key: &str) -> Result<Option<JsValue>> {
+    let tx = db.transaction(&[store], TransactionMode::ReadOnly)?;
+    Ok(tx.store(store)?.get(key.into()).await?)
 }
 
-pub async fn get_bytes(db: &Rexie, store: &str, key: &str) -> Result<Option<Vec<u8>>, JsValue> {
+pub async fn get_bytes(db: &Rexie, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(get(db, store, key).await?.map(|v| bytes_of(&v)))
 }
 
 /// Puts values under string keys, several stores in one transaction.
-pub async fn put_all(db: &Rexie, rows: &[(&str, &str, JsValue)]) -> Result<(), JsValue> {
+pub async fn put_all(db: &Rexie, rows: &[(&str, &str, JsValue)]) -> Result<()> {
     let mut stores: Vec<&str> = rows.iter().map(|r| r.0).collect();
     stores.dedup();
-    let tx = db.transaction(&stores, TransactionMode::ReadWrite).map_err(js)?;
+    let tx = db.transaction(&stores, TransactionMode::ReadWrite)?;
     for (store, key, value) in rows {
-        tx.store(store).map_err(js)?.put(value, Some(&(*key).into())).await.map_err(js)?;
+        tx.store(store)?.put(value, Some(&(*key).into())).await?;
     }
-    tx.done().await.map_err(js)?;
+    tx.done().await?;
     Ok(())
 }
 
@@ -227,18 +214,18 @@ pub fn bytes(b: &[u8]) -> JsValue {
 }
 
 /// Deletes `keys` from every one of `stores`, in one transaction.
-pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result<(), JsValue> {
+pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    let tx = db.transaction(stores, TransactionMode::ReadWrite).map_err(js)?;
+    let tx = db.transaction(stores, TransactionMode::ReadWrite)?;
     for store in stores {
-        let s = tx.store(store).map_err(js)?;
+        let s = tx.store(store)?;
         for key in keys {
-            s.delete(key.as_str().into()).await.map_err(js)?;
+            s.delete(key.as_str().into()).await?;
         }
     }
-    tx.done().await.map_err(js)?;
+    tx.done().await?;
     Ok(())
 }
 
@@ -249,30 +236,30 @@ pub async fn commit(
     delivered: &[u64],
     user: Option<&str>,
     pairs: &[(String, String)],
-) -> Result<(), JsValue> {
-    let tx = db.transaction(&[OUTBOX, META], TransactionMode::ReadWrite).map_err(js)?;
-    let outbox = tx.store(OUTBOX).map_err(js)?;
+) -> Result<()> {
+    let tx = db.transaction(&[OUTBOX, META], TransactionMode::ReadWrite)?;
+    let outbox = tx.store(OUTBOX)?;
     for id in delivered {
-        outbox.delete(key(*id)).await.map_err(js)?;
+        outbox.delete(key(*id)).await?;
     }
-    let meta = tx.store(META).map_err(js)?;
+    let meta = tx.store(META)?;
     for (temp, id) in pairs {
-        meta.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await.map_err(js)?;
+        meta.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await?;
     }
-    tx.done().await.map_err(js)?;
+    tx.done().await?;
     Ok(())
 }
 
 /// Puts `bytes` under `key` in `store` only while `key` is still in
 /// `guard`, in one transaction: metadata of a file deleted meanwhile is not
 /// brought back.
-pub async fn put_if_present(db: &Rexie, guard: &str, store: &str, key: &str, bytes: &[u8]) -> Result<(), JsValue> {
-    let tx = db.transaction(&[guard, store], TransactionMode::ReadWrite).map_err(js)?;
+pub async fn put_if_present(db: &Rexie, guard: &str, store: &str, key: &str, bytes: &[u8]) -> Result<()> {
+    let tx = db.transaction(&[guard, store], TransactionMode::ReadWrite)?;
     // A Blob read here is a handle, not its bytes.
-    let present = tx.store(guard).map_err(js)?.get(key.into()).await.map_err(js)?.is_some();
+    let present = tx.store(guard)?.get(key.into()).await?.is_some();
     if present {
-        tx.store(store).map_err(js)?.put(&Uint8Array::from(bytes).into(), Some(&key.into())).await.map_err(js)?;
+        tx.store(store)?.put(&Uint8Array::from(bytes).into(), Some(&key.into())).await?;
     }
-    tx.done().await.map_err(js)?;
+    tx.done().await?;
     Ok(())
 }

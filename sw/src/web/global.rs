@@ -1,6 +1,7 @@
 //! The worker's global scope. A service worker has no `Window`, so
 //! everything is reached through `js_sys::global()`.
 
+use super::error::{Error, Result};
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -12,8 +13,8 @@ pub fn scope() -> ServiceWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
-pub async fn fetch(request: &Request) -> Result<Response, JsValue> {
-    JsFuture::from(scope().fetch_with_request(request)).await.map(JsCast::unchecked_into)
+pub async fn fetch(request: &Request) -> Result<Response> {
+    Ok(JsFuture::from(scope().fetch_with_request(request)).await.map(JsCast::unchecked_into)?)
 }
 
 pub fn now_ms() -> u64 {
@@ -58,16 +59,16 @@ pub fn clear_timeout(handle: i32) {
     scope().clear_timeout_with_handle(handle);
 }
 
-pub fn log_error(context: &str, err: &JsValue) {
-    web_sys::console::error_2(&format!("outpost: {context}:").into(), err);
+pub fn log_error(context: &str, err: &Error) {
+    web_sys::console::error_1(&format!("outpost: {context}: {err}").into());
 }
 
 /// Runs `work` while holding the Web Lock `name`, which every worker
 /// instance of this origin shares (an old and a new worker overlap during
 /// an update). Without the Web Locks API, runs it unguarded.
-pub async fn with_lock<F>(name: &str, work: F) -> Result<JsValue, JsValue>
+pub async fn with_lock<F>(name: &str, work: F) -> Result<JsValue>
 where
-    F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+    F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
     let locks = Reflect::get(&scope().navigator(), &"locks".into())?;
     if locks.is_undefined() {
@@ -75,10 +76,10 @@ where
     }
     let request: Function = Reflect::get(&locks, &"request".into())?.dyn_into()?;
     let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| {
-        wasm_bindgen_futures::future_to_promise(work)
+        wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(JsValue::from) })
     });
     let held: Promise = request.call2(&locks, &name.into(), &callback)?.dyn_into()?;
-    JsFuture::from(held).await
+    Ok(JsFuture::from(held).await?)
 }
 
 /// How a fetch with a deadline ended.
@@ -111,7 +112,7 @@ impl Fetched {
 
 /// A fetch that is aborted after `timeout_ms`.
 pub async fn fetch_within(
-    make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request, JsValue>,
+    make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>,
     timeout_ms: u32,
 ) -> Fetched {
     let Ok(controller) = web_sys::AbortController::new() else { return Fetched::Nothing };
@@ -164,7 +165,7 @@ pub async fn answer_of(late: Promise) -> Option<Response> {
 }
 
 /// A response's whole body.
-pub async fn body_bytes(response: &Response) -> Result<Vec<u8>, JsValue> {
+pub async fn body_bytes(response: &Response) -> Result<Vec<u8>> {
     let buffer = JsFuture::from(response.array_buffer()?).await?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }

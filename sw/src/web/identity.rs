@@ -2,6 +2,7 @@
 //! so a restarted worker still knows whose data it holds. What an answer
 //! means is decided by `core::identity`.
 
+use super::error::Result;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -42,7 +43,7 @@ fn decode(stored: Option<String>) -> (bool, Option<String>) {
 }
 
 impl Identity {
-    pub async fn load(db: Rc<Rexie>) -> Result<Identity, JsValue> {
+    pub async fn load(db: Rc<Rexie>) -> Result<Identity> {
         let (known, user) = decode(db::get(&db, db::META, KEY).await?.and_then(|v| v.as_string()));
         let logout_pending = db::get(&db, db::META, LOGOUT_KEY).await?.and_then(|v| v.as_string()).is_some();
         Ok(Identity {
@@ -83,7 +84,7 @@ impl Identity {
 
     /// Reads the user again from IndexedDB: another worker instance (an
     /// update rolling out) may have seen a login this one did not.
-    pub async fn reload(&self) -> Result<(), JsValue> {
+    pub async fn reload(&self) -> Result<()> {
         let (known, user) = decode(db::get(&self.db, db::META, KEY).await?.and_then(|v| v.as_string()));
         if known && user != self.current() {
             self.set(user);
@@ -103,7 +104,7 @@ impl Identity {
     /// Applies what an answer says; returns whether the user changed. The
     /// change takes effect in memory before it is written, so no request
     /// can go out for the old user meanwhile.
-    pub async fn apply(&self, learned: &Learned) -> Result<bool, JsValue> {
+    pub async fn apply(&self, learned: &Learned) -> Result<bool> {
         let first = !self.known.get() && *learned != Learned::Nothing;
         let next = identity::next(self.user.borrow().as_deref(), learned);
         if next.is_none() && !first {
@@ -127,7 +128,7 @@ impl Identity {
     /// Learns the user an answer names (`Outpost-User`), if it names one:
     /// the origin knows who is logged in better than any guess, including
     /// after a login this worker did not see.
-    pub async fn observe(&self, answer: &web_sys::Response) -> Result<(), JsValue> {
+    pub async fn observe(&self, answer: &web_sys::Response) -> Result<()> {
         let named = answer.headers().get(identity::USER_HEADER).ok().flatten();
         let learned = identity::from_header(named.as_deref());
         if learned != Learned::Nothing {
@@ -141,7 +142,7 @@ impl Identity {
     }
 
     /// Records whether a logout still has to reach the origin.
-    pub async fn set_logout_pending(&self, pending: bool) -> Result<(), JsValue> {
+    pub async fn set_logout_pending(&self, pending: bool) -> Result<()> {
         if self.logout_pending.replace(pending) == pending {
             return Ok(());
         }

@@ -3,6 +3,7 @@
 
 mod clock;
 mod db;
+mod error;
 mod events;
 mod global;
 mod identity;
@@ -13,6 +14,7 @@ mod response;
 mod runner;
 mod uploads;
 
+use error::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -22,6 +24,7 @@ use web_sys::{Request, Response};
 
 use crate::core::clock::{Heard, Trigger};
 use crate::core::config::Config;
+use crate::core::protocol;
 use crate::core::identity::{self as who, Learned, Source};
 use crate::core::queue::{sync_end, SyncEnd};
 use crate::core::route::{route_request, AuthRoute, Route};
@@ -54,8 +57,24 @@ struct Parts {
 }
 
 impl Inner {
+    /// The whole status: the outbox's, the uploads', the storage estimate.
+    async fn status(&self, parts: &Parts) -> Result<protocol::Status> {
+        let mut status = parts.outbox.status().await?;
+        let estimate = global::storage_estimate().await;
+        let (blobs, budget) = parts.uploads.storage().await?;
+        status.uploads = parts.uploads.status().await?;
+        status.storage = protocol::Storage {
+            usage: estimate.map(|(u, _)| u),
+            quota: estimate.map(|(_, q)| q),
+            budget,
+            blobs,
+        };
+        status.worker_started_at = self.started_at;
+        Ok(status)
+    }
+
     /// The opened parts, waiting for IndexedDB to open if it has not yet.
-    async fn parts(&self) -> Result<Parts, JsValue> {
+    async fn parts(&self) -> Result<Parts> {
         if let Some(parts) = self.parts.borrow().clone() {
             return Ok(parts);
         }
@@ -64,12 +83,12 @@ impl Inner {
             Some(p) => {
                 wasm_bindgen_futures::JsFuture::from(p).await?;
             }
-            None => return Err(JsValue::from_str("outpost: the worker has not started")),
+            None => return Err(Error::worker("the worker has not started")),
         }
-        self.parts.borrow().clone().ok_or_else(|| JsValue::from_str("outpost: the worker could not open its storage"))
+        self.parts.borrow().clone().ok_or_else(|| Error::worker("the worker could not open its storage"))
     }
 
-    async fn outbox(&self) -> Result<Rc<Outbox>, JsValue> {
+    async fn outbox(&self) -> Result<Rc<Outbox>> {
         Ok(self.parts().await?.outbox)
     }
 
@@ -77,7 +96,7 @@ impl Inner {
     /// first (nothing more goes out as the old user), then every user's
     /// cached reads and kept files on this device are forgotten; files not
     /// yet uploaded stay, parked for their user.
-    async fn learned(&self, source: Source, learned: Learned) -> Result<(), JsValue> {
+    async fn learned(&self, source: Source, learned: Learned) -> Result<()> {
         let parts = self.parts().await?;
         parts.identity.apply(&learned).await?;
         if source == Source::Logout {
@@ -88,7 +107,7 @@ impl Inner {
     }
 
     /// Reads an auth route's answer for the user; hands it on unread.
-    async fn observe(&self, source: Source, answer: Response) -> Result<Response, JsValue> {
+    async fn observe(&self, source: Source, answer: Response) -> Result<Response> {
         if Heard::Status(answer.status()).is_hint() {
             self.parts().await?.clock.hint(None);
         }
@@ -100,7 +119,7 @@ impl Inner {
         Ok(answer)
     }
 
-    async fn auth(self: &Rc<Self>, request: Request, kind: AuthRoute) -> Result<Response, JsValue> {
+    async fn auth(self: &Rc<Self>, request: Request, kind: AuthRoute) -> Result<Response> {
         let source = match kind {
             AuthRoute::Me => return self.observe(Source::Me, global::fetch(&request).await?).await,
             AuthRoute::Login => Source::Login,
@@ -138,7 +157,7 @@ impl Inner {
 
     /// Sends the logout still owed to the origin, if one is. Returns
     /// whether requests may go out (no logout owed any more).
-    async fn settle_logout(self: &Rc<Self>) -> Result<bool, JsValue> {
+    async fn settle_logout(self: &Rc<Self>) -> Result<bool> {
         let parts = self.parts().await?;
         if !parts.identity.logout_pending() {
             return Ok(true);
@@ -155,7 +174,7 @@ impl Inner {
 
     /// Asks the origin who is logged in (a login may have happened before
     /// this worker could see it), then lets the outbox replay.
-    async fn refresh_user(&self) -> Result<(), JsValue> {
+    async fn refresh_user(&self) -> Result<()> {
         let me = self.config.auth.me.as_str();
         if !me.contains('*') {
             let url = format!("{}{me}", self.origin);
@@ -164,7 +183,7 @@ impl Inner {
                     let init = web_sys::RequestInit::new();
                     init.set_signal(Some(signal));
                     init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-                    Request::new_with_str_and_init(&url, &init)
+                    Ok(Request::new_with_str_and_init(&url, &init)?)
                 },
                 self.config.network_timeout_ms,
             )
@@ -187,6 +206,15 @@ impl Inner {
     }
 }
 
+/// The `#[wasm_bindgen]` boundary: the worker's errors become JS `Error`s
+/// here, and nowhere else.
+fn promise<F>(f: F) -> Promise
+where
+    F: std::future::Future<Output = Result<JsValue>> + 'static,
+{
+    wasm_bindgen_futures::future_to_promise(async move { f.await.map_err(JsValue::from) })
+}
+
 /// One per worker start, made by the bootstrap (`sw.js`) once the wasm is
 /// instantiated; `start()` must resolve before any other call.
 #[wasm_bindgen]
@@ -194,15 +222,8 @@ pub struct Outpost {
     inner: Rc<Inner>,
 }
 
-fn promise<F>(f: F) -> Promise
-where
-    F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
-{
-    wasm_bindgen_futures::future_to_promise(f)
-}
-
-fn to_js(value: &serde_json::Value) -> Result<JsValue, JsValue> {
-    js_sys::JSON::parse(&value.to_string())
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue> {
+    Ok(js_sys::JSON::parse(&serde_json::to_string(value)?)?)
 }
 
 #[wasm_bindgen]
@@ -371,7 +392,7 @@ impl Outpost {
                             logged_out()
                         }
                         Ok(parts) => parts.reads.handle(request, how, started).await.map(Into::into),
-                        Err(_) => wasm_bindgen_futures::JsFuture::from(started).await,
+                        Err(_) => Ok(wasm_bindgen_futures::JsFuture::from(started).await?),
                     }
                 }
                 Route::Auth(kind) => inner.auth(request, kind).await.map(Into::into),
@@ -403,7 +424,7 @@ impl Outpost {
             let left = parts.clock.next().is_some();
             match sync_end(left, last_chance) {
                 SyncEnd::Done => Ok(JsValue::UNDEFINED),
-                SyncEnd::AskAgain => Err(JsValue::from_str("outpost: writes are still pending")),
+                SyncEnd::AskAgain => Err(Error::worker("writes are still pending")),
                 SyncEnd::Reregister => {
                     global::register_sync(outbox::SYNC_TAG).await;
                     Ok(JsValue::UNDEFINED)
@@ -412,49 +433,36 @@ impl Outpost {
         })
     }
 
-    /// A page's request through `outpost.js`: `{type: "outpost:status" |
-    /// "outpost:flush" | "outpost:retry" | "outpost:discard", id?}`.
+    /// A page's request through `outpost.js` (`core::protocol::Request`):
+    /// `{type: "outpost:<name>", id?}`.
     pub fn message(&self, data: JsValue) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
             let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
             let id = Reflect::get(&data, &"id".into())?.as_string();
+            let request = match protocol::Request::parse(&kind, id) {
+                Ok(r) => r,
+                Err(e) => return to_js(&serde_json::json!({ "error": e.to_string() })),
+            };
             let parts = match inner.parts().await {
                 Ok(parts) => parts,
                 // Said, not thrown: the page can show why nothing is kept.
-                Err(e) if kind == "outpost:status" => {
-                    let why = e.as_string().unwrap_or_else(|| format!("{e:?}"));
-                    return to_js(&serde_json::json!({
-                        "storageError": format!("{why}; writes and reads go to the network as they are, nothing is kept"),
-                        "user": null, "pending": 0, "parked": 0, "queue": [], "deadLetters": [], "uploads": [],
-                        "nextWakeAt": null, "workerStartedAt": inner.started_at,
-                    }));
+                Err(e) if request == protocol::Request::Status => {
+                    return to_js(&protocol::Status::without_storage(&e.message, inner.started_at));
                 }
                 Err(e) => return Err(e),
             };
             let (outbox, uploads) = (Rc::clone(&parts.outbox), Rc::clone(&parts.uploads));
-            let reply = match (kind.as_str(), id) {
-                ("outpost:version", _) => serde_json::json!({ "version": inner.version }),
-                ("outpost:status", _) => {
-                    let mut status = outbox.status().await?;
-                    let (usage, quota) = match global::storage_estimate().await {
-                        Some((u, q)) => (serde_json::json!(u), serde_json::json!(q)),
-                        None => (serde_json::Value::Null, serde_json::Value::Null),
-                    };
-                    let (blobs, budget) = uploads.storage().await?;
-                    status["uploads"] = serde_json::Value::Array(uploads.status().await?);
-                    status["storage"] =
-                        serde_json::json!({ "usage": usage, "quota": quota, "budget": budget, "blobs": blobs });
-                    status["workerStartedAt"] = inner.started_at.into();
-                    status
-                }
-                ("outpost:flush", _) => {
+            let reply = match request {
+                protocol::Request::Version => serde_json::json!({ "version": inner.version }),
+                protocol::Request::Status => serde_json::to_value(inner.status(&parts).await?)?,
+                protocol::Request::Flush => {
                     uploads.kick(Trigger::Explicit);
                     outbox.replay(Trigger::Explicit).await?;
-                    outbox.status().await?
+                    serde_json::to_value(inner.status(&parts).await?)?
                 }
                 // The page went online or became visible: a hint.
-                ("outpost:online", _) => {
+                protocol::Request::Online => {
                     parts.clock.hint(None);
                     serde_json::json!({ "nextWakeAt": parts.clock.next() })
                 }
@@ -462,20 +470,19 @@ impl Outpost {
                 // may have stopped this worker (and its timer) meanwhile.
                 // The reply waits for both passes, so the worker is kept
                 // alive until they end.
-                ("outpost:wake", _) => {
+                protocol::Request::Wake => {
                     outbox.replay(Trigger::Scheduled).await?;
                     uploads.replay(Trigger::Scheduled).await?;
                     serde_json::json!({ "nextWakeAt": parts.clock.next() })
                 }
-                ("outpost:retry", Some(id)) => match uploads.retry(&id).await? {
+                protocol::Request::Retry(id) => match uploads.retry(&id).await? {
                     Some(ok) => serde_json::json!({ "ok": ok }),
                     None => serde_json::json!({ "ok": outbox.retry(&id).await? }),
                 },
-                ("outpost:discard", Some(id)) => match uploads.discard(&id).await? {
+                protocol::Request::Discard(id) => match uploads.discard(&id).await? {
                     Some(ok) => serde_json::json!({ "ok": ok }),
                     None => serde_json::json!({ "ok": outbox.discard(&id).await? }),
                 },
-                _ => serde_json::json!({ "error": format!("outpost: unknown request {kind:?}") }),
             };
             to_js(&reply)
         })
@@ -495,7 +502,7 @@ impl Outpost {
 }
 
 /// The device's own answer while a logout is owed to the origin.
-fn logged_out() -> Result<JsValue, JsValue> {
+fn logged_out() -> Result<JsValue> {
     let body = r#"{"error":{"code":"unauthenticated","message":"Logged out on this device; the logout reaches the origin when the network is back. Log in again to go on."}}"#;
     response::json(401, body).map(Into::into)
 }

@@ -2,6 +2,7 @@
 //! IndexedDB when it fails, and replays. Every decision (what to queue,
 //! what is due, what an answer means, when to retry) is the core's.
 
+use super::error::{Error, Result};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -23,6 +24,7 @@ use crate::core::clock::{self, Heard};
 use crate::core::config::Config;
 use crate::core::identity::{self, Source};
 use crate::core::outcome::queue_on_first_attempt;
+use crate::core::protocol::{self, Event};
 use crate::core::queue::{self, Attempt, Step, Trigger};
 use crate::core::record::{self, DeadReason, Entry, RecordError, State};
 use crate::core::tempid::IdMap;
@@ -128,9 +130,9 @@ impl Outbox {
     /// Runs a login or logout request with no replay attempt in flight:
     /// the running pass stops before its next attempt and the request waits
     /// for the outbox lock (which every worker instance shares).
-    pub async fn switching_user<F>(&self, work: F) -> Result<JsValue, JsValue>
+    pub async fn switching_user<F>(&self, work: F) -> Result<JsValue>
     where
-        F: std::future::Future<Output = Result<JsValue, JsValue>> + 'static,
+        F: std::future::Future<Output = Result<JsValue>> + 'static,
     {
         self.identity.begin_switch();
         let result = global::with_lock(LOCK, work).await;
@@ -153,7 +155,7 @@ impl Outbox {
     /// The first attempt of a write. Queued (and answered `202`) when the
     /// network fails or the origin answers 5xx, 408 or 429; otherwise the
     /// origin's answer goes to the page as it is.
-    pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response, JsValue> {
+    pub async fn send(self: &Rc<Self>, incoming: Request) -> Result<Response> {
         // The write belongs to whoever is logged in when the page sends it,
         // even if a login or logout lands while its first attempt is out.
         let user = self.identity.current();
@@ -232,7 +234,7 @@ impl Outbox {
         key: String,
         user: Option<String>,
         failed: Option<(Heard, Option<String>)>,
-    ) -> Result<Response, JsValue> {
+    ) -> Result<Response> {
         let was_busy = self.queue_busy.get() == Some(true);
         let now = global::now_ms();
         let first = failed.as_ref().map(|(heard, retry_after)| Attempt {
@@ -249,8 +251,8 @@ impl Outbox {
             })
             .await;
             let appended = match appended {
-                Err(e) if !db::is_quota_error(&e) && self.looks_full(entry.request.body.len()).await => {
-                    Err(JsValue::from_str(&format!("QuotaExceededError (by the storage estimate): {e:?}")))
+                Err(e) if !e.is_quota() && self.looks_full(entry.request.body.len()).await => {
+                    Err(Error::new("QuotaExceededError", format!("the storage estimate says the quota is full ({e})")))
                 }
                 other => other,
             };
@@ -258,7 +260,7 @@ impl Outbox {
                 Ok(id) => break id,
                 // The browser's quota: what may go (read copies, files already
                 // safe on the server) goes, and the write is stored once more.
-                Err(e) if db::is_quota_error(&e) && !freed => {
+                Err(e) if e.is_quota() && !freed => {
                     freed = true;
                     let free = self.on_full.borrow().as_ref().map(|f| f());
                     if let Some(free) = free {
@@ -267,7 +269,7 @@ impl Outbox {
                 }
                 // Never a 202 without a record, never the write dropped as a
                 // network error: the page hears why.
-                Err(e) if db::is_quota_error(&e) => {
+                Err(e) if e.is_quota() => {
                     let message = "This device has no room left to keep the write until the network is back \
                                    (the browser's storage quota is full, even after freeing every copy that could go). \
                                    Free some space, or retry once online.";
@@ -278,7 +280,7 @@ impl Outbox {
                 // told so plainly (not a bare network error).
                 Err(e) => {
                     global::log_error("could not keep a write", &e);
-                    let why = e.as_string().unwrap_or_else(|| format!("{e:?}"));
+                    let why = e.to_string();
                     let message = format!("This device could not keep the write until the network is back ({why}).");
                     let body = serde_json::json!({ "error": { "code": "storage_error", "message": message } });
                     return response::json(507, &body.to_string());
@@ -287,7 +289,7 @@ impl Outbox {
         };
         self.queue_busy.set(Some(true));
         self.stored.set(self.stored.get() + 1);
-        self.events.emit("queued", &event(&entry));
+        self.events.emit(Event::Queued, &event(&entry));
         // An entry queued behind others is not a head: the head's own wake
         // covers it, and waking for it would run a pass (a read of the whole
         // outbox) per queued write.
@@ -326,7 +328,7 @@ impl Outbox {
     /// Replays what is due; one replay at a time per worker: a trigger that
     /// arrives meanwhile makes the running one go round again, and waits
     /// for it. Returns whether pending entries are left.
-    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<bool, JsValue> {
+    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<bool> {
         let me = Rc::clone(self);
         self.runner
             .run(trigger, move |trigger| {
@@ -346,7 +348,7 @@ impl Outbox {
 
     /// Reads every entry; unreadable records go to quarantine as dead
     /// letters instead of blocking the queue.
-    async fn pending(&self) -> Result<Vec<Entry>, JsValue> {
+    async fn pending(&self) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for (key, bytes) in db::records(&self.db, db::OUTBOX).await? {
             let problem = match (db::entry_id(&key), record::decode(&bytes)) {
@@ -362,7 +364,7 @@ impl Outbox {
             };
             db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).await?;
             let reason = format!("unreadable record: {problem}");
-            self.events.emit("dead-lettered", &serde_json::json!({ "id": db::key_text(&key), "reason": reason }));
+            self.events.emit(Event::DeadLettered, &serde_json::json!({ "id": db::key_text(&key), "reason": reason }));
         }
         Ok(entries)
     }
@@ -370,7 +372,7 @@ impl Outbox {
     /// One pass: every head is attempted at most once. Deliveries are
     /// committed to IndexedDB in batches (see `Delivered`), and always
     /// before the pass ends.
-    async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
+    async fn pass(&self, trigger: Trigger) -> Result<()> {
         let mut done = Delivered::default();
         // Writes queued while the pass runs are not in what it reads: the
         // clock keeps their wakes, and the pass must not say the queue is
@@ -406,14 +408,14 @@ impl Outbox {
 
     /// Removes delivered entries and saves the temp ids they taught, in one
     /// transaction, then tells pages.
-    async fn commit(&self, done: &mut Delivered) -> Result<(), JsValue> {
+    async fn commit(&self, done: &mut Delivered) -> Result<()> {
         if done.ids.is_empty() {
             return Ok(());
         }
         db::commit(&self.db, &done.ids, done.user.as_deref(), &done.learned).await?;
         done.any = true;
         for ev in done.events.drain(..) {
-            self.events.emit("replayed", &ev);
+            self.events.emit(Event::Replayed, &ev);
         }
         done.ids.clear();
         done.learned.clear();
@@ -426,7 +428,7 @@ impl Outbox {
         &self,
         trigger: Trigger,
         done: &mut Delivered,
-    ) -> Result<(Vec<Entry>, Option<String>), JsValue> {
+    ) -> Result<(Vec<Entry>, Option<String>)> {
         // Under the lock: another worker instance may have seen a login.
         self.identity.reload().await?;
         let mut entries = self.pending().await?;
@@ -486,7 +488,7 @@ impl Outbox {
 
     /// The temp ids learned so far, and the uploads not yet presigned (a
     /// write naming one of those waits for it).
-    async fn temp_ids(&self, user: Option<&str>) -> Result<(IdMap, Vec<String>), JsValue> {
+    async fn temp_ids(&self, user: Option<&str>) -> Result<(IdMap, Vec<String>)> {
         let mut ids = IdMap::new();
         for (temp, id) in db::id_map(&self.db, user).await? {
             ids.insert(temp, id);
@@ -497,7 +499,7 @@ impl Outbox {
     }
 
     /// `user`'s uploads still under way.
-    async fn pending_uploads(&self, user: Option<&str>) -> Result<Vec<crate::core::upload::Upload>, JsValue> {
+    async fn pending_uploads(&self, user: Option<&str>) -> Result<Vec<crate::core::upload::Upload>> {
         Ok(db::records(&self.db, db::UPLOADS)
             .await?
             .into_iter()
@@ -508,7 +510,7 @@ impl Outbox {
 
     /// The quarantined records `user` may see and discard: theirs, and
     /// those of the previous build, whose owner is unknown.
-    async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>, JsValue> {
+    async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>> {
         let all = db::records(&self.db, db::QUARANTINE).await?;
         Ok(all
             .into_iter()
@@ -517,7 +519,7 @@ impl Outbox {
     }
 
     /// Sends one entry.
-    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap, done: &mut Delivered) -> Result<Sent, JsValue> {
+    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap, done: &mut Delivered) -> Result<Sent> {
         if !queue::still_a_write(&self.config, &self.origin, entry) {
             queue::off_route(entry, global::now_ms());
             db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
@@ -591,7 +593,7 @@ impl Outbox {
                 let mut ev = event(entry);
                 ev.retry_at = Some(at);
                 ev.retries = Some(entry.retries);
-                self.events.emit("retry-scheduled", &ev);
+                self.events.emit(Event::RetryScheduled, &ev);
                 Ok(Sent::Kept)
             }
             Step::Dead(_) => {
@@ -607,49 +609,73 @@ impl Outbox {
         if let State::Dead { reason, .. } = &entry.state {
             ev.reason = Some(reason_text(reason));
         }
-        self.events.emit("dead-lettered", &ev);
+        self.events.emit(Event::DeadLettered, &ev);
     }
 
     /// `{pending, deadLetters, uploads, storage}` for `outpost.status()`.
-    pub async fn status(&self) -> Result<serde_json::Value, JsValue> {
+    /// The outbox's part of the status (uploads and storage are filled in
+    /// by the caller).
+    pub async fn status(&self) -> Result<protocol::Status> {
         let user = self.identity.current();
         let entries = self.pending().await?;
         let (mine, others): (Vec<&Entry>, Vec<&Entry>) = entries.iter().partition(|e| e.user == user);
         let pending = mine.iter().filter(|e| e.state == State::Pending).count();
         let parked = others.iter().filter(|e| e.state == State::Pending).count();
-        let mut dead: Vec<serde_json::Value> = mine
+        let mut dead_letters: Vec<protocol::DeadLetter> = mine
             .iter()
             .filter_map(|e| match &e.state {
-                State::Dead { reason, at } => Some(serde_json::json!({
-                    "id": e.id.to_string(), "method": e.request.method, "url": e.request.url,
-                    "status": e.last_status, "reason": reason_text(reason), "at": at,
-                })),
+                State::Dead { reason, at } => Some(protocol::DeadLetter {
+                    id: e.id.to_string(),
+                    method: Some(e.request.method.clone()),
+                    url: Some(e.request.url.clone()),
+                    status: e.last_status,
+                    reason: reason_text(reason),
+                    at: Some(*at),
+                }),
                 State::Pending => None,
             })
             .collect();
         for (key, _) in self.quarantined(user.as_deref()).await? {
-            dead.push(serde_json::json!({ "id": db::key_text(&key), "reason": "unreadable record (quarantined); discard it" }));
+            dead_letters.push(protocol::DeadLetter {
+                id: db::key_text(&key),
+                method: None,
+                url: None,
+                status: None,
+                reason: "unreadable record (quarantined); discard it".into(),
+                at: None,
+            });
         }
         // The first waiting writes, for a page to show when each goes next.
-        let queue: Vec<serde_json::Value> = mine
+        let queue = mine
             .iter()
             .filter(|e| e.state == State::Pending)
             .take(STATUS_QUEUE_LEN)
-            .map(|e| {
-                serde_json::json!({
-                    "id": e.id.to_string(), "method": e.request.method, "url": e.request.url,
-                    "retries": e.retries, "nextAt": e.next_at, "status": e.last_status, "createdAt": e.created_at,
-                })
+            .map(|e| protocol::QueuedWrite {
+                id: e.id.to_string(),
+                method: e.request.method.clone(),
+                url: e.request.url.clone(),
+                retries: e.retries,
+                next_at: e.next_at,
+                status: e.last_status,
+                created_at: e.created_at,
             })
             .collect();
-        Ok(serde_json::json!({
-            "user": user, "pending": pending, "parked": parked, "queue": queue, "deadLetters": dead, "uploads": [],
-            "nextWakeAt": self.clock.next(),
-        }))
+        Ok(protocol::Status {
+            user,
+            pending,
+            parked,
+            queue,
+            dead_letters,
+            uploads: Vec::new(),
+            storage: protocol::Storage::default(),
+            next_wake_at: self.clock.next(),
+            worker_started_at: 0,
+            storage_error: None,
+        })
     }
 
     /// Puts a dead letter back in line, due now.
-    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<bool, JsValue> {
+    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<bool> {
         let Ok(id) = id.parse::<u64>() else { return Ok(false) };
         let mut entries = self.pending().await?;
         let user = self.identity.current();
@@ -664,7 +690,7 @@ impl Outbox {
     }
 
     /// Drops a dead letter (or a quarantined record) for good.
-    pub async fn discard(&self, id: &str) -> Result<bool, JsValue> {
+    pub async fn discard(&self, id: &str) -> Result<bool> {
         let entries = self.pending().await?;
         let user = self.identity.current();
         let mine = |e: &&Entry| e.id.to_string() == id && e.user == user && matches!(e.state, State::Dead { .. });

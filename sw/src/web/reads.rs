@@ -2,16 +2,17 @@
 //! when the network fails, stale-while-revalidate where configured, and
 //! the read cache's bounds. The rules are `core::reads`'.
 
+use super::error::Result;
 use std::rc::Rc;
 
 use js_sys::Promise;
 use rexie::Rexie;
 use serde::Serialize;
-use wasm_bindgen::JsValue;
 use web_sys::{Request, Response};
 
 use super::clock::Clock;
 use super::events::Events;
+use crate::core::protocol::Event;
 use super::global::{self, Raced};
 use super::identity::Identity;
 use super::{db, response};
@@ -55,7 +56,7 @@ struct Fresh {
 }
 
 impl Fresh {
-    fn response(&self) -> Result<Response, JsValue> {
+    fn response(&self) -> Result<Response> {
         response::build(self.status, &self.headers, &self.body)
     }
 }
@@ -86,7 +87,7 @@ impl Reads {
         request: Request,
         route: ReadRoute,
         started: Promise,
-    ) -> Result<Response, JsValue> {
+    ) -> Result<Response> {
         let url = request.url();
         let owner = self.owner(route, &url);
         if route.swr {
@@ -100,7 +101,7 @@ impl Reads {
                     let Some(r) = global::answer_of(started).await else { return };
                     if let Ok(fresh) = me.take(r, route, &refresh_url, &refresh_owner).await {
                         if fresh.status < 300 && fresh.body != old_body {
-                            me.events.emit("updated", &Updated { url: &refresh_url });
+                            me.events.emit(Event::Updated, &Updated { url: &refresh_url });
                         }
                     }
                 });
@@ -154,7 +155,7 @@ impl Reads {
 
     /// Reads an answer, learns the user from it where the route names one,
     /// and stores or forgets the copy as the core says.
-    async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Fresh, JsValue> {
+    async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Fresh> {
         let status = r.status();
         if Heard::Status(status).is_hint() {
             // The origin answers: writes and uploads waiting for the network may go.
@@ -210,7 +211,7 @@ impl Reads {
         Ok(Fresh { status, headers, body })
     }
 
-    async fn store(&self, key: &str, copy: &CachedRead, now: u64) -> Result<(), JsValue> {
+    async fn store(&self, key: &str, copy: &CachedRead, now: u64) -> Result<()> {
         let bytes = reads::encode(copy);
         let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
         db::put_all(
@@ -222,7 +223,7 @@ impl Reads {
     }
 
     /// Drops least recently used copies past the configured bounds.
-    async fn evict(&self) -> Result<(), JsValue> {
+    async fn evict(&self) -> Result<()> {
         let index: Vec<(String, ReadMeta)> = db::records(&self.db, db::READS_META)
             .await?
             .into_iter()
@@ -245,7 +246,7 @@ impl Reads {
         Some(copy)
     }
 
-    fn answer_from_copy(&self, copy: &CachedRead) -> Result<Response, JsValue> {
+    fn answer_from_copy(&self, copy: &CachedRead) -> Result<Response> {
         let mut headers = copy.headers.clone();
         headers.push(("Outpost-Cache".into(), "stale".into()));
         headers.push(("Age".into(), reads::age_secs(copy.stored_at, global::now_ms()).to_string()));
@@ -272,7 +273,7 @@ impl Reads {
 
     /// Forgets every user's cached reads (on logout); the shared app shell
     /// stays.
-    pub async fn clear_users(&self) -> Result<(), JsValue> {
+    pub async fn clear_users(&self) -> Result<()> {
         let keys: Vec<String> = db::records(&self.db, db::READS_META)
             .await?
             .into_iter()

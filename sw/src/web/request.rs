@@ -1,14 +1,15 @@
 //! `Request` <-> `core::record::StoredRequest`.
 
+use super::error::Result;
 use js_sys::{Array, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestCredentials, RequestInit};
 
 use crate::core::record::{Credentials, StoredRequest};
 
 /// Reads the whole request, body included, leaving `request` unread.
-pub async fn capture(request: &Request) -> Result<StoredRequest, JsValue> {
+pub async fn capture(request: &Request) -> Result<StoredRequest> {
     let method = request.method();
     let body = if method == "GET" || method == "HEAD" {
         Vec::new()
@@ -52,7 +53,7 @@ pub fn build(
     body: &[u8],
     idempotency_key: &str,
     how: Send<'_>,
-) -> Result<Request, JsValue> {
+) -> Result<Request> {
     let headers = Headers::new()?;
     for (name, value) in &stored.headers {
         if !name.eq_ignore_ascii_case("idempotency-key") {
@@ -78,5 +79,5 @@ pub fn build(
         Credentials::SameOrigin => RequestCredentials::SameOrigin,
         Credentials::Include => RequestCredentials::Include,
     });
-    Request::new_with_str_and_init(url, &init)
+    Ok(Request::new_with_str_and_init(url, &init)?)
 }

@@ -1,21 +1,21 @@
 //! Building `Response`s.
 
-use wasm_bindgen::JsValue;
+use super::error::Result;
 use web_sys::{Headers, Response, ResponseInit};
 
 /// A JSON response, marked as made by the worker.
-pub fn json(status: u16, body: &str) -> Result<Response, JsValue> {
+pub fn json(status: u16, body: &str) -> Result<Response> {
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Outpost-Source", "worker")?;
     let init = ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers);
-    Response::new_with_opt_str_and_init(Some(body), &init)
+    Ok(Response::new_with_opt_str_and_init(Some(body), &init)?)
 }
 
 /// A response with `status`, `headers` and `body` as given.
-pub fn build(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Response, JsValue> {
+pub fn build(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<Response> {
     let h = Headers::new()?;
     for (name, value) in headers {
         h.append(name, value)?;
@@ -25,8 +25,8 @@ pub fn build(status: u16, headers: &[(String, String)], body: &[u8]) -> Result<R
     init.set_headers(&h);
     // 204/205/304 may not have a body, even an empty one.
     if body.is_empty() {
-        return Response::new_with_opt_str_and_init(None, &init);
+        return Ok(Response::new_with_opt_str_and_init(None, &init)?);
     }
     let copy = js_sys::Uint8Array::from(body);
-    Response::new_with_opt_buffer_source_and_init(Some(&copy), &init)
+    Ok(Response::new_with_opt_buffer_source_and_init(Some(&copy), &init)?)
 }

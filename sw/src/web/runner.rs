@@ -2,6 +2,7 @@
 //! trigger that arrives while a pass runs makes it go round once more, with
 //! the strongest trigger seen meanwhile, and its caller waits for that.
 
+use super::error::Result;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 
@@ -21,10 +22,10 @@ pub struct Runner {
 
 impl Runner {
     /// Runs `pass(trigger)`, or joins the pass already running.
-    pub async fn run<F, Fut>(&self, trigger: Trigger, mut pass: F) -> Result<(), JsValue>
+    pub async fn run<F, Fut>(&self, trigger: Trigger, mut pass: F) -> Result<()>
     where
         F: FnMut(Trigger) -> Fut,
-        Fut: Future<Output = Result<(), JsValue>>,
+        Fut: Future<Output = Result<()>>,
     {
         if self.running.get() {
             self.again.set(Some(self.again.get().map_or(trigger, |t| t.max(trigger))));

@@ -3,6 +3,7 @@
 //! back from the device, and evicted under the byte budget. The decisions
 //! are `core::upload`'s.
 
+use super::error::{Error, Result};
 use std::rc::Rc;
 
 use js_sys::Promise;
@@ -22,6 +23,7 @@ use super::{db, global, response};
 use crate::core::clock::{self, Heard, Trigger};
 use crate::core::config::Config;
 use crate::core::identity::Source;
+use crate::core::protocol::{Event, UploadStatus};
 use crate::core::reads;
 use crate::core::upload::{self, Action, BlobMeta, Meta, Phase, Upload};
 
@@ -51,7 +53,7 @@ struct Progress<'a> {
     total: u64,
 }
 
-fn api_error(status: u16, code: &str, message: &str) -> Result<Response, JsValue> {
+fn api_error(status: u16, code: &str, message: &str) -> Result<Response> {
     response::json(status, &json!({ "error": { "code": code, "message": message } }).to_string())
 }
 
@@ -59,8 +61,8 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
 }
 
-async fn await_js(p: Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(p).await
+async fn await_js(p: Promise) -> Result<JsValue> {
+    Ok(JsFuture::from(p).await?)
 }
 
 impl Uploads {
@@ -86,7 +88,7 @@ impl Uploads {
 
     /// `POST {uploadPath}?filename=…&projectId=…` with the file as body:
     /// kept on the device, answered `202 {queued, assetId, size}` at once.
-    pub async fn accept(self: &Rc<Self>, request: Request) -> Result<Response, JsValue> {
+    pub async fn accept(self: &Rc<Self>, request: Request) -> Result<Response> {
         let url = request.url();
         let query = crate::core::url::split(&url).and_then(|p| p.query).unwrap_or("");
         let param = |name: &str| {
@@ -137,10 +139,10 @@ impl Uploads {
         blob: &Blob,
         meta: &BlobMeta,
         record: Option<&Upload>,
-    ) -> Result<Result<(), (&'static str, String)>, JsValue> {
+    ) -> Result<Result<(), (&'static str, String)>> {
         let (usage, budget) = self.room_for(meta.size).await?;
         if let Some(message) = usage {
-            self.events.emit("quota-low", &json!({ "needed": meta.size, "budget": budget, "message": message }));
+            self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "budget": budget, "message": message }));
             return Ok(Err(("storage_full", message)));
         }
         let mut file: JsValue = blob.clone().into();
@@ -153,26 +155,26 @@ impl Uploads {
             let stored = match db::put_all(&self.db, &rows).await {
                 // Some engines report a full quota as another error (see
                 // `upload::over_quota`): the estimate tells.
-                Err(e) if !db::is_quota_error(&e) && self.looks_full(meta.size).await => {
-                    Err(JsValue::from_str(&format!("QuotaExceededError (by the storage estimate): {e:?}")))
+                Err(e) if !e.is_quota() && self.looks_full(meta.size).await => {
+                    Err(Error::new("QuotaExceededError", format!("the storage estimate says the quota is full ({e})")))
                 }
                 other => other,
             };
             match stored {
                 Ok(()) => return Ok(Ok(())),
-                Err(e) if db::is_quota_error(&e) && !evicted => {
+                Err(e) if e.is_quota() && !evicted => {
                     // The browser's own limit came first: free what is safe,
                     // then try once more.
                     self.evict(u64::MAX).await?;
                     evicted = true;
                 }
-                Err(e) if db::is_quota_error(&e) => {
+                Err(e) if e.is_quota() => {
                     let message = format!(
                         "The browser refused to store {} more on this device (quota exceeded), even after \
                          evicting every file already safe on the server. Free some space or upload a smaller file.",
                         mib(meta.size)
                     );
-                    self.events.emit("quota-low", &json!({ "needed": meta.size, "message": message }));
+                    self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "message": message }));
                     return Ok(Err(("storage_full", message)));
                 }
                 Err(_) if file.is_instance_of::<Blob>() => {
@@ -201,7 +203,7 @@ impl Uploads {
 
     /// Evicts to make room for `incoming` bytes; `(Some(message), budget)`
     /// when they cannot fit.
-    async fn room_for(&self, incoming: u64) -> Result<(Option<String>, u64), JsValue> {
+    async fn room_for(&self, incoming: u64) -> Result<(Option<String>, u64)> {
         let blobs = self.blob_metas().await?;
         let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
         let budget = upload::blob_budget(self.config.blob_budget_bytes, quota);
@@ -222,7 +224,7 @@ impl Uploads {
     }
 
     /// Evicts down to the low watermark as if `incoming` bytes were coming.
-    async fn evict(&self, incoming: u64) -> Result<(), JsValue> {
+    async fn evict(&self, incoming: u64) -> Result<()> {
         let blobs = self.blob_metas().await?;
         let everything = incoming == u64::MAX;
         let budget = if everything { 0 } else { self.config.blob_budget_bytes };
@@ -230,16 +232,16 @@ impl Uploads {
         self.drop_blobs(&room.evict, room.freed_bytes).await
     }
 
-    async fn drop_blobs(&self, keys: &[String], bytes: u64) -> Result<(), JsValue> {
+    async fn drop_blobs(&self, keys: &[String], bytes: u64) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
         db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], keys).await?;
-        self.events.emit("evicted", &json!({ "keys": keys, "bytes": bytes }));
+        self.events.emit(Event::Evicted, &json!({ "keys": keys, "bytes": bytes }));
         Ok(())
     }
 
-    async fn blob_metas(&self) -> Result<Vec<(String, BlobMeta)>, JsValue> {
+    async fn blob_metas(&self) -> Result<Vec<(String, BlobMeta)>> {
         Ok(db::records(&self.db, db::BLOB_META)
             .await?
             .into_iter()
@@ -247,7 +249,7 @@ impl Uploads {
             .collect())
     }
 
-    async fn uploads(&self) -> Result<Vec<Upload>, JsValue> {
+    async fn uploads(&self) -> Result<Vec<Upload>> {
         let mut all: Vec<Upload> = db::records(&self.db, db::UPLOADS)
             .await?
             .into_iter()
@@ -257,13 +259,13 @@ impl Uploads {
         Ok(all)
     }
 
-    async fn save(&self, u: &Upload) -> Result<(), JsValue> {
+    async fn save(&self, u: &Upload) -> Result<()> {
         db::put_all(&self.db, &[(db::UPLOADS, &u.id, db::bytes(&upload::encode(u)))]).await
     }
 
     fn progress(&self, u: &Upload) {
         let p = Progress { asset_id: &u.id, server_id: u.asset_id.as_deref(), done: u.bytes_done(), total: u.size };
-        self.events.emit("upload-progress", &p);
+        self.events.emit(Event::UploadProgress, &p);
     }
 
     /// Runs due uploads in the background.
@@ -278,7 +280,7 @@ impl Uploads {
 
     /// Runs due uploads (one pass at a time, across workers too), then
     /// tells the clock when the next one is due.
-    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<(), JsValue> {
+    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<()> {
         let me = Rc::clone(self);
         self.runner
             .run(trigger, move |trigger| {
@@ -303,7 +305,7 @@ impl Uploads {
 
     /// Every due upload of the current user, one after another, each as far
     /// as it goes.
-    async fn pass(&self, trigger: Trigger) -> Result<(), JsValue> {
+    async fn pass(&self, trigger: Trigger) -> Result<()> {
         self.identity.reload().await?;
         if self.identity.logout_pending() {
             return Ok(()); // as for writes: the owed logout goes first
@@ -344,18 +346,18 @@ impl Uploads {
                 }
             }
             if let (Some(reason), false) = (&u.dead, was_dead) {
-                self.events.emit("dead-lettered", &json!({ "id": u.id, "assetId": u.id, "reason": reason }));
+                self.events.emit(Event::DeadLettered, &json!({ "id": u.id, "assetId": u.id, "reason": reason }));
             }
         }
         Ok(())
     }
 
-    async fn still_there(&self, id: &str) -> Result<bool, JsValue> {
+    async fn still_there(&self, id: &str) -> Result<bool> {
         Ok(db::get(&self.db, db::UPLOADS, id).await?.is_some())
     }
 
     /// One action; returns whether the upload moved on.
-    async fn step(&self, u: &mut Upload, action: Action) -> Result<bool, JsValue> {
+    async fn step(&self, u: &mut Upload, action: Action) -> Result<bool> {
         let now = global::now_ms();
         let jitter = global::random();
         match action {
@@ -425,7 +427,7 @@ impl Uploads {
     }
 
     /// Sends the parts the store does not have, in order.
-    async fn parts(&self, u: &mut Upload) -> Result<bool, JsValue> {
+    async fn parts(&self, u: &mut Upload) -> Result<bool> {
         let Phase::Parts { part_size, part_count, .. } = u.phase.clone() else { return Ok(false) };
         let id = u.asset_id.clone().unwrap_or_default();
         let jitter = global::random();
@@ -482,14 +484,14 @@ impl Uploads {
 
     /// The blob of an upload vanished (cleared site data): nothing can be
     /// sent; the upload becomes a dead letter the page can discard.
-    fn lost(&self, u: &mut Upload) -> Result<bool, JsValue> {
+    fn lost(&self, u: &mut Upload) -> Result<bool> {
         u.dead = Some("the file is no longer on this device (site data cleared?); discard it and upload again".into());
         Ok(false)
     }
 
     /// The origin confirmed: the record goes; the blob goes too unless it
     /// is kept as an evictable copy.
-    async fn finish(&self, u: &Upload) -> Result<(), JsValue> {
+    async fn finish(&self, u: &Upload) -> Result<()> {
         db::delete_keys(&self.db, &[db::UPLOADS], std::slice::from_ref(&u.id)).await?;
         if self.config.keep_uploaded_blobs {
             self.mark_blob(&u.id, u.asset_id.clone(), false).await?;
@@ -498,12 +500,12 @@ impl Uploads {
         }
         self.progress(u);
         let body = json!({ "assetId": u.id, "serverId": u.asset_id, "size": u.size });
-        self.events.emit("uploaded", &body);
+        self.events.emit(Event::Uploaded, &body);
         (self.on_id)();
         Ok(())
     }
 
-    async fn mark_blob(&self, key: &str, asset_id: Option<String>, pinned: bool) -> Result<(), JsValue> {
+    async fn mark_blob(&self, key: &str, asset_id: Option<String>, pinned: bool) -> Result<()> {
         let Some(bytes) = db::get_bytes(&self.db, db::BLOB_META, key).await? else { return Ok(()) };
         let Ok(mut meta) = reads::decode::<BlobMeta>(&bytes) else { return Ok(()) };
         meta.asset_id = asset_id;
@@ -512,13 +514,13 @@ impl Uploads {
     }
 
     /// A kept file, as a Blob whether it was stored as one or as bytes.
-    async fn blob(&self, key: &str) -> Result<Option<Blob>, JsValue> {
+    async fn blob(&self, key: &str) -> Result<Option<Blob>> {
         let Some(stored) = db::get(&self.db, db::BLOBS, key).await? else { return Ok(None) };
         if stored.is_instance_of::<Blob>() {
             return Ok(Some(stored.unchecked_into()));
         }
         if stored.is_instance_of::<js_sys::ArrayBuffer>() {
-            return Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&stored)).map(Some);
+            return Ok(Some(Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&stored))?));
         }
         Ok(None)
     }
@@ -553,7 +555,7 @@ impl Uploads {
                     headers.set(crate::core::identity::EXPECT_HEADER, u)?;
                 }
                 init.set_headers(&headers);
-                Request::new_with_str_and_init(&url, &init)
+                Ok(Request::new_with_str_and_init(&url, &init)?)
             },
             self.config.write_timeout_ms,
         )
@@ -578,26 +580,14 @@ impl Uploads {
 
     /// `{assetId, serverId, filename, size, done, state, reason?, retryAt?}`
     /// of the current user's uploads.
-    pub async fn status(&self) -> Result<Vec<Value>, JsValue> {
+    pub async fn status(&self) -> Result<Vec<UploadStatus>> {
         let user = self.identity.current();
-        Ok(self
-            .uploads()
-            .await?
-            .iter()
-            .filter(|u| u.user == user)
-            .map(|u| {
-                json!({
-                    "assetId": u.id, "serverId": u.asset_id, "filename": u.filename, "size": u.size,
-                    "done": u.bytes_done(), "state": if u.dead.is_some() { "dead" } else { "pending" },
-                    "reason": u.dead, "retryAt": (u.dead.is_none() && u.next_at > 0).then_some(u.next_at),
-                })
-            })
-            .collect())
+        Ok(self.uploads().await?.iter().filter(|u| u.user == user).map(upload::status).collect())
     }
 
     /// Forgets the users' kept copies (on logout); files not yet uploaded
     /// stay, parked for their user.
-    pub async fn forget_copies(&self) -> Result<(), JsValue> {
+    pub async fn forget_copies(&self) -> Result<()> {
         let keys: Vec<String> = self
             .blob_metas()
             .await?
@@ -609,14 +599,14 @@ impl Uploads {
     }
 
     /// Bytes kept on the device and the budget.
-    pub async fn storage(&self) -> Result<(u64, u64), JsValue> {
+    pub async fn storage(&self) -> Result<(u64, u64)> {
         let used = self.blob_metas().await?.iter().map(|(_, m)| m.size).sum();
         let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
         Ok((used, upload::blob_budget(self.config.blob_budget_bytes, quota)))
     }
 
     /// Retries a dead upload; `None` when `id` is not one of this user's.
-    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<Option<bool>, JsValue> {
+    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<Option<bool>> {
         let user = self.identity.current();
         let Some(mut u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
             return Ok(None);
@@ -631,7 +621,7 @@ impl Uploads {
 
     /// Drops a dead upload and its file; `None` when `id` is not one of
     /// this user's uploads, `Some(false)` when it is still going.
-    pub async fn discard(&self, id: &str) -> Result<Option<bool>, JsValue> {
+    pub async fn discard(&self, id: &str) -> Result<Option<bool>> {
         let user = self.identity.current();
         let Some(u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
             return Ok(None);
@@ -646,7 +636,7 @@ impl Uploads {
 
     /// `GET {contentPath}`: the local blob when there (a use, for the LRU),
     /// else the store's copy through a presigned GET, kept if it fits.
-    pub async fn content(self: &Rc<Self>, request: Request) -> Result<Response, JsValue> {
+    pub async fn content(self: &Rc<Self>, request: Request) -> Result<Response> {
         let url = request.url();
         let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
         let id = path.trim_end_matches("/content").rsplit('/').next().unwrap_or_default().to_string();
@@ -719,7 +709,7 @@ impl Uploads {
     }
 }
 
-fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Response, JsValue> {
+fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Response> {
     let headers = web_sys::Headers::new()?;
     headers.set("Content-Type", content_type)?;
     // A kept file is data, never a page of the app (see `core::content`).
@@ -733,7 +723,7 @@ fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Respon
     let init = web_sys::ResponseInit::new();
     init.set_status(200);
     init.set_headers(&headers);
-    Response::new_with_opt_blob_and_init(Some(blob), &init)
+    Ok(Response::new_with_opt_blob_and_init(Some(blob), &init)?)
 }
 
 fn put_phase(a: &Value) -> Phase {

@@ -1,0 +1,109 @@
+//! The worker's one error type. A JS exception or rejection (IndexedDB's
+//! `DOMException`s, fetch's `TypeError`s, a refused Web Lock) is converted
+//! once, here, into its name and message: plain strings that print, compare
+//! and never hold a JS handle. It becomes a `JsValue` again only at the
+//! `#[wasm_bindgen]` boundary (`From<Error> for JsValue`), as a JS `Error`
+//! with the same name, so a page's `catch` sees what the browser said.
+
+use std::fmt;
+
+use wasm_bindgen::{JsCast, JsValue};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// The exception's `name` (`QuotaExceededError`, `TypeError`,
+    /// `VersionError`…); `Error` when it had none.
+    pub name: String,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(name: &str, message: impl Into<String>) -> Error {
+        Error { name: name.to_string(), message: message.into() }
+    }
+
+    /// The worker's own failure, not the browser's.
+    pub fn worker(message: impl Into<String>) -> Error {
+        Error::new("OutpostError", message)
+    }
+
+    /// The browser refused more data: its storage quota is full.
+    pub fn is_quota(&self) -> bool {
+        self.name == "QuotaExceededError"
+    }
+
+    /// Another message, the same name (context added on the way up).
+    pub fn context(self, what: &str) -> Error {
+        Error { message: format!("{what}: {}", self.message), ..self }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<JsValue> for Error {
+    fn from(value: JsValue) -> Error {
+        if let Some(text) = value.as_string() {
+            return Error::new("Error", text);
+        }
+        let field = |name: &str| {
+            js_sys::Reflect::get(&value, &name.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty())
+        };
+        match (field("name"), field("message")) {
+            (Some(name), message) => Error { name, message: message.unwrap_or_default() },
+            (None, Some(message)) => Error::new("Error", message),
+            (None, None) => {
+                let text = value.dyn_ref::<js_sys::Object>().map(|o| String::from(o.to_string()));
+                Error::new("Error", text.unwrap_or_else(|| format!("{value:?}")))
+            }
+        }
+    }
+}
+
+/// rexie's own text is only "idb error"; the `idb` error inside it prints
+/// what it failed to do and the browser's exception as `Name: message` (its
+/// variants each wrap the exception differently, so its text is the one
+/// common form). The name is taken from there.
+impl From<rexie::Error> for Error {
+    fn from(e: rexie::Error) -> Error {
+        let text = match &e {
+            rexie::Error::IdbError(inner) => inner.to_string(),
+            _ => e.to_string(),
+        };
+        let name = exception_name(&text).unwrap_or("IdbError").to_string();
+        Error { name, message: text }
+    }
+}
+
+/// `…: QuotaExceededError: The quota has been exceeded.` → the name. A
+/// full quota is named wherever it appears: an engine may report it as the
+/// reason a transaction aborted, after the `AbortError`.
+fn exception_name(text: &str) -> Option<&str> {
+    if text.contains("QuotaExceededError") {
+        return Some("QuotaExceededError");
+    }
+    text.split(": ").map(str::trim).find(|w| {
+        w.ends_with("Error") && !w.contains(' ') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+    })
+}
+
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        let error = js_sys::Error::new(&e.message);
+        error.set_name(&e.name);
+        error.into()
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Error {
+        Error::new("SyntaxError", e.to_string())
+    }
+}
