@@ -106,6 +106,16 @@ else
   say "webkit: WebKitGTK $(dpkg-query -W -f='${Version}' webkit2gtk-driver) with Xvfb"
 fi
 
+# 2d. Node.js, which runs the bootstrap's (shim/sw.js) pattern matcher on the
+#     table of cases the wasm's matcher is tested with.
+if command -v node >/dev/null; then
+  say "node: $(node --version)"
+else
+  apt_install nodejs
+  command -v node >/dev/null || die "node: no node on PATH after installing Debian's nodejs"
+  say "node: $(node --version)"
+fi
+
 # 3. PostgreSQL server binaries for the tests that cover PostgreSQL; they
 #    start their own throwaway server on a free loopback port, so the
 #    package's default cluster is neither needed nor touched.

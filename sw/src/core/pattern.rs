@@ -123,6 +123,18 @@ mod tests {
         assert!(!m("/api/assets/*", "/api/assets/"));
     }
 
+    /// The table `shim/sw.js`'s copy of the matcher is held to as well
+    /// (`tests/page_protocol.rs`).
+    #[test]
+    fn the_shared_table_of_cases() {
+        let cases: Vec<(String, String, bool)> = serde_json::from_str(include_str!("pattern_cases.json")).unwrap();
+        assert!(cases.len() >= 30);
+        for (pattern, path, want) in cases {
+            let p = Pattern::parse(&pattern).unwrap_or_else(|e| panic!("the table holds valid patterns only: {e}"));
+            assert_eq!(p.matches(&path), want, "{pattern} on {path}");
+        }
+    }
+
     #[test]
     fn bad_patterns_are_refused() {
         assert_eq!(Pattern::parse("api/x"), Err(PatternError::NotAbsolute("api/x".into())));
