@@ -20,6 +20,10 @@ export interface OutpostConfig {
   auth?: { login?: string; logout?: string; me?: string; userIn?: string[] };
   uploadPath?: string;
   contentPath?: string;
+  /** The origin's upload API: presign (PUT, multipart, GET), parts (`{id}`: the asset id), complete. */
+  presignPath?: string;
+  partsPath?: string;
+  completePath?: string;
   multipartThresholdBytes?: number;
   blobBudgetBytes?: number;
   keepUploadedBlobs?: boolean;

@@ -52,6 +52,14 @@ pub struct Config {
     /// GET of an asset's bytes: from the device when there, else from the
     /// store through a presigned GET.
     pub content_path: Pattern,
+    /// The origin's upload API (see `api.md`): `POST` here for a presigned
+    /// PUT, a multipart upload, or a presigned GET.
+    pub presign_path: String,
+    /// `GET` lists the parts the store holds, `POST` asks URLs for parts;
+    /// `{id}` is the asset id.
+    pub parts_path: String,
+    /// `POST` once the bytes are in the store; `{id}` is the asset id.
+    pub complete_path: String,
     /// Files above this go up as S3 multipart uploads, part by part.
     pub multipart_threshold_bytes: u64,
     /// Bytes of blobs kept on the device (never more than 80 % of the
@@ -111,6 +119,9 @@ impl Default for Config {
             auth: Auth::default(),
             upload_path: p("/api/assets/upload"),
             content_path: p("/api/assets/*/content"),
+            presign_path: "/api/assets/presign".into(),
+            parts_path: "/api/assets/{id}/parts".into(),
+            complete_path: "/api/assets/{id}/complete".into(),
             multipart_threshold_bytes: 16 * 1024 * 1024,
             blob_budget_bytes: 512 * 1024 * 1024,
             keep_uploaded_blobs: false,
@@ -163,6 +174,12 @@ impl Config {
         }
         if self.network_timeout_ms == 0 || self.write_timeout_ms == 0 {
             return Err(ConfigError::Invalid("networkTimeoutMs and writeTimeoutMs must be above 0"));
+        }
+        if ![&self.presign_path, &self.parts_path, &self.complete_path].iter().all(|p| p.starts_with('/')) {
+            return Err(ConfigError::Invalid("presignPath, partsPath and completePath must start with '/'"));
+        }
+        if !(self.parts_path.contains("{id}") && self.complete_path.contains("{id}")) {
+            return Err(ConfigError::Invalid("partsPath and completePath must hold {id}, where the asset id goes"));
         }
         if self.read_cache_max_entries == 0 || self.read_cache_max_bytes == 0 {
             return Err(ConfigError::Invalid("readCacheMaxEntries and readCacheMaxBytes must be above 0"));
@@ -236,6 +253,7 @@ mod tests {
             Err(ConfigError::Invalid("backoffMs needs at least one delay"))
         );
         assert!(matches!(Config::from_json("{"), Err(ConfigError::Parse(_))));
+        assert!(matches!(Config::from_json(r#"{"partsPath": "/api/parts"}"#), Err(ConfigError::Invalid(m)) if m.contains("{id}")));
         assert!(matches!(Config::from_json("[]"), Err(ConfigError::Parse(_))));
     }
 }

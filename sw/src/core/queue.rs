@@ -437,7 +437,7 @@ mod tests {
         assert_eq!((untried.retries, untried.next_at, untried.queue.as_str()), (0, 500, DEFAULT_QUEUE));
         let failed = new_entry(&c, 2, None, req, "k".into(), 500, Some(Attempt::status(503)), 0.5);
         assert_eq!((failed.retries, failed.next_at, failed.last_status), (1, 2_500, Some(503)));
-        assert!(queue_busy(&[untried.clone()], DEFAULT_QUEUE, A));
+        assert!(queue_busy(std::slice::from_ref(&untried), DEFAULT_QUEUE, A));
         assert!(!queue_busy(&[], DEFAULT_QUEUE, A));
         // Another user's waiting writes hold nobody back.
         assert!(!queue_busy(&[untried], DEFAULT_QUEUE, Some("someone-else")));

@@ -59,6 +59,26 @@ pub enum DeadReason {
     /// Its URL is no longer a same-origin write route of the worker's
     /// config (the config changed since it was queued): not sent anywhere.
     NotAWrite,
+    /// An upload's file is no longer on the device (site data cleared).
+    FileGone,
+}
+
+impl DeadReason {
+    /// In words, for `status().deadLetters` and the `dead-lettered` event.
+    pub fn text(&self) -> String {
+        match self {
+            DeadReason::Refused { status } => format!("refused by the origin (HTTP {status})"),
+            DeadReason::RetriesExhausted { status: Some(s) } => format!("retries exhausted (last answer HTTP {s})"),
+            DeadReason::RetriesExhausted { status: None } => "retries exhausted (no answer from the origin)".into(),
+            DeadReason::Expired => "older than the retention limit".into(),
+            DeadReason::NotAWrite => {
+                "no longer a write route of this site (the worker's config changed); not sent".into()
+            }
+            DeadReason::FileGone => {
+                "the file is no longer on this device (site data cleared?); discard it and upload again".into()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -93,13 +93,7 @@ fn event(e: &Entry) -> EntryEvent<'_> {
 }
 
 pub fn reason_text(reason: &DeadReason) -> String {
-    match reason {
-        DeadReason::Refused { status } => format!("refused by the origin (HTTP {status})"),
-        DeadReason::RetriesExhausted { status: Some(s) } => format!("retries exhausted (last answer HTTP {s})"),
-        DeadReason::RetriesExhausted { status: None } => "retries exhausted (no answer from the origin)".into(),
-        DeadReason::Expired => "older than the retention limit".into(),
-        DeadReason::NotAWrite => "no longer a write route of this site (the worker's config changed); not sent".into(),
-    }
+    reason.text()
 }
 
 impl Outbox {

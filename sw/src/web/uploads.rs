@@ -9,7 +9,7 @@ use std::rc::Rc;
 use js_sys::Promise;
 use rexie::Rexie;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Request, RequestInit, Response};
@@ -25,7 +25,9 @@ use crate::core::config::Config;
 use crate::core::identity::Source;
 use crate::core::protocol::{Event, UploadStatus};
 use crate::core::reads;
-use crate::core::upload::{self, Action, BlobMeta, Meta, Phase, Upload};
+use crate::core::record::DeadReason;
+use crate::core::upload::api::{self, Call, OriginCall, PartPut, Then};
+use crate::core::upload::{self, BlobMeta, Make, Meta, Upload};
 
 const LOCK: &str = "outpost-uploads";
 /// Steps one upload may take in one pass.
@@ -55,10 +57,6 @@ struct Progress<'a> {
 
 fn api_error(status: u16, code: &str, message: &str) -> Result<Response> {
     response::json(status, &json!({ "error": { "code": code, "message": message } }).to_string())
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
 }
 
 async fn await_js(p: Promise) -> Result<JsValue> {
@@ -140,8 +138,8 @@ impl Uploads {
         meta: &BlobMeta,
         record: Option<&Upload>,
     ) -> Result<Result<(), (&'static str, String)>> {
-        let (usage, budget) = self.room_for(meta.size).await?;
-        if let Some(message) = usage {
+        let (refused, budget) = self.room_for(meta.size).await?;
+        if let Some(message) = refused {
             self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "budget": budget, "message": message }));
             return Ok(Err(("storage_full", message)));
         }
@@ -165,15 +163,11 @@ impl Uploads {
                 Err(e) if e.is_quota() && !evicted => {
                     // The browser's own limit came first: free what is safe,
                     // then try once more.
-                    self.evict(u64::MAX).await?;
+                    self.evict(Make::AllEvictable).await?;
                     evicted = true;
                 }
                 Err(e) if e.is_quota() => {
-                    let message = format!(
-                        "The browser refused to store {} more on this device (quota exceeded), even after \
-                         evicting every file already safe on the server. Free some space or upload a smaller file.",
-                        mib(meta.size)
-                    );
+                    let message = upload::quota_refused(meta.size);
                     self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "message": message }));
                     return Ok(Err(("storage_full", message)));
                 }
@@ -185,12 +179,7 @@ impl Uploads {
                 }
                 Err(e) => {
                     global::log_error("the browser refused to store a file", &e);
-                    let message = format!(
-                        "This browser refused to keep the file on the device (IndexedDB would store neither the \
-                         file nor its {} of bytes; private windows can do that). Upload it without going offline, \
-                         or use a normal window.",
-                        mib(meta.size)
-                    );
+                    let message = upload::storage_refused(meta.size);
                     return Ok(Err(("storage_refused", message)));
                 }
             }
@@ -207,28 +196,19 @@ impl Uploads {
         let blobs = self.blob_metas().await?;
         let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
         let budget = upload::blob_budget(self.config.blob_budget_bytes, quota);
-        let room = upload::plan_room(&blobs, budget, incoming);
+        let room = upload::plan_room(&blobs, budget, Make::RoomFor(incoming));
         if room.fits {
             self.drop_blobs(&room.evict, room.freed_bytes).await?;
             return Ok((None, budget));
         }
         // Refused: nothing already stored is touched.
-        let message = format!(
-            "No room on this device for {}: the budget is {} and {} is taken by files not yet uploaded. \
-             Wait for pending uploads to finish, or raise blobBudgetBytes.",
-            mib(incoming),
-            mib(budget),
-            mib(room.usage.saturating_sub(incoming)),
-        );
-        Ok((Some(message), budget))
+        Ok((Some(upload::no_room(incoming, budget, &room)), budget))
     }
 
-    /// Evicts down to the low watermark as if `incoming` bytes were coming.
-    async fn evict(&self, incoming: u64) -> Result<()> {
+    /// Evicts what the plan for `make` names.
+    async fn evict(&self, make: Make) -> Result<()> {
         let blobs = self.blob_metas().await?;
-        let everything = incoming == u64::MAX;
-        let budget = if everything { 0 } else { self.config.blob_budget_bytes };
-        let room = upload::plan_room(&blobs, budget, if everything { 0 } else { incoming });
+        let room = upload::plan_room(&blobs, self.config.blob_budget_bytes, make);
         self.drop_blobs(&room.evict, room.freed_bytes).await
     }
 
@@ -324,11 +304,8 @@ impl Uploads {
                 if self.identity.switching() || self.identity.current() != u.user {
                     return Ok(());
                 }
-                let action = upload::next(&self.config, &u, global::now_ms(), trigger);
-                if action == Action::Wait {
-                    break;
-                }
-                let moved = self.step(&mut u, action).await?;
+                let Some(call) = api::poll(&self.config, &u, global::now_ms(), trigger) else { break };
+                let moved = self.step(&mut u, call).await?;
                 if u.last_status == Some(401) && u.dead.is_none() {
                     // Parked: the session is gone, nothing more goes as this user.
                     self.identity.apply(&crate::core::identity::learn(Source::Replay, Some(401), &[])).await?;
@@ -346,7 +323,8 @@ impl Uploads {
                 }
             }
             if let (Some(reason), false) = (&u.dead, was_dead) {
-                self.events.emit(Event::DeadLettered, &json!({ "id": u.id, "assetId": u.id, "reason": reason }));
+                let body = json!({ "id": u.id, "assetId": u.id, "reason": reason.text() });
+                self.events.emit(Event::DeadLettered, &body);
             }
         }
         Ok(())
@@ -356,127 +334,62 @@ impl Uploads {
         Ok(db::get(&self.db, db::UPLOADS, id).await?.is_some())
     }
 
-    /// One action; returns whether the upload moved on.
-    async fn step(&self, u: &mut Upload, action: Action) -> Result<bool> {
-        let now = global::now_ms();
-        let jitter = global::random();
-        match action {
-            Action::Presign { multipart } => {
-                let mut body = json!({
-                    "op": if multipart { "multipart" } else { "put" },
-                    "filename": u.filename, "contentType": u.content_type, "size": u.size,
-                });
-                if let Some(p) = &u.project_id {
-                    body["projectId"] = p.clone().into();
+    /// Makes the calls of one step, as the core names them, and hands each
+    /// answer back. Returns whether the upload moved on.
+    async fn step(&self, u: &mut Upload, first: Call) -> Result<bool> {
+        let mut call = first;
+        loop {
+            let jitter = global::random();
+            let then = match call {
+                Call::Origin(c) => {
+                    let (heard, body) = self.api(&c, u.user.as_deref()).await;
+                    api::on_origin(&self.config, u, c.step, heard, &body, global::now_ms(), jitter)
                 }
-                let (heard, answer) = self
-                    .api("POST", "/api/assets/presign", Some(&body), Some(&u.idempotency_key), u.user.as_deref())
-                    .await;
-                match answer.filter(|_| is_ok(heard)) {
-                    Some(a) => {
-                        let id = a["assetId"].as_str().unwrap_or_default().to_string();
-                        let phase = if multipart { parts_phase(&a, vec![]) } else { put_phase(&a) };
-                        upload::presigned(u, id.clone(), phase);
-                        db::save_ids(&self.db, u.user.as_deref(), &[(u.id.clone(), id)]).await?;
-                        self.mark_blob(&u.id, u.asset_id.clone(), true).await?;
-                        (self.on_id)();
-                        Ok(true)
-                    }
-                    None => Ok(upload::after(&self.config, u, heard, now, jitter)),
+                Call::Put { url, headers } => {
+                    let Some(blob) = self.blob(&u.id).await? else { return Ok(self.lost(u)) };
+                    let heard = answer_heard(start_put(&url, &headers, &blob)).await;
+                    let moved = api::on_put(&self.config, u, heard, global::now_ms(), jitter);
+                    self.progress(u);
+                    return Ok(moved);
                 }
-            }
-            Action::Represign => {
-                let id = u.asset_id.clone().unwrap_or_default();
-                let (heard, answer) = if u.size > self.config.multipart_threshold_bytes {
-                    self.api("GET", &format!("/api/assets/{id}/parts"), None, None, u.user.as_deref()).await
-                } else {
-                    let body = json!({ "op": "put", "assetId": id });
-                    self.api("POST", "/api/assets/presign", Some(&body), None, u.user.as_deref()).await
-                };
-                match answer.filter(|_| is_ok(heard)) {
-                    Some(a) if a.get("partSize").is_some() => {
-                        let have = a["uploaded"].as_array().map(|v| part_numbers(v)).unwrap_or_default();
-                        upload::presigned(u, id, parts_phase(&a, have));
-                        Ok(true)
-                    }
-                    Some(a) => {
-                        upload::presigned(u, id, put_phase(&a));
-                        Ok(true)
-                    }
-                    None => Ok(upload::after(&self.config, u, heard, now, jitter)),
+                Call::Parts(puts) => return self.parts(u, puts).await,
+            };
+            match then {
+                Then::Saved { moved } => return Ok(moved),
+                Then::Next(next) => {
+                    self.progress(u);
+                    call = next;
+                }
+                Then::Presigned { asset_id } => {
+                    db::save_ids(&self.db, u.user.as_deref(), &[(u.id.clone(), asset_id)]).await?;
+                    self.mark_blob(&u.id, u.asset_id.clone(), true).await?;
+                    (self.on_id)();
+                    return Ok(true);
                 }
             }
-            Action::Put => {
-                let Phase::Put { url, headers, .. } = u.phase.clone() else { return Ok(false) };
-                let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
-                let heard = heard_of(put(&url, &headers, &blob).await);
-                let moved = upload::after(&self.config, u, heard, global::now_ms(), jitter);
-                self.progress(u);
-                Ok(moved)
-            }
-            Action::Parts => self.parts(u).await,
-            Action::Complete => {
-                let id = u.asset_id.clone().unwrap_or_default();
-                let (heard, _) = self
-                    .api("POST", &format!("/api/assets/{id}/complete"), Some(&json!({})), None, u.user.as_deref())
-                    .await;
-                Ok(upload::after(&self.config, u, heard, now, jitter))
-            }
-            Action::Wait => Ok(false),
         }
     }
 
-    /// Sends the parts the store does not have, in order.
-    async fn parts(&self, u: &mut Upload) -> Result<bool> {
-        let Phase::Parts { part_size, part_count, .. } = u.phase.clone() else { return Ok(false) };
-        let id = u.asset_id.clone().unwrap_or_default();
-        let jitter = global::random();
-        // The record may lag the store (a worker killed after a part went):
-        // the store's own list decides what is missing.
-        let (heard, listed) = self.api("GET", &format!("/api/assets/{id}/parts"), None, None, u.user.as_deref()).await;
-        let Some(listed) = listed.filter(|_| is_ok(heard)) else {
-            return Ok(upload::after(&self.config, u, heard, global::now_ms(), jitter));
-        };
-        for n in listed["uploaded"].as_array().map(|v| part_numbers(v)).unwrap_or_default() {
-            upload::part_done(u, n);
-        }
-        self.progress(u);
-        let Phase::Parts { done, .. } = &u.phase else { return Ok(true) };
-        let missing = upload::missing_parts(part_count, done);
-        if missing.is_empty() {
-            return Ok(true);
-        }
-        let Some(blob) = self.blob(&u.id).await? else { return self.lost(u) };
-        let ask = json!({ "partNumbers": missing });
-        let (heard, urls) =
-            self.api("POST", &format!("/api/assets/{id}/parts"), Some(&ask), None, u.user.as_deref()).await;
-        let Some(urls) = urls.filter(|_| is_ok(heard)) else {
-            return Ok(upload::after(&self.config, u, heard, global::now_ms(), jitter));
-        };
-        let parts = urls["parts"].as_array().cloned().unwrap_or_default();
-        // A few parts in flight at once: one connection alone leaves the
-        // store idle between parts. Slices are views of the stored Blob.
-        for batch in parts.chunks(PARTS_IN_FLIGHT) {
+    /// PUTs the parts the core named, a few at a time: one connection alone
+    /// leaves the store idle between parts. Slices are views of the stored
+    /// Blob, never copies in wasm memory.
+    async fn parts(&self, u: &mut Upload, puts: Vec<PartPut>) -> Result<bool> {
+        let Some(blob) = self.blob(&u.id).await? else { return Ok(self.lost(u)) };
+        for batch in puts.chunks(PARTS_IN_FLIGHT) {
             let mut sent = Vec::new();
             for part in batch {
-                let n = part["partNumber"].as_u64().unwrap_or(0) as u32;
-                let Some((start, end)) = upload::part_range(n, part_size, u.size) else { continue };
-                let slice = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
-                sent.push((n, start_put(part["url"].as_str().unwrap_or_default(), &[], &slice)));
+                let slice = blob.slice_with_f64_and_f64(part.start as f64, part.end as f64)?;
+                sent.push((part.number, start_put(&part.url, &[], &slice)));
             }
-            let mut failed = None;
+            let mut heard = Vec::new();
             for (n, answer) in sent {
-                let status = answer_status(answer).await;
-                if status.is_some_and(|s| (200..300).contains(&s)) {
-                    upload::part_done(u, n);
-                } else if failed.is_none() {
-                    failed = Some(status);
-                }
+                heard.push((n, answer_heard(answer).await));
             }
+            let ended = api::on_parts(&self.config, u, &heard, global::now_ms(), global::random());
             self.save(u).await?;
             self.progress(u);
-            if let Some(status) = failed {
-                return Ok(upload::after(&self.config, u, heard_of(status), global::now_ms(), jitter));
+            if let Some(moved) = ended {
+                return Ok(moved);
             }
         }
         Ok(true)
@@ -484,9 +397,9 @@ impl Uploads {
 
     /// The blob of an upload vanished (cleared site data): nothing can be
     /// sent; the upload becomes a dead letter the page can discard.
-    fn lost(&self, u: &mut Upload) -> Result<bool> {
-        u.dead = Some("the file is no longer on this device (site data cleared?); discard it and upload again".into());
-        Ok(false)
+    fn lost(&self, u: &mut Upload) -> bool {
+        u.dead = Some(DeadReason::FileGone);
+        false
     }
 
     /// The origin confirmed: the record goes; the blob goes too unless it
@@ -525,30 +438,24 @@ impl Uploads {
         Ok(None)
     }
 
-    /// A same-origin API call with the user's cookie: `(status, JSON body)`.
-    /// `user`: the upload's user, sent as `Outpost-Expect-User` so the origin
-    /// refuses the call (412) under anyone else's session.
-    async fn api(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-        user: Option<&str>,
-    ) -> (Heard, Option<Value>) {
-        let url = format!("{}{path}", self.origin);
+    /// A same-origin API call with the user's cookie: what was heard, and
+    /// the body (empty without an answer). `user`: the upload's user, sent
+    /// as `Outpost-Expect-User` so the origin refuses the call (412) under
+    /// anyone else's session.
+    async fn api(&self, call: &OriginCall, user: Option<&str>) -> (Heard, Vec<u8>) {
+        let url = format!("{}{}", self.origin, call.path);
         let answer = global::fetch_within(
             |signal| {
                 let init = RequestInit::new();
-                init.set_method(method);
+                init.set_method(call.method.as_str());
                 init.set_signal(Some(signal));
                 init.set_credentials(web_sys::RequestCredentials::SameOrigin);
                 let headers = web_sys::Headers::new()?;
-                if let Some(b) = body {
+                if let Some(b) = &call.body {
                     headers.set("Content-Type", "application/json")?;
-                    init.set_body(&JsValue::from_str(&b.to_string()));
+                    init.set_body(&JsValue::from_str(b));
                 }
-                if let Some(k) = key {
+                if let Some(k) = &call.idempotency_key {
                     headers.set("Idempotency-Key", k)?;
                 }
                 if let Some(u) = user {
@@ -565,17 +472,13 @@ impl Uploads {
             // Writes waiting for the network may go too.
             self.clock.hint(Some(Part::Uploads));
         }
-        let Fetched::Answer(r) = answer else { return (heard, None) };
+        let Fetched::Answer(r) = answer else { return (heard, Vec::new()) };
         // Named by the origin: another user (412) is learned, and the pass
         // stops before the next call.
         if let Err(e) = self.identity.observe(&r).await {
             global::log_error("could not record the user the origin named", &e);
         }
-        let json = match global::body_bytes(&r).await {
-            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
-            Err(_) => None,
-        };
-        (heard, json)
+        (heard, global::body_bytes(&r).await.unwrap_or_default())
     }
 
     /// `{assetId, serverId, filename, size, done, state, reason?, retryAt?}`
@@ -665,28 +568,31 @@ impl Uploads {
                 &format!("No asset {id} is on this device or known to the origin yet."),
             );
         };
-        let (heard, answer) = self
-            .api("POST", "/api/assets/presign", Some(&json!({ "op": "get", "assetId": server_id })), None, None)
-            .await;
-        let presigned = match (heard.status(), answer) {
-            (Some(s), Some(a)) if (200..300).contains(&s) => a,
-            (Some(s), Some(a)) => {
-                let r = response::json(s, &a.to_string())?;
-                return Ok(r);
+        let (heard, answer) = self.api(&api::download(&self.config, &server_id), None).await;
+        let url = match heard.status() {
+            Some(200..=299) => match api::download_url(&answer) {
+                Some(url) => url,
+                None => {
+                    let message = format!("The origin's answer for asset {server_id} holds no download URL.");
+                    return api_error(502, "origin_error", &message);
+                }
+            },
+            // The origin's refusal (404, 403…) goes to the page as it is.
+            Some(s) if serde_json::from_slice::<serde_json::Value>(&answer).is_ok() => {
+                return response::json(s, &String::from_utf8_lossy(&answer));
             }
-            _ => {
-                return api_error(
-                    504,
-                    "offline",
-                    &format!(
-                    "Asset {server_id} is not on this device and the origin could not be reached; try again online."
-                ),
-                )
+            Some(s) => {
+                let message = format!("The origin answered HTTP {s} for asset {server_id}.");
+                return api_error(s, "origin_error", &message);
+            }
+            None => {
+                let message =
+                    format!("Asset {server_id} is not on this device and the origin could not be reached; try again online.");
+                return api_error(504, "offline", &message);
             }
         };
         let init = RequestInit::new();
-        let fetched =
-            global::fetch(&Request::new_with_str_and_init(presigned["url"].as_str().unwrap_or_default(), &init)?).await;
+        let fetched = global::fetch(&Request::new_with_str_and_init(&url, &init)?).await;
         let Ok(r) = fetched else {
             return api_error(504, "offline", "The object store could not be reached; try again online.");
         };
@@ -726,51 +632,13 @@ fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Respon
     Ok(Response::new_with_opt_blob_and_init(Some(blob), &init)?)
 }
 
-fn put_phase(a: &Value) -> Phase {
-    let headers = a["headers"]
-        .as_object()
-        .map(|h| h.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-        .unwrap_or_default();
-    // The URL's lifetime as the origin counts it, placed on this clock.
-    let now = global::now_ms();
-    let ttl = a["expiresAt"].as_u64().unwrap_or(0).saturating_sub(a["issuedAt"].as_u64().unwrap_or(now));
-    Phase::Put {
-        url: a["url"].as_str().unwrap_or_default().to_string(),
-        headers,
-        issued_at: now,
-        expires_at: now + ttl,
-    }
-}
-
-fn parts_phase(a: &Value, done: Vec<u32>) -> Phase {
-    let part_size = a["partSize"].as_u64().unwrap_or(8 * 1024 * 1024);
-    let part_count = a["partCount"].as_u64().unwrap_or(1) as u32;
-    Phase::Parts { part_size, part_count, done }
-}
-
-fn part_numbers(listed: &[Value]) -> Vec<u32> {
-    listed.iter().filter_map(|p| p["partNumber"].as_u64()).map(|n| n as u32).collect()
-}
-
-fn heard_of(status: Option<u16>) -> Heard {
-    status.map_or(Heard::Nothing, Heard::Status)
-}
-
-fn is_ok(heard: Heard) -> bool {
-    matches!(heard, Heard::Status(200..=299))
-}
-
 /// Parts of one upload sent at the same time.
 const PARTS_IN_FLIGHT: usize = 3;
 
-/// PUTs `body` to the store; the status, None when there was no answer.
-async fn put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<u16> {
-    answer_status(start_put(url, headers, body)).await
-}
-
-async fn answer_status(answer: Option<Promise>) -> Option<u16> {
-    let r: Response = JsFuture::from(answer?).await.ok()?.dyn_into().ok()?;
-    Some(r.status())
+/// What the retry clock hears of a store PUT (no answer: `Nothing`).
+async fn answer_heard(answer: Option<Promise>) -> Heard {
+    let status = async { Some(JsFuture::from(answer?).await.ok()?.dyn_into::<Response>().ok()?.status()) };
+    status.await.map_or(Heard::Nothing, Heard::Status)
 }
 
 /// Starts a PUT of `body` to the store (None: the request could not be made).

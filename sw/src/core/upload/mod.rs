@@ -10,12 +10,17 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod api;
+mod room;
+
+pub use room::{blob_budget, no_room, over_quota, plan_room, quota_refused, storage_refused, BlobMeta, Make, Room};
+
 use super::backoff;
 use super::clock::{self, Heard, Timing, Trigger};
 use super::config::Config;
 use super::outcome::{classify, Outcome};
 use super::protocol::{UploadState, UploadStatus};
-use super::record::RecordError;
+use super::record::{DeadReason, RecordError};
 
 /// Temp asset ids the worker hands out start with this; later writes that
 /// carry one are held until the upload has its server id.
@@ -66,8 +71,8 @@ pub struct Upload {
     pub retries: u32,
     pub next_at: u64,
     pub last_status: Option<u16>,
-    /// Why it stopped (None: still going or done).
-    pub dead: Option<String>,
+    /// Why it stopped (None: still going or done); the outbox's reasons.
+    pub dead: Option<DeadReason>,
     /// When the last step ended (0: never tried). Schema 2.
     pub last_attempt_at: u64,
 }
@@ -228,24 +233,22 @@ pub fn after(config: &Config, u: &mut Upload, heard: Heard, now: u64, jitter: f6
             if let Phase::Put { .. } = u.phase {
                 u.phase = Phase::Presign;
             }
-            spend(config, u, now, None, "the object store kept refusing fresh URLs (HTTP 403)")
+            spend(config, u, now, None, Some(403))
         }
         // `complete` found the bytes missing or short: send them again.
         (Heard::Status(422), _) if u.phase == Phase::Complete => {
             u.phase = Phase::Presign;
-            spend(config, u, now, Some(jitter), "the origin kept not finding the uploaded bytes (HTTP 422)")
+            spend(config, u, now, Some(jitter), Some(422))
         }
         // The user's session is gone: the upload waits for them, unchanged
         // (an upload of nobody has nobody to wait for).
         (_, Outcome::Parked) if u.user.is_some() => false,
         (Heard::Status(s), Outcome::Refused | Outcome::Parked) => {
-            u.dead = Some(format!("refused by the origin or the store (HTTP {s})"));
+            u.dead = Some(DeadReason::Refused { status: s });
             false
         }
-        (Heard::Status(s), _) => {
-            spend(config, u, now, Some(jitter), &format!("retries exhausted (last answer HTTP {s})"))
-        }
-        (_, _) => spend(config, u, now, Some(jitter), "retries exhausted (requests timed out)"),
+        (Heard::Status(s), _) => spend(config, u, now, Some(jitter), Some(s)),
+        (_, _) => spend(config, u, now, Some(jitter), None),
     }
 }
 
@@ -257,11 +260,11 @@ pub fn next_wake(uploads: &[Upload], user: Option<&str>) -> (Option<u64>, bool) 
 }
 
 /// Counts a retry, due after the backoff (`jitter` given) or at once;
-/// dead past `maxRetries`.
-fn spend(config: &Config, u: &mut Upload, now: u64, jitter: Option<f64>, dead: &str) -> bool {
+/// dead past `maxRetries`, with `last` the last answer (None: timed out).
+fn spend(config: &Config, u: &mut Upload, now: u64, jitter: Option<f64>, last: Option<u16>) -> bool {
     u.retries += 1;
     if u.retries > config.max_retries {
-        u.dead = Some(dead.to_string());
+        u.dead = Some(DeadReason::RetriesExhausted { status: last });
         return false;
     }
     u.next_at = match jitter {
@@ -291,24 +294,80 @@ pub fn status(u: &Upload) -> UploadStatus {
         size: u.size,
         done: u.bytes_done(),
         state: if u.dead.is_some() { UploadState::Dead } else { UploadState::Pending },
-        reason: u.dead.clone(),
+        reason: u.dead.as_ref().map(DeadReason::text),
         retry_at: (u.dead.is_none() && u.next_at > 0).then_some(u.next_at),
     }
 }
 
-/// The version written by this build. Schema 2 added `last_attempt_at`.
-pub const SCHEMA: u8 = 2;
+/// The version written by this build. Schema 2 added `last_attempt_at`,
+/// schema 3 made `dead` the outbox's `DeadReason` (it was text).
+pub const SCHEMA: u8 = 3;
 
 pub fn encode(u: &Upload) -> Vec<u8> {
     super::record::versioned(SCHEMA, u)
 }
 
-/// Reads an upload record of this schema or of schema 1 (an upload left by
-/// the previous build, upgraded as it is read).
+/// Reads an upload record of this schema or an older one (an upload left
+/// by an earlier build, upgraded as it is read).
 pub fn decode(bytes: &[u8]) -> Result<Upload, RecordError> {
     match bytes.first() {
-        Some(1) => super::record::unversioned::<UploadV1>(1, bytes).map(Upload::from),
+        Some(1) => super::record::unversioned::<UploadV1>(1, bytes).map(|v| UploadV2::from(v).into()),
+        Some(2) => super::record::unversioned::<UploadV2>(2, bytes).map(Upload::from),
         _ => super::record::unversioned(SCHEMA, bytes),
+    }
+}
+
+/// The reason an older build wrote as text, as the `DeadReason` it meant.
+fn legacy_reason(text: &str) -> DeadReason {
+    let status = text.split("HTTP ").nth(1).and_then(|s| s.trim_end_matches(')').parse::<u16>().ok());
+    if text.starts_with("refused") {
+        return DeadReason::Refused { status: status.unwrap_or(400) };
+    }
+    if text.contains("no longer on this device") {
+        return DeadReason::FileGone;
+    }
+    DeadReason::RetriesExhausted { status }
+}
+
+/// Schema 2: `dead` as text.
+#[derive(Deserialize)]
+struct UploadV2 {
+    id: String,
+    asset_id: Option<String>,
+    user: Option<String>,
+    filename: String,
+    content_type: String,
+    size: u64,
+    project_id: Option<String>,
+    idempotency_key: String,
+    created_at: u64,
+    phase: Phase,
+    retries: u32,
+    next_at: u64,
+    last_status: Option<u16>,
+    dead: Option<String>,
+    last_attempt_at: u64,
+}
+
+impl From<UploadV2> for Upload {
+    fn from(v: UploadV2) -> Upload {
+        Upload {
+            id: v.id,
+            asset_id: v.asset_id,
+            user: v.user,
+            filename: v.filename,
+            content_type: v.content_type,
+            size: v.size,
+            project_id: v.project_id,
+            idempotency_key: v.idempotency_key,
+            created_at: v.created_at,
+            phase: v.phase,
+            retries: v.retries,
+            next_at: v.next_at,
+            last_status: v.last_status,
+            dead: v.dead.as_deref().map(legacy_reason),
+            last_attempt_at: v.last_attempt_at,
+        }
     }
 }
 
@@ -331,9 +390,9 @@ struct UploadV1 {
     dead: Option<String>,
 }
 
-impl From<UploadV1> for Upload {
-    fn from(v: UploadV1) -> Upload {
-        Upload {
+impl From<UploadV1> for UploadV2 {
+    fn from(v: UploadV1) -> UploadV2 {
+        UploadV2 {
             id: v.id,
             asset_id: v.asset_id,
             user: v.user,
@@ -350,24 +409,6 @@ impl From<UploadV1> for Upload {
             dead: v.dead,
             last_attempt_at: 0,
         }
-    }
-}
-
-/// Whether a failed write of `incoming` bytes is the browser's quota, by
-/// what `navigator.storage.estimate()` says. Some engines report a full
-/// quota as another error (Firefox: "InvalidStateError: A mutation
-/// operation was attempted…", the transaction having been aborted by the
-/// quota), so the name alone is not enough.
-pub fn over_quota(usage: f64, quota: f64, incoming: u64) -> bool {
-    quota > 0.0 && usage + incoming as f64 >= quota * 0.95
-}
-
-/// The byte budget for local blobs: the configured one, but never more than
-/// 80 % of what the browser grants the origin.
-pub fn blob_budget(config_budget: u64, quota: Option<u64>) -> u64 {
-    match quota {
-        Some(q) if q > 0 => config_budget.min(q / 10 * 8),
-        _ => config_budget,
     }
 }
 
@@ -437,7 +478,7 @@ mod tests {
             );
             after(&c, &mut u, Heard::Status(403), 10_000, 0.5);
         }
-        assert!(u.dead.as_deref().is_some_and(|d| d.contains("403")), "{u:?}");
+        assert_eq!(u.dead, Some(DeadReason::RetriesExhausted { status: Some(403) }), "{u:?}");
     }
 
     #[test]
@@ -469,7 +510,7 @@ mod tests {
         assert_eq!((u.retries, next(&c, &u, 9_000, Trigger::Scheduled)), (0, Action::Presign { multipart: false }));
         let mut refused = upload(MIB);
         after(&c, &mut refused, Heard::Status(400), 1_000, 0.5);
-        assert!(refused.dead.as_deref().is_some_and(|d| d.contains("400")));
+        assert_eq!(refused.dead, Some(DeadReason::Refused { status: 400 }));
     }
 
     #[test]
@@ -528,7 +569,7 @@ mod tests {
             assert!(u.next_at - now <= 32_000);
             now = u.next_at;
         }
-        assert_eq!((u.retries, u.dead.as_deref(), u.last_attempt_at), (0, None, u.last_attempt_at));
+        assert_eq!((u.retries, u.dead.clone(), u.last_attempt_at), (0, None, u.last_attempt_at));
         // Silent, so a hint sends it once 2 s have passed since the last try.
         let last = u.last_attempt_at;
         assert_eq!(next(&c, &u, last + 1_999, Trigger::Hint), Action::Wait);
@@ -556,11 +597,32 @@ mod tests {
                 u.retries,
                 u.next_at,
                 u.last_status,
-                &u.dead,
+                None::<String>,
             ))
             .unwrap(),
         );
         assert_eq!(decode(&v1), Ok(u));
+    }
+
+    #[test]
+    fn schema_2_records_keep_their_dead_reason_typed() {
+        let u = upload(5);
+        let v2 = |dead: &str| {
+            let mut bytes = vec![2u8];
+            let fields = (&u.id, &u.asset_id, &u.user, &u.filename, &u.content_type, u.size, &u.project_id);
+            let rest = (&u.idempotency_key, u.created_at, &u.phase, u.retries, u.next_at, Some(503u16));
+            bytes.extend(postcard::to_allocvec(&(fields, rest, Some(dead), 77u64)).unwrap());
+            decode(&bytes).unwrap()
+        };
+        let read = v2("retries exhausted (last answer HTTP 503)");
+        assert_eq!((read.dead, read.last_attempt_at), (Some(DeadReason::RetriesExhausted { status: Some(503) }), 77));
+        assert_eq!(v2("refused by the origin or the store (HTTP 413)").dead, Some(DeadReason::Refused { status: 413 }));
+        assert_eq!(v2("retries exhausted (requests timed out)").dead, Some(DeadReason::RetriesExhausted { status: None }));
+        assert_eq!(
+            v2("the file is no longer on this device (site data cleared?); discard it and upload again").dead,
+            Some(DeadReason::FileGone)
+        );
+        assert_eq!(encode(&upload(5))[0], 3, "written as schema 3");
     }
 
     #[test]
@@ -593,115 +655,3 @@ mod tests {
     }
 }
 
-/// What the device keeps beside each local blob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobMeta {
-    pub size: u64,
-    pub last_used: u64,
-    /// The server does not have it yet: never evicted.
-    pub pinned: bool,
-    /// The origin's asset id, once known.
-    pub asset_id: Option<String>,
-    pub user: Option<String>,
-    pub content_type: String,
-}
-
-/// The outcome of planning room for `incoming` bytes (0: just tidy up).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Room {
-    /// Keys to evict, least recently used first.
-    pub evict: Vec<String>,
-    pub freed_bytes: u64,
-    /// Usage after eviction, the incoming bytes included.
-    pub usage: u64,
-    /// Whether the incoming bytes fit within the budget after eviction.
-    pub fits: bool,
-}
-
-/// Past 90 % of the budget, blobs safe on the server go, least recently
-/// used first, until usage is at 70 %; pinned blobs never go.
-pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, incoming: u64) -> Room {
-    use super::evict::{plan, Budget, Item};
-    let mut items: Vec<Item<Option<&str>>> = blobs
-        .iter()
-        .map(|(k, m)| Item { key: Some(k.as_str()), size: m.size, last_used: m.last_used, evictable: !m.pinned })
-        .collect();
-    if incoming > 0 {
-        items.push(Item { key: None, size: incoming, last_used: u64::MAX, evictable: false });
-    }
-    let many = u64::MAX;
-    let high = Budget { entries: many, bytes: budget / 10 * 9 };
-    let low = Budget { entries: many, bytes: budget / 10 * 7 };
-    let p = plan(&items, high, low);
-    Room {
-        evict: p.evict.into_iter().flatten().map(str::to_string).collect(),
-        freed_bytes: p.freed_bytes,
-        usage: p.bytes,
-        fits: p.bytes <= budget,
-    }
-}
-
-#[cfg(test)]
-mod room_tests {
-    use super::*;
-
-    fn blob(size: u64, last_used: u64, pinned: bool) -> BlobMeta {
-        BlobMeta { size, last_used, pinned, asset_id: None, user: None, content_type: "x/y".into() }
-    }
-
-    #[test]
-    fn room_is_made_from_the_least_recently_used_safe_blobs() {
-        let blobs = vec![
-            ("a".to_string(), blob(30, 5, false)),
-            ("b".to_string(), blob(30, 1, false)),
-            ("p".to_string(), blob(30, 0, true)),
-        ];
-        // 90 of 100 used: at the high watermark, nothing to do.
-        let r = plan_room(&blobs, 100, 0);
-        assert!(r.evict.is_empty() && r.fits);
-        // 20 more: over 90, down to 70 → b then a go; the pinned one stays.
-        let r = plan_room(&blobs, 100, 20);
-        assert_eq!(r.evict, ["b", "a"]);
-        assert_eq!((r.usage, r.fits), (50, true));
-        // Pinned bytes plus the incoming file over the budget: it does not fit.
-        let r = plan_room(&blobs, 100, 80);
-        assert!(!r.fits);
-    }
-
-    /// Time of the planner on 10,000 blobs, on demand:
-    /// `cargo test -p outpost-sw --release -- --ignored --nocapture planner_time`.
-    #[test]
-    #[ignore = "a measurement: run on demand"]
-    fn planner_time_on_ten_thousand_blobs() {
-        let blobs: Vec<(String, BlobMeta)> = (0..10_000u64)
-            .map(|i| {
-                (format!("local-{i:036}"), blob(1_000 + (i * 7919) % 50_000, (i * 104_729) % 1_000_003, i % 10 == 0))
-            })
-            .collect();
-        let total: u64 = blobs.iter().map(|b| b.1.size).sum();
-        let rounds = 200;
-        let start = std::time::Instant::now();
-        let mut evicted = 0;
-        for _ in 0..rounds {
-            evicted = plan_room(std::hint::black_box(&blobs), total / 2, 1_000_000).evict.len();
-        }
-        let each = start.elapsed() / rounds;
-        println!("plan_room on 10,000 blobs: {each:?} per plan ({evicted} evicted)");
-    }
-
-    /// The planner on 10,000 blobs, a tenth of them pinned: nothing pinned
-    /// goes, usage ends at or under the low watermark.
-    #[test]
-    fn ten_thousand_blobs() {
-        let blobs: Vec<(String, BlobMeta)> = (0..10_000u64)
-            .map(|i| (format!("k{i}"), blob(1_000 + (i * 7919) % 50_000, (i * 104_729) % 1_000_003, i % 10 == 0)))
-            .collect();
-        let total: u64 = blobs.iter().map(|b| b.1.size).sum();
-        let r = plan_room(&blobs, total / 2, 1_000_000);
-        assert!(r.fits);
-        assert!(r.usage <= total / 2 / 10 * 7);
-        let pinned: std::collections::HashSet<&str> =
-            blobs.iter().filter(|b| b.1.pinned).map(|b| b.0.as_str()).collect();
-        assert!(r.evict.iter().all(|k| !pinned.contains(k.as_str())));
-    }
-}
