@@ -83,11 +83,8 @@ fn the_events_pages_can_listen_to_are_the_ones_the_worker_sends() {
 fn every_request_the_page_client_asks_is_one_the_worker_answers() {
     let js = shim("outpost.js");
     assert!(js.contains(&format!("type: `{REQUEST_PREFIX}${{type}}`")), "ask() prefixes {REQUEST_PREFIX:?}");
-    let asked: BTreeSet<String> = js
-        .split("this.ask('")
-        .skip(1)
-        .map(|rest| rest[..rest.find('\'').unwrap()].to_string())
-        .collect();
+    let asked: BTreeSet<String> =
+        js.split("this.ask('").skip(1).map(|rest| rest[..rest.find('\'').unwrap()].to_string()).collect();
     let known: BTreeSet<String> = Request::NAMES.iter().map(|n| n.to_string()).collect();
     assert_eq!(asked, known, "requests outpost.js sends vs the ones the worker parses");
 }

@@ -253,7 +253,9 @@ mod tests {
             Err(ConfigError::Invalid("backoffMs needs at least one delay"))
         );
         assert!(matches!(Config::from_json("{"), Err(ConfigError::Parse(_))));
-        assert!(matches!(Config::from_json(r#"{"partsPath": "/api/parts"}"#), Err(ConfigError::Invalid(m)) if m.contains("{id}")));
+        assert!(
+            matches!(Config::from_json(r#"{"partsPath": "/api/parts"}"#), Err(ConfigError::Invalid(m)) if m.contains("{id}"))
+        );
         assert!(matches!(Config::from_json("[]"), Err(ConfigError::Parse(_))));
     }
 }

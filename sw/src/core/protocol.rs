@@ -265,14 +265,8 @@ mod tests {
 
     #[test]
     fn a_quarantined_record_lists_only_what_is_known() {
-        let d = DeadLetter {
-            id: "9".into(),
-            method: None,
-            url: None,
-            status: None,
-            reason: "unreadable".into(),
-            at: None,
-        };
+        let d =
+            DeadLetter { id: "9".into(), method: None, url: None, status: None, reason: "unreadable".into(), at: None };
         assert_eq!(
             serde_json::to_value(d).unwrap(),
             serde_json::json!({ "id": "9", "status": null, "reason": "unreadable" })

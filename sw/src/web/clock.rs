@@ -12,9 +12,9 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 
 use super::events::Events;
-use crate::core::protocol::Event;
 use super::global;
 use crate::core::clock::{earliest, HintGate, Trigger, Wakes};
+use crate::core::protocol::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {

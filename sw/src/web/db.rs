@@ -231,12 +231,7 @@ pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result
 
 /// Removes delivered entries and saves the temp-id pairs they taught, in one
 /// transaction.
-pub async fn commit(
-    db: &Rexie,
-    delivered: &[u64],
-    user: Option<&str>,
-    pairs: &[(String, String)],
-) -> Result<()> {
+pub async fn commit(db: &Rexie, delivered: &[u64], user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
     let tx = db.transaction(&[OUTBOX, META], TransactionMode::ReadWrite)?;
     let outbox = tx.store(OUTBOX)?;
     for id in delivered {

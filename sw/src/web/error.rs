@@ -89,9 +89,9 @@ fn exception_name(text: &str) -> Option<&str> {
     if text.contains("QuotaExceededError") {
         return Some("QuotaExceededError");
     }
-    text.split(": ").map(str::trim).find(|w| {
-        w.ends_with("Error") && !w.contains(' ') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-    })
+    text.split(": ")
+        .map(str::trim)
+        .find(|w| w.ends_with("Error") && !w.contains(' ') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
 }
 
 impl From<Error> for JsValue {

@@ -111,10 +111,7 @@ impl Fetched {
 }
 
 /// A fetch that is aborted after `timeout_ms`.
-pub async fn fetch_within(
-    make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>,
-    timeout_ms: u32,
-) -> Fetched {
+pub async fn fetch_within(make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>, timeout_ms: u32) -> Fetched {
     let Ok(controller) = web_sys::AbortController::new() else { return Fetched::Nothing };
     let signal = controller.signal();
     let request = match make(&signal) {

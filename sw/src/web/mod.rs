@@ -24,8 +24,8 @@ use web_sys::{Request, Response};
 
 use crate::core::clock::{Heard, Trigger};
 use crate::core::config::Config;
-use crate::core::protocol;
 use crate::core::identity::{self as who, Learned, Source};
+use crate::core::protocol;
 use crate::core::queue::{sync_end, SyncEnd};
 use crate::core::route::{route_request, AuthRoute, Route};
 use clock::{Clock, Part};
@@ -63,12 +63,8 @@ impl Inner {
         let estimate = global::storage_estimate().await;
         let (blobs, budget) = parts.uploads.storage().await?;
         status.uploads = parts.uploads.status().await?;
-        status.storage = protocol::Storage {
-            usage: estimate.map(|(u, _)| u),
-            quota: estimate.map(|(_, q)| q),
-            budget,
-            blobs,
-        };
+        status.storage =
+            protocol::Storage { usage: estimate.map(|(u, _)| u), quota: estimate.map(|(_, q)| q), budget, blobs };
         status.worker_started_at = self.started_at;
         Ok(status)
     }

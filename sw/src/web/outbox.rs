@@ -418,11 +418,7 @@ impl Outbox {
 
     /// The pass proper; returns the entries as it left them, and the user
     /// it ran for, so the wake is computed without reading them again.
-    async fn pass_within(
-        &self,
-        trigger: Trigger,
-        done: &mut Delivered,
-    ) -> Result<(Vec<Entry>, Option<String>)> {
+    async fn pass_within(&self, trigger: Trigger, done: &mut Delivered) -> Result<(Vec<Entry>, Option<String>)> {
         // Under the lock: another worker instance may have seen a login.
         self.identity.reload().await?;
         let mut entries = self.pending().await?;

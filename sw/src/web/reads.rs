@@ -12,13 +12,13 @@ use web_sys::{Request, Response};
 
 use super::clock::Clock;
 use super::events::Events;
-use crate::core::protocol::Event;
 use super::global::{self, Raced};
 use super::identity::Identity;
 use super::{db, response};
 use crate::core::clock::Heard;
 use crate::core::config::Config;
 use crate::core::identity::{self, Learned, Source};
+use crate::core::protocol::Event;
 use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta};
 
 pub struct Reads {
@@ -82,12 +82,7 @@ impl Reads {
     }
 
     /// Answers a read whose network request is already `started`.
-    pub async fn handle(
-        self: &Rc<Self>,
-        request: Request,
-        route: ReadRoute,
-        started: Promise,
-    ) -> Result<Response> {
+    pub async fn handle(self: &Rc<Self>, request: Request, route: ReadRoute, started: Promise) -> Result<Response> {
         let url = request.url();
         let owner = self.owner(route, &url);
         if route.swr {

@@ -47,13 +47,7 @@ pub struct Send<'a> {
 
 /// A request to send: the stored one, with `url` and `body` (possibly
 /// rewritten) and the entry's Idempotency-Key.
-pub fn build(
-    stored: &StoredRequest,
-    url: &str,
-    body: &[u8],
-    idempotency_key: &str,
-    how: Send<'_>,
-) -> Result<Request> {
+pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &str, how: Send<'_>) -> Result<Request> {
     let headers = Headers::new()?;
     for (name, value) in &stored.headers {
         if !name.eq_ignore_ascii_case("idempotency-key") {

@@ -586,8 +586,9 @@ impl Uploads {
                 return api_error(s, "origin_error", &message);
             }
             None => {
-                let message =
-                    format!("Asset {server_id} is not on this device and the origin could not be reached; try again online.");
+                let message = format!(
+                    "Asset {server_id} is not on this device and the origin could not be reached; try again online."
+                );
                 return api_error(504, "offline", &message);
             }
         };

@@ -64,7 +64,10 @@ pub struct PartPut {
 pub enum Call {
     Origin(OriginCall),
     /// The whole file to the store.
-    Put { url: String, headers: Vec<(String, String)> },
+    Put {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
     /// Parts to the store, a few at a time (`on_parts` after each batch).
     Parts(Vec<PartPut>),
 }
@@ -197,7 +200,15 @@ fn parts_phase(a: &PartsAnswer) -> Phase {
 /// An origin call's answer: `heard` and its body. A 2xx whose body is not
 /// what the step expects counts as a failed attempt (the backoff applies),
 /// never as progress.
-pub fn on_origin(config: &Config, u: &mut Upload, step: Step, heard: Heard, body: &[u8], now: u64, jitter: f64) -> Then {
+pub fn on_origin(
+    config: &Config,
+    u: &mut Upload,
+    step: Step,
+    heard: Heard,
+    body: &[u8],
+    now: u64,
+    jitter: f64,
+) -> Then {
     let ok = matches!(heard, Heard::Status(200..=299));
     let failed = |u: &mut Upload, heard| Then::Saved { moved: after(config, u, heard, now, jitter) };
     if !ok || step == Step::Complete {
@@ -247,14 +258,20 @@ pub fn on_origin(config: &Config, u: &mut Upload, step: Step, heard: Heard, body
                     let missing = super::missing_parts(*part_count, done);
                     let id = u.asset_id.clone().unwrap_or_default();
                     let ask = serde_json::json!({ "partNumbers": missing });
-                    Then::Next(Call::Origin(origin(Step::PartUrls, Method::Post, path(&config.parts_path, &id), Some(ask))))
+                    Then::Next(Call::Origin(origin(
+                        Step::PartUrls,
+                        Method::Post,
+                        path(&config.parts_path, &id),
+                        Some(ask),
+                    )))
                 }
                 // Every part is there: complete next.
                 _ => Then::Saved { moved: true },
             }
         }
         Step::PartUrls => {
-            let (Phase::Parts { part_size, .. }, Ok(urls)) = (&u.phase, serde_json::from_slice::<PartUrls>(body)) else {
+            let (Phase::Parts { part_size, .. }, Ok(urls)) = (&u.phase, serde_json::from_slice::<PartUrls>(body))
+            else {
                 return failed(u, garbled);
             };
             let puts = urls
@@ -338,9 +355,10 @@ mod tests {
             "assetId": "a1", "url": "http://s3/put", "headers": {"content-type": "video/mp4"},
             "issuedAt": 500_000, "expiresAt": 500_000 + 3_600_000,
         }));
-        assert_eq!(on_origin(&c, &mut u, Step::Presign, heard, &answer, 2_000, 0.5), Then::Presigned {
-            asset_id: "a1".into()
-        });
+        assert_eq!(
+            on_origin(&c, &mut u, Step::Presign, heard, &answer, 2_000, 0.5),
+            Then::Presigned { asset_id: "a1".into() }
+        );
         // The URL lives an hour from this device's now, whatever its clock says.
         assert!(matches!(&u.phase, Phase::Put { expires_at, .. } if *expires_at == 2_000 + 3_600_000));
         let Some(Call::Put { url, headers }) = poll(&c, &u, 2_000, Trigger::Scheduled) else { panic!() };
@@ -377,9 +395,13 @@ mod tests {
         let (heard, answer) = ok(serde_json::json!({ "assetId": "m1", "partSize": 8 * MIB, "partCount": 3 }));
         on_origin(&c, &mut u, Step::Presign, heard, &answer, 1_000, 0.5);
         let list = origin_call(poll(&c, &u, 1_000, Trigger::Scheduled));
-        assert_eq!((list.step, list.method, list.path.as_str()), (Step::ListParts, Method::Get, "/api/assets/m1/parts"));
+        assert_eq!(
+            (list.step, list.method, list.path.as_str()),
+            (Step::ListParts, Method::Get, "/api/assets/m1/parts")
+        );
         // The store already has part 2 (a worker killed after it went).
-        let (heard, answer) = ok(serde_json::json!({ "partSize": 8 * MIB, "partCount": 3, "uploaded": [{"partNumber": 2}] }));
+        let (heard, answer) =
+            ok(serde_json::json!({ "partSize": 8 * MIB, "partCount": 3, "uploaded": [{"partNumber": 2}] }));
         let Then::Next(Call::Origin(urls)) = on_origin(&c, &mut u, Step::ListParts, heard, &answer, 1_000, 0.5) else {
             panic!()
         };
@@ -416,7 +438,10 @@ mod tests {
         let call = download(&c, "a7");
         assert_eq!((call.method, call.path.as_str()), (Method::Post, "/api/assets/presign"));
         assert_eq!(call.body.as_deref(), Some(r#"{"assetId":"a7","op":"get"}"#));
-        assert_eq!(download_url(br#"{"url": "http://s3/get", "method": "GET", "expiresAt": 1}"#).as_deref(), Some("http://s3/get"));
+        assert_eq!(
+            download_url(br#"{"url": "http://s3/get", "method": "GET", "expiresAt": 1}"#).as_deref(),
+            Some("http://s3/get")
+        );
         assert_eq!(download_url(b"nope"), None);
     }
 }

@@ -617,7 +617,10 @@ mod tests {
         let read = v2("retries exhausted (last answer HTTP 503)");
         assert_eq!((read.dead, read.last_attempt_at), (Some(DeadReason::RetriesExhausted { status: Some(503) }), 77));
         assert_eq!(v2("refused by the origin or the store (HTTP 413)").dead, Some(DeadReason::Refused { status: 413 }));
-        assert_eq!(v2("retries exhausted (requests timed out)").dead, Some(DeadReason::RetriesExhausted { status: None }));
+        assert_eq!(
+            v2("retries exhausted (requests timed out)").dead,
+            Some(DeadReason::RetriesExhausted { status: None })
+        );
         assert_eq!(
             v2("the file is no longer on this device (site data cleared?); discard it and upload again").dead,
             Some(DeadReason::FileGone)
@@ -654,4 +657,3 @@ mod tests {
         assert_eq!(blob_budget(500, Some(10_000)), 500);
     }
 }
-

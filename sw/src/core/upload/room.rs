@@ -22,7 +22,6 @@ pub fn blob_budget(config_budget: u64, quota: Option<u64>) -> u64 {
     }
 }
 
-
 /// What the device keeps beside each local blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobMeta {
