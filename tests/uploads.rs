@@ -338,3 +338,48 @@ async fn a_write_naming_a_pending_upload_waits_for_it_and_goes_with_the_server_i
     assert_eq!(sent, serde_json::json!({ "cover": id }), "the temp id was replaced by the server id");
     s.chromium.close().await;
 }
+
+/// An upload or blob record the worker cannot read (damaged, or written by
+/// hand) is not dropped from view while its file holds the budget: it is a
+/// dead letter of the user who was logged in, and discarding it removes the
+/// file too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_upload_and_blob_records_are_dead_letters_discarded_with_their_files() {
+    let mut s = Scene::new("{}").await;
+    let keys = "(async () => { const db = await new Promise((res, rej) => { const r = indexedDB.open('outpost'); \
+                r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); }); \
+                const keys = await new Promise((res) => { const q = db.transaction('blobs').objectStore('blobs').getAllKeys(); \
+                q.onsuccess = () => res(q.result); }); db.close(); return keys.sort(); })()";
+    // Schema bytes this build reads (upload 3, blob meta 1) over damaged payloads.
+    let planted = s
+        .tab
+        .eval(
+            "new Promise((resolve, reject) => { const open = indexedDB.open('outpost'); \
+             open.onsuccess = () => { const db = open.result; \
+               const tx = db.transaction(['uploads', 'blobs', 'blob_meta'], 'readwrite'); \
+               tx.objectStore('uploads').put(new Uint8Array([3, 255, 255]), 'local-bad'); \
+               tx.objectStore('blobs').put(new Blob([new Uint8Array(4096)]), 'local-bad'); \
+               tx.objectStore('blob_meta').put(new Uint8Array([1, 255]), 'local-bad2'); \
+               tx.objectStore('blobs').put(new Blob([new Uint8Array(8192)]), 'local-bad2'); \
+               tx.oncomplete = () => { db.close(); resolve(true); }; tx.onerror = () => reject(tx.error); }; \
+             open.onerror = () => reject(open.error); })",
+        )
+        .await;
+    assert_eq!(planted, true);
+    assert_eq!(s.tab.eval(keys).await, serde_json::json!(["local-bad", "local-bad2"]));
+    let dead = wait_until("the unreadable records as dead letters", PATIENCE, || async {
+        let status = s.tab.try_eval("outpost.status()").await.ok()?;
+        let ids: Vec<String> =
+            status["deadLetters"].as_array()?.iter().filter_map(|d| d["id"].as_str().map(str::to_string)).collect();
+        (ids.contains(&"upload:local-bad".to_string()) && ids.contains(&"blob:local-bad2".to_string()))
+            .then_some(status)
+    })
+    .await;
+    assert!(dead["uploads"].as_array().unwrap().is_empty(), "an unreadable upload is not shown as going: {dead}");
+    assert_eq!(s.tab.eval("outpost.discard('upload:local-bad')").await, true);
+    assert_eq!(s.tab.eval("outpost.discard('blob:local-bad2')").await, true);
+    assert_eq!(s.tab.eval(keys).await, serde_json::json!([]), "their files went with them");
+    let after = s.status().await;
+    assert_eq!(after["deadLetters"], serde_json::json!([]), "{after}");
+    s.chromium.close().await;
+}

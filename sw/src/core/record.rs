@@ -121,6 +121,29 @@ pub fn quarantined(user: Option<&str>, bytes: &[u8]) -> Vec<u8> {
     versioned(QUARANTINE_SCHEMA, &(user, bytes))
 }
 
+/// The quarantine key of an unreadable upload record (`upload:<temp id>`)
+/// or blob record (`blob:<key>`). Outbox records keep their numeric key;
+/// an upload and its blob share a key, hence the prefix.
+pub fn quarantine_key(store: FileRecord, key: &str) -> String {
+    match store {
+        FileRecord::Upload => format!("upload:{key}"),
+        FileRecord::Blob => format!("blob:{key}"),
+    }
+}
+
+/// The file a quarantine key names (its upload and blob go with it when
+/// the page discards it), if it is one.
+pub fn quarantined_file(quarantine_key: &str) -> Option<&str> {
+    quarantine_key.strip_prefix("upload:").or_else(|| quarantine_key.strip_prefix("blob:"))
+}
+
+/// The file records that can be quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRecord {
+    Upload,
+    Blob,
+}
+
 /// Whose a quarantined record is: `Some(user)`, or `None` when unknown.
 pub fn quarantine_owner(stored: &[u8]) -> Option<Option<String>> {
     unversioned::<(Option<String>, Vec<u8>)>(QUARANTINE_SCHEMA, stored).ok().map(|(u, _)| u)
@@ -178,6 +201,14 @@ pub fn unversioned<'a, T: Deserialize<'a>>(schema: u8, bytes: &'a [u8]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarantined_files_are_named_by_store() {
+        let k = quarantine_key(FileRecord::Upload, "local-1");
+        assert_eq!((k.as_str(), quarantined_file(&k)), ("upload:local-1", Some("local-1")));
+        assert_eq!(quarantined_file(&quarantine_key(FileRecord::Blob, "a9")), Some("a9"));
+        assert_eq!(quarantined_file("17"), None, "an outbox record names no file");
+    }
 
     fn sample() -> Entry {
         Entry {

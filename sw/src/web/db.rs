@@ -110,10 +110,23 @@ pub async fn delete_key(db: &Rexie, store: &str, key: JsValue) -> Result<()> {
 /// one transaction.
 /// `user`: who was logged in when it was found (it is theirs to see).
 pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<()> {
+    quarantine_from(db, OUTBOX, key, key, bytes, user).await
+}
+
+/// Moves an unreadable record of `store` to the quarantine under `kept_as`,
+/// in one transaction.
+pub async fn quarantine_from(
+    db: &Rexie,
+    store: &str,
+    key: &JsValue,
+    kept_as: &JsValue,
+    bytes: &[u8],
+    user: Option<&str>,
+) -> Result<()> {
     let kept = crate::core::record::quarantined(user, bytes);
-    let tx = db.transaction(&[OUTBOX, QUARANTINE], TransactionMode::ReadWrite)?;
-    tx.store(QUARANTINE)?.put(&Uint8Array::from(&kept[..]).into(), Some(key)).await?;
-    tx.store(OUTBOX)?.delete(key.clone()).await?;
+    let tx = db.transaction(&[store, QUARANTINE], TransactionMode::ReadWrite)?;
+    tx.store(QUARANTINE)?.put(&Uint8Array::from(&kept[..]).into(), Some(kept_as)).await?;
+    tx.store(store)?.delete(key.clone()).await?;
     tx.done().await?;
     Ok(())
 }

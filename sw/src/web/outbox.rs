@@ -691,6 +691,12 @@ impl Outbox {
         for (key, _) in self.quarantined(user.as_deref()).await? {
             if db::key_text(&key) == id {
                 db::delete_key(&self.db, db::QUARANTINE, key).await?;
+                // An unreadable upload or blob record: its file goes too, so
+                // it cannot hold the device's budget for ever.
+                if let Some(file) = record::quarantined_file(id) {
+                    let keys = [file.to_string()];
+                    db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &keys).await?;
+                }
                 return Ok(true);
             }
         }

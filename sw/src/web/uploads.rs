@@ -25,7 +25,7 @@ use crate::core::config::Config;
 use crate::core::identity::Source;
 use crate::core::protocol::{Event, UploadStatus};
 use crate::core::reads;
-use crate::core::record::DeadReason;
+use crate::core::record::{self, DeadReason, FileRecord, RecordError};
 use crate::core::upload::api::{self, Call, OriginCall, PartPut, Then};
 use crate::core::upload::{self, BlobMeta, Make, Meta, Upload};
 
@@ -222,21 +222,48 @@ impl Uploads {
     }
 
     async fn blob_metas(&self) -> Result<Vec<(String, BlobMeta)>> {
-        Ok(db::records(&self.db, db::BLOB_META)
-            .await?
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.as_string()?, reads::decode(&v).ok()?)))
-            .collect())
+        let mut metas = Vec::new();
+        for (key, bytes) in db::records(&self.db, db::BLOB_META).await? {
+            match (key.as_string(), reads::decode::<BlobMeta>(&bytes)) {
+                (Some(k), Ok(meta)) => metas.push((k, meta)),
+                (_, Err(RecordError::UnknownSchema(_))) => {} // a newer build's: left to it
+                (_, Err(e)) => self.quarantine(db::BLOB_META, FileRecord::Blob, &key, &bytes, &e).await?,
+                (None, Ok(_)) => {} // not a key of ours
+            }
+        }
+        Ok(metas)
     }
 
     async fn uploads(&self) -> Result<Vec<Upload>> {
-        let mut all: Vec<Upload> = db::records(&self.db, db::UPLOADS)
-            .await?
-            .into_iter()
-            .filter_map(|(_, v)| upload::decode(&v).ok())
-            .collect();
-        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let mut all = Vec::new();
+        for (key, bytes) in db::records(&self.db, db::UPLOADS).await? {
+            match upload::decode(&bytes) {
+                Ok(u) => all.push(u),
+                Err(RecordError::UnknownSchema(_)) => {} // a newer build's: left to it
+                Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).await?,
+            }
+        }
+        all.sort_by(|a: &Upload, b: &Upload| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(all)
+    }
+
+    /// An unreadable upload or blob record goes to the quarantine, where the
+    /// page sees it as a dead letter and can discard it with its file,
+    /// instead of vanishing from view while its file holds the budget.
+    async fn quarantine(
+        &self,
+        store: &str,
+        kind: FileRecord,
+        key: &JsValue,
+        bytes: &[u8],
+        problem: &RecordError,
+    ) -> Result<()> {
+        let kept_as = record::quarantine_key(kind, &db::key_text(key));
+        let user = self.identity.current();
+        db::quarantine_from(&self.db, store, key, &JsValue::from_str(&kept_as), bytes, user.as_deref()).await?;
+        let reason = format!("unreadable record: {problem}");
+        self.events.emit(Event::DeadLettered, &json!({ "id": kept_as, "reason": reason }));
+        Ok(())
     }
 
     async fn save(&self, u: &Upload) -> Result<()> {
