@@ -8,11 +8,13 @@
 
 mod harness;
 
+use harness::scenes::Stage;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
-use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
-use outpost::AppState;
+use harness::{wait_until, PATIENCE};
+
 use serde_json::{json, Value};
 
 struct Size {
@@ -55,22 +57,16 @@ fn report(name: &str, sent: &[String], stored: &[String]) {
 }
 
 struct Scene {
-    state: AppState,
-    _data: tempfile::TempDir,
-    origin: Origin,
-    chromium: Chromium,
-    tab: Tab,
+    stage: Stage,
     config: String,
 }
+on_stage!(Scene);
 
 impl Scene {
     async fn new(config: &str) -> Scene {
-        let (state, data) = harness::sqlite_state().await;
-        let origin = Origin::start(state.clone());
-        let chromium = Chromium::launch().await;
-        let tab = chromium.open(&origin.url("/api/health")).await;
-        tab.register_outpost_with(config).await;
-        Scene { state, _data: data, origin, chromium, tab, config: config.to_string() }
+        let stage = Stage::build().open().await;
+        stage.tab.register_outpost_with(config).await;
+        Scene { stage, config: config.to_string() }
     }
 
     async fn login(&self, user: &str) {
@@ -126,7 +122,7 @@ async fn fault_writes_with_the_origin_down_then_up() {
     let session = s.session("down").await;
     s.origin.stop();
     let sent = s.send(&session, "down", n, 202).await;
-    s.origin.restart(s.state.clone());
+    s.stage.origin.restart(s.stage.state.clone());
     s.sync().await;
     report("origin-down-then-up", &sent, &s.settle(&session, n).await);
     s.chromium.close().await;
@@ -140,7 +136,7 @@ async fn fault_worker_killed_mid_replay() {
     let session = s.session("kills").await;
     s.origin.stop();
     let sent = s.send(&session, "kill", n, 202).await;
-    s.origin.restart(s.state.clone());
+    s.stage.origin.restart(s.stage.state.clone());
     for _ in 0..kills {
         s.sync().await;
         tokio::time::sleep(Duration::from_millis(60)).await;
@@ -160,7 +156,7 @@ async fn fault_browser_restarted_with_a_pending_queue() {
     let sent = s.send(&session, "restart", n, 202).await;
     s.chromium.restart().await;
     // The page itself comes from the origin (it is no app-shell page).
-    s.origin.restart(s.state.clone());
+    s.stage.origin.restart(s.stage.state.clone());
     s.tab = s.chromium.open(&s.origin.url("/api/health")).await;
     s.tab.register_outpost_with(&s.config).await;
     report("browser-restarted", &sent, &s.settle(&session, n).await);
@@ -175,7 +171,7 @@ async fn fault_flaky_origin_503s_and_resets() {
     let session = s.session("flaky").await;
     s.origin.stop();
     let sent = s.send(&session, "flaky", n, 202).await;
-    s.origin.restart_app(harness::flaky_app(s.state.clone()));
+    s.stage.origin.restart_app(harness::flaky_app(s.stage.state.clone()));
     s.sync().await;
     report("flaky-origin", &sent, &s.settle(&session, n).await);
     s.chromium.close().await;
@@ -190,7 +186,7 @@ async fn fault_corrupt_records_among_pending_writes() {
     s.origin.stop();
     let sent = s.send(&session, "corrupt", n, 202).await;
     s.tab.corrupt_outbox(&[(2.5, "new Uint8Array([1, 255, 255, 255, 7])"), (3.5, "{ not: 'a record' }")]).await;
-    s.origin.restart(s.state.clone());
+    s.stage.origin.restart(s.stage.state.clone());
     report("corrupt-records", &sent, &s.settle(&session, n).await);
     let status = s.tab.eval("outpost.status()").await;
     let quarantined = status["deadLetters"]
@@ -212,7 +208,7 @@ async fn fault_user_switch_with_pending_writes() {
     s.origin.stop();
     let alice_sent = s.send(&alices, "alice", n, 202).await;
     assert_eq!(s.tab.eval("outpost.logout()").await, json!({ "ok": false, "status": 0 }));
-    s.origin.restart(s.state.clone());
+    s.stage.origin.restart(s.stage.state.clone());
     s.login("bob").await;
     let bobs = s.session("bob").await;
     let bob_sent = s.send(&bobs, "bob", n, 200).await;
@@ -238,7 +234,7 @@ async fn fault_new_bundle_while_writes_are_pending() {
     // Redeploy with writes pending: the new worker must replay what the old
     // one queued.
     let new = harness::rebuilt_bundle(b"fault-suite");
-    s.origin.restart(s.state.with_bundle(new.clone()));
+    s.stage.origin.restart(s.stage.state.with_bundle(new.clone()));
     s.tab.eval("navigator.serviceWorker.getRegistration().then((r) => r.update()).then(() => true)").await;
     let asked = std::time::Instant::now();
     let mut reloaded = false;
@@ -297,7 +293,7 @@ async fn fault_quota_pressure_during_uploads() {
         assert!(accepted.len() <= 6, "a 6 MiB budget holds six 1 MiB files at most");
     };
     assert!(refusal.contains("No room"), "{refusal}");
-    s.origin.restart(s.state.clone());
+    s.stage.origin.restart(s.stage.state.clone());
     let stored: Vec<String> = wait_until("every accepted upload at the origin", PATIENCE * 4, || async {
         let _ = s.tab.try_eval("outpost.flush()").await;
         let rows: Vec<(String,)> =

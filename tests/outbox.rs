@@ -3,7 +3,9 @@
 
 mod harness;
 
-use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
+use harness::scenes::Stage;
+
+use harness::{wait_until, Tab, PATIENCE};
 use outpost::AppState;
 use serde_json::{json, Value};
 
@@ -56,13 +58,10 @@ fn want(n: usize) -> Vec<String> {
 /// One scenario's world: an origin, a browser with a tab whose worker is
 /// registered, a logged-in user and a session to write messages to.
 struct Scene {
-    state: AppState,
-    _data: tempfile::TempDir,
-    origin: Origin,
-    chromium: Chromium,
-    tab: Tab,
+    stage: Stage,
     session: String,
 }
+on_stage!(Scene);
 
 impl Scene {
     async fn new(config: &str) -> Scene {
@@ -71,12 +70,9 @@ impl Scene {
 
     /// With the origin's router made by `serve` (faults layered on, say).
     async fn serving(config: &str, serve: fn(AppState) -> axum::Router) -> Scene {
-        let (state, data) = harness::sqlite_state().await;
-        let origin = Origin::start_app(serve(state.clone()));
-        let chromium = Chromium::launch().await;
-        let tab = chromium.open(&origin.url(PAGE)).await;
-        let session = setup_with(&tab, "alice", config).await;
-        Scene { state, _data: data, origin, chromium, tab, session }
+        let stage = Stage::build().page(PAGE).app(serve).open().await;
+        let session = setup_with(&stage.tab, "alice", config).await;
+        Scene { stage, session }
     }
 
     /// Takes the origin down and sends `n` writes, each answered `202`.
@@ -122,7 +118,7 @@ async fn writes_queued_offline_are_delivered_once_in_order_on_sync() {
     assert_eq!(scene.tab.eval("outpost.status()").await["pending"], n);
     assert!(scene.stored().await.is_empty());
 
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
     scene.sync().await;
     scene.wait_for(n, "the origin to hold every queued write").await;
     assert_eq!(scene.stored().await, want(n), "exactly once, in order");
@@ -138,7 +134,7 @@ async fn killing_the_worker_mid_replay_loses_and_duplicates_nothing() {
     let mut scene = Scene::new("{}").await;
     let n = 60;
     scene.queue_offline(n).await;
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
     // Start replays and kill the worker while they run, again and again.
     for _ in 0..5 {
         scene.sync().await;
@@ -154,7 +150,7 @@ async fn killing_the_worker_mid_replay_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_is_dead_lettered_and_can_be_retried_or_discarded() {
     let scene = Scene::new("{}").await;
-    let Scene { state, mut origin, mut chromium, tab, session, .. } = scene;
+    let Scene { stage: Stage { state, mut origin, mut chromium, tab, .. }, session } = scene;
     origin.stop();
     // A write the origin will refuse (empty title), then a good one.
     let bad = tab.eval("post('/api/chat/sessions', { title: '' })").await;
@@ -194,7 +190,7 @@ async fn a_corrupt_record_is_quarantined_and_the_rest_replays() {
     scene.queue_offline(3).await;
     // Damage the outbox by hand: garbage under keys between real entries.
     scene.tab.corrupt_outbox(&[(1.5, "new Uint8Array([1, 255, 255, 255, 7])"), (2.5, "'not even bytes'")]).await;
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
     let status = scene.tab.eval("outpost.flush()").await;
     assert_eq!(scene.stored().await, want(3));
     let dead = status["deadLetters"].as_array().unwrap();
@@ -215,7 +211,7 @@ async fn a_flaky_origin_still_gets_every_write_once_in_order() {
     let mut scene = Scene::new(FAST).await;
     let n = 30;
     scene.queue_offline(n).await;
-    scene.origin.restart_app(harness::flaky_app(scene.state.clone()));
+    scene.stage.origin.restart_app(harness::flaky_app(scene.stage.state.clone()));
     scene.sync().await;
     scene.wait_for(n, "every write through the flaky origin").await;
     assert_eq!(scene.stored().await, want(n), "0 lost, 0 duplicated, in order");
@@ -230,7 +226,7 @@ async fn pending_writes_survive_a_browser_restart() {
     let n = 20;
     scene.queue_offline(n).await;
     scene.chromium.close().await;
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
 
     // A new browser process on the same profile: opening the app starts the
     // worker, and starting is a replay trigger.
@@ -272,7 +268,7 @@ async fn delivery_happens_without_a_sync_event() {
     let mut scene = Scene::new(FAST).await;
     let n = 10;
     scene.queue_offline(n).await;
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
     scene.wait_for(n, "the writes to arrive without a sync event").await;
     assert_eq!(scene.stored().await, want(n));
     scene.chromium.close().await;
@@ -298,7 +294,7 @@ async fn delivery_happens_when_the_browser_refuses_background_sync() {
     assert_eq!(refused, "NotAllowedError", "Background Sync must be refused in this browser");
     let n = 10;
     scene.queue_offline(n).await;
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
     scene.wait_for(n, "the writes to arrive with Background Sync refused").await;
     assert_eq!(scene.stored().await, want(n));
     scene.chromium.close().await;
@@ -355,7 +351,7 @@ async fn json_formdata_and_binary_bodies_replay_byte_identical_once_in_order() {
     for i in 0..n {
         assert_eq!(scene.tab.eval(&format!("sendMixed({i})")).await, 202, "write {i}");
     }
-    scene.origin.restart(scene.state.clone());
+    scene.stage.origin.restart(scene.stage.state.clone());
     scene.sync().await;
     let rows: Vec<(String, Vec<u8>)> = wait_until("all 200 bodies at the origin", PATIENCE * 2, || async {
         let _ = scene.tab.try_eval("outpost.status()").await;

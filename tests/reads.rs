@@ -4,11 +4,13 @@
 
 mod harness;
 
+use harness::scenes::Stage;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
+use harness::{wait_until, PATIENCE};
 use outpost::AppState;
 use serde_json::{json, Value};
 
@@ -53,27 +55,22 @@ fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
 }
 
 struct Scene {
-    state: AppState,
-    _data: tempfile::TempDir,
+    stage: Stage,
     faults: Arc<Faults>,
-    origin: Origin,
-    chromium: Chromium,
-    tab: Tab,
 }
+on_stage!(Scene);
 
 impl Scene {
     async fn new(config: &str) -> Scene {
-        let (state, data) = harness::sqlite_state().await;
         let faults = Arc::new(Faults::default());
-        let origin = Origin::start_app(origin_with(state.clone(), &faults));
-        let chromium = Chromium::launch().await;
-        let tab = chromium.open(&origin.url(PAGE)).await;
-        tab.register_outpost_with(config).await;
-        Scene { state, _data: data, faults, origin, chromium, tab }
+        let f = Arc::clone(&faults);
+        let stage = Stage::build().page(PAGE).app(move |state| origin_with(state, &f)).open().await;
+        stage.tab.register_outpost_with(config).await;
+        Scene { stage, faults }
     }
 
     fn up(&mut self) {
-        self.origin.restart_app(origin_with(self.state.clone(), &self.faults));
+        self.stage.origin.restart_app(origin_with(self.stage.state.clone(), &self.faults));
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -148,10 +145,19 @@ async fn a_slow_origin_gets_the_stored_copy_at_the_timeout_and_refreshes_it_late
     assert_eq!(slow["headers"]["outpost-cache"], "stale", "{slow}");
     assert_eq!(names(&slow["body"]), ["one"], "the copy answered, not the slow origin");
 
-    // The late answer still lands in the cache.
+    // The late answer still lands in the cache: waited for in the worker's
+    // own store (the copy's bytes hold the project's name).
     s.faults.slow_projects_ms.store(0, Ordering::SeqCst);
     let mut s = s;
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let stored = "(async () => { const db = await new Promise((res, rej) => { const r = indexedDB.open('outpost'); \
+                  r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); }); \
+                  const all = await new Promise((res) => { const q = db.transaction('reads').objectStore('reads').getAll(); \
+                  q.onsuccess = () => res(q.result); }); db.close(); \
+                  return all.some((v) => new TextDecoder().decode(v).includes('\"two\"')); })()";
+    wait_until("the late answer in the worker's store", PATIENCE, || async {
+        (s.tab.try_eval(stored).await.ok()? == true).then_some(())
+    })
+    .await;
     s.origin.stop();
     let later = s.get("/api/projects").await;
     assert_eq!(later["headers"]["outpost-cache"], "stale");

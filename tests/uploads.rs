@@ -4,11 +4,13 @@
 
 mod harness;
 
+use harness::scenes::Stage;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{wait_until, Chromium, Origin, Tab, PATIENCE};
+use harness::{wait_until, PATIENCE};
 use outpost::AppState;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -73,14 +75,11 @@ fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
 }
 
 struct Scene {
-    state: AppState,
-    _data: tempfile::TempDir,
+    stage: Stage,
     faults: Arc<Faults>,
-    origin: Origin,
-    chromium: Chromium,
-    tab: Tab,
     config: String,
 }
+on_stage!(Scene);
 
 impl Scene {
     async fn new(config: &str) -> Scene {
@@ -88,12 +87,10 @@ impl Scene {
     }
 
     async fn with(config: &str, settings: outpost::Settings) -> Scene {
-        let (state, data) = harness::sqlite_state_with(settings).await;
         let faults = Arc::new(Faults::default());
-        let origin = Origin::start_app(origin_with(state.clone(), &faults));
-        let chromium = Chromium::launch().await;
-        let tab = chromium.open(&origin.url(PAGE)).await;
-        let scene = Scene { state, _data: data, faults, origin, chromium, tab, config: config.to_string() };
+        let f = Arc::clone(&faults);
+        let stage = Stage::build().settings(settings).page(PAGE).app(move |state| origin_with(state, &f)).open().await;
+        let scene = Scene { stage, faults, config: config.to_string() };
         scene.prepare().await;
         let login = scene.tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
         assert_eq!(login["status"], 200, "{login}");
@@ -106,7 +103,7 @@ impl Scene {
     }
 
     fn up(&mut self) {
-        self.origin.restart_app(origin_with(self.state.clone(), &self.faults));
+        self.stage.origin.restart_app(origin_with(self.stage.state.clone(), &self.faults));
     }
 
     async fn status(&self) -> Value {

@@ -134,3 +134,74 @@ pub async fn assert_clean<T: Js>(tab: &T, what: &str) -> Value {
 pub async fn page_now<T: Js>(tab: &T) -> u64 {
     tab.eval("Date.now()").await.as_u64().unwrap()
 }
+
+/// Where most Chromium scenarios start: an origin on a fresh SQLite
+/// database, a browser, and a tab on one of the origin's pages (the worker
+/// not registered yet). Each test file's `Scene` wraps one with its own
+/// helpers and reaches its fields through `Deref`.
+pub struct Stage {
+    pub state: AppState,
+    _data: tempfile::TempDir,
+    pub origin: Origin,
+    pub chromium: super::Chromium,
+    pub tab: super::Tab,
+}
+
+/// How a `Stage` is made: `Stage::build().app(..).open().await`.
+pub struct StageBuilder {
+    settings: outpost::Settings,
+    app: Box<dyn Fn(AppState) -> axum::Router>,
+    page: &'static str,
+}
+
+impl Stage {
+    pub fn build() -> StageBuilder {
+        StageBuilder { settings: outpost::Settings::default(), app: Box::new(outpost::app), page: PAGE }
+    }
+}
+
+impl StageBuilder {
+    /// The origin's settings (presign lifetime, limits…).
+    pub fn settings(mut self, settings: outpost::Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The origin's router, made from its state (faults layered on, say).
+    pub fn app(mut self, app: impl Fn(AppState) -> axum::Router + 'static) -> Self {
+        self.app = Box::new(app);
+        self
+    }
+
+    /// The page the tab opens first.
+    pub fn page(mut self, path: &'static str) -> Self {
+        self.page = path;
+        self
+    }
+
+    pub async fn open(self) -> Stage {
+        let (state, data) = super::sqlite_state_with(self.settings).await;
+        let origin = Origin::start_app((self.app)(state.clone()));
+        let chromium = super::Chromium::launch().await;
+        let tab = chromium.open(&origin.url(self.page)).await;
+        Stage { state, _data: data, origin, chromium, tab }
+    }
+}
+
+/// `impl Deref<Target = Stage>` for a test file's `Scene { stage, .. }`.
+#[macro_export]
+macro_rules! on_stage {
+    ($scene:ty) => {
+        impl std::ops::Deref for $scene {
+            type Target = harness::scenes::Stage;
+            fn deref(&self) -> &Self::Target {
+                &self.stage
+            }
+        }
+        impl std::ops::DerefMut for $scene {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.stage
+            }
+        }
+    };
+}

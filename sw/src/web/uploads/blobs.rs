@@ -1,0 +1,184 @@
+//! The files kept on the device: stored within the budget (evicting what
+//! `core::upload::room` names), read back as Blobs, marked pinned or
+//! evictable, and quarantined when their records cannot be read.
+
+use serde_json::json;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::Blob;
+
+use super::{await_js, Uploads};
+use crate::core::protocol::Event;
+use crate::core::reads;
+use crate::core::record::{self, FileRecord, RecordError};
+use crate::core::upload::{self, BlobMeta, Make, Upload};
+use crate::web::db;
+use crate::web::error::{Error, Result};
+use crate::web::global;
+
+impl Uploads {
+    /// Stores a blob (and its upload record) within the budget: evicts what
+    /// the plan names, and on a quota error from the browser evicts and
+    /// tries once more. `Ok(Err(message))`: it does not fit, nothing was
+    /// stored and nothing stored before was touched.
+    pub(super) async fn keep(
+        &self,
+        key: &str,
+        blob: &Blob,
+        meta: &BlobMeta,
+        record: Option<&Upload>,
+    ) -> Result<Result<(), (&'static str, String)>> {
+        let (refused, budget) = self.room_for(meta.size).await?;
+        if let Some(message) = refused {
+            self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "budget": budget, "message": message }));
+            return Ok(Err(("storage_full", message)));
+        }
+        let mut file: JsValue = blob.clone().into();
+        let mut evicted = false;
+        loop {
+            let mut rows = vec![(db::BLOBS, key, file.clone()), (db::BLOB_META, key, db::bytes(&reads::encode(meta)))];
+            if let Some(r) = record {
+                rows.push((db::UPLOADS, key, db::bytes(&upload::encode(r))));
+            }
+            let stored = match db::put_all(&self.db, &rows).await {
+                // Some engines report a full quota as another error (see
+                // `upload::over_quota`): the estimate tells.
+                Err(e) if !e.is_quota() && self.looks_full(meta.size).await => {
+                    Err(Error::new("QuotaExceededError", format!("the storage estimate says the quota is full ({e})")))
+                }
+                other => other,
+            };
+            match stored {
+                Ok(()) => return Ok(Ok(())),
+                Err(e) if e.is_quota() && !evicted => {
+                    // The browser's own limit came first: free what is safe,
+                    // then try once more.
+                    self.evict(Make::AllEvictable).await?;
+                    evicted = true;
+                }
+                Err(e) if e.is_quota() => {
+                    let message = upload::quota_refused(meta.size);
+                    self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "message": message }));
+                    return Ok(Err(("storage_full", message)));
+                }
+                Err(_) if file.is_instance_of::<Blob>() => {
+                    // WebKit refuses Blobs in IndexedDB in ephemeral sessions
+                    // (Safari's private windows, automation) with a bare
+                    // error, but takes the same bytes as an ArrayBuffer.
+                    file = await_js(blob.array_buffer()).await?;
+                }
+                Err(e) => {
+                    global::log_error("the browser refused to store a file", &e);
+                    let message = upload::storage_refused(meta.size);
+                    return Ok(Err(("storage_refused", message)));
+                }
+            }
+        }
+    }
+
+    pub(super) async fn looks_full(&self, incoming: u64) -> bool {
+        global::storage_estimate().await.is_some_and(|(usage, quota)| upload::over_quota(usage, quota, incoming))
+    }
+
+    /// Evicts to make room for `incoming` bytes; `(Some(message), budget)`
+    /// when they cannot fit.
+    pub(super) async fn room_for(&self, incoming: u64) -> Result<(Option<String>, u64)> {
+        let blobs = self.blob_metas().await?;
+        let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
+        let budget = upload::blob_budget(self.config.blob_budget_bytes, quota);
+        let room = upload::plan_room(&blobs, budget, Make::RoomFor(incoming));
+        if room.fits {
+            self.drop_blobs(&room.evict, room.freed_bytes).await?;
+            return Ok((None, budget));
+        }
+        // Refused: nothing already stored is touched.
+        Ok((Some(upload::no_room(incoming, budget, &room)), budget))
+    }
+
+    /// Evicts what the plan for `make` names.
+    pub(super) async fn evict(&self, make: Make) -> Result<()> {
+        let blobs = self.blob_metas().await?;
+        let room = upload::plan_room(&blobs, self.config.blob_budget_bytes, make);
+        self.drop_blobs(&room.evict, room.freed_bytes).await
+    }
+
+    pub(super) async fn drop_blobs(&self, keys: &[String], bytes: u64) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], keys).await?;
+        self.events.emit(Event::Evicted, &json!({ "keys": keys, "bytes": bytes }));
+        Ok(())
+    }
+
+    pub(super) async fn blob_metas(&self) -> Result<Vec<(String, BlobMeta)>> {
+        let mut metas = Vec::new();
+        for (key, bytes) in db::records(&self.db, db::BLOB_META).await? {
+            match (key.as_string(), reads::decode::<BlobMeta>(&bytes)) {
+                (Some(k), Ok(meta)) => metas.push((k, meta)),
+                (_, Err(RecordError::UnknownSchema(_))) => {} // a newer build's: left to it
+                (_, Err(e)) => self.quarantine(db::BLOB_META, FileRecord::Blob, &key, &bytes, &e).await?,
+                (None, Ok(_)) => {} // not a key of ours
+            }
+        }
+        Ok(metas)
+    }
+
+    /// An unreadable upload or blob record goes to the quarantine, where the
+    /// page sees it as a dead letter and can discard it with its file,
+    /// instead of vanishing from view while its file holds the budget.
+    pub(super) async fn quarantine(
+        &self,
+        store: &str,
+        kind: FileRecord,
+        key: &JsValue,
+        bytes: &[u8],
+        problem: &RecordError,
+    ) -> Result<()> {
+        let kept_as = record::quarantine_key(kind, &db::key_text(key));
+        let user = self.identity.current();
+        db::quarantine_from(&self.db, store, key, &JsValue::from_str(&kept_as), bytes, user.as_deref()).await?;
+        let reason = format!("unreadable record: {problem}");
+        self.events.emit(Event::DeadLettered, &json!({ "id": kept_as, "reason": reason }));
+        Ok(())
+    }
+
+    pub(super) async fn mark_blob(&self, key: &str, asset_id: Option<String>, pinned: bool) -> Result<()> {
+        let Some(bytes) = db::get_bytes(&self.db, db::BLOB_META, key).await? else { return Ok(()) };
+        let Ok(mut meta) = reads::decode::<BlobMeta>(&bytes) else { return Ok(()) };
+        meta.asset_id = asset_id;
+        meta.pinned = pinned;
+        db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&meta)).await
+    }
+
+    /// A kept file, as a Blob whether it was stored as one or as bytes.
+    pub(super) async fn blob(&self, key: &str) -> Result<Option<Blob>> {
+        let Some(stored) = db::get(&self.db, db::BLOBS, key).await? else { return Ok(None) };
+        if stored.is_instance_of::<Blob>() {
+            return Ok(Some(stored.unchecked_into()));
+        }
+        if stored.is_instance_of::<js_sys::ArrayBuffer>() {
+            return Ok(Some(Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&stored))?));
+        }
+        Ok(None)
+    }
+
+    /// Forgets the users' kept copies (on logout); files not yet uploaded
+    /// stay, parked for their user.
+    pub async fn forget_copies(&self) -> Result<()> {
+        let keys: Vec<String> = self
+            .blob_metas()
+            .await?
+            .into_iter()
+            .filter(|(_, m)| !m.pinned && m.user.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], &keys).await
+    }
+
+    /// Bytes kept on the device and the budget.
+    pub async fn storage(&self) -> Result<(u64, u64)> {
+        let used = self.blob_metas().await?.iter().map(|(_, m)| m.size).sum();
+        let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
+        Ok((used, upload::blob_budget(self.config.blob_budget_bytes, quota)))
+    }
+}

@@ -1,0 +1,111 @@
+//! `GET {contentPath}`: an asset's bytes from the device, else from the
+//! store through a presigned GET (kept if it fits), always served inertly.
+
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+use web_sys::{Blob, Request, RequestInit, Response};
+
+use super::{api_error, await_js, Uploads};
+use crate::core::reads;
+use crate::core::upload::{self, api, BlobMeta};
+use crate::web::db;
+use crate::web::error::Result;
+use crate::web::{global, response};
+
+impl Uploads {
+    /// `GET {contentPath}`: the local blob when there (a use, for the LRU),
+    /// else the store's copy through a presigned GET, kept if it fits.
+    pub async fn content(self: &Rc<Self>, request: Request) -> Result<Response> {
+        let url = request.url();
+        let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
+        let id = path.trim_end_matches("/content").rsplit('/').next().unwrap_or_default().to_string();
+        let user = self.identity.current();
+        let metas = self.blob_metas().await?;
+        let local =
+            metas.iter().find(|(k, m)| m.user == user && (*k == id || m.asset_id.as_deref() == Some(id.as_str())));
+        if let Some((key, meta)) = local {
+            if let Some(blob) = self.blob(key).await? {
+                let touched = BlobMeta { last_used: global::now_ms(), ..meta.clone() };
+                db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&touched)).await?;
+                return blob_response(&blob, &meta.content_type, "local");
+            }
+        }
+        // Not on the device: a temp id may have its server id by now.
+        let server_id = if id.starts_with(upload::TEMP_PREFIX) {
+            let user = self.identity.current();
+            db::id_map(&self.db, user.as_deref()).await?.into_iter().find(|(t, _)| *t == id).map(|(_, s)| s)
+        } else {
+            Some(id.clone())
+        };
+        let Some(server_id) = server_id else {
+            return api_error(
+                404,
+                "not_found",
+                &format!("No asset {id} is on this device or known to the origin yet."),
+            );
+        };
+        let (heard, answer) = self.api(&api::download(&self.config, &server_id), None).await;
+        let url = match heard.status() {
+            Some(200..=299) => match api::download_url(&answer) {
+                Some(url) => url,
+                None => {
+                    let message = format!("The origin's answer for asset {server_id} holds no download URL.");
+                    return api_error(502, "origin_error", &message);
+                }
+            },
+            // The origin's refusal (404, 403…) goes to the page as it is.
+            Some(s) if serde_json::from_slice::<serde_json::Value>(&answer).is_ok() => {
+                return response::json(s, &String::from_utf8_lossy(&answer));
+            }
+            Some(s) => {
+                let message = format!("The origin answered HTTP {s} for asset {server_id}.");
+                return api_error(s, "origin_error", &message);
+            }
+            None => {
+                let message = format!(
+                    "Asset {server_id} is not on this device and the origin could not be reached; try again online."
+                );
+                return api_error(504, "offline", &message);
+            }
+        };
+        let init = RequestInit::new();
+        let fetched = global::fetch(&Request::new_with_str_and_init(&url, &init)?).await;
+        let Ok(r) = fetched else {
+            return api_error(504, "offline", "The object store could not be reached; try again online.");
+        };
+        if !r.ok() {
+            return api_error(502, "store_error", &format!("The object store answered HTTP {}.", r.status()));
+        }
+        let content_type = r.headers().get("content-type")?.unwrap_or_else(|| "application/octet-stream".into());
+        let blob: Blob = await_js(r.blob()?).await?.dyn_into()?;
+        let meta = BlobMeta {
+            size: blob.size() as u64,
+            last_used: global::now_ms(),
+            pinned: false,
+            asset_id: Some(server_id.clone()),
+            user,
+            content_type: content_type.clone(),
+        };
+        // A copy that does not fit is simply not kept.
+        let _ = self.keep(&server_id, &blob, &meta, None).await;
+        blob_response(&blob, &content_type, "network")
+    }
+}
+
+fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Response> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", content_type)?;
+    // A kept file is data, never a page of the app (see `core::content`).
+    for (name, value) in crate::core::content::headers(content_type) {
+        headers.set(name, value)?;
+    }
+    headers.set("Outpost-Source", if source == "local" { "worker" } else { "store" })?;
+    if source == "local" {
+        headers.set("Outpost-Cache", "local")?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(200);
+    init.set_headers(&headers);
+    Ok(Response::new_with_opt_blob_and_init(Some(blob), &init)?)
+}

@@ -1,0 +1,79 @@
+//! The HTTP of uploads: calls to the origin's upload API (with the user's
+//! cookie and expected user) and PUTs to the object store.
+
+use js_sys::Promise;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, Request, RequestInit, Response};
+
+use super::Uploads;
+use crate::core::clock::Heard;
+use crate::core::upload::api::OriginCall;
+use crate::web::clock::Part;
+use crate::web::global::{self, Fetched};
+
+impl Uploads {
+    /// A same-origin API call with the user's cookie: what was heard, and
+    /// the body (empty without an answer). `user`: the upload's user, sent
+    /// as `Outpost-Expect-User` so the origin refuses the call (412) under
+    /// anyone else's session.
+    pub(super) async fn api(&self, call: &OriginCall, user: Option<&str>) -> (Heard, Vec<u8>) {
+        let url = format!("{}{}", self.origin, call.path);
+        let answer = global::fetch_within(
+            |signal| {
+                let init = RequestInit::new();
+                init.set_method(call.method.as_str());
+                init.set_signal(Some(signal));
+                init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+                let headers = web_sys::Headers::new()?;
+                if let Some(b) = &call.body {
+                    headers.set("Content-Type", "application/json")?;
+                    init.set_body(&JsValue::from_str(b));
+                }
+                if let Some(k) = &call.idempotency_key {
+                    headers.set("Idempotency-Key", k)?;
+                }
+                if let Some(u) = user {
+                    headers.set(crate::core::identity::EXPECT_HEADER, u)?;
+                }
+                init.set_headers(&headers);
+                Ok(Request::new_with_str_and_init(&url, &init)?)
+            },
+            self.config.write_timeout_ms,
+        )
+        .await;
+        let heard = answer.heard();
+        if heard.is_hint() {
+            // Writes waiting for the network may go too.
+            self.clock.hint(Some(Part::Uploads));
+        }
+        let Fetched::Answer(r) = answer else { return (heard, Vec::new()) };
+        // Named by the origin: another user (412) is learned, and the pass
+        // stops before the next call.
+        if let Err(e) = self.identity.observe(&r).await {
+            global::log_error("could not record the user the origin named", &e);
+        }
+        (heard, global::body_bytes(&r).await.unwrap_or_default())
+    }
+}
+
+/// What the retry clock hears of a store PUT (no answer: `Nothing`).
+pub(super) async fn answer_heard(answer: Option<Promise>) -> Heard {
+    let status = async { Some(JsFuture::from(answer?).await.ok()?.dyn_into::<Response>().ok()?.status()) };
+    status.await.map_or(Heard::Nothing, Heard::Status)
+}
+
+/// Starts a PUT of `body` to the store (None: the request could not be made).
+pub(super) fn start_put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<Promise> {
+    let init = RequestInit::new();
+    init.set_method("PUT");
+    init.set_credentials(web_sys::RequestCredentials::Omit);
+    let h = web_sys::Headers::new().ok()?;
+    for (k, v) in headers {
+        h.set(k, v).ok()?;
+    }
+    init.set_headers(&h);
+    init.set_body(body);
+    let request = Request::new_with_str_and_init(url, &init).ok()?;
+    Some(global::scope().fetch_with_request(&request))
+}

@@ -1,0 +1,364 @@
+//! Carries out uploads and asset content: files kept in IndexedDB as
+//! browser Blobs, sent to the object store through presigned URLs, served
+//! back from the device, and evicted under the byte budget. The decisions
+//! are `core::upload`'s.
+
+use super::error::Result;
+use std::rc::Rc;
+
+use js_sys::Promise;
+use rexie::Rexie;
+use serde::Serialize;
+use serde_json::json;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, Request, Response};
+
+use super::clock::{Clock, Part};
+use super::events::Events;
+use super::identity::Identity;
+use super::runner::Runner;
+use super::{db, global, response};
+use crate::core::clock::{self, Trigger};
+use crate::core::config::Config;
+use crate::core::identity::Source;
+use crate::core::protocol::{Event, UploadStatus};
+use crate::core::record::{DeadReason, FileRecord, RecordError};
+use crate::core::upload::api::{self, Call, PartPut, Then};
+use crate::core::upload::{self, BlobMeta, Meta, Upload};
+
+mod blobs;
+mod content;
+mod http;
+
+use http::{answer_heard, start_put};
+
+const LOCK: &str = "outpost-uploads";
+/// Steps one upload may take in one pass.
+const MAX_STEPS_PER_PASS: usize = 64;
+
+pub struct Uploads {
+    config: Rc<Config>,
+    db: Rc<Rexie>,
+    identity: Rc<Identity>,
+    origin: String,
+    events: Events,
+    clock: Rc<Clock>,
+    runner: Runner,
+    /// Called when an upload got its server id (queued writes may now go).
+    on_id: Box<dyn Fn()>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress<'a> {
+    asset_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_id: Option<&'a str>,
+    done: u64,
+    total: u64,
+}
+
+fn api_error(status: u16, code: &str, message: &str) -> Result<Response> {
+    response::json(status, &json!({ "error": { "code": code, "message": message } }).to_string())
+}
+
+async fn await_js(p: Promise) -> Result<JsValue> {
+    Ok(JsFuture::from(p).await?)
+}
+
+impl Uploads {
+    pub fn new(
+        config: Rc<Config>,
+        db: Rc<Rexie>,
+        identity: Rc<Identity>,
+        origin: String,
+        clock: Rc<Clock>,
+        on_id: Box<dyn Fn()>,
+    ) -> Rc<Uploads> {
+        Rc::new(Uploads {
+            config,
+            db,
+            identity,
+            origin,
+            events: Events::new(),
+            clock,
+            runner: Runner::default(),
+            on_id,
+        })
+    }
+
+    /// `POST {uploadPath}?filename=…&projectId=…` with the file as body:
+    /// kept on the device, answered `202 {queued, assetId, size}` at once.
+    pub async fn accept(self: &Rc<Self>, request: Request) -> Result<Response> {
+        let url = request.url();
+        let query = crate::core::url::split(&url).and_then(|p| p.query).unwrap_or("");
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name).then(|| js_sys::decode_uri_component(&v.replace('+', " ")).ok()?.as_string()).flatten()
+            })
+        };
+        let content_type = request
+            .headers()
+            .get("content-type")?
+            .filter(|ct| !ct.is_empty())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let blob: Blob = await_js(request.blob()?).await?.dyn_into()?;
+        let size = blob.size() as u64;
+        if size == 0 {
+            return api_error(400, "empty_body", "The upload has no bytes; send the file as the request body.");
+        }
+        let meta = Meta {
+            filename: param("filename").unwrap_or_else(|| "upload".into()),
+            content_type: content_type.clone(),
+            size,
+            project_id: param("projectId"),
+        };
+        let id = format!("{}{}", upload::TEMP_PREFIX, global::uuid());
+        let now = global::now_ms();
+        let user = self.identity.current();
+        let record = Upload::new(id.clone(), user.clone(), meta, global::uuid(), now);
+        let blob_meta = BlobMeta { size, last_used: now, pinned: true, asset_id: None, user, content_type };
+        if let Err((code, message)) = self.keep(&id, &blob, &blob_meta, Some(&record)).await? {
+            return api_error(507, code, &message);
+        }
+        self.progress(&record);
+        self.kick(Trigger::Scheduled);
+        let body = json!({ "queued": true, "assetId": id, "size": size }).to_string();
+        let answer = response::json(202, &body)?;
+        answer.headers().set("Outpost-Queued", &id)?;
+        Ok(answer)
+    }
+
+    async fn uploads(&self) -> Result<Vec<Upload>> {
+        let mut all = Vec::new();
+        for (key, bytes) in db::records(&self.db, db::UPLOADS).await? {
+            match upload::decode(&bytes) {
+                Ok(u) => all.push(u),
+                Err(RecordError::UnknownSchema(_)) => {} // a newer build's: left to it
+                Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).await?,
+            }
+        }
+        all.sort_by(|a: &Upload, b: &Upload| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn save(&self, u: &Upload) -> Result<()> {
+        db::put_all(&self.db, &[(db::UPLOADS, &u.id, db::bytes(&upload::encode(u)))]).await
+    }
+
+    fn progress(&self, u: &Upload) {
+        let p = Progress { asset_id: &u.id, server_id: u.asset_id.as_deref(), done: u.bytes_done(), total: u.size };
+        self.events.emit(Event::UploadProgress, &p);
+    }
+
+    /// Runs due uploads in the background.
+    pub fn kick(self: &Rc<Self>, trigger: Trigger) {
+        let me = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = me.replay(trigger).await {
+                global::log_error("upload pass failed", &e);
+            }
+        });
+    }
+
+    /// Runs due uploads (one pass at a time, across workers too), then
+    /// tells the clock when the next one is due.
+    pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<()> {
+        let me = Rc::clone(self);
+        self.runner
+            .run(trigger, move |trigger| {
+                let me = Rc::clone(&me);
+                async move {
+                    let inner = Rc::clone(&me);
+                    let pass =
+                        global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
+                    let result = pass.await.map(drop);
+                    let now = global::now_ms();
+                    me.clock.begin(Part::Uploads);
+                    let (at, silent) = match me.uploads().await {
+                        Ok(all) => upload::next_wake(&all, me.identity.current().as_deref()),
+                        Err(_) => (Some(now), true),
+                    };
+                    me.clock.report(Part::Uploads, clock::after_pass(at, now), silent);
+                    result
+                }
+            })
+            .await
+    }
+
+    /// Every due upload of the current user, one after another, each as far
+    /// as it goes.
+    async fn pass(&self, trigger: Trigger) -> Result<()> {
+        self.identity.reload().await?;
+        if self.identity.logout_pending() {
+            return Ok(()); // as for writes: the owed logout goes first
+        }
+        let user = self.identity.current();
+        for mut u in self.uploads().await? {
+            if u.user != user {
+                continue;
+            }
+            let was_dead = u.dead.is_some();
+            // Bounded, so an origin that answers 2xx without moving the upload
+            // on cannot keep the worker busy.
+            for _ in 0..MAX_STEPS_PER_PASS {
+                // Every request carries the cookie of whoever is logged in now:
+                // stop as soon as that is not the upload's user.
+                if self.identity.switching() || self.identity.current() != u.user {
+                    return Ok(());
+                }
+                let Some(call) = api::poll(&self.config, &u, global::now_ms(), trigger) else { break };
+                let moved = self.step(&mut u, call).await?;
+                if u.last_status == Some(401) && u.dead.is_none() {
+                    // Parked: the session is gone, nothing more goes as this user.
+                    self.identity.apply(&crate::core::identity::learn(Source::Replay, Some(401), &[])).await?;
+                }
+                if !self.still_there(&u.id).await? {
+                    return Ok(()); // discarded meanwhile
+                }
+                self.save(&u).await?;
+                if u.is_done() {
+                    self.finish(&u).await?;
+                    break;
+                }
+                if !moved {
+                    break;
+                }
+            }
+            if let (Some(reason), false) = (&u.dead, was_dead) {
+                let body = json!({ "id": u.id, "assetId": u.id, "reason": reason.text() });
+                self.events.emit(Event::DeadLettered, &body);
+            }
+        }
+        Ok(())
+    }
+
+    async fn still_there(&self, id: &str) -> Result<bool> {
+        Ok(db::get(&self.db, db::UPLOADS, id).await?.is_some())
+    }
+
+    /// Makes the calls of one step, as the core names them, and hands each
+    /// answer back. Returns whether the upload moved on.
+    async fn step(&self, u: &mut Upload, first: Call) -> Result<bool> {
+        let mut call = first;
+        loop {
+            let jitter = global::random();
+            let then = match call {
+                Call::Origin(c) => {
+                    let (heard, body) = self.api(&c, u.user.as_deref()).await;
+                    api::on_origin(&self.config, u, c.step, heard, &body, global::now_ms(), jitter)
+                }
+                Call::Put { url, headers } => {
+                    let Some(blob) = self.blob(&u.id).await? else { return Ok(self.lost(u)) };
+                    let heard = answer_heard(start_put(&url, &headers, &blob)).await;
+                    let moved = api::on_put(&self.config, u, heard, global::now_ms(), jitter);
+                    self.progress(u);
+                    return Ok(moved);
+                }
+                Call::Parts(puts) => return self.parts(u, puts).await,
+            };
+            match then {
+                Then::Saved { moved } => return Ok(moved),
+                Then::Next(next) => {
+                    self.progress(u);
+                    call = next;
+                }
+                Then::Presigned { asset_id } => {
+                    db::save_ids(&self.db, u.user.as_deref(), &[(u.id.clone(), asset_id)]).await?;
+                    self.mark_blob(&u.id, u.asset_id.clone(), true).await?;
+                    (self.on_id)();
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// PUTs the parts the core named, a few at a time: one connection alone
+    /// leaves the store idle between parts. Slices are views of the stored
+    /// Blob, never copies in wasm memory.
+    async fn parts(&self, u: &mut Upload, puts: Vec<PartPut>) -> Result<bool> {
+        let Some(blob) = self.blob(&u.id).await? else { return Ok(self.lost(u)) };
+        for batch in puts.chunks(PARTS_IN_FLIGHT) {
+            let mut sent = Vec::new();
+            for part in batch {
+                let slice = blob.slice_with_f64_and_f64(part.start as f64, part.end as f64)?;
+                sent.push((part.number, start_put(&part.url, &[], &slice)));
+            }
+            let mut heard = Vec::new();
+            for (n, answer) in sent {
+                heard.push((n, answer_heard(answer).await));
+            }
+            let ended = api::on_parts(&self.config, u, &heard, global::now_ms(), global::random());
+            self.save(u).await?;
+            self.progress(u);
+            if let Some(moved) = ended {
+                return Ok(moved);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The blob of an upload vanished (cleared site data): nothing can be
+    /// sent; the upload becomes a dead letter the page can discard.
+    fn lost(&self, u: &mut Upload) -> bool {
+        u.dead = Some(DeadReason::FileGone);
+        false
+    }
+
+    /// The origin confirmed: the record goes; the blob goes too unless it
+    /// is kept as an evictable copy.
+    async fn finish(&self, u: &Upload) -> Result<()> {
+        db::delete_keys(&self.db, &[db::UPLOADS], std::slice::from_ref(&u.id)).await?;
+        if self.config.keep_uploaded_blobs {
+            self.mark_blob(&u.id, u.asset_id.clone(), false).await?;
+        } else {
+            db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], std::slice::from_ref(&u.id)).await?;
+        }
+        self.progress(u);
+        let body = json!({ "assetId": u.id, "serverId": u.asset_id, "size": u.size });
+        self.events.emit(Event::Uploaded, &body);
+        (self.on_id)();
+        Ok(())
+    }
+
+    /// `{assetId, serverId, filename, size, done, state, reason?, retryAt?}`
+    /// of the current user's uploads.
+    pub async fn status(&self) -> Result<Vec<UploadStatus>> {
+        let user = self.identity.current();
+        Ok(self.uploads().await?.iter().filter(|u| u.user == user).map(upload::status).collect())
+    }
+
+    /// Retries a dead upload; `None` when `id` is not one of this user's.
+    pub async fn retry(self: &Rc<Self>, id: &str) -> Result<Option<bool>> {
+        let user = self.identity.current();
+        let Some(mut u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
+            return Ok(None);
+        };
+        let revived = upload::revive(&mut u, global::now_ms());
+        if revived {
+            self.save(&u).await?;
+            self.kick(Trigger::Explicit);
+        }
+        Ok(Some(revived))
+    }
+
+    /// Drops a dead upload and its file; `None` when `id` is not one of
+    /// this user's uploads, `Some(false)` when it is still going.
+    pub async fn discard(&self, id: &str) -> Result<Option<bool>> {
+        let user = self.identity.current();
+        let Some(u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
+            return Ok(None);
+        };
+        if u.dead.is_none() {
+            return Ok(Some(false));
+        }
+        let key = [id.to_string()];
+        db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &key).await?;
+        Ok(Some(true))
+    }
+}
+
+/// Parts of one upload sent at the same time.
+const PARTS_IN_FLIGHT: usize = 3;
