@@ -3,9 +3,11 @@
 //!
 //! - `outbox`: encoded entries (`core::record`), keyed by entry id;
 //! - `quarantine`: records that could not be decoded, kept for the page to
-//!   see and discard, never replayed;
-//! - `meta`: counters, the current user (`user`) and the temp-id map
-//!   (`idmap:<temp id>` → server id);
+//!   see and discard, never replayed (outbox ids; `upload:<id>` and
+//!   `blob:<key>` for file records);
+//! - `meta`: counters, the current user (`user`), an owed logout
+//!   (`logout-pending`) and the temp-id map (`core::tempid::map_key` → server
+//!   id);
 //! - `reads`: cached read answers (`core::reads::CachedRead`), keyed by
 //!   `core::reads::cache_key`;
 //! - `reads_meta`: size and last use of each cached read, same keys, so

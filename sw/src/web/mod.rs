@@ -1,5 +1,6 @@
-//! The web side: carries out what `core` decides, with web-sys. It holds no
-//! policy of its own; one module per browser concept.
+//! The web side: carries out what `core` decides, with web-sys, one module
+//! per browser concept. The few decisions kept here are listed, with why, in
+//! `docs/architecture.md`.
 
 mod clock;
 mod db;
