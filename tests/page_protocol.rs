@@ -162,3 +162,20 @@ fn the_bootstraps_pattern_matcher_agrees_with_the_wasms() {
     assert_eq!(result["n"], cases.len());
     assert_eq!(result["wrong"], serde_json::json!([]), "cases where sw.js and the wasm disagree");
 }
+
+/// `OutpostConfig` in the `.d.ts` lists the fields the worker's config
+/// takes: the shipped sample (`shim/outpost.config.json`, which the core's
+/// tests hold to `Config::default()`) spells out every one.
+#[test]
+fn the_config_type_in_outpost_d_ts_has_the_fields_the_worker_takes() {
+    let sample: serde_json::Value = serde_json::from_str(&shim("outpost.config.json")).unwrap();
+    let dts = shim("outpost.d.ts");
+    assert_eq!(interface_fields(&dts, "OutpostConfig"), keys(sample.clone()), "OutpostConfig");
+    let auth = dts.split("auth?: {").nth(1).and_then(|rest| rest.split('}').next()).expect("auth in OutpostConfig");
+    let auth_fields: BTreeSet<String> = auth
+        .split(';')
+        .filter_map(|f| f.split_once(':'))
+        .map(|(k, _)| k.trim().trim_end_matches('?').to_string())
+        .collect();
+    assert_eq!(auth_fields, keys(sample["auth"].clone()), "OutpostConfig.auth");
+}
