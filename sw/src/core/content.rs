@@ -34,9 +34,75 @@ pub fn headers(content_type: &str) -> [(&'static str, &'static str); 3] {
     [("x-content-type-options", "nosniff"), ("content-security-policy", CSP), ("content-disposition", disposition)]
 }
 
+/// What a request's `Range` header asks of a body of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranged {
+    /// No range, or one this worker does not serve as a part (several
+    /// ranges, another unit, bad syntax): the whole body, `200`.
+    Whole,
+    /// Bytes `[start, end)`: `206` with `Content-Range`.
+    Part { start: u64, end: u64 },
+    /// Past the end: `416` with `Content-Range: bytes */size`.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header (RFC 9110 §14.2) for a body of `size` bytes:
+/// `bytes=a-b`, `bytes=a-` and the suffix form `bytes=-n`, one range only.
+pub fn range(header: Option<&str>, size: u64) -> Ranged {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ranged::Whole };
+    if spec.contains(',') {
+        return Ranged::Whole; // several ranges: the whole body is a valid answer
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else { return Ranged::Whole };
+    let number = |s: &str| s.trim().parse::<u64>().ok();
+    match (first.trim().is_empty(), number(first), number(last)) {
+        // The last n bytes.
+        (true, _, Some(n)) if n > 0 && size > 0 => Ranged::Part { start: size.saturating_sub(n), end: size },
+        (true, _, Some(_)) => Ranged::Unsatisfiable,
+        (false, Some(start), _) if start >= size => Ranged::Unsatisfiable,
+        (false, Some(start), None) if last.trim().is_empty() => Ranged::Part { start, end: size },
+        (false, Some(start), Some(end)) if end >= start => Ranged::Part { start, end: (end + 1).min(size) },
+        _ => Ranged::Whole,
+    }
+}
+
+/// The `Content-Range` of an answer for `ranged` over `size` bytes.
+pub fn content_range(ranged: Ranged, size: u64) -> Option<String> {
+    match ranged {
+        Ranged::Whole => None,
+        Ranged::Part { start, end } => Some(format!("bytes {start}-{}/{size}", end - 1)),
+        Ranged::Unsatisfiable => Some(format!("bytes */{size}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_as_a_video_element_and_a_seek_ask_them() {
+        let size = 20_000_000;
+        assert_eq!(range(None, size), Ranged::Whole);
+        assert_eq!(range(Some("bytes=0-"), size), Ranged::Part { start: 0, end: size });
+        let seek = range(Some("bytes=10000000-10000099"), size);
+        assert_eq!(seek, Ranged::Part { start: 10_000_000, end: 10_000_100 });
+        assert_eq!(content_range(seek, size).as_deref(), Some("bytes 10000000-10000099/20000000"));
+        assert_eq!(range(Some("bytes=19999990-30000000"), size), Ranged::Part { start: 19_999_990, end: size });
+        assert_eq!(range(Some("bytes=-100"), size), Ranged::Part { start: 19_999_900, end: size });
+        assert_eq!(range(Some("bytes=-30000000"), size), Ranged::Part { start: 0, end: size });
+    }
+
+    #[test]
+    fn past_the_end_is_unsatisfiable_and_odd_headers_get_the_whole_body() {
+        let size = 100;
+        assert_eq!(range(Some("bytes=100-"), size), Ranged::Unsatisfiable);
+        assert_eq!(range(Some("bytes=-0"), size), Ranged::Unsatisfiable);
+        assert_eq!(range(Some("bytes=0-0"), 0), Ranged::Unsatisfiable, "nothing to give of an empty body");
+        assert_eq!(content_range(Ranged::Unsatisfiable, size).as_deref(), Some("bytes */100"));
+        for odd in ["bytes=0-1,5-6", "items=0-5", "bytes=5-1", "bytes=x-", "bytes", ""] {
+            assert_eq!(range(Some(odd), size), Ranged::Whole, "{odd}");
+        }
+    }
 
     #[test]
     fn only_passive_types_are_inline() {
