@@ -57,6 +57,10 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     Ok(Some(key.to_string()))
 }
 
+/// A stored key's row: fingerprint, state, lease_until, status, body,
+/// created_at, in the order `claim` selects them.
+type StoredKey = (String, String, i64, Option<i32>, Option<String>, i64);
+
 /// Claims `key` for `user_id`, or says why not.
 pub async fn claim(
     db: &Db,
@@ -86,7 +90,7 @@ pub async fn claim(
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let row: Option<(String, String, i64, Option<i32>, Option<String>, i64)> = sqlx::query_as(
+        let row: Option<StoredKey> = sqlx::query_as(
             "SELECT fingerprint, state, lease_until, status, body, created_at FROM idempotency_keys \
              WHERE user_id = $1 AND idem_key = $2",
         )
