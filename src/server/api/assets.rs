@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use serde_json::json;
 use super::check_text;
 use crate::db::Db;
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
-use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::write::{self, Tx, Write};
 use crate::server::{AppError, AppState};
 
 /// Largest asset one presigned PUT may carry: S3's single-PUT limit.
@@ -124,20 +124,13 @@ fn check_content_type(ct: &str) -> Result<(), AppError> {
     }
 }
 
-async fn presign(
-    State(state): State<AppState>,
-    user: User,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody<Presign>,
-) -> Result<Response, AppError> {
+async fn presign(State(state): State<AppState>, req: Write<JsonBody<Presign>>) -> Result<Response, AppError> {
+    let Write { user, body, request } = req;
     let p = body.value;
     let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
     let expires_at = move |now: i64| now + ttl.as_millis() as i64;
     let store = state.api.store.clone();
     let uid = user.id.clone();
-    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     match p.op.as_str() {
         "put" if p.asset_id.is_some() => {
             // A fresh URL for an asset already presigned (the first URL
@@ -188,7 +181,7 @@ async fn presign(
             }
             let project_id = p.project_id.as_deref().map(parse_id).transpose()?;
             let part_size = multipart.then(|| part_size_for(size));
-            write::run(&state, req, move |mut tx: Tx, now| async move {
+            write::run(&state, request, move |mut tx: Tx, now| async move {
                 if let Some(project) = &project_id {
                     let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
                         .bind(project)
