@@ -40,7 +40,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     h.update(path.as_bytes());
     h.update(b"\n");
     h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 /// The key from the headers, checked: 1 to 255 visible ASCII characters.

@@ -21,7 +21,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +49,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::hex;
 
 /// Bucket created by [`start_embedded`].
 pub const DEFAULT_BUCKET: &str = "uploads";
@@ -307,10 +309,10 @@ fn load_or_create_keys(path: &Path) -> anyhow::Result<Keys> {
             let keys = Keys {
                 // AWS-like shape: 20 upper-case characters, 40 for the secret
                 // (160 bits of entropy).
-                access_key: hex(&random[..10]).to_uppercase(),
-                secret_key: hex(&random[10..]),
+                access_key: hex::encode(&random[..10]).to_uppercase(),
+                secret_key: hex::encode(&random[10..]),
             };
-            write_private(
+            crate::fsutil::write_private(
                 path,
                 format!("access_key={}\nsecret_key={}\n", keys.access_key, keys.secret_key).as_bytes(),
             )?;
@@ -337,38 +339,12 @@ fn parse_keys(text: &str) -> anyhow::Result<Keys> {
     }
 }
 
-/// Writes via a temporary file and rename, so a crash never leaves a
-/// half-written key file behind; owner-only permissions on Unix.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
 /// Kernel randomness without an extra crate. Unix-only; a Windows build would
 /// need e.g. the `getrandom` crate (already in the dependency tree via s3s-fs).
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut buf = [0u8; N];
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).context("reading /dev/urandom")?;
     Ok(buf)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -454,7 +430,7 @@ async fn size_and_md5(path: PathBuf) -> io::Result<(u64, String)> {
             md5.update(&buf[..n]);
             size += n as u64;
         }
-        Ok((size, hex(&md5.finalize())))
+        Ok((size, hex::encode(&md5.finalize())))
     })
     .await
     .map_err(io::Error::other)?

@@ -35,10 +35,6 @@ struct Item {
     created_at: i64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 async fn create(State(state): State<AppState>, req: Write<Bytes>) -> Result<Response, AppError> {
     if req.body.is_empty() {
         return Err(AppError::bad_request("empty_body", "the inbox takes a non-empty body"));
@@ -57,7 +53,7 @@ async fn create(State(state): State<AppState>, req: Write<Bytes>) -> Result<Resp
             id: new_id(),
             content_type,
             size: stored.len() as i64,
-            sha256: hex(&Sha256::digest(&stored)),
+            sha256: crate::hex::encode(&Sha256::digest(&stored)),
             created_at: now,
         };
         sqlx::query(
