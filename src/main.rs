@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use outpost::store::s3::S3Config;
+use outpost::store::S3Config;
 use outpost::{app, AppState, Bundle, Options, Settings};
 
 #[derive(Parser)]

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 
 use crate::auth::SessionKey;
 use crate::db::Db;
-use crate::store::s3::{start_embedded, EmbeddedHandle, Presigner, S3Config};
+use crate::store::{start_embedded, EmbeddedHandle, Presigner, S3Config};
 use crate::Bundle;
 pub use error::AppError;
 

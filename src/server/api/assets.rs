@@ -367,7 +367,7 @@ async fn complete(State(state): State<AppState>, user: User, Path(id): Path<Stri
 /// upload the store no longer knows was completed by an earlier call whose
 /// answer was lost: the object itself is then checked as for a single PUT.
 async fn finish_multipart(
-    presigner: &crate::store::s3::Presigner,
+    presigner: &crate::store::Presigner,
     asset: &Asset,
     upload_id: &str,
     part_size: i64,
