@@ -1,10 +1,10 @@
 //! The embedded store's access / secret key pair, kept in
 //! `data_dir/credentials` so URLs signed before a restart stay valid.
 
-use std::io::{self, Read as _};
+use std::io;
 use std::path::Path;
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 
 use crate::hex;
 
@@ -51,10 +51,9 @@ fn parse_keys(text: &str) -> anyhow::Result<Keys> {
     }
 }
 
-/// Kernel randomness without an extra crate. Unix-only; a Windows build would
-/// need e.g. the `getrandom` crate (already in the dependency tree via s3s-fs).
+/// Kernel randomness, as for the session key.
 fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     let mut buf = [0u8; N];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).context("reading /dev/urandom")?;
+    getrandom::fill(&mut buf).map_err(|e| anyhow!("no randomness: {e}"))?;
     Ok(buf)
 }
