@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo test --workspace --all-targets --no-fail-fast "$@"
+# test-counters: the store instrumentation tests/uploads.rs reads.
+cargo test --workspace --all-targets --features outpost/test-counters --no-fail-fast "$@"

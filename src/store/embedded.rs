@@ -4,7 +4,6 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,14 +17,17 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+#[cfg(feature = "test-counters")]
+use super::counts::{Probe, StoreCounts};
 use super::credentials::load_or_create_keys;
-use super::fs::{FsStore, StoreCounts};
+use super::fs::FsStore;
 use super::{Presigner, S3Config, DEFAULT_BUCKET, DEFAULT_REGION};
 
 /// Keeps the embedded server running; dropping it asks the server to stop.
 pub struct EmbeddedHandle {
     local_addr: SocketAddr,
-    counts: Arc<StoreCounts>,
+    #[cfg(feature = "test-counters")]
+    probe: Probe,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
 }
@@ -36,8 +38,11 @@ impl EmbeddedHandle {
         self.local_addr
     }
 
+    /// What the store has been asked to write (with the `test-counters`
+    /// feature only).
+    #[cfg(feature = "test-counters")]
     pub fn counts(&self) -> &StoreCounts {
-        &self.counts
+        self.probe.counts()
     }
 
     /// Stops accepting connections and waits (up to 10 s) for in-flight
@@ -95,11 +100,12 @@ pub async fn start_embedded(
         let objects = dir.join("objects");
         std::fs::create_dir_all(&objects).with_context(|| format!("creating {}", objects.display()))?;
         let keys = load_or_create_keys(&dir.join("credentials"))?;
-        Ok((keys, FsStore::new(&objects, Arc::new(StoreCounts::default()))?))
+        Ok((keys, FsStore::new(&objects)?))
     })
     .await??;
 
-    let counts = Arc::clone(&store.counts);
+    #[cfg(feature = "test-counters")]
+    let probe = store.probe.clone();
     let service = {
         let mut builder = S3ServiceBuilder::new(store);
         // With an auth provider set, s3s's default access check also refuses
@@ -129,7 +135,13 @@ pub async fn start_embedded(
             })
             .await
     });
-    let handle = EmbeddedHandle { local_addr, counts, shutdown: Some(tx), task: Some(task) };
+    let handle = EmbeddedHandle {
+        local_addr,
+        #[cfg(feature = "test-counters")]
+        probe,
+        shutdown: Some(tx),
+        task: Some(task),
+    };
 
     let config = S3Config {
         endpoint: format!("http://{}", client_addr(local_addr)),

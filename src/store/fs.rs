@@ -2,7 +2,6 @@
 
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use s3s::crypto::{Checksum as _, Md5};
@@ -16,6 +15,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use s3s_fs::FileSystem;
 
+use super::counts::Probe;
 use super::valid_key;
 use crate::hex;
 
@@ -23,16 +23,6 @@ use crate::hex;
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// S3 returns at most this many parts per ListParts page.
 const MAX_LIST_PARTS: i32 = 1000;
-
-/// What the embedded store has been asked to write, since it started: how
-/// a resumed upload can be seen to re-send only what was missing.
-#[derive(Debug, Default)]
-pub struct StoreCounts {
-    /// PutObject requests that reached the store.
-    pub puts: std::sync::atomic::AtomicU64,
-    /// UploadPart requests that reached the store.
-    pub part_puts: std::sync::atomic::AtomicU64,
-}
 
 /// s3s-fs's `FileSystem` behind a narrower, stricter front:
 ///
@@ -53,15 +43,15 @@ pub struct StoreCounts {
 pub(super) struct FsStore {
     fs: FileSystem,
     root: PathBuf,
-    pub(super) counts: Arc<StoreCounts>,
+    pub(super) probe: Probe,
 }
 
 impl FsStore {
-    pub(super) fn new(root: &Path, counts: Arc<StoreCounts>) -> anyhow::Result<Self> {
+    pub(super) fn new(root: &Path) -> anyhow::Result<Self> {
         let fs = FileSystem::new(root).map_err(|e| anyhow!("opening s3s-fs store: {e:?}"))?;
         // FileSystem canonicalises its root the same way; we need the same path.
         let root = std::env::current_dir()?.join(root).canonicalize()?;
-        Ok(Self { fs, root, counts })
+        Ok(Self { fs, root, probe: Probe::default() })
     }
 
     /// Checks that `upload_id` is an upload s3s-fs knows. Ids are UUIDs and
@@ -157,7 +147,7 @@ impl S3 for FsStore {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
         check_key(&req.input.key)?;
-        self.counts.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.probe.put();
         self.fs.put_object(req).await
     }
 
@@ -179,7 +169,7 @@ impl S3 for FsStore {
         // s3s-fs answers 403 AccessDenied for an unknown (e.g. already
         // completed or aborted) upload, where S3 answers 404 NoSuchUpload.
         self.known_upload(&req.input.upload_id).await?;
-        self.counts.part_puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.probe.part_put();
         self.fs.upload_part(req).await
     }
 

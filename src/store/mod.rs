@@ -21,20 +21,23 @@
 //! ```
 
 mod config;
+mod counts;
 mod credentials;
 mod embedded;
 mod fs;
 mod presign;
 
 pub use config::{valid_key, S3Config, DEFAULT_BUCKET, DEFAULT_REGION};
+#[cfg(feature = "test-counters")]
+pub use counts::StoreCounts;
 pub use embedded::{start_embedded, EmbeddedHandle};
-pub use fs::StoreCounts;
 pub use presign::{Presigner, UploadedPart};
 
 /// The paths from before the store was split into modules.
 pub mod s3 {
+    #[cfg(feature = "test-counters")]
+    pub use super::StoreCounts;
     pub use super::{
-        start_embedded, valid_key, EmbeddedHandle, Presigner, S3Config, StoreCounts, UploadedPart, DEFAULT_BUCKET,
-        DEFAULT_REGION,
+        start_embedded, valid_key, EmbeddedHandle, Presigner, S3Config, UploadedPart, DEFAULT_BUCKET, DEFAULT_REGION,
     };
 }
