@@ -46,7 +46,7 @@ impl SessionKey {
             Ok(_) => anyhow::bail!("{} is not a 32-byte key; delete it to make a new one", path.display()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate()?;
-                write_private(&path, &key.0)?;
+                crate::fsutil::write_private(&path, &key.0)?;
                 Ok(key)
             }
             Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
@@ -85,23 +85,12 @@ impl SessionKey {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
-    file.write_all(bytes)?;
-    Ok(())
-}
-
 /// What a revoked cookie is kept as: the SHA-256 of its value (the value
 /// itself is a credential), and when it would have expired anyway.
 pub fn revocation(value: &str) -> Option<(String, i64)> {
     use sha2::Digest;
     let expiry: i64 = value.rsplit_once('.')?.0.rsplit('.').next()?.parse().ok()?;
-    let token = sha2::Sha256::digest(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let token = crate::hex::encode(&sha2::Sha256::digest(value.as_bytes()));
     Some((token, expiry))
 }
 

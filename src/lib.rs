@@ -7,6 +7,8 @@
 pub mod auth;
 pub mod bundle;
 pub mod db;
+mod fsutil;
+mod hex;
 pub mod server;
 pub mod store;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use outpost::store::s3::S3Config;
+use outpost::store::S3Config;
 use outpost::{app, AppState, Bundle, Options, Settings};
 
 #[derive(Parser)]
@@ -15,6 +15,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at startup, so boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the demo, the worker bundle and the API.

@@ -40,7 +40,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     h.update(path.as_bytes());
     h.update(b"\n");
     h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 /// The key from the headers, checked: 1 to 255 visible ASCII characters.
@@ -56,6 +56,10 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, AppError> {
         })?;
     Ok(Some(key.to_string()))
 }
+
+/// A stored key's row: fingerprint, state, lease_until, status, body,
+/// created_at, in the order `claim` selects them.
+type StoredKey = (String, String, i64, Option<i32>, Option<String>, i64);
 
 /// Claims `key` for `user_id`, or says why not.
 pub async fn claim(
@@ -86,7 +90,7 @@ pub async fn claim(
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let row: Option<(String, String, i64, Option<i32>, Option<String>, i64)> = sqlx::query_as(
+        let row: Option<StoredKey> = sqlx::query_as(
             "SELECT fingerprint, state, lease_until, status, body, created_at FROM idempotency_keys \
              WHERE user_id = $1 AND idem_key = $2",
         )

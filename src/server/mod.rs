@@ -2,12 +2,12 @@
 //! with `oneshot` and `outpost serve` binds it to a socket.
 
 mod api;
-mod assets;
 mod csrf;
 mod error;
 pub mod extract;
 pub mod idempotency;
 mod naming;
+mod static_files;
 mod write;
 
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 
 use crate::auth::SessionKey;
 use crate::db::Db;
-use crate::store::s3::{start_embedded, EmbeddedHandle, Presigner, S3Config};
+use crate::store::{start_embedded, EmbeddedHandle, Presigner, S3Config};
 use crate::Bundle;
 pub use error::AppError;
 
@@ -148,7 +148,7 @@ fn routes(state: AppState, with_bundle: bool) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), naming::name_user));
     let mut router = Router::new().nest("/api", api);
     if with_bundle {
-        router = router.merge(assets::router());
+        router = router.merge(static_files::router());
     }
     let router = if state.api.settings.demo_switch {
         router.layer(axum::middleware::from_fn_with_state(state.clone(), api::demo::gate))

@@ -3,23 +3,84 @@
 
 use std::future::Future;
 
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 use sqlx::{Any, Transaction};
 
+use super::extract::{JsonBody, User};
 use super::idempotency::{self, Claim};
 use super::{AppError, AppState};
 use crate::db::now_ms;
 
-/// What a write needs to know about its request.
-pub struct WriteRequest<'a> {
-    pub user_id: &'a str,
-    pub method: &'a Method,
-    pub uri: &'a Uri,
-    pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
+/// A write handler's request: the logged-in user, the body (`B` is a
+/// [`JsonBody`] or, for a body kept as sent, [`Bytes`]), and what [`run`]
+/// claims the Idempotency-Key with.
+///
+/// The user is checked before the body is read, as separate extractors in
+/// that order would: a logged-out client gets 401 whatever it sent.
+pub struct Write<B> {
+    pub user: User,
+    pub body: B,
+    pub request: WriteRequest,
+}
+
+/// What a write's Idempotency-Key claim needs to know about its request.
+pub struct WriteRequest {
+    user_id: String,
+    headers: HeaderMap,
+    /// Method, path (as the client sent it, before `/api` was stripped by
+    /// nesting) and body.
+    fingerprint: String,
+}
+
+impl WriteRequest {
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+/// A body whose bytes, as received, go into the request's fingerprint.
+pub trait RawBody {
+    fn raw(&self) -> &[u8];
+}
+
+impl<T> RawBody for JsonBody<T> {
+    fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+}
+
+impl RawBody for Bytes {
+    fn raw(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<B> FromRequest<AppState> for Write<B>
+where
+    B: RawBody + FromRequest<AppState>,
+    B::Rejection: IntoResponse,
+{
+    // A `Response`, so that each part keeps its own rejection: the API's
+    // JSON errors, and axum's own for a plain `Bytes` body.
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let user = User::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let Ok(OriginalUri(uri)) = OriginalUri::from_request_parts(&mut parts, state).await;
+        let method = parts.method.clone();
+        let headers = parts.headers.clone();
+        let body =
+            B::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
+        let fingerprint = idempotency::fingerprint(method.as_str(), uri.path(), body.raw());
+        let request = WriteRequest { user_id: user.id.clone(), headers, fingerprint };
+        Ok(Write { user, body, request })
+    }
 }
 
 pub type Tx = Transaction<'static, Any>;
@@ -32,15 +93,14 @@ pub type Tx = Transaction<'static, Any>;
 /// client that hangs up (a service worker killed mid-request) must not
 /// cancel a write halfway and leave its key claimed but never completed.
 /// The write finishes, and the client's retry gets the stored response.
-pub async fn run<F, Fut>(state: &AppState, req: WriteRequest<'_>, work: F) -> Result<Response, AppError>
+pub async fn run<F, Fut>(state: &AppState, req: WriteRequest, work: F) -> Result<Response, AppError>
 where
     F: FnOnce(Tx, i64) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(Tx, StatusCode, Value), AppError>> + Send + 'static,
 {
     let now = now_ms();
-    let key = idempotency::key_from(req.headers)?;
-    let fp = idempotency::fingerprint(req.method.as_str(), req.uri.path(), req.body);
-    let user_id = req.user_id.to_string();
+    let key = idempotency::key_from(&req.headers)?;
+    let WriteRequest { user_id, fingerprint: fp, .. } = req;
     let state = state.clone();
     let task = tokio::spawn(async move {
         let db = &state.api.db;

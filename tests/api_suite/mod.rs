@@ -290,9 +290,13 @@ pub async fn sync_init_is_metadata_first(state: AppState) {
     assert!(init.body["assets"].is_array());
 }
 
+/// A request the API must refuse: method, path, content type, body, and
+/// the status and error code it must answer with.
+type BadCase = (Method, &'static str, Option<&'static str>, Vec<u8>, StatusCode, &'static str);
+
 pub async fn bad_input_is_a_clear_4xx(state: AppState) {
     let alice = Client::login(&state, "alice").await;
-    let cases: Vec<(Method, &str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             Method::POST,
             "/api/chat/sessions",

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use serde_json::json;
 use super::check_text;
 use crate::db::Db;
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
-use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::write::{self, Tx, Write, WriteRequest};
 use crate::server::{AppError, AppState};
 
 /// Largest asset one presigned PUT may carry: S3's single-PUT limit.
@@ -124,151 +124,206 @@ fn check_content_type(ct: &str) -> Result<(), AppError> {
     }
 }
 
-async fn presign(
-    State(state): State<AppState>,
-    user: User,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody<Presign>,
-) -> Result<Response, AppError> {
+/// Presigned URLs are valid this long.
+fn presign_ttl(state: &AppState) -> Duration {
+    Duration::from_secs(state.api.settings.presign_ttl_secs)
+}
+
+fn expires_at(now: i64, ttl: Duration) -> i64 {
+    now + ttl.as_millis() as i64
+}
+
+// The answers below list their fields in alphabetical order: that is the
+// order in which `serde_json::Value` (a sorted map) writes them, and so the
+// order of a write's answer replayed from the Idempotency-Key table. Keeping
+// it makes every answer, direct or replayed, the same bytes.
+
+/// Where and how to `PUT` an asset's bytes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PutUrl {
+    asset_id: String,
+    expires_at: i64,
+    headers: PutHeaders,
+    issued_at: i64,
+    method: &'static str,
+    url: String,
+}
+
+/// The headers the `PUT` must send: the content type is signed.
+#[derive(Serialize)]
+struct PutHeaders {
+    #[serde(rename = "Content-Type")]
+    content_type: String,
+}
+
+impl PutUrl {
+    fn new(asset_id: String, url: &reqwest::Url, content_type: String, now: i64, ttl: Duration) -> Self {
+        PutUrl {
+            asset_id,
+            expires_at: expires_at(now, ttl),
+            headers: PutHeaders { content_type },
+            issued_at: now,
+            method: "PUT",
+            url: url.as_str().to_owned(),
+        }
+    }
+}
+
+/// A multipart upload opened in the store: the client asks for part URLs.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MultipartUpload {
+    asset_id: String,
+    expires_at: i64,
+    issued_at: i64,
+    part_count: i64,
+    part_size: i64,
+}
+
+/// Where to `GET` an uploaded asset's bytes.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GetUrl {
+    expires_at: i64,
+    method: &'static str,
+    url: String,
+}
+
+async fn presign(State(state): State<AppState>, req: Write<JsonBody<Presign>>) -> Result<Response, AppError> {
+    let Write { user, body, request } = req;
     let p = body.value;
-    let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
-    let expires_at = move |now: i64| now + ttl.as_millis() as i64;
-    let store = state.api.store.clone();
-    let uid = user.id.clone();
-    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
     match p.op.as_str() {
-        "put" if p.asset_id.is_some() => {
-            // A fresh URL for an asset already presigned (the first URL
-            // expired before the bytes could go).
-            if p.filename.is_some() || p.content_type.is_some() || p.size.is_some() || p.project_id.is_some() {
-                return Err(AppError::bad_request("invalid_field", "op \"put\" with assetId takes nothing else"));
-            }
-            let id = parse_id(p.asset_id.as_deref().unwrap_or_default())?;
-            let asset = find(&state.api.db, &user.id, &id).await?;
-            if asset.status == "uploaded" {
-                return Err(AppError::conflict("already_uploaded", "This asset is already uploaded."));
-            }
-            if asset.upload_id.is_some() {
-                return Err(AppError::conflict(
-                    "multipart",
-                    "This asset is a multipart upload; ask POST /api/assets/{id}/parts for part URLs.",
-                ));
-            }
-            let now = crate::db::now_ms();
-            let url = store
-                .presigner
-                .presign_put(&asset.object_key, Some(&asset.content_type), ttl)
-                .map_err(AppError::Internal)?;
-            Ok(axum::response::IntoResponse::into_response(Json(json!({
-                "assetId": asset.id,
-                "url": url.as_str(),
-                "method": "PUT",
-                "headers": { "Content-Type": asset.content_type },
-                "issuedAt": now,
-                "expiresAt": expires_at(now),
-            }))))
-        }
-        "put" | "multipart" => {
-            let multipart = p.op == "multipart";
-            let filename = field(p.filename, "filename", "put")?;
-            check_text("filename", &filename, 1, 255)?;
-            if filename.chars().any(char::is_control) {
-                return Err(AppError::bad_request("invalid_field", "filename must not contain control characters"));
-            }
-            let content_type = field(p.content_type, "contentType", "put")?;
-            check_content_type(&content_type)?;
-            let size = field(p.size, "size", "put")?;
-            if !(1..=MAX_ASSET_SIZE).contains(&size) {
-                return Err(AppError::bad_request(
-                    "invalid_field",
-                    format!("size must be 1 to {MAX_ASSET_SIZE} bytes"),
-                ));
-            }
-            let project_id = p.project_id.as_deref().map(parse_id).transpose()?;
-            let part_size = multipart.then(|| part_size_for(size));
-            write::run(&state, req, move |mut tx: Tx, now| async move {
-                if let Some(project) = &project_id {
-                    let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
-                        .bind(project)
-                        .bind(&uid)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    owned.ok_or(AppError::NotFound)?;
-                }
-                let id = new_id();
-                // The key is made of ids only: nothing the client sends can
-                // steer where the object lands.
-                let key = format!("users/{uid}/assets/{id}");
-                let upload_id = match part_size {
-                    Some(_) => Some(
-                        store
-                            .presigner
-                            .create_multipart(&key, Some(&content_type))
-                            .await
-                            .map_err(|e| AppError::Store(format!("{e:#}")))?,
-                    ),
-                    None => None,
-                };
-                sqlx::query(
-                    "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
-                )
-                .bind(&id)
-                .bind(&uid)
-                .bind(&project_id)
-                .bind(&filename)
-                .bind(&content_type)
-                .bind(size)
-                .bind(&key)
-                .bind(now)
-                .bind(&upload_id)
-                .bind(part_size)
-                .execute(&mut *tx)
-                .await?;
-                if let Some(part_size) = part_size {
-                    let body = json!({
-                        "assetId": id,
-                        "partSize": part_size,
-                        "partCount": part_count(size, part_size),
-                        "issuedAt": now,
-                "expiresAt": expires_at(now),
-                    });
-                    return Ok((tx, StatusCode::OK, body));
-                }
-                let url = store.presigner.presign_put(&key, Some(&content_type), ttl).map_err(AppError::Internal)?;
-                let body = json!({
-                    "assetId": id,
-                    "url": url.as_str(),
-                    "method": "PUT",
-                    "headers": { "Content-Type": content_type },
-                    "issuedAt": now,
-                "expiresAt": expires_at(now),
-                });
-                Ok((tx, StatusCode::OK, body))
-            })
-            .await
-        }
-        "get" => {
-            if p.filename.is_some() || p.content_type.is_some() || p.size.is_some() || p.project_id.is_some() {
-                return Err(AppError::bad_request("invalid_field", "op \"get\" takes only assetId"));
-            }
-            let id = parse_id(&field(p.asset_id, "assetId", "get")?)?;
-            let asset = find(&state.api.db, &user.id, &id).await?;
-            if asset.status != "uploaded" {
-                return Err(AppError::conflict("not_uploaded", "This asset has not been uploaded yet."));
-            }
-            let now = crate::db::now_ms();
-            let url = store.presigner.presign_get(&asset.object_key, ttl).map_err(AppError::Internal)?;
-            let body = json!({ "url": url.as_str(), "method": "GET", "expiresAt": expires_at(now) });
-            Ok(axum::response::IntoResponse::into_response(Json(body)))
-        }
+        "put" if p.asset_id.is_some() => Ok(Json(presign_put_again(&state, &user, p).await?).into_response()),
+        "put" | "multipart" => start_upload(&state, user, request, p).await,
+        "get" => Ok(Json(presign_get(&state, &user, p).await?).into_response()),
         other => Err(AppError::bad_request(
             "invalid_field",
             format!("op must be \"put\", \"multipart\" or \"get\", not {other:?}"),
         )),
     }
+}
+
+/// `{op: "put", assetId}`: a fresh URL for an asset already presigned (the
+/// first URL expired before the bytes could go).
+async fn presign_put_again(state: &AppState, user: &User, p: Presign) -> Result<PutUrl, AppError> {
+    if p.filename.is_some() || p.content_type.is_some() || p.size.is_some() || p.project_id.is_some() {
+        return Err(AppError::bad_request("invalid_field", "op \"put\" with assetId takes nothing else"));
+    }
+    let id = parse_id(p.asset_id.as_deref().unwrap_or_default())?;
+    let asset = find(&state.api.db, &user.id, &id).await?;
+    if asset.status == "uploaded" {
+        return Err(AppError::conflict("already_uploaded", "This asset is already uploaded."));
+    }
+    if asset.upload_id.is_some() {
+        return Err(AppError::conflict(
+            "multipart",
+            "This asset is a multipart upload; ask POST /api/assets/{id}/parts for part URLs.",
+        ));
+    }
+    let ttl = presign_ttl(state);
+    let now = crate::db::now_ms();
+    let url = state
+        .api
+        .store
+        .presigner
+        .presign_put(&asset.object_key, Some(&asset.content_type), ttl)
+        .map_err(AppError::Internal)?;
+    Ok(PutUrl::new(asset.id, &url, asset.content_type, now, ttl))
+}
+
+/// `{op: "put" | "multipart", filename, contentType, size, projectId?}`:
+/// records a pending asset, under the request's Idempotency-Key, and
+/// answers with a URL for the bytes or the shape of the multipart upload.
+async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Presign) -> Result<Response, AppError> {
+    let multipart = p.op == "multipart";
+    let filename = field(p.filename, "filename", "put")?;
+    check_text("filename", &filename, 1, 255)?;
+    if filename.chars().any(char::is_control) {
+        return Err(AppError::bad_request("invalid_field", "filename must not contain control characters"));
+    }
+    let content_type = field(p.content_type, "contentType", "put")?;
+    check_content_type(&content_type)?;
+    let size = field(p.size, "size", "put")?;
+    if !(1..=MAX_ASSET_SIZE).contains(&size) {
+        return Err(AppError::bad_request("invalid_field", format!("size must be 1 to {MAX_ASSET_SIZE} bytes")));
+    }
+    let project_id = p.project_id.as_deref().map(parse_id).transpose()?;
+    let part_size = multipart.then(|| part_size_for(size));
+    let ttl = presign_ttl(state);
+    let store = state.api.store.clone();
+    let uid = user.id;
+    write::run(state, request, move |mut tx: Tx, now| async move {
+        if let Some(project) = &project_id {
+            let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
+                .bind(project)
+                .bind(&uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+            owned.ok_or(AppError::NotFound)?;
+        }
+        let id = new_id();
+        // The key is made of ids only: nothing the client sends can
+        // steer where the object lands.
+        let key = format!("users/{uid}/assets/{id}");
+        let upload_id = match part_size {
+            Some(_) => Some(
+                store
+                    .presigner
+                    .create_multipart(&key, Some(&content_type))
+                    .await
+                    .map_err(|e| AppError::Store(format!("{e:#}")))?,
+            ),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(&uid)
+        .bind(&project_id)
+        .bind(&filename)
+        .bind(&content_type)
+        .bind(size)
+        .bind(&key)
+        .bind(now)
+        .bind(&upload_id)
+        .bind(part_size)
+        .execute(&mut *tx)
+        .await?;
+        let answer = match part_size {
+            Some(part_size) => serde_json::to_value(MultipartUpload {
+                asset_id: id,
+                expires_at: expires_at(now, ttl),
+                issued_at: now,
+                part_count: part_count(size, part_size),
+                part_size,
+            }),
+            None => {
+                let url = store.presigner.presign_put(&key, Some(&content_type), ttl).map_err(AppError::Internal)?;
+                serde_json::to_value(PutUrl::new(id, &url, content_type, now, ttl))
+            }
+        };
+        Ok((tx, StatusCode::OK, answer.expect("plain fields serialise")))
+    })
+    .await
+}
+
+/// `{op: "get", assetId}`: a URL to download an uploaded asset.
+async fn presign_get(state: &AppState, user: &User, p: Presign) -> Result<GetUrl, AppError> {
+    if p.filename.is_some() || p.content_type.is_some() || p.size.is_some() || p.project_id.is_some() {
+        return Err(AppError::bad_request("invalid_field", "op \"get\" takes only assetId"));
+    }
+    let id = parse_id(&field(p.asset_id, "assetId", "get")?)?;
+    let asset = find(&state.api.db, &user.id, &id).await?;
+    if asset.status != "uploaded" {
+        return Err(AppError::conflict("not_uploaded", "This asset has not been uploaded yet."));
+    }
+    let ttl = presign_ttl(state);
+    let now = crate::db::now_ms();
+    let url = state.api.store.presigner.presign_get(&asset.object_key, ttl).map_err(AppError::Internal)?;
+    Ok(GetUrl { expires_at: expires_at(now, ttl), method: "GET", url: url.as_str().to_owned() })
 }
 
 async fn complete(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Result<Json<Asset>, AppError> {
@@ -312,7 +367,7 @@ async fn complete(State(state): State<AppState>, user: User, Path(id): Path<Stri
 /// upload the store no longer knows was completed by an earlier call whose
 /// answer was lost: the object itself is then checked as for a single PUT.
 async fn finish_multipart(
-    presigner: &crate::store::s3::Presigner,
+    presigner: &crate::store::Presigner,
     asset: &Asset,
     upload_id: &str,
     part_size: i64,
@@ -398,7 +453,7 @@ async fn part_urls(
     if let Some(bad) = numbers.iter().find(|n| !(1..=count).contains(*n)) {
         return Err(AppError::bad_request("invalid_field", format!("part {bad} is not in 1..={count}")));
     }
-    let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
+    let ttl = presign_ttl(&state);
     let presigner = &state.api.store.presigner;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in numbers {
@@ -406,8 +461,7 @@ async fn part_urls(
             presigner.presign_upload_part(&asset.object_key, &upload_id, n as u16, ttl).map_err(AppError::Internal)?;
         parts.push(json!({ "partNumber": n, "url": url.as_str() }));
     }
-    let expires_at = crate::db::now_ms() + ttl.as_millis() as i64;
-    Ok(Json(json!({ "parts": parts, "expiresAt": expires_at })))
+    Ok(Json(json!({ "parts": parts, "expiresAt": expires_at(crate::db::now_ms(), ttl) })))
 }
 
 /// The asset's bytes, for clients without the worker: a redirect to a
@@ -418,7 +472,35 @@ async fn content(State(state): State<AppState>, user: User, Path(id): Path<Strin
     if asset.status != "uploaded" {
         return Err(AppError::conflict("not_uploaded", "This asset has not been uploaded yet."));
     }
-    let ttl = Duration::from_secs(state.api.settings.presign_ttl_secs);
-    let url = state.api.store.presigner.presign_get(&asset.object_key, ttl).map_err(AppError::Internal)?;
+    let url =
+        state.api.store.presigner.presign_get(&asset.object_key, presign_ttl(&state)).map_err(AppError::Internal)?;
     Ok(axum::response::Redirect::to(url.as_str()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes the answers had when they were built with `json!`: sorted keys.
+    #[test]
+    fn presign_answers_keep_their_wire_form() {
+        let url: reqwest::Url = "http://127.0.0.1:9000/uploads/k?X-Amz-Signature=s".parse().unwrap();
+        let ttl = Duration::from_secs(3600);
+        let put = PutUrl::new("a1".into(), &url, "image/png".into(), 1_000, ttl);
+        let expected = r#"{"assetId":"a1","expiresAt":3601000,"headers":{"Content-Type":"image/png"},"issuedAt":1000,"method":"PUT","url":"http://127.0.0.1:9000/uploads/k?X-Amz-Signature=s"}"#;
+        assert_eq!(serde_json::to_string(&put).unwrap(), expected);
+        // A write's answer goes through `Value` (and the Idempotency-Key
+        // table) and must come out the same.
+        assert_eq!(serde_json::to_value(&put).unwrap().to_string(), expected);
+
+        let multipart =
+            MultipartUpload { asset_id: "a1".into(), expires_at: 2, issued_at: 1, part_count: 3, part_size: 8 };
+        let expected = r#"{"assetId":"a1","expiresAt":2,"issuedAt":1,"partCount":3,"partSize":8}"#;
+        assert_eq!(serde_json::to_string(&multipart).unwrap(), expected);
+        assert_eq!(serde_json::to_value(&multipart).unwrap().to_string(), expected);
+
+        let get = GetUrl { expires_at: 2, method: "GET", url: url.as_str().into() };
+        let expected = r#"{"expiresAt":2,"method":"GET","url":"http://127.0.0.1:9000/uploads/k?X-Amz-Signature=s"}"#;
+        assert_eq!(serde_json::to_string(&get).unwrap(), expected);
+    }
 }

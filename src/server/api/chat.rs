@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{check_text, client_or_new_id, insert_named};
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
-use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::write::{self, Tx, Write};
 use crate::server::{AppError, AppState};
 
 /// Most messages one batch may carry.
@@ -68,20 +68,12 @@ struct NewSession {
     title: String,
 }
 
-async fn create_session(
-    State(state): State<AppState>,
-    user: User,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody<NewSession>,
-) -> Result<Response, AppError> {
-    let NewSession { id, title } = body.value;
+async fn create_session(State(state): State<AppState>, req: Write<JsonBody<NewSession>>) -> Result<Response, AppError> {
+    let NewSession { id, title } = req.body.value;
     check_text("title", &title, 1, 200)?;
     let id = client_or_new_id(id)?;
-    let uid = user.id.clone();
-    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
-    write::run(&state, req, move |mut tx: Tx, now| async move {
+    let uid = req.user.id;
+    write::run(&state, req.request, move |mut tx: Tx, now| async move {
         insert_named(&mut tx, ("chat_sessions", "title", "session"), &id, &uid, &title, now).await?;
         let session = Session { id, title, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(session).unwrap()))
@@ -161,19 +153,11 @@ fn validate(batch: &Batch) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn batch(
-    State(state): State<AppState>,
-    user: User,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody<Batch>,
-) -> Result<Response, AppError> {
-    validate(&body.value)?;
-    let batch = body.value;
-    let uid = user.id.clone();
-    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
-    write::run(&state, req, move |mut tx: Tx, now| async move {
+async fn batch(State(state): State<AppState>, req: Write<JsonBody<Batch>>) -> Result<Response, AppError> {
+    validate(&req.body.value)?;
+    let batch = req.body.value;
+    let uid = req.user.id;
+    write::run(&state, req.request, move |mut tx: Tx, now| async move {
         // Touch (and so lock) each session first, in a fixed order, and let
         // the same statement check ownership: inserting messages first
         // would take shared locks through the foreign key, and two batches

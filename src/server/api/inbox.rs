@@ -4,8 +4,8 @@
 //! Blob upload reached the origin exactly as the page sent it.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::server::extract::{new_id, parse_id, User};
-use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::write::{self, Tx, Write};
 use crate::server::{AppError, AppState};
 
 /// The largest body the inbox takes.
@@ -35,35 +35,25 @@ struct Item {
     created_at: i64,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-async fn create(
-    State(state): State<AppState>,
-    user: User,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    if body.is_empty() {
+async fn create(State(state): State<AppState>, req: Write<Bytes>) -> Result<Response, AppError> {
+    if req.body.is_empty() {
         return Err(AppError::bad_request("empty_body", "the inbox takes a non-empty body"));
     }
-    let content_type = headers
+    let content_type = req
+        .request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_string();
-    let uid = user.id.clone();
-    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body };
-    let stored = body.to_vec();
-    write::run(&state, req, move |mut tx: Tx, now| async move {
+    let uid = req.user.id;
+    let stored = req.body.to_vec();
+    write::run(&state, req.request, move |mut tx: Tx, now| async move {
         let item = Item {
             id: new_id(),
             content_type,
             size: stored.len() as i64,
-            sha256: hex(&Sha256::digest(&stored)),
+            sha256: crate::hex::encode(&Sha256::digest(&stored)),
             created_at: now,
         };
         sqlx::query(

@@ -1,7 +1,7 @@
 //! Project metadata.
 
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{check_text, client_or_new_id, insert_named};
 use crate::server::extract::{JsonBody, User};
-use crate::server::write::{self, Tx, WriteRequest};
+use crate::server::write::{self, Tx, Write};
 use crate::server::{AppError, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -45,20 +45,12 @@ struct NewProject {
     name: String,
 }
 
-async fn create(
-    State(state): State<AppState>,
-    user: User,
-    method: Method,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: JsonBody<NewProject>,
-) -> Result<Response, AppError> {
-    let NewProject { id, name } = body.value;
+async fn create(State(state): State<AppState>, req: Write<JsonBody<NewProject>>) -> Result<Response, AppError> {
+    let NewProject { id, name } = req.body.value;
     check_text("name", &name, 1, 200)?;
     let id = client_or_new_id(id)?;
-    let uid = user.id.clone();
-    let req = WriteRequest { user_id: &user.id, method: &method, uri: &uri, headers: &headers, body: &body.raw };
-    write::run(&state, req, move |mut tx: Tx, now| async move {
+    let uid = req.user.id;
+    write::run(&state, req.request, move |mut tx: Tx, now| async move {
         insert_named(&mut tx, ("projects", "name", "project"), &id, &uid, &name, now).await?;
         let project = Project { id, name, created_at: now, updated_at: now };
         Ok((tx, StatusCode::CREATED, serde_json::to_value(project).unwrap()))
