@@ -387,3 +387,45 @@ async fn unreadable_upload_and_blob_records_are_dead_letters_discarded_with_thei
     assert_eq!(after["deadLetters"], serde_json::json!([]), "{after}");
     s.chromium.close().await;
 }
+
+/// A 20 MiB file kept on the device (an upload made offline) answers byte
+/// ranges as a `<video>` seeking asks for them: `206` with exactly those
+/// bytes, `416` past the end, `Accept-Ranges` on the whole answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_kept_on_the_device_answers_byte_ranges_offline() {
+    let mut s = Scene::new("{}").await;
+    s.origin.stop();
+    let size = 20 * MIB;
+    let id = s.tab.eval(&format!("startUpload(3, {size})")).await.as_str().unwrap().to_string();
+    let get = |range: &str| {
+        format!(
+            "fetch('/api/assets/{id}/content', {{ headers: {range} }}).then(async (r) => ({{ status: r.status, \
+             range: r.headers.get('content-range'), accept: r.headers.get('accept-ranges'), \
+             length: r.headers.get('content-length'), source: r.headers.get('outpost-source'), \
+             bytes: r.status === 206 ? Array.from(new Uint8Array(await r.arrayBuffer())) : (await r.arrayBuffer()).byteLength }}))"
+        )
+    };
+    let seek = s.tab.eval(&get("{ Range: 'bytes=10000000-10000099' }")).await;
+    assert_eq!(seek["status"], 206, "{seek}");
+    assert_eq!(seek["range"], format!("bytes 10000000-10000099/{size}"));
+    assert_eq!((seek["length"].as_str(), seek["source"].as_str()), (Some("100"), Some("worker")));
+    let want: Vec<u8> = file_of(3, size)[10_000_000..10_000_100].to_vec();
+    assert_eq!(serde_json::from_value::<Vec<u8>>(seek["bytes"].clone()).unwrap(), want, "exactly those bytes");
+    let tail = s.tab.eval(&get("{ Range: 'bytes=-10' }")).await;
+    assert_eq!(
+        (tail["status"].as_u64(), tail["range"].as_str()),
+        (Some(206), Some(&*format!("bytes {}-{}/{size}", size - 10, size - 1)))
+    );
+    let past = s.tab.eval(&get(&format!("{{ Range: 'bytes={size}-' }}"))).await;
+    assert_eq!(
+        (past["status"].as_u64(), past["range"].as_str()),
+        (Some(416), Some(&*format!("bytes */{size}"))),
+        "{past}"
+    );
+    let whole = s.tab.eval(&get("{}")).await;
+    assert_eq!(
+        (whole["status"].as_u64(), whole["accept"].as_str(), whole["bytes"].as_u64()),
+        (Some(200), Some("bytes"), Some(size as u64))
+    );
+    s.chromium.close().await;
+}

@@ -7,6 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Blob, Request, RequestInit, Response};
 
 use super::{api_error, await_js, Uploads};
+use crate::core::content::{self, Ranged};
 use crate::core::reads;
 use crate::core::upload::{self, api, BlobMeta};
 use crate::web::db;
@@ -18,6 +19,8 @@ impl Uploads {
     /// else the store's copy through a presigned GET, kept if it fits.
     pub async fn content(self: &Rc<Self>, request: Request) -> Result<Response> {
         let url = request.url();
+        // A `<video>` asks for ranges to seek; served by slicing the Blob.
+        let range = request.headers().get("range")?;
         let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
         let id = path.trim_end_matches("/content").rsplit('/').next().unwrap_or_default().to_string();
         let user = self.identity.current();
@@ -28,7 +31,7 @@ impl Uploads {
             if let Some(blob) = self.blob(key).await? {
                 let touched = BlobMeta { last_used: global::now_ms(), ..meta.clone() };
                 db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&touched)).await?;
-                return blob_response(&blob, &meta.content_type, "local");
+                return blob_response(&blob, &meta.content_type, "local", range.as_deref());
             }
         }
         // Not on the device: a temp id may have its server id by now.
@@ -89,15 +92,23 @@ impl Uploads {
         };
         // A copy that does not fit is simply not kept.
         let _ = self.keep(&server_id, &blob, &meta, None).await;
-        blob_response(&blob, &content_type, "network")
+        blob_response(&blob, &content_type, "network", range.as_deref())
     }
 }
 
-fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Response> {
+/// A kept file as an answer: whole, or the part `range` asks for (a slice of
+/// the Blob, a view that copies nothing into wasm or JS memory).
+fn blob_response(blob: &Blob, content_type: &str, source: &str, range: Option<&str>) -> Result<Response> {
+    let size = blob.size() as u64;
+    let ranged = content::range(range, size);
     let headers = web_sys::Headers::new()?;
     headers.set("Content-Type", content_type)?;
+    headers.set("Accept-Ranges", "bytes")?;
+    if let Some(value) = content::content_range(ranged, size) {
+        headers.set("Content-Range", &value)?;
+    }
     // A kept file is data, never a page of the app (see `core::content`).
-    for (name, value) in crate::core::content::headers(content_type) {
+    for (name, value) in content::headers(content_type) {
         headers.set(name, value)?;
     }
     headers.set("Outpost-Source", if source == "local" { "worker" } else { "store" })?;
@@ -105,7 +116,21 @@ fn blob_response(blob: &Blob, content_type: &str, source: &str) -> Result<Respon
         headers.set("Outpost-Cache", "local")?;
     }
     let init = web_sys::ResponseInit::new();
-    init.set_status(200);
     init.set_headers(&headers);
-    Ok(Response::new_with_opt_blob_and_init(Some(blob), &init)?)
+    match ranged {
+        Ranged::Whole => {
+            init.set_status(200);
+            Ok(Response::new_with_opt_blob_and_init(Some(blob), &init)?)
+        }
+        Ranged::Part { start, end } => {
+            init.set_status(206);
+            headers.set("Content-Length", &(end - start).to_string())?;
+            let part = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
+            Ok(Response::new_with_opt_blob_and_init(Some(&part), &init)?)
+        }
+        Ranged::Unsatisfiable => {
+            init.set_status(416);
+            Ok(Response::new_with_opt_str_and_init(None, &init)?)
+        }
+    }
 }
