@@ -27,6 +27,9 @@ struct Faults {
     no_store: AtomicBool,
     /// Batches the origin received (whatever it answered).
     batches: AtomicUsize,
+    /// `GET /api/sync/init` requests the origin received, and their delay.
+    inits: AtomicUsize,
+    slow_init_ms: AtomicU64,
 }
 
 fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
@@ -40,6 +43,13 @@ fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
             let projects = req.method() == Method::GET && req.uri().path() == "/api/projects";
             if req.uri().path() == "/api/chat/messages/batch" {
                 f.batches.fetch_add(1, Ordering::SeqCst);
+            }
+            if req.uri().path() == "/api/sync/init" {
+                f.inits.fetch_add(1, Ordering::SeqCst);
+                let delay = f.slow_init_ms.load(Ordering::SeqCst);
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
             }
             let delay = f.slow_projects_ms.load(Ordering::SeqCst);
             if projects && delay > 0 {
@@ -281,4 +291,37 @@ async fn one_users_data_and_writes_never_reach_the_next_user() {
     let status = s.tab.eval("outpost.status()").await;
     assert_eq!((status["pending"].as_u64(), status["parked"].as_u64()), (Some(0), Some(0)), "{status}");
     s.chromium.close().await;
+}
+
+/// A thundering herd at login: 20 identical `GET /api/sync/init` at once
+/// from 3 tabs cost the origin one request, and every caller gets the whole
+/// answer. A read made after that one settled goes to the origin again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_reads_in_flight_at_once_are_one_request() {
+    let s = Scene::new("{}").await;
+    s.login("alice").await;
+    s.project("herd").await;
+    let tabs = [s.chromium.open(&s.origin.url(PAGE)).await, s.chromium.open(&s.origin.url(PAGE)).await];
+    for tab in &tabs {
+        wait_until("the worker to control the tab", PATIENCE, || async {
+            (tab.try_eval("!!navigator.serviceWorker.controller").await.ok()? == true).then_some(())
+        })
+        .await;
+    }
+    s.faults.slow_init_ms.store(1_500, Ordering::SeqCst);
+    let before = s.faults.inits.load(Ordering::SeqCst);
+    // Each tab starts its reads at once; the origin holds the first 1.5 s.
+    let herd = "Promise.all(Array.from({ length: N }, () => fetch('/api/sync/init').then(async (r) => \
+                ({ status: r.status, projects: (await r.json()).projects.length }))))";
+    let (seven, six) = (herd.replace('N', "7"), herd.replace('N', "6"));
+    let (a, b, c) = tokio::join!(s.tab.eval(&seven), tabs[0].eval(&seven), tabs[1].eval(&six));
+    let answers: Vec<Value> = [a, b, c].into_iter().flat_map(|v| v.as_array().unwrap().clone()).collect();
+    assert_eq!(answers.len(), 20);
+    for answer in &answers {
+        assert_eq!(answer, &json!({ "status": 200, "projects": 1 }), "every caller gets the whole answer");
+    }
+    assert_eq!(s.faults.inits.load(Ordering::SeqCst) - before, 1, "one request at the origin");
+    s.faults.slow_init_ms.store(0, Ordering::SeqCst);
+    assert_eq!(s.get("/api/sync/init").await["status"], 200);
+    assert_eq!(s.faults.inits.load(Ordering::SeqCst) - before, 2, "a later read is a request of its own");
 }

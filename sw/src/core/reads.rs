@@ -30,6 +30,27 @@ pub fn cache_key(partition: Partition<'_>, url: &str) -> String {
     format!("{}{url}", partition_prefix(partition))
 }
 
+/// Request headers that never change what the origin answers: left out of
+/// `share_key`, so reads that differ only in them are sent once.
+const UNVARYING: &[&str] = &["referer", "user-agent", "priority", "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform"];
+
+/// The key under which identical reads in flight at the same time share one
+/// request: the URL, the request's credentials mode, the identity generation
+/// it started under (so nothing is shared across a login or logout), and
+/// every header that may change the answer (sorted, names lowercase).
+pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers: &[(String, String)]) -> String {
+    let url = url.split('#').next().unwrap_or(url);
+    let mut relevant: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .filter(|(k, _)| !UNVARYING.contains(&k.as_str()))
+        .map(|(k, v)| format!("{}:{k}={}:{v}", k.len(), v.len()))
+        .collect();
+    relevant.sort();
+    let generation = generation.map_or("-".to_string(), |g| g.to_string());
+    format!("{credentials}|{generation}|{}|{url}", relevant.join("|"))
+}
+
 /// The prefix shared by every key of a partition.
 pub fn partition_prefix(partition: Partition<'_>) -> String {
     match partition {
@@ -124,6 +145,24 @@ pub fn plan_eviction(index: &[(String, ReadMeta)], max_entries: u32, max_bytes: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_share_a_request_only_when_nothing_that_shapes_the_answer_differs() {
+        let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let url = "http://h/api/sync/init";
+        let a = share_key(url, "same-origin", Some(1), &h(&[("Accept", "*/*"), ("Referer", "http://h/a")]));
+        let b = share_key(url, "same-origin", Some(1), &h(&[("referer", "http://h/b"), ("accept", "*/*")]));
+        assert_eq!(a, b, "another page, the same request");
+        assert_ne!(a, share_key(url, "same-origin", Some(2), &h(&[("Accept", "*/*")])), "a login came between");
+        assert_ne!(a, share_key(url, "omit", Some(1), &h(&[("Accept", "*/*")])), "without cookies");
+        assert_ne!(a, share_key(url, "same-origin", Some(1), &h(&[("Accept", "*/*"), ("Range", "bytes=0-9")])));
+        assert_ne!(a, share_key("http://h/api/sync/init?x", "same-origin", Some(1), &h(&[("Accept", "*/*")])));
+        // No header can pass for others: names and values are length-prefixed.
+        assert_ne!(
+            share_key(url, "x", None, &h(&[("a", "b|1:c=d")])),
+            share_key(url, "x", None, &h(&[("a", "b"), ("c", "d")]))
+        );
+    }
 
     #[test]
     fn keys_keep_users_apart() {

@@ -82,6 +82,71 @@ where
     Ok(JsFuture::from(held).await?)
 }
 
+type Settle = wasm_bindgen::closure::Closure<dyn FnMut(JsValue) -> std::result::Result<JsValue, JsValue>>;
+
+/// `promise.then(ok, failed)` with Rust closures. Exactly one of them runs;
+/// both are dropped after it (a closure never called would otherwise be
+/// leaked, one per read).
+fn then2(
+    promise: &Promise,
+    ok: impl FnOnce(JsValue) -> std::result::Result<JsValue, JsValue> + 'static,
+    failed: impl FnOnce(JsValue) -> std::result::Result<JsValue, JsValue> + 'static,
+) -> Promise {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    let held: Rc<RefCell<Option<(Settle, Settle)>>> = Rc::default();
+    let side = |f: Box<dyn FnOnce(JsValue) -> std::result::Result<JsValue, JsValue>>| {
+        let f = Cell::new(Some(f));
+        let held = Rc::clone(&held);
+        Settle::new(move |v: JsValue| {
+            // Dropped once this call has returned, never while it runs.
+            let both = held.borrow_mut().take();
+            wasm_bindgen_futures::spawn_local(async move { drop(both) });
+            match f.take() {
+                Some(f) => f(v),
+                None => Ok(v),
+            }
+        })
+    };
+    let (ok, failed) = (side(Box::new(ok)), side(Box::new(failed)));
+    let next = Reflect::get(promise, &"then".into())
+        .and_then(|then| then.dyn_into::<Function>())
+        .and_then(|then| then.call2(promise, ok.as_ref(), failed.as_ref()))
+        .and_then(|p| p.dyn_into::<Promise>());
+    *held.borrow_mut() = Some((ok, failed));
+    next.unwrap_or_else(|_| promise.clone())
+}
+
+/// Runs `f` once `promise` settles, fulfilled or rejected.
+pub fn on_settled(promise: &Promise, f: impl FnOnce() + 'static) {
+    let f = std::rc::Rc::new(std::cell::Cell::new(Some(f)));
+    let g = std::rc::Rc::clone(&f);
+    let run = move |f: &std::cell::Cell<Option<_>>| {
+        if let Some(f) = f.take() {
+            let f: Box<dyn FnOnce()> = Box::new(f);
+            f()
+        }
+    };
+    let _ = then2(
+        promise,
+        move |v| {
+            run(&f);
+            Ok(v)
+        },
+        move |e| {
+            run(&g);
+            Ok(e)
+        },
+    );
+}
+
+/// A promise of a clone of the `Response` `promise` resolves to (a
+/// rejection passes through): several readers of one answer, each with its
+/// own body.
+pub fn cloned_response(promise: &Promise) -> Promise {
+    then2(promise, |r| Ok(r.dyn_into::<Response>()?.clone()?.into()), Err)
+}
+
 /// How a fetch with a deadline ended.
 pub enum Fetched {
     Answer(Response),

@@ -45,6 +45,9 @@ struct Inner {
     parts: RefCell<Option<Parts>>,
     /// Resolves once `parts` is set (or rejects with why it could not be).
     opening: RefCell<Option<Promise>>,
+    /// Reads in flight, by `core::reads::share_key`: an identical read made
+    /// meanwhile (another tab, another component) waits for the same one.
+    inflight: Rc<RefCell<std::collections::HashMap<String, Promise>>>,
 }
 
 /// What `start()` opens.
@@ -68,6 +71,31 @@ impl Inner {
             protocol::Storage { usage: estimate.map(|(u, _)| u), quota: estimate.map(|(_, q)| q), budget, blobs };
         status.worker_started_at = self.started_at;
         Ok(status)
+    }
+
+    /// The network request of a read, shared with identical reads in flight
+    /// (`core::reads::share_key`). The first read's fetch is never consumed:
+    /// every caller, the first included, gets its own clone of the answer.
+    fn shared_fetch(&self, request: &Request) -> Result<Promise> {
+        let headers = request::headers_of(request)?;
+        let generation = self.parts.borrow().as_ref().map(|p| p.identity.generation());
+        let credentials = format!("{:?}", request.credentials());
+        let key = crate::core::reads::share_key(&request.url(), &credentials, generation, &headers);
+        let existing = self.inflight.borrow().get(&key).cloned();
+        let shared = match existing {
+            Some(p) => p,
+            None => {
+                let p = global::scope().fetch_with_request(request);
+                self.inflight.borrow_mut().insert(key.clone(), p.clone());
+                // Settled: later reads make their own request.
+                let inflight = Rc::clone(&self.inflight);
+                global::on_settled(&p, move || {
+                    inflight.borrow_mut().remove(&key);
+                });
+                p
+            }
+        };
+        Ok(global::cloned_response(&shared))
     }
 
     /// The opened parts, waiting for IndexedDB to open if it has not yet.
@@ -238,6 +266,7 @@ impl Outpost {
             version,
             started_at: global::now_ms(),
             parts: RefCell::new(None),
+            inflight: Rc::default(),
             opening: RefCell::new(None),
         };
         Ok(Outpost { inner: Rc::new(inner) })
@@ -379,7 +408,7 @@ impl Outpost {
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.
-                    let started = global::scope().fetch_with_request(&request);
+                    let started = inner.shared_fetch(&request)?;
                     match inner.parts().await {
                         Ok(parts) if cold_read && parts.identity.logout_pending() => {
                             let me = Rc::clone(&inner);

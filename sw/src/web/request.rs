@@ -17,6 +17,18 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
         let buffer = JsFuture::from(request.clone()?.array_buffer()?).await?;
         Uint8Array::new(&buffer).to_vec()
     };
+    let headers = headers_of(request)?;
+    let credentials = match request.credentials() {
+        RequestCredentials::Omit => Credentials::Omit,
+        RequestCredentials::Include => Credentials::Include,
+        _ => Credentials::SameOrigin,
+    };
+    Ok(StoredRequest { method, url: request.url(), headers, body, credentials })
+}
+
+/// A request's headers, as the page set them (names as the browser gives
+/// them, lowercase).
+pub fn headers_of(request: &Request) -> Result<Vec<(String, String)>> {
     let mut headers = Vec::new();
     if let Some(iter) = js_sys::try_iter(&request.headers())? {
         for pair in iter {
@@ -24,12 +36,7 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
             headers.push((pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default()));
         }
     }
-    let credentials = match request.credentials() {
-        RequestCredentials::Omit => Credentials::Omit,
-        RequestCredentials::Include => Credentials::Include,
-        _ => Credentials::SameOrigin,
-    };
-    Ok(StoredRequest { method, url: request.url(), headers, body, credentials })
+    Ok(headers)
 }
 
 /// How a built request is sent.
