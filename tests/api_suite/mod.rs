@@ -13,6 +13,7 @@ macro_rules! api_cases {
             every_route_needs_a_valid_cookie,
             sessions_and_messages,
             batch_is_all_or_nothing,
+            a_temp_id_is_stored_once_whatever_the_batch,
             users_see_only_their_own_data,
             sync_init_is_metadata_first,
             bad_input_is_a_clear_4xx,
@@ -253,6 +254,30 @@ pub async fn batch_is_all_or_nothing(state: AppState) {
         assert!(alice.messages(&s).await.is_empty(), "a refused batch stored rows: {batch}");
     }
     assert!(bob.messages(&bobs).await.is_empty());
+}
+
+/// A tempId names one message of its user: a batch that repeats tempIds
+/// already stored (a merged replay, a resend after a lost answer, under
+/// another Idempotency-Key) maps them to the stored messages and stores only
+/// the new ones. Another user's tempIds are theirs.
+pub async fn a_temp_id_is_stored_once_whatever_the_batch(state: AppState) {
+    let alice = Client::login(&state, "alice").await;
+    let bob = Client::login(&state, "bob").await;
+    let s = alice.new_session("s").await;
+    let first =
+        alice.post_keyed("/api/chat/messages/batch", json!({ "messages": [message("m1", &s, "one", 1)] }), "k-1").await;
+    assert_eq!(first.status, StatusCode::OK);
+    let merged = json!({ "messages": [message("m1", &s, "one", 1), message("m2", &s, "two", 2), message("m3", &s, "three", 3)] });
+    let again = alice.post_keyed("/api/chat/messages/batch", merged, "k-merged").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let ids: Vec<&str> = again.body["mappings"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids[0], first.body["mappings"][0]["id"].as_str().unwrap(), "m1 keeps its id");
+    assert_eq!(ids.len(), 3);
+    assert_eq!(alice.messages(&s).await.len(), 3, "m1 stored once");
+    let b = bob.new_session("b").await;
+    let bobs = bob.post("/api/chat/messages/batch", json!({ "messages": [message("m1", &b, "bob's", 1)] })).await;
+    assert_eq!(bobs.status, StatusCode::OK);
+    assert_ne!(bobs.body["mappings"][0]["id"], first.body["mappings"][0]["id"], "bob's m1 is his own");
 }
 
 pub async fn users_see_only_their_own_data(state: AppState) {

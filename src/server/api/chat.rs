@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{check_text, client_or_new_id, insert_named};
 use crate::server::extract::{new_id, parse_id, JsonBody, User};
@@ -174,25 +174,45 @@ async fn batch(State(state): State<AppState>, req: Write<JsonBody<Batch>>) -> Re
                 return Err(AppError::NotFound);
             }
         }
-        // One multi-row INSERT: a round trip per batch, not per message.
-        let mut sql =
-            String::from("INSERT INTO chat_messages (id, session_id, user_id, role, content, created_at) VALUES ");
+        // One multi-row INSERT: a round trip per batch, not per message. A
+        // tempId this user already stored is skipped (the unique index), so
+        // a message sent again in another batch, under another
+        // Idempotency-Key, is stored once.
+        let mut sql = String::from(
+            "INSERT INTO chat_messages (id, session_id, user_id, role, content, created_at, temp_id) VALUES ",
+        );
         for i in 0..batch.messages.len() {
-            let p = i * 6;
+            let p = i * 7;
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${},${},${},${},${},${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6));
+            let row: Vec<String> = (1..=7).map(|k| format!("${}", p + k)).collect();
+            sql.push_str(&format!("({})", row.join(",")));
         }
+        sql.push_str(" ON CONFLICT (user_id, temp_id) DO NOTHING");
         let mut query = sqlx::query(&sql);
-        let mut mappings = Vec::with_capacity(batch.messages.len());
         for m in &batch.messages {
-            let id = new_id();
-            query =
-                query.bind(id.clone()).bind(&m.session_id).bind(&uid).bind(&m.role).bind(&m.content).bind(m.created_at);
-            mappings.push(json!({ "tempId": m.temp_id, "id": id }));
+            query = query
+                .bind(new_id())
+                .bind(&m.session_id)
+                .bind(&uid)
+                .bind(&m.role)
+                .bind(&m.content)
+                .bind(m.created_at)
+                .bind(&m.temp_id);
         }
         query.execute(&mut *tx).await?;
+        // The stored id of each tempId: the new row's, or the earlier one's.
+        let marks: Vec<String> = (0..batch.messages.len()).map(|i| format!("${}", i + 2)).collect();
+        let lookup =
+            format!("SELECT temp_id, id FROM chat_messages WHERE user_id = $1 AND temp_id IN ({})", marks.join(","));
+        let mut query = sqlx::query_as::<_, (String, String)>(&lookup).bind(&uid);
+        for m in &batch.messages {
+            query = query.bind(&m.temp_id);
+        }
+        let ids: std::collections::HashMap<String, String> = query.fetch_all(&mut *tx).await?.into_iter().collect();
+        let mappings: Vec<Value> =
+            batch.messages.iter().map(|m| json!({ "tempId": m.temp_id, "id": ids[&m.temp_id] })).collect();
         Ok((tx, StatusCode::OK, json!({ "mappings": mappings })))
     })
     .await

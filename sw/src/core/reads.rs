@@ -32,7 +32,8 @@ pub fn cache_key(partition: Partition<'_>, url: &str) -> String {
 
 /// Request headers that never change what the origin answers: left out of
 /// `share_key`, so reads that differ only in them are sent once.
-const UNVARYING: &[&str] = &["referer", "user-agent", "priority", "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform"];
+const UNVARYING: &[&str] =
+    &["referer", "user-agent", "priority", "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform"];
 
 /// The key under which identical reads in flight at the same time share one
 /// request: the URL, the request's credentials mode, the identity generation
