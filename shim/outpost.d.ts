@@ -27,6 +27,11 @@ export interface OutpostConfig {
   multipartThresholdBytes?: number;
   blobBudgetBytes?: number;
   keepUploadedBlobs?: boolean;
+  /** Write routes whose JSON body is one array of items (`{messages: [...]}`): queued writes to one are merged on replay. */
+  batches?: { path: string; items: string }[];
+  batchDelayMs?: number;
+  /** Most items in one batch request. */
+  batchMaxItems?: number;
 }
 
 export interface RegisterOptions {

@@ -425,3 +425,49 @@ async fn writes_sent_together_keep_their_order_when_the_first_fails() {
     let mut scene = scene;
     scene.chromium.close().await;
 }
+
+/// Batch requests the counting origin received (one test uses it).
+static BATCH_REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counting_batches(state: AppState) -> axum::Router {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    outpost::app(state).layer(axum::middleware::from_fn(|req: Request, next: Next| async move {
+        if req.uri().path() == "/api/chat/messages/batch" {
+            BATCH_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        next.run(req).await
+    }))
+}
+
+/// 300 messages queued offline, one write each, go back merged into
+/// batches of at most `batchMaxItems` (15): stored once each, in order, in
+/// at most 25 requests, though the worker is killed twice mid-replay (a
+/// merged batch sent again after a kill stores nothing twice: the origin
+/// keeps each tempId once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_messages_are_replayed_in_merged_batches_once_each_in_order() {
+    use std::sync::atomic::Ordering;
+    let mut scene = Scene::serving("{}", counting_batches).await;
+    let n = 300;
+    scene.queue_offline(n).await;
+    scene.stage.origin.restart_app(counting_batches(scene.stage.state.clone()));
+    let before = BATCH_REQUESTS.load(Ordering::SeqCst);
+    for kill in 0..2 {
+        scene.sync().await;
+        // Let some batches through, then stop the worker mid-replay.
+        let reached = 60 * (kill + 1);
+        wait_until("batches to arrive before the kill", PATIENCE, || async {
+            (scene.stored().await.len() >= reached).then_some(())
+        })
+        .await;
+        scene.tab.stop_all_workers().await;
+    }
+    scene.sync().await;
+    scene.wait_for(n, "every message to arrive").await;
+    assert_eq!(scene.stored().await, want(n), "0 lost, 0 duplicated, in order");
+    let requests = BATCH_REQUESTS.load(Ordering::SeqCst) - before;
+    println!("outbox: {n} queued messages replayed in {requests} batch requests");
+    assert!(requests <= 25, "{requests} requests for {n} messages");
+    scene.chromium.close().await;
+}

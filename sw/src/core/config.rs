@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::batch::BatchRoute;
 use super::pattern::Pattern;
 
 /// Everything the worker can be told without rebuilding the wasm.
@@ -69,6 +70,13 @@ pub struct Config {
     /// Keep a file on the device after its upload (as an evictable copy for
     /// display) instead of deleting it at once.
     pub keep_uploaded_blobs: bool,
+    /// Write routes whose bodies are lists of items (`core::batch`): queued
+    /// writes to one are merged on replay.
+    pub batches: Vec<BatchRoute>,
+    /// How long a page's write to a batch route waits for others to join it.
+    pub batch_delay_ms: u32,
+    /// Most items in one batch request.
+    pub batch_max_items: u32,
 }
 
 /// The origin's auth routes, from whose answers the worker learns the
@@ -125,6 +133,9 @@ impl Default for Config {
             multipart_threshold_bytes: 16 * 1024 * 1024,
             blob_budget_bytes: 512 * 1024 * 1024,
             keep_uploaded_blobs: false,
+            batches: vec![BatchRoute::messages()],
+            batch_delay_ms: 2_000,
+            batch_max_items: 15,
         }
     }
 }
@@ -180,6 +191,9 @@ impl Config {
         }
         if !(self.parts_path.contains("{id}") && self.complete_path.contains("{id}")) {
             return Err(ConfigError::Invalid("partsPath and completePath must hold {id}, where the asset id goes"));
+        }
+        if self.batch_max_items == 0 {
+            return Err(ConfigError::Invalid("batchMaxItems must be above 0"));
         }
         if self.read_cache_max_entries == 0 || self.read_cache_max_bytes == 0 {
             return Err(ConfigError::Invalid("readCacheMaxEntries and readCacheMaxBytes must be above 0"));

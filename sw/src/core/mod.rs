@@ -2,6 +2,7 @@
 //! arguments so every decision can be replayed in a host test.
 
 pub mod backoff;
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod content;

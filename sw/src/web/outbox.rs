@@ -20,10 +20,11 @@ use super::identity::Identity;
 use super::runner::Runner;
 use super::{db, global, request, response};
 use crate::core::backoff::parse_retry_after;
+use crate::core::batch;
 use crate::core::clock::{self, Heard};
 use crate::core::config::Config;
 use crate::core::identity::{self, Source};
-use crate::core::outcome::queue_on_first_attempt;
+use crate::core::outcome::{classify, queue_on_first_attempt, Outcome};
 use crate::core::protocol::{self, Event};
 use crate::core::queue::{self, Attempt, Step, Trigger};
 use crate::core::record::{self, DeadReason, Entry, RecordError, State};
@@ -453,9 +454,23 @@ impl Outbox {
                 // Its queue waits with it; the upload's presign starts a new pass.
                 break;
             }
-            match self.attempt(&mut entries[i], &mut ids, done).await? {
+            // Queued batch writes right behind it go with it (`core::batch`).
+            let mut run = batch::merge_run(&self.config, &entries, i, |e| {
+                ids.waits_for(&e.request.url, &e.request.body, &waiting)
+            });
+            let mut sent = self.attempt(&mut entries, &run, &mut ids, done).await?;
+            if sent == Sent::Split {
+                // The merged request was refused: each goes alone, so only
+                // a write the origin refuses is a dead letter.
+                run.truncate(1);
+                sent = self.attempt(&mut entries, &run, &mut ids, done).await?;
+            }
+            match sent {
+                Sent::Split => unreachable!("a single write is never split"),
                 Sent::Delivered => {
-                    entries.remove(i);
+                    for &k in run.iter().rev() {
+                        entries.remove(k);
+                    }
                     if done.ids.len() >= COMMIT_EVERY {
                         self.commit(done).await?;
                     }
@@ -508,8 +523,36 @@ impl Outbox {
             .collect())
     }
 
-    /// Sends one entry.
-    async fn attempt(&self, entry: &mut Entry, ids: &mut IdMap, done: &mut Delivered) -> Result<Sent> {
+    /// Sends the entries of `run` (indexes into `entries`, the due head
+    /// first): one entry as it was queued, or several batch writes merged
+    /// into one request under a fresh Idempotency-Key (the origin stores
+    /// each item once whatever request carries it, see `core::batch`). The
+    /// answer is the head's; followers are delivered with it, or stay as
+    /// they were (never attempted).
+    async fn attempt(
+        &self,
+        entries: &mut [Entry],
+        run: &[usize],
+        ids: &mut IdMap,
+        done: &mut Delivered,
+    ) -> Result<Sent> {
+        let merged = if run.len() > 1 {
+            let bodies: Vec<Vec<u8>> = run
+                .iter()
+                .map(|&k| {
+                    let e = &entries[k];
+                    ids.rewrite_json(&e.request.body).unwrap_or_else(|| e.request.body.clone())
+                })
+                .collect();
+            let path = crate::core::url::split(&entries[run[0]].request.url).map(|p| p.path).unwrap_or("");
+            let route = batch::route_of(&self.config, &entries[run[0]].request.method, path);
+            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            route.and_then(|r| batch::merged(r, &refs))
+        } else {
+            None
+        };
+        let run = if merged.is_some() { run } else { &run[..1] };
+        let entry = &mut entries[run[0]];
         if !queue::still_a_write(&self.config, &self.origin, entry) {
             queue::off_route(entry, global::now_ms());
             db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
@@ -518,14 +561,15 @@ impl Outbox {
         }
         let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
         let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
-        let body = rewritten.as_deref().unwrap_or(&entry.request.body);
+        let body = merged.as_deref().or(rewritten.as_deref()).unwrap_or(&entry.request.body);
+        let key = if merged.is_some() { global::uuid() } else { entry.idempotency_key.clone() };
         let answer = global::fetch_within(
             |signal| {
                 request::build(
                     &entry.request,
                     &url,
                     body,
-                    &entry.idempotency_key,
+                    &key,
                     request::Send { signal, replay: true, expect_user: entry.user.as_deref() },
                 )
             },
@@ -559,6 +603,10 @@ impl Outbox {
             }
             None => (None, None),
         };
+        if run.len() > 1 && classify(heard.status()) == Outcome::Refused {
+            return Ok(Sent::Split);
+        }
+        let entry = &mut entries[run[0]];
         match queue::after_attempt(
             &self.config,
             entry,
@@ -570,8 +618,13 @@ impl Outbox {
                 if let Some(body) = response_body {
                     done.learned.extend(ids.learn_from_response(&body));
                 }
-                done.ids.push(entry.id);
-                done.events.push(serde_json::to_value(event(entry)).unwrap_or_default());
+                let status = entry.last_status;
+                for &k in run {
+                    let e = &mut entries[k];
+                    e.last_status = status;
+                    done.ids.push(e.id);
+                    done.events.push(serde_json::to_value(event(e)).unwrap_or_default());
+                }
                 Ok(Sent::Delivered)
             }
             Step::Parked => {
@@ -736,8 +789,12 @@ impl Drop for Turn {
 }
 
 /// What became of one attempt.
+#[derive(Debug, PartialEq, Eq)]
 enum Sent {
+    /// Every entry of the run reached the origin.
     Delivered,
+    /// A merged request was refused: send the head alone.
+    Split,
     /// Still in the outbox: retrying, or dead-lettered.
     Kept,
     /// Its user's session is gone (401).
