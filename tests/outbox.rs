@@ -69,7 +69,7 @@ impl Scene {
     }
 
     /// With the origin's router made by `serve` (faults layered on, say).
-    async fn serving(config: &str, serve: fn(AppState) -> axum::Router) -> Scene {
+    async fn serving(config: &str, serve: impl Fn(AppState) -> axum::Router + 'static) -> Scene {
         let stage = Stage::build().page(PAGE).app(serve).open().await;
         let session = setup_with(&stage.tab, "alice", config).await;
         Scene { stage, session }
@@ -426,17 +426,21 @@ async fn writes_sent_together_keep_their_order_when_the_first_fails() {
     scene.chromium.close().await;
 }
 
-/// Batch requests the counting origin received (one test uses it).
-static BATCH_REQUESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+type Counter = std::sync::Arc<std::sync::atomic::AtomicUsize>;
 
-fn counting_batches(state: AppState) -> axum::Router {
+/// The origin, counting the batch requests it receives in `count`.
+fn counting_batches(state: AppState, count: &Counter) -> axum::Router {
     use axum::extract::Request;
     use axum::middleware::Next;
-    outpost::app(state).layer(axum::middleware::from_fn(|req: Request, next: Next| async move {
-        if req.uri().path() == "/api/chat/messages/batch" {
-            BATCH_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let count = std::sync::Arc::clone(count);
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let count = std::sync::Arc::clone(&count);
+        async move {
+            if req.uri().path() == "/api/chat/messages/batch" {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            next.run(req).await
         }
-        next.run(req).await
     }))
 }
 
@@ -448,11 +452,13 @@ fn counting_batches(state: AppState) -> axum::Router {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_messages_are_replayed_in_merged_batches_once_each_in_order() {
     use std::sync::atomic::Ordering;
-    let mut scene = Scene::serving("{}", counting_batches).await;
+    let count = Counter::default();
+    let c = Counter::clone(&count);
+    let mut scene = Scene::serving("{}", move |state| counting_batches(state, &c)).await;
     let n = 300;
     scene.queue_offline(n).await;
-    scene.stage.origin.restart_app(counting_batches(scene.stage.state.clone()));
-    let before = BATCH_REQUESTS.load(Ordering::SeqCst);
+    scene.stage.origin.restart_app(counting_batches(scene.stage.state.clone(), &count));
+    let before = count.load(Ordering::SeqCst);
     for kill in 0..2 {
         scene.sync().await;
         // Let some batches through, then stop the worker mid-replay.
@@ -466,8 +472,57 @@ async fn queued_messages_are_replayed_in_merged_batches_once_each_in_order() {
     scene.sync().await;
     scene.wait_for(n, "every message to arrive").await;
     assert_eq!(scene.stored().await, want(n), "0 lost, 0 duplicated, in order");
-    let requests = BATCH_REQUESTS.load(Ordering::SeqCst) - before;
+    let requests = count.load(Ordering::SeqCst) - before;
     println!("outbox: {n} queued messages replayed in {requests} batch requests");
     assert!(requests <= 25, "{requests} requests for {n} messages");
     scene.chromium.close().await;
+}
+
+/// 100 messages typed quickly online (one write each, 10 ms apart) reach the
+/// origin in at most 8 batch requests (held up to `batchDelayMs` or
+/// `batchMaxItems` while a burst lasts), each stored once, in order, and
+/// every page request is answered with its own mapping. An isolated write
+/// goes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_typed_quickly_online_go_in_batches_each_answered_with_its_own_mapping() {
+    use std::sync::atomic::Ordering;
+    let count = Counter::default();
+    let c = Counter::clone(&count);
+    let scene = Scene::serving("{}", move |state| counting_batches(state, &c)).await;
+    let before = count.load(Ordering::SeqCst);
+    let answers = scene
+        .tab
+        .eval(&format!(
+            "(async () => {{ const sent = []; for (let i = 0; i < 100; i++) {{ \
+               sent.push(post('/api/chat/messages/batch', {{ messages: [{{ tempId: 't' + i, sessionId: '{}', role: 'user', \
+                 content: 'message ' + String(i).padStart(3, '0'), createdAt: 1 }}] }})); \
+               await new Promise((r) => setTimeout(r, 10)); }} \
+             return Promise.all(sent); }})()",
+            scene.session
+        ))
+        .await;
+    let answers = answers.as_array().unwrap();
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a["status"], 200, "{a}");
+        let mappings = a["body"]["mappings"].as_array().unwrap();
+        assert_eq!(mappings.len(), 1, "write {i} gets only its own mapping: {a}");
+        assert_eq!(mappings[0]["tempId"], format!("t{i}"));
+    }
+    let requests = count.load(Ordering::SeqCst) - before;
+    println!("outbox: 100 messages typed 10 ms apart went in {requests} batch requests");
+    assert!(requests <= 8, "{requests} requests");
+    assert_eq!(scene.stored().await, want(100), "once each, in order");
+    // A write long after the burst is not held: it is answered before the
+    // batch delay could have passed.
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let lone = scene
+        .tab
+        .eval(&format!(
+            "(async () => {{ const t = performance.now(); const r = await post('/api/chat/messages/batch', {{ messages: \
+               [{{ tempId: 'lone', sessionId: '{}', role: 'user', content: 'message 100', createdAt: 1 }}] }}); \
+             return {{ status: r.status, held: performance.now() - t >= 2000 }}; }})()",
+            scene.session
+        ))
+        .await;
+    assert_eq!(lone, serde_json::json!({ "status": 200, "held": false }));
 }

@@ -107,6 +107,34 @@ pub fn merged(route: &BatchRoute, bodies: &[&[u8]]) -> Option<Vec<u8>> {
     Some(body(route, all))
 }
 
+/// Each write's share of the answer to a batch that merged them: every
+/// top-level array as long as the batch (the reference origin's `mappings`,
+/// in the batch's order) is cut at the writes' item `counts`; other fields
+/// are copied. An answer with no such array goes whole to every write.
+pub fn split(answer: &[u8], counts: &[usize]) -> Vec<Vec<u8>> {
+    let total: usize = counts.iter().sum();
+    let whole = || vec![answer.to_vec(); counts.len()];
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(answer) else { return whole() };
+    let cut: Vec<&String> =
+        map.iter().filter(|(_, v)| v.as_array().is_some_and(|a| a.len() == total)).map(|(k, _)| k).collect();
+    if cut.is_empty() {
+        return whole();
+    }
+    let mut start = 0;
+    counts
+        .iter()
+        .map(|&n| {
+            let mut share = map.clone();
+            for k in &cut {
+                let all = map[*k].as_array().expect("an array");
+                share.insert((*k).clone(), Value::Array(all[start..start + n].to_vec()));
+            }
+            start += n;
+            Value::Object(share).to_string().into_bytes()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +207,17 @@ mod tests {
         assert_eq!(merge_run(&c, &full, 0, |_| false), [0], "16 items would be over the limit");
         let none = Config::from_json(r#"{"batches": []}"#).unwrap();
         assert_eq!(merge_run(&none, &entries, 0, |_| false), [0], "no batch routes configured");
+    }
+
+    #[test]
+    fn each_write_gets_its_own_share_of_the_answer() {
+        let answer = br#"{"mappings":[{"tempId":"a","id":"1"},{"tempId":"b","id":"2"},{"tempId":"c","id":"3"}],"n":3}"#;
+        let shares: Vec<Value> = split(answer, &[1, 2]).iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
+        assert_eq!(shares[0], serde_json::json!({ "mappings": [{"tempId": "a", "id": "1"}], "n": 3 }));
+        assert_eq!(shares[1]["mappings"].as_array().unwrap().len(), 2);
+        assert_eq!(shares[1]["mappings"][1]["tempId"], "c");
+        assert_eq!(split(br#"{"ok":true}"#, &[1, 1]), vec![br#"{"ok":true}"#.to_vec(); 2], "nothing to cut: whole");
+        assert_eq!(split(b"not json", &[2]), vec![b"not json".to_vec()]);
     }
 
     #[test]

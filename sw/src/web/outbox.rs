@@ -63,6 +63,77 @@ pub struct Outbox {
     /// the one before it to be sent or queued, so writes keep the order the
     /// page sent them in even when the page does not wait between them.
     gate: RefCell<Option<js_sys::Promise>>,
+    /// Page writes to a batch route waiting for others to join them.
+    held: RefCell<Option<Held>>,
+    /// Counts held batches, so a timer knows whether its batch was sent.
+    held_round: Cell<u64>,
+    /// When a page write to a batch route last went out.
+    last_batch_at: Cell<Option<u64>>,
+}
+
+/// Writes held for one batch request: same user, URL and headers.
+struct Held {
+    user: Option<String>,
+    items: usize,
+    writes: Vec<HeldWrite>,
+    round: u64,
+}
+
+/// One page write in a held batch, and how its page is answered.
+struct HeldWrite {
+    stored: crate::core::record::StoredRequest,
+    key: String,
+    items: usize,
+    reply: Reply,
+}
+
+/// Answers one held page write.
+struct Reply {
+    resolve: js_sys::Function,
+    reject: js_sys::Function,
+}
+
+impl Reply {
+    fn send(self, answer: Result<Response>) {
+        let _ = match answer {
+            Ok(r) => self.resolve.call1(&JsValue::UNDEFINED, &r),
+            Err(e) => self.reject.call1(&JsValue::UNDEFINED, &JsValue::from(e)),
+        };
+    }
+}
+
+impl HeldWrite {
+    fn new(
+        stored: crate::core::record::StoredRequest,
+        key: String,
+        items: usize,
+    ) -> (HeldWrite, std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response>>>>) {
+        let (mut resolve, mut reject) = (None, None);
+        let promise = js_sys::Promise::new(&mut |ok, fail| {
+            resolve = Some(ok);
+            reject = Some(fail);
+        });
+        let reply = Reply { resolve: resolve.expect("set"), reject: reject.expect("set") };
+        let write = HeldWrite { stored, key, items, reply };
+        let reply = Box::pin(async move { Ok(JsFuture::from(promise).await?.unchecked_into::<Response>()) });
+        (write, reply)
+    }
+}
+
+/// An answer's headers to pass on with a share of its body (its length and
+/// encoding no longer apply).
+fn response_headers(r: &Response) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(&r.headers()) {
+        for pair in iter.flatten() {
+            let pair: js_sys::Array = pair.unchecked_into();
+            let name = pair.get(0).as_string().unwrap_or_default();
+            if name != "content-length" && name != "content-encoding" {
+                headers.push((name, pair.get(1).as_string().unwrap_or_default()));
+            }
+        }
+    }
+    headers
 }
 
 #[derive(Serialize)]
@@ -119,6 +190,9 @@ impl Outbox {
             stored: Cell::new(0),
             first_in_flight: Cell::new(0),
             gate: RefCell::new(None),
+            held: RefCell::new(None),
+            held_round: Cell::new(0),
+            last_batch_at: Cell::new(None),
         })
     }
 
@@ -155,8 +229,21 @@ impl Outbox {
         // even if a login or logout lands while its first attempt is out.
         let user = self.identity.current();
         let stored = request::capture(&incoming).await?;
-        let _turn = self.turn().await;
+        let turn = self.turn().await;
         let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
+        // A write to a batch route waits up to `batchDelayMs` for others to
+        // join it (`core::batch`); anything else first sends what is held.
+        let items = self.batchable(&stored);
+        if let Some(n) = items {
+            if let Some(reply) = self.join_held(&stored, &key, &user, n) {
+                if self.held_full() {
+                    self.flush_held().await;
+                }
+                drop(turn);
+                return reply.await;
+            }
+        }
+        self.flush_held().await;
         let waiting = self.first_in_flight.get() > 0
             || match self.queue_busy.get() {
                 Some(busy) => busy,
@@ -165,6 +252,177 @@ impl Outbox {
         if !queue::may_go_first(waiting) {
             return self.enqueue(stored, key, user, None).await;
         }
+        let now = global::now_ms();
+        let burst = self.last_batch_at.get().is_some_and(|t| now < t + u64::from(self.config.batch_delay_ms));
+        if let Some(n) = items.filter(|_| burst) {
+            // Writes in a burst wait for each other; an isolated one (none
+            // sent within `batchDelayMs`) goes at once, below.
+            let reply = self.hold(stored, key, user, n);
+            if self.held_full() {
+                self.flush_held().await;
+            }
+            drop(turn);
+            return reply.await;
+        }
+        if items.is_some() {
+            self.last_batch_at.set(Some(now));
+        }
+        self.first_attempt(stored, key, user).await
+    }
+
+    /// The items of a write that may be held for a batch: a POST to a batch
+    /// route with a mergeable body, naming no upload's temp id.
+    fn batchable(&self, stored: &crate::core::record::StoredRequest) -> Option<usize> {
+        if self.config.batch_delay_ms == 0 || crate::core::upload::names_temp_id(&stored.url, &stored.body) {
+            return None;
+        }
+        let path = crate::core::url::split(&stored.url).map(|p| p.path).unwrap_or("");
+        let route = batch::route_of(&self.config, &stored.method, path)?;
+        batch::items(route, &stored.body).map(|items| items.len())
+    }
+
+    /// Adds the write to the held batch if it can go with it; its answer
+    /// comes when the batch is sent.
+    fn join_held(
+        &self,
+        stored: &crate::core::record::StoredRequest,
+        key: &str,
+        user: &Option<String>,
+        items: usize,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response>>>>> {
+        let mut held = self.held.borrow_mut();
+        let h = held.as_mut()?;
+        let first = &h.writes[0].stored;
+        let alike = &h.user == user
+            && first.url == stored.url
+            && first.headers == stored.headers
+            && first.credentials == stored.credentials;
+        if !alike || h.items + items > self.config.batch_max_items as usize {
+            return None;
+        }
+        let (write, reply) = HeldWrite::new(stored.clone(), key.to_string(), items);
+        h.items += items;
+        h.writes.push(write);
+        Some(reply)
+    }
+
+    /// Opens a held batch with this write and sets its timer.
+    fn hold(
+        self: &Rc<Self>,
+        stored: crate::core::record::StoredRequest,
+        key: String,
+        user: Option<String>,
+        items: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response>>>> {
+        let (write, reply) = HeldWrite::new(stored, key, items);
+        let round = self.held_round.get() + 1;
+        self.held_round.set(round);
+        *self.held.borrow_mut() = Some(Held { user, items, writes: vec![write], round });
+        let me = Rc::clone(self);
+        // Fires once (never cleared): a batch sent earlier has another round.
+        let fire = wasm_bindgen::closure::Closure::once_into_js(move || {
+            wasm_bindgen_futures::spawn_local(async move {
+                let _turn = me.turn().await;
+                if me.held.borrow().as_ref().is_some_and(|h| h.round == round) {
+                    me.flush_held().await;
+                }
+            });
+        });
+        global::set_timeout(fire.unchecked_ref(), u64::from(self.config.batch_delay_ms));
+        reply
+    }
+
+    fn held_full(&self) -> bool {
+        self.held.borrow().as_ref().is_some_and(|h| h.items >= self.config.batch_max_items as usize)
+    }
+
+    /// Sends the held batch, if any, as one request, and answers each of its
+    /// writes: its own share of the answer; its own `202` if the batch is
+    /// queued (replay merges them again); its own first attempt if the
+    /// origin refused the merged request. Called with the turn held, so
+    /// later writes wait for it.
+    async fn flush_held(self: &Rc<Self>) {
+        let Some(held) = self.held.borrow_mut().take() else { return };
+        let Held { user, writes, .. } = held;
+        self.last_batch_at.set(Some(global::now_ms()));
+        if writes.len() == 1 {
+            let w = writes.into_iter().next().expect("one write");
+            let answer = self.first_attempt(w.stored, w.key, user).await;
+            w.reply.send(answer);
+            return;
+        }
+        let path = crate::core::url::split(&writes[0].stored.url).map(|p| p.path.to_string()).unwrap_or_default();
+        let merged = batch::route_of(&self.config, "POST", &path).and_then(|route| {
+            let bodies: Vec<&[u8]> = writes.iter().map(|w| w.stored.body.as_slice()).collect();
+            batch::merged(route, &bodies)
+        });
+        let Some(body) = merged else {
+            for w in writes {
+                let answer = self.first_attempt(w.stored, w.key, user.clone()).await;
+                w.reply.send(answer);
+            }
+            return;
+        };
+        let head = &writes[0].stored;
+        let key = global::uuid();
+        self.first_in_flight.set(self.first_in_flight.get() + 1);
+        let answer = global::fetch_within(
+            |signal| {
+                let how = request::Send { signal, replay: false, expect_user: user.as_deref() };
+                request::build(head, &head.url, &body, &key, how)
+            },
+            self.config.write_timeout_ms,
+        )
+        .await;
+        self.first_in_flight.set(self.first_in_flight.get() - 1);
+        let heard = answer.heard();
+        let status = answer.response().map(Response::status);
+        if let Some(r) = answer.response() {
+            if let Err(e) = self.identity.observe(r).await {
+                return writes.into_iter().for_each(|w| w.reply.send(Err(e.clone())));
+            }
+            if heard.is_hint() {
+                self.clock.hint(None);
+            }
+        }
+        match (answer, status) {
+            (Fetched::Answer(r), Some(200..=299)) => {
+                let headers = response_headers(&r);
+                let bytes = global::body_bytes(&r).await.unwrap_or_default();
+                let counts: Vec<usize> = writes.iter().map(|w| w.items).collect();
+                for (w, share) in writes.into_iter().zip(batch::split(&bytes, &counts)) {
+                    w.reply.send(response::build(r.status(), &headers, &share));
+                }
+                self.kick(Trigger::Scheduled);
+            }
+            (answer, status) if queue_on_first_attempt(status) => {
+                // Queued in order: the first with the attempt's answer, the
+                // others behind it, never tried.
+                let retry_after = answer.response().and_then(|r| r.headers().get("retry-after").ok().flatten());
+                let mut failed = Some((heard, retry_after));
+                for w in writes {
+                    let answer = self.enqueue(w.stored, w.key, user.clone(), failed.take()).await;
+                    w.reply.send(answer);
+                }
+            }
+            _ => {
+                // Refused as a whole (one bad item refuses the batch): each
+                // write on its own, so only a bad one is refused.
+                for w in writes {
+                    let answer = self.first_attempt(w.stored, w.key, user.clone()).await;
+                    w.reply.send(answer);
+                }
+            }
+        }
+    }
+
+    /// The first attempt of one write, as the page sent it.
+    async fn first_attempt(
+        self: &Rc<Self>,
+        stored: crate::core::record::StoredRequest,
+        key: String,
+        user: Option<String>,
+    ) -> Result<Response> {
         // A write naming an upload's temp id follows the replay rules online
         // too: it waits (queued) while that upload has no server id, and goes
         // with the server id once it has one.
