@@ -32,6 +32,10 @@ export interface OutpostConfig {
   batchDelayMs?: number;
   /** Most items in one batch request. */
   batchMaxItems?: number;
+  /** Read after a login, in order, in the background: the first route, then the others with `{…}` filled in from
+   * its answer (`{sessions.0.id}`, `{assets.*.id}`, `{assets[contentType=image/*].id}`). `[]`: no warm-up. */
+  warmUp?: string[];
+  warmUpMaxRequests?: number;
 }
 
 export interface RegisterOptions {
@@ -96,7 +100,7 @@ export interface Status {
 
 export type OutpostEventName =
   | 'queued' | 'replayed' | 'retry-scheduled' | 'dead-lettered' | 'updated'
-  | 'upload-progress' | 'uploaded' | 'evicted' | 'quota-low';
+  | 'upload-progress' | 'uploaded' | 'evicted' | 'quota-low' | 'warm-up';
 
 export interface OutpostEvent {
   type: OutpostEventName;

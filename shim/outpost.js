@@ -7,7 +7,7 @@
 
 const EVENTS = [
   'queued', 'replayed', 'retry-scheduled', 'dead-lettered', 'updated',
-  'upload-progress', 'uploaded', 'evicted', 'quota-low',
+  'upload-progress', 'uploaded', 'evicted', 'quota-low', 'warm-up',
 ];
 
 /** How long a question to the worker may go unanswered (a flush has no limit:

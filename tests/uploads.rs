@@ -429,3 +429,60 @@ async fn a_file_kept_on_the_device_answers_byte_ranges_offline() {
     );
     s.chromium.close().await;
 }
+
+/// Log in, then lose the network without opening any view: the login
+/// warm-up has put the sessions, the latest session's messages, the
+/// projects and the images on the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_login_the_users_lists_and_images_are_on_the_device() {
+    let mut s = Scene::new("{}").await;
+    let post = |path: &'static str, body: Value| {
+        let tab = &s.tab;
+        async move { tab.post(path, &body).await.unwrap() }
+    };
+    let session = post("/api/chat/sessions", serde_json::json!({ "title": "trip" })).await;
+    let session = session["body"]["id"].as_str().unwrap().to_string();
+    let batch = serde_json::json!({ "messages": [
+        { "tempId": "w1", "sessionId": session, "role": "user", "content": "pack the tent", "createdAt": 1 }] });
+    assert_eq!(post("/api/chat/messages/batch", batch).await["status"], 200);
+    assert_eq!(post("/api/projects", serde_json::json!({ "name": "map" })).await["status"], 201);
+    let image = s
+        .tab
+        .eval(
+            "(async () => { const { assetId, done } = await outpost.upload(new Blob([new Uint8Array([137, 80, 78, 71, 1, 2, 3])], \
+             { type: 'image/png' }), { filename: 'tent.png' }); return (await done).serverId; })()",
+        )
+        .await;
+    let image = image.as_str().unwrap().to_string();
+    // A logout forgets everything this device kept; the next login warms it up.
+    assert_eq!(s.tab.eval("outpost.logout()").await["ok"], true);
+    s.tab.eval("window.warm = null; outpost.on('warm-up', (e) => { window.warm = e; }); true").await;
+    assert_eq!(post("/api/auth/login", serde_json::json!({ "user": "alice" })).await["status"], 200);
+    let warm = wait_until("the warm-up to finish", PATIENCE, || async {
+        let w = s.tab.try_eval("window.warm").await.ok()?;
+        (w["total"].as_u64().is_some() && w["done"] == w["total"]).then_some(w)
+    })
+    .await;
+    assert_eq!(warm["total"], 5, "sync/init, sessions, the latest session's messages, projects, one image: {warm}");
+    s.origin.stop();
+    let sessions = s.tab.fetch("/api/chat/sessions").await.unwrap();
+    assert_eq!(
+        (sessions["status"].as_u64(), sessions["body"][0]["title"].as_str()),
+        (Some(200), Some("trip")),
+        "{sessions}"
+    );
+    assert_eq!(sessions["headers"]["outpost-cache"], "stale");
+    let messages = s.tab.fetch(&format!("/api/chat/sessions/{session}/messages")).await.unwrap();
+    assert_eq!(messages["body"][0]["content"], "pack the tent", "{messages}");
+    let projects = s.tab.fetch("/api/projects").await.unwrap();
+    assert_eq!(projects["body"][0]["name"], "map", "{projects}");
+    let bytes = s
+        .tab
+        .eval(&format!(
+            "fetch('/api/assets/{image}/content').then(async (r) => ({{ status: r.status, \
+             source: r.headers.get('outpost-source'), bytes: Array.from(new Uint8Array(await r.arrayBuffer())) }}))"
+        ))
+        .await;
+    assert_eq!(bytes, serde_json::json!({ "status": 200, "source": "worker", "bytes": [137, 80, 78, 71, 1, 2, 3] }));
+    s.chromium.close().await;
+}

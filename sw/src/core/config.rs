@@ -77,6 +77,11 @@ pub struct Config {
     pub batch_delay_ms: u32,
     /// Most items in one batch request.
     pub batch_max_items: u32,
+    /// Read after a login, in order, in the background (`core::warmup`):
+    /// the first route, then the others with its answer's values filled in.
+    pub warm_up: Vec<String>,
+    /// Most requests one warm-up makes.
+    pub warm_up_max_requests: u32,
 }
 
 /// The origin's auth routes, from whose answers the worker learns the
@@ -136,6 +141,16 @@ impl Default for Config {
             batches: vec![BatchRoute::messages()],
             batch_delay_ms: 2_000,
             batch_max_items: 15,
+            warm_up: [
+                "/api/sync/init",
+                "/api/chat/sessions",
+                "/api/chat/sessions/{sessions.0.id}/messages",
+                "/api/projects",
+                "/api/assets/{assets[contentType=image/*].id}/content",
+            ]
+            .map(String::from)
+            .to_vec(),
+            warm_up_max_requests: 40,
         }
     }
 }
@@ -191,6 +206,9 @@ impl Config {
         }
         if !(self.parts_path.contains("{id}") && self.complete_path.contains("{id}")) {
             return Err(ConfigError::Invalid("partsPath and completePath must hold {id}, where the asset id goes"));
+        }
+        if !self.warm_up.iter().all(|p| p.starts_with('/')) {
+            return Err(ConfigError::Invalid("warmUp routes must start with '/'"));
         }
         if self.batch_max_items == 0 {
             return Err(ConfigError::Invalid("batchMaxItems must be above 0"));

@@ -18,3 +18,4 @@ pub mod route;
 pub mod tempid;
 pub mod upload;
 pub mod url;
+pub mod warmup;

@@ -31,6 +31,8 @@ pub enum Event {
     Uploaded,
     Evicted,
     QuotaLow,
+    /// The login warm-up's progress: `{done, total}`.
+    WarmUp,
     /// The worker's next wake (`{at}`): the page client wakes a stopped
     /// worker then. Not offered to `outpost.on`.
     Wake,
@@ -38,7 +40,7 @@ pub enum Event {
 
 impl Event {
     /// What `outpost.on` accepts, in the order the docs list them.
-    pub const PUBLIC: [Event; 9] = [
+    pub const PUBLIC: [Event; 10] = [
         Event::Queued,
         Event::Replayed,
         Event::RetryScheduled,
@@ -48,6 +50,7 @@ impl Event {
         Event::Uploaded,
         Event::Evicted,
         Event::QuotaLow,
+        Event::WarmUp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +64,7 @@ impl Event {
             Event::Uploaded => "uploaded",
             Event::Evicted => "evicted",
             Event::QuotaLow => "quota-low",
+            Event::WarmUp => "warm-up",
             Event::Wake => "wake",
         }
     }

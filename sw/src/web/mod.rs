@@ -177,7 +177,72 @@ impl Inner {
             }
         };
         let answer = self.outbox().await?.switching_user(work).await?;
+        let logged_in = self.parts().await.is_ok_and(|p| p.identity.current().is_some());
+        if source == Source::Login && logged_in {
+            self.warm_up();
+        }
         Ok(answer.unchecked_into())
+    }
+
+    /// Reads the `warmUp` routes in the background (`core::warmup`), so the
+    /// user's data is on the device before they need it offline. Stops if
+    /// the user changes; pages hear `warm-up {done, total}`.
+    fn warm_up(self: &Rc<Self>) {
+        if self.config.warm_up.is_empty() {
+            return;
+        }
+        let me = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = me.warm_up_now().await {
+                global::log_error("the login warm-up stopped", &e);
+            }
+        });
+    }
+
+    async fn warm_up_now(self: &Rc<Self>) -> Result<()> {
+        let parts = self.parts().await?;
+        let user = parts.identity.current();
+        let events = events::Events::new();
+        let first = self.warm_read(&parts, &self.config.warm_up[0]).await?;
+        let answer = first.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(serde_json::Value::Null);
+        let rest =
+            crate::core::warmup::expand(&self.config.warm_up, &answer, self.config.warm_up_max_requests as usize);
+        let total = rest.len() + 1;
+        events.emit(protocol::Event::WarmUp, &serde_json::json!({ "done": 1, "total": total }));
+        for (i, path) in rest.iter().enumerate() {
+            if parts.identity.current() != user {
+                return Ok(()); // someone else's session now: not theirs to fetch
+            }
+            if let Err(e) = self.warm_read(&parts, path).await {
+                global::log_error("a warm-up read failed", &e);
+            }
+            events.emit(protocol::Event::WarmUp, &serde_json::json!({ "done": i + 2, "total": total }));
+        }
+        Ok(())
+    }
+
+    /// One warm-up read through the worker's own handling (stored as a read,
+    /// or kept as a file); the body when the answer was a success.
+    async fn warm_read(&self, parts: &Parts, path: &str) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}{path}", self.origin);
+        let init = web_sys::RequestInit::new();
+        init.set_method("GET");
+        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
+        let request = Request::new_with_str_and_init(&url, &init)?;
+        let answer = match route_request(&self.config, &self.origin, "GET", &url, false) {
+            Route::Read(_) => {
+                let how = self.read_route(&url, false);
+                let started = global::scope().fetch_with_request(&request);
+                parts.reads.handle(request, how, started).await?
+            }
+            Route::Content => parts.uploads.content(request).await?,
+            // Nothing the worker keeps: reading it would only cost the origin.
+            _ => return Ok(None),
+        };
+        if !answer.ok() {
+            return Ok(None);
+        }
+        Ok(Some(global::body_bytes(&answer).await?))
     }
 
     /// Sends the logout still owed to the origin, if one is. Returns
@@ -362,6 +427,14 @@ impl Outpost {
                 outbox.kick(Trigger::Hint);
                 uploads.kick(Trigger::Hint);
                 shell.warm_shell(&me.origin).await;
+                // A known user whose device holds none of the warm-up (an
+                // update cleared it, a login another worker saw): warm up now.
+                let first = me.config.warm_up.first().map(|p| format!("{}{p}", me.origin));
+                if let (Some(first), true) = (first, me.parts().await.is_ok_and(|p| p.identity.current().is_some())) {
+                    if !shell.has_copy(&first).await {
+                        me.warm_up();
+                    }
+                }
             });
             Ok(JsValue::UNDEFINED)
         });

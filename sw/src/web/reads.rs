@@ -230,6 +230,12 @@ impl Reads {
 
     /// The stored copy under `key`, if it is readable; reading it counts as
     /// a use.
+    /// Whether this user's device holds a copy of the read at `url`.
+    pub async fn has_copy(&self, url: &str) -> bool {
+        let route = ReadRoute { shell: false, swr: false, names_user: false };
+        db::get_bytes(&self.db, db::READS, &self.key(route, url)).await.ok().flatten().is_some()
+    }
+
     async fn stored(self: &Rc<Self>, key: &str) -> Option<CachedRead> {
         let bytes = db::get_bytes(&self.db, db::READS, key).await.ok()??;
         let copy: CachedRead = reads::decode(&bytes).ok()?;
