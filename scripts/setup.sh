@@ -116,6 +116,15 @@ else
   say "node: $(node --version)"
 fi
 
+# 2e. ffmpeg, which makes the video clip the demo test plays and seeks offline.
+if command -v ffmpeg >/dev/null; then
+  say "ffmpeg: $(ffmpeg -version | head -n1 | cut -d' ' -f1-3)"
+else
+  apt_install ffmpeg
+  command -v ffmpeg >/dev/null || die "ffmpeg: not on PATH after installing Debian's ffmpeg"
+  say "ffmpeg: $(ffmpeg -version | head -n1 | cut -d' ' -f1-3)"
+fi
+
 # 3. PostgreSQL server binaries for the tests that cover PostgreSQL; they
 #    start their own throwaway server on a free loopback port, so the
 #    package's default cluster is neither needed nor touched.

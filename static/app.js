@@ -252,9 +252,13 @@ function renderAssets() {
   grid.replaceChildren();
   for (const a of state.assets.slice(0, 24)) {
     const src = `/api/assets/${a.id}/content`;
+    // A video plays from the device too: the worker answers its range
+    // requests, so it seeks offline.
     const body = a.contentType.startsWith('image/')
       ? el('img', { src, alt: a.filename, loading: 'lazy' })
-      : el('span', { class: 'file-tile' }, a.filename);
+      : a.contentType.startsWith('video/')
+        ? el('video', { src, controls: '', preload: 'metadata', muted: '', 'aria-label': a.filename })
+        : el('span', { class: 'file-tile' }, a.filename);
     grid.append(el('figure', {}, body, el('figcaption', {}, `${a.filename} · ${a.status}`)));
   }
 }

@@ -2,6 +2,7 @@
 //! command; they assert nothing about speed):
 //!
 //!     cargo test --release --test bench_outbox -- --ignored --nocapture
+//!     OUTPOST_BENCH_CONFIG='{"batches": []}' cargo test --release --test bench_outbox -- --ignored --nocapture
 //!
 //! Prints enqueue and replay rates for 1,000 writes against a loopback
 //! origin, the p50/p99 of a GET the worker passes through and of a read
@@ -42,7 +43,11 @@ async fn outbox_rates() {
 
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url("/api/health")).await;
-    tab.register_outpost().await;
+    // OUTPOST_BENCH_CONFIG: the worker's config, e.g. `{"batches": []}` to
+    // replay without merging queued batch writes, beside the default.
+    let config = std::env::var("OUTPOST_BENCH_CONFIG").unwrap_or_else(|_| "{}".into());
+    tab.register_outpost_with(&config).await;
+    println!("outbox bench, worker config {config}");
     let through = tab.eval(&format!("{LATENCY}('/api/health', 300)")).await;
     let login = tab
         .eval("fetch('/api/auth/login', {method:'POST', headers:{'Content-Type':'application/json'}, body: JSON.stringify({user:'bench'})}).then(r => r.status)")

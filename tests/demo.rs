@@ -174,3 +174,84 @@ async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
     screenshot(&tab, "demo-server-stopped").await;
     chromium.close().await;
 }
+
+/// A 20 s clip (VP8 WebM made by ffmpeg, a keyframe a second), uploaded in
+/// the demo and kept on the device, plays and seeks to its middle while the
+/// origin drops every request: the worker answers the `<video>`'s range
+/// requests from the stored file. Prints the time from the seek to
+/// `seeked` with the frame at the new position decoded (`readyState` ≥ 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_video_seeks_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.webm");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=20:size=320x240:rate=25"])
+        .args(["-c:v", "libvpx", "-b:v", "400k", "-g", "25", "-an"])
+        .arg(&clip)
+        .status()
+        .unwrap_or_else(|e| panic!("ffmpeg makes the test clip ({e}); run ./scripts/setup.sh"));
+    assert!(made.success(), "ffmpeg could not make the clip");
+    let bytes = std::fs::read(&clip).unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start(state.clone());
+    let mut chromium = Chromium::launch_with(&[("window-size", "1400,900")]).await;
+    let tab = chromium.open(&origin.url("/")).await;
+    let desktop =
+        chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(1400, 900, 1.0, false);
+    tab.page.execute(desktop).await.expect("Emulation.setDeviceMetricsOverride");
+    wait_text(&tab, "worker", "controlling this page").await;
+    wait_until("the login form", PATIENCE, || async {
+        (tab.eval("!document.getElementById('login').hidden").await == true).then_some(())
+    })
+    .await;
+    submit(&tab, "login-name", "vera").await;
+    wait_text(&tab, "user", "vera").await;
+    tab.eval(&format!(
+        "(() => {{ const b = Uint8Array.from(atob('{b64}'), (c) => c.charCodeAt(0)); \
+         const dt = new DataTransfer(); dt.items.add(new File([b], 'coast.webm', {{ type: 'video/webm' }})); \
+         const input = document.getElementById('file'); input.files = dt.files; \
+         input.dispatchEvent(new Event('change')); return true; }})()"
+    ))
+    .await;
+    wait_until("the clip to be uploaded", PATIENCE * 2, || async {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT status FROM assets").fetch_all(&state.api.db.pool).await.unwrap();
+        (rows.len() == 1 && rows[0].0 == "uploaded").then_some(())
+    })
+    .await;
+    wait_until("the clip in the assets", PATIENCE, || async {
+        (tab.eval("!!document.querySelector('#assets video')").await == true).then_some(())
+    })
+    .await;
+    // The network goes; the clip is played from the device.
+    tab.eval("document.getElementById('offline-switch').click(), true").await;
+    wait_text(&tab, "network", "offline").await;
+    let seek = tab
+        .eval(
+            "(async () => { const v = document.querySelector('#assets video'); if (!v) return { error: 'no video' }; \
+             const state = (what) => ({ error: what, ready: v.readyState, network: v.networkState, \
+               media: v.error && v.error.message, src: v.currentSrc }); \
+             const within = (p, what) => Promise.race([p, new Promise((_, j) => setTimeout(() => j(what), 20000))]); \
+             try { \
+               if (v.readyState < 1) await within(new Promise((r, j) => { v.onloadedmetadata = r; \
+                 v.onerror = () => j('media error'); }), 'no metadata in 20 s'); \
+               const t = performance.now(); v.currentTime = 10; \
+               await within(new Promise((r) => v.addEventListener('seeked', r, { once: true })), 'no seeked in 20 s'); \
+               return { ms: performance.now() - t, at: v.currentTime, duration: v.duration, ready: v.readyState, error: null }; \
+             } catch (e) { return state(String(e)); } })()",
+        )
+        .await;
+    println!(
+        "demo: offline seek to 10 s of a 20 s clip: frame ready after {:.0} ms ({seek})",
+        seek["ms"].as_f64().unwrap_or(-1.0)
+    );
+    assert_eq!(seek["error"], Value::Null, "{seek}");
+    assert!((seek["at"].as_f64().unwrap() - 10.0).abs() < 0.5, "{seek}");
+    assert!((seek["duration"].as_f64().unwrap() - 20.0).abs() < 0.5, "{seek}");
+    assert!(seek["ready"].as_u64().unwrap() >= 2, "a frame to show: {seek}");
+    screenshot(&tab, "demo-video-offline").await;
+    chromium.close().await;
+}

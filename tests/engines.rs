@@ -131,8 +131,7 @@ async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFnOn
     } else {
         println!("engines: {engine} leaves out the cold start offline: nothing outside the engine can stop its worker");
     }
-    let never =
-        tab.eval("fetch('/api/assets').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
+    let never = tab.eval("fetch('/api/assets').then(async (r) => ({ status: r.status, body: await r.json() }))").await;
     assert_eq!(
         (never["status"].clone(), never["body"]["error"]["code"].clone()),
         (json!(504), json!("offline")),
