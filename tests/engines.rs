@@ -159,6 +159,61 @@ async fn upload<T: Js>(w: &mut World, tab: &T, engine: &str) {
     assert_clean(tab, engine).await;
 }
 
+/// Messages typed quickly online go in batches, each page request answered
+/// with its own mapping; a file kept on the device answers a byte range.
+async fn batches_and_ranges<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 1;
+    let answers = tab
+        .eval(&format!(
+            "(async () => {{ const sent = []; for (let i = 0; i < 30; i++) {{ \
+               sent.push(post('/api/chat/messages/batch', {{ messages: [{{ tempId: 'burst' + i, sessionId: '{session}', \
+                 role: 'user', content: 'burst ' + i, createdAt: 2 }}] }})); \
+               await new Promise((r) => setTimeout(r, 10)); }} return Promise.all(sent); }})()"
+        ))
+        .await;
+    for (i, a) in answers.as_array().unwrap().iter().enumerate() {
+        assert_eq!(a["status"], 200, "{engine}: {a}");
+        assert_eq!(a["body"]["mappings"].as_array().map(Vec::len), Some(1), "{engine}: write {i}: {a}");
+        assert_eq!(a["body"]["mappings"][0]["tempId"], format!("burst{i}"), "{engine}");
+    }
+    // Every request carries its own Idempotency-Key: the origin's record of
+    // them counts the requests.
+    let (requests,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE created_at >= $1")
+        .bind(since)
+        .fetch_one(&w.state.api.db.pool)
+        .await
+        .unwrap();
+    println!("engines: {engine}: 30 messages 10 ms apart in {requests} requests");
+    // WebKitGTK 2.50 sent 8 or 9 requests for the 30 (and its suite took
+    // 16 s longer): it seems to hold a page's further requests back while a
+    // few are pending through the worker, so each batch waits out the delay
+    // with 3 or 4 writes. Smaller batches, batches all the same.
+    let most = if engine == "WebKit" { 12 } else { 4 };
+    assert!(requests <= most, "{engine}: {requests} requests for 30 messages");
+    // A file kept on the device (an upload made offline) answers a range.
+    w.origin.stop();
+    let id = queue_upload(tab).await;
+    let part = tab
+        .eval(&format!(
+            "fetch('/api/assets/{id}/content', {{ headers: {{ Range: 'bytes=1000000-1000009' }} }}).then(async (r) => \
+             ({{ status: r.status, range: r.headers.get('content-range'), bytes: Array.from(new Uint8Array(await r.arrayBuffer())) }}))"
+        ))
+        .await;
+    assert_eq!(part["status"], 206, "{engine}: {part}");
+    assert_eq!(part["range"], format!("bytes 1000000-1000009/{UPLOAD_BYTES}"), "{engine}");
+    let want = file_of(UPLOAD_BYTES)[1_000_000..1_000_010].to_vec();
+    assert_eq!(
+        serde_json::from_value::<Vec<u8>>(part["bytes"].clone()).unwrap(),
+        want,
+        "{engine}: exactly those bytes"
+    );
+    w.up();
+    wait_until(&format!("{engine}: the second upload to finish"), PATIENCE, || async {
+        (w.uploaded().await >= 2).then_some(())
+    })
+    .await;
+}
+
 /// After a logout, the next user never sees the first one's stored copies.
 async fn partitions<T: Js>(w: &mut World, tab: &T, engine: &str) {
     let out = tab.eval("outpost.logout()").await;
@@ -213,6 +268,7 @@ async fn suite<T: Js>(tab: &T, w: &mut World, engine: &str, stop: impl AsyncFnOn
     outbox(w, tab, &session, engine).await;
     reads(w, tab, engine, stop).await;
     upload(w, tab, engine).await;
+    batches_and_ranges(w, tab, &session, engine).await;
     partitions(w, tab, engine).await;
     println!("engines: {engine}: outbox, reads, upload and partitions in {:.1} s", t.elapsed().as_secs_f64());
     let quota = tab.eval("navigator.storage && navigator.storage.estimate ? navigator.storage.estimate().then((e) => e.quota) : 'no navigator.storage.estimate'").await;
