@@ -332,6 +332,8 @@ async function main() {
     refresh();
   });
   state.outpost.on('upload-progress', () => renderOutbox());
+  // An upload done: the list (and the device's copy of it) names the file.
+  state.outpost.on('uploaded', () => refresh());
   await showNetwork();
   await refresh();
   setInterval(() => { if (state.user) renderOutbox(); }, 2000);

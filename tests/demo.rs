@@ -222,13 +222,15 @@ async fn the_demos_video_seeks_offline() {
         (rows.len() == 1 && rows[0].0 == "uploaded").then_some(())
     })
     .await;
-    wait_until("the clip in the assets", PATIENCE, || async {
-        (tab.eval("!!document.querySelector('#assets video')").await == true).then_some(())
-    })
-    .await;
+    // Listed from the origin (so the device's copy of the list has it).
+    wait_text(&tab, "assets", "coast.webm · uploaded").await;
     // The network goes; the clip is played from the device.
     tab.eval("document.getElementById('offline-switch').click(), true").await;
     wait_text(&tab, "network", "offline").await;
+    wait_until("the clip in the assets, offline", PATIENCE, || async {
+        (tab.eval("!!document.querySelector('#assets video')").await == true).then_some(())
+    })
+    .await;
     let seek = tab
         .eval(
             "(async () => { const v = document.querySelector('#assets video'); if (!v) return { error: 'no video' }; \

@@ -310,3 +310,82 @@ async fn webkit_suite() {
     suite(&tab, &mut w, "WebKit", async || false).await;
     exported(async |url| webkit.open(&url).await, "WebKit").await;
 }
+
+/// `GET /api/sync/init` requests the origin received, and their delay (ms).
+#[derive(Default)]
+struct Inits {
+    count: std::sync::atomic::AtomicUsize,
+    delay_ms: std::sync::atomic::AtomicU64,
+}
+
+fn counting_inits(state: AppState, inits: &std::sync::Arc<Inits>) -> axum::Router {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    use std::sync::atomic::Ordering;
+    let inits = std::sync::Arc::clone(inits);
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let inits = std::sync::Arc::clone(&inits);
+        async move {
+            if req.uri().path() == "/api/sync/init" {
+                inits.count.fetch_add(1, Ordering::SeqCst);
+                let delay = inits.delay_ms.load(Ordering::SeqCst);
+                if delay > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                }
+            }
+            next.run(req).await
+        }
+    }))
+}
+
+/// In Firefox too: a herd of identical reads is one request at the origin,
+/// and after a login the user's lists are on the device before the network
+/// goes (the warm-up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_shares_reads_and_warms_up_after_a_login() {
+    use std::sync::atomic::Ordering;
+    let inits = std::sync::Arc::new(Inits::default());
+    let i = std::sync::Arc::clone(&inits);
+    let mut w = World::serving(move |state| counting_inits(state, &i)).await;
+    let firefox = Firefox::launch().await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await; // alice logs in: her warm-up reads sync/init once
+    assert_eq!(tab.eval("post('/api/projects', { name: 'atlas' })").await["status"], 201);
+    wait_until("the warm-up's sync/init", PATIENCE, || async {
+        (inits.count.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    inits.delay_ms.store(1_500, Ordering::SeqCst);
+    let before = inits.count.load(Ordering::SeqCst);
+    let herd = tab
+        .eval(
+            "Promise.all(Array.from({ length: 20 }, () => fetch('/api/sync/init').then(async (r) => \
+             ({ status: r.status, user: (await r.json()).user.name }))))",
+        )
+        .await;
+    for answer in herd.as_array().unwrap() {
+        assert_eq!(answer, &json!({ "status": 200, "user": "alice" }), "Firefox");
+    }
+    assert_eq!(inits.count.load(Ordering::SeqCst) - before, 1, "Firefox: 20 identical reads, one request");
+    inits.delay_ms.store(0, Ordering::SeqCst);
+    // A logout forgets the device's copies; the next login warms them up.
+    assert_eq!(tab.eval("outpost.logout()").await["ok"], true);
+    tab.eval("window.warm = null; outpost.on('warm-up', (e) => { window.warm = e; }); true").await;
+    assert_eq!(tab.eval("post('/api/auth/login', { user: 'alice' })").await["status"], 200);
+    wait_until("Firefox: the warm-up to finish", PATIENCE, || async {
+        let warm = tab.try_eval("window.warm").await.ok()?;
+        (warm["total"].as_u64().is_some() && warm["done"] == warm["total"]).then_some(())
+    })
+    .await;
+    w.origin.stop();
+    for (path, field, want) in [("/api/chat/sessions", "title", "outage"), ("/api/projects", "name", "atlas")] {
+        let r = tab
+            .eval(&format!(
+                "fetch('{path}').then(async (r) => ({{ status: r.status, cache: r.headers.get('outpost-cache'), body: await r.json() }}))"
+            ))
+            .await;
+        assert_eq!((r["status"].as_u64(), r["cache"].as_str()), (Some(200), Some("stale")), "Firefox: {path}: {r}");
+        assert_eq!(r["body"][0][field], want, "Firefox: {path}");
+    }
+    w.up();
+}
