@@ -109,10 +109,13 @@ self.addEventListener('fetch', (event) => {
   const request = event.request;
   const claimed = outpost ? outpost.claims(request.method, request.url, request.mode) : mayClaim(request);
   if (!claimed) return;
-  event.respondWith(ready.then(
+  const answer = ready.then(
     (o) => (o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request)),
     () => fetch(request),
-  ));
+  );
+  event.respondWith(answer);
+  // Work the request started (a login's warm-up) keeps the worker alive.
+  event.waitUntil(answer.then(() => outpost && outpost.settled(), () => {}));
 });
 
 self.addEventListener('sync', (event) => {

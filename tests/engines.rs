@@ -208,7 +208,10 @@ async fn batches_and_ranges<T: Js>(w: &mut World, tab: &T, session: &str, engine
         "{engine}: exactly those bytes"
     );
     w.up();
+    // Delivery by itself is the delivery suite's; here the page asks, so the
+    // scene ends promptly (once, under load, Firefox took over 30 s alone).
     wait_until(&format!("{engine}: the second upload to finish"), PATIENCE, || async {
+        let _ = tab.try_eval("outpost.flush()").await;
         (w.uploaded().await >= 2).then_some(())
     })
     .await;
@@ -221,8 +224,11 @@ async fn partitions<T: Js>(w: &mut World, tab: &T, engine: &str) {
     let bob = tab.eval("post('/api/auth/login', { user: 'bob' })").await;
     assert_eq!(bob["status"], 200, "{engine}");
     w.origin.stop();
-    let r = tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await;
-    assert_eq!(r, 504, "{engine}: bob offline gets no copy of alice's sessions");
+    // Bob's own copy may be there (his login warm-up); alice's never is.
+    let r = tab
+        .eval("fetch('/api/chat/sessions').then(async (r) => r.status === 504 ? 'none' : { status: r.status, body: await r.json() })")
+        .await;
+    assert!(r == "none" || r["body"] == json!([]), "{engine}: bob offline gets no copy of alice's sessions: {r}");
     w.up();
 }
 

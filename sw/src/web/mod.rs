@@ -48,6 +48,9 @@ struct Inner {
     /// Reads in flight, by `core::reads::share_key`: an identical read made
     /// meanwhile (another tab, another component) waits for the same one.
     inflight: Rc<RefCell<std::collections::HashMap<String, Promise>>>,
+    /// Work that outlives the request that started it (the login warm-up):
+    /// the bootstrap keeps the worker alive until it settles (`settled`).
+    background: RefCell<Vec<Promise>>,
 }
 
 /// What `start()` opens.
@@ -192,11 +195,13 @@ impl Inner {
             return;
         }
         let me = Rc::clone(self);
-        wasm_bindgen_futures::spawn_local(async move {
+        let work = wasm_bindgen_futures::future_to_promise(async move {
             if let Err(e) = me.warm_up_now().await {
                 global::log_error("the login warm-up stopped", &e);
             }
+            Ok(JsValue::UNDEFINED)
         });
+        self.background.borrow_mut().push(work);
     }
 
     async fn warm_up_now(self: &Rc<Self>) -> Result<()> {
@@ -332,6 +337,7 @@ impl Outpost {
             started_at: global::now_ms(),
             parts: RefCell::new(None),
             inflight: Rc::default(),
+            background: RefCell::default(),
             opening: RefCell::new(None),
         };
         Ok(Outpost { inner: Rc::new(inner) })
@@ -585,6 +591,17 @@ impl Outpost {
             };
             to_js(&reply)
         })
+    }
+
+    /// Settles once the background work started so far has (the bootstrap
+    /// waits for it in the event that started it, so a browser does not stop
+    /// the worker in the middle of a warm-up).
+    pub fn settled(&self) -> Promise {
+        let work: js_sys::Array = self.inner.background.borrow_mut().drain(..).collect();
+        if work.length() == 0 {
+            return Promise::resolve(&JsValue::UNDEFINED);
+        }
+        Promise::all_settled(&work)
     }
 
     /// The bundle hash this worker runs.
