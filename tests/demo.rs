@@ -54,16 +54,22 @@ async fn messages(state: &AppState) -> Vec<String> {
     rows.into_iter().map(|r| r.0).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
-    let (state, _data) = harness::sqlite_state().await;
-    let origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch_with(&[("window-size", "1400,900")]).await;
+/// The demo in a desktop-sized Chromium window, its worker in control.
+async fn open_demo(origin: &Origin) -> (Chromium, Tab) {
+    let chromium = Chromium::launch_with(&[("window-size", "1400,900")]).await;
     let tab = chromium.open(&origin.url("/")).await;
     let desktop =
         chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(1400, 900, 1.0, false);
     tab.page.execute(desktop).await.expect("Emulation.setDeviceMetricsOverride");
     wait_text(&tab, "worker", "controlling this page").await;
+    (chromium, tab)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start(state.clone());
+    let (mut chromium, tab) = open_demo(&origin).await;
     wait_text(&tab, "bundle", &Bundle::embedded().hash).await;
 
     // Log in, make a session, say hello.
@@ -197,12 +203,7 @@ async fn the_demos_video_seeks_offline() {
 
     let (state, _data) = harness::sqlite_state().await;
     let origin = Origin::start(state.clone());
-    let mut chromium = Chromium::launch_with(&[("window-size", "1400,900")]).await;
-    let tab = chromium.open(&origin.url("/")).await;
-    let desktop =
-        chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams::new(1400, 900, 1.0, false);
-    tab.page.execute(desktop).await.expect("Emulation.setDeviceMetricsOverride");
-    wait_text(&tab, "worker", "controlling this page").await;
+    let (mut chromium, tab) = open_demo(&origin).await;
     wait_until("the login form", PATIENCE, || async {
         (tab.eval("!document.getElementById('login').hidden").await == true).then_some(())
     })

@@ -27,7 +27,7 @@ use crate::core::identity::{self, Source};
 use crate::core::outcome::{classify, queue_on_first_attempt, Outcome};
 use crate::core::protocol::{self, Event};
 use crate::core::queue::{self, Attempt, Step, Trigger};
-use crate::core::record::{self, DeadReason, Entry, RecordError, State};
+use crate::core::record::{self, Entry, RecordError, State};
 use crate::core::tempid::IdMap;
 
 pub const SYNC_TAG: &str = "outpost-outbox";
@@ -162,10 +162,6 @@ fn event(e: &Entry) -> EntryEvent<'_> {
         retries: None,
         reason: None,
     }
-}
-
-pub fn reason_text(reason: &DeadReason) -> String {
-    reason.text()
 }
 
 impl Outbox {
@@ -908,7 +904,7 @@ impl Outbox {
     fn dead_event(&self, entry: &Entry) {
         let mut ev = event(entry);
         if let State::Dead { reason, .. } = &entry.state {
-            ev.reason = Some(reason_text(reason));
+            ev.reason = Some(reason.text());
         }
         self.events.emit(Event::DeadLettered, &ev);
     }
@@ -930,7 +926,7 @@ impl Outbox {
                     method: Some(e.request.method.clone()),
                     url: Some(e.request.url.clone()),
                     status: e.last_status,
-                    reason: reason_text(reason),
+                    reason: reason.text(),
                     at: Some(*at),
                 }),
                 State::Pending => None,
