@@ -17,6 +17,82 @@ pub const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 #[derive(Clone)]
 pub struct SessionKey([u8; 32]);
 
+/// The keys this origin accepts cookies from: the first signs new ones;
+/// the others (keys rotated out) are still accepted, so a rotation logs
+/// nobody out. Instances behind one load balancer must share them.
+#[derive(Clone)]
+pub struct SessionKeys {
+    current: SessionKey,
+    older: Vec<SessionKey>,
+}
+
+// Hand-written so no key ends up in a log through `{:?}`.
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionKeys({} keys, redacted)", self.len())
+    }
+}
+
+impl SessionKeys {
+    pub fn single(key: SessionKey) -> Self {
+        SessionKeys { current: key, older: Vec::new() }
+    }
+
+    /// Keys written as 64 hex digits (`openssl rand -hex 32`), separated by
+    /// commas, spaces or new lines; `#` starts a comment to the end of its
+    /// line. The first key signs.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or_default();
+            for word in line.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()) {
+                let bytes = crate::hex::decode(word).filter(|b| b.len() == 32).ok_or_else(|| {
+                    format!(
+                        "a session key must be 64 hex digits (openssl rand -hex 32); found {} characters",
+                        word.len()
+                    )
+                })?;
+                keys.push(SessionKey(bytes.try_into().expect("32 bytes")));
+            }
+        }
+        let mut keys = keys.into_iter();
+        let current = keys.next().ok_or("no session key given")?;
+        Ok(SessionKeys { current, older: keys.collect() })
+    }
+
+    /// How many keys are accepted (the signing one included).
+    pub fn len(&self) -> usize {
+        1 + self.older.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// A cookie signed with the current key.
+    pub fn issue(&self, user_id: &str, now_ms: i64) -> String {
+        self.current.issue(user_id, now_ms)
+    }
+
+    /// The user id a cookie signed with any accepted key vouches for.
+    pub fn verify(&self, value: &str, now_ms: i64) -> Result<String, CookieError> {
+        let mut result = self.current.verify(value, now_ms);
+        for key in &self.older {
+            if result != Err(CookieError::BadSignature) {
+                break;
+            }
+            result = key.verify(value, now_ms);
+        }
+        result
+    }
+}
+
+/// When a cookie was issued: its expiry less the session lifetime.
+pub fn issued_at(value: &str) -> Option<i64> {
+    let expiry: i64 = value.rsplit_once('.')?.0.rsplit('.').next()?.parse().ok()?;
+    Some(expiry - SESSION_TTL_MS)
+}
+
 /// Why a cookie was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CookieError {
@@ -141,6 +217,27 @@ mod tests {
         assert_eq!(key.verify(&format!("{head}.9999999999999.{sig}"), NOW), Err(CookieError::BadSignature));
         for junk in ["", "v1", "v1.u1.5", "v2.u1.5.sig", "v1.u1.x.AAAA", "v1.a.b.c.d", "v1.u1.5.!!!"] {
             assert!(key.verify(junk, NOW).is_err(), "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn older_keys_are_accepted_and_the_first_signs() {
+        let a = "11".repeat(32);
+        let b = "22".repeat(32);
+        let rotated = SessionKeys::parse(&format!("# new key first\n{b}\n{a} # the old one\n")).unwrap();
+        assert_eq!(rotated.len(), 2);
+        let old_only = SessionKeys::parse(&a).unwrap();
+        let cookie = old_only.issue("u1", NOW);
+        assert_eq!(rotated.verify(&cookie, NOW), Ok("u1".into()));
+        let fresh = rotated.issue("u1", NOW);
+        assert_eq!(SessionKeys::parse(&b).unwrap().verify(&fresh, NOW), Ok("u1".into()));
+        assert_eq!(old_only.verify(&fresh, NOW), Err(CookieError::BadSignature));
+        // An expired cookie stays expired under an older key too.
+        assert_eq!(rotated.verify(&cookie, NOW + SESSION_TTL_MS), Err(CookieError::Expired));
+        assert_eq!(issued_at(&cookie), Some(NOW));
+        assert_eq!(SessionKeys::parse(&format!("{a},{b}")).unwrap().len(), 2);
+        for bad in ["", "# nothing", "abc", &"zz".repeat(32), &"11".repeat(31)] {
+            assert!(SessionKeys::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -10,11 +10,23 @@ pub fn encode(bytes: &[u8]) -> String {
     })
 }
 
+/// Hex digits (either case) back to bytes; `None` for anything else.
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn two_lowercase_digits_per_byte() {
         assert_eq!(super::encode(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
         assert_eq!(super::encode(&[]), "");
+        assert_eq!(super::decode("000fA0ff"), Some(vec![0x00, 0x0f, 0xa0, 0xff]));
+        assert_eq!(super::decode("0"), None);
+        assert_eq!(super::decode("zz"), None);
+        assert_eq!(super::decode("+1"), None);
     }
 }

@@ -12,13 +12,7 @@ mod garage;
 async fn presigned_upload_round_trip_on_garage() {
     let garage = tokio::task::spawn_blocking(garage::Garage::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let options = outpost::Options {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        s3: Some(garage.config.clone()),
-        store_addr: "127.0.0.1:0".parse().unwrap(),
-        settings: outpost::Settings::default(),
-    };
+    let options = outpost::Options { s3: Some(garage.config.clone()), ..outpost::Options::embedded(dir.path()) };
     let state = outpost::AppState::open(options).await.expect("origin on Garage");
     assert!(state.api.store.embedded.is_none());
     api_suite::presigned_upload_round_trip(state).await;

@@ -67,7 +67,8 @@ async fn open_demo(origin: &Origin) -> (Chromium, Tab) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_survives_an_offline_round_trip_with_messages_and_an_upload() {
-    let (state, _data) = harness::sqlite_state().await;
+    let (state, _data) =
+        harness::sqlite_state_with(outpost::Settings { demo_switch: true, ..outpost::Settings::default() }).await;
     let origin = Origin::start(state.clone());
     let (mut chromium, tab) = open_demo(&origin).await;
     wait_text(&tab, "bundle", &Bundle::embedded().hash).await;
@@ -201,7 +202,8 @@ async fn the_demos_video_seeks_offline() {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
 
-    let (state, _data) = harness::sqlite_state().await;
+    let (state, _data) =
+        harness::sqlite_state_with(outpost::Settings { demo_switch: true, ..outpost::Settings::default() }).await;
     let origin = Origin::start(state.clone());
     let (mut chromium, tab) = open_demo(&origin).await;
     wait_until("the login form", PATIENCE, || async {

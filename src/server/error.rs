@@ -37,7 +37,20 @@ pub enum AppError {
     /// body, an object that does not match its declaration).
     #[error("{code}: {message}")]
     Unprocessable { code: &'static str, message: String },
-    /// 502: the object store did not answer as expected.
+    /// 413: the user's storage quota would be exceeded.
+    #[error("quota: {message}")]
+    QuotaExceeded { message: String },
+    /// 421: a `Host` this server does not serve (DNS rebinding, a wrong
+    /// proxy setting).
+    #[error("host not served: {host}")]
+    UnknownHost { host: String },
+    /// 503 with `Retry-After`: the server is up but cannot take this request
+    /// now (the database writer is busy, too many requests at once, the
+    /// request ran past its time budget).
+    #[error("{code}: {message}")]
+    Unavailable { code: &'static str, message: String, retry_after_secs: u32 },
+    /// 502 (504 when it timed out): the object store did not answer as
+    /// expected.
     #[error("object store: {0}")]
     Store(String),
     /// 500: something failed on our side; the cause goes to the log only.
@@ -52,6 +65,15 @@ impl From<sqlx::Error> for AppError {
 }
 
 impl AppError {
+    /// SQLite's writer was busy for longer than the write may wait.
+    pub fn writer_busy() -> Self {
+        AppError::Unavailable {
+            code: "busy",
+            message: "The database is busy with other writes; retry in a moment. Nothing was applied.".into(),
+            retry_after_secs: 1,
+        }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         AppError::BadRequest { code, message: message.into() }
     }
@@ -84,6 +106,20 @@ impl AppError {
                 "Send the body as JSON with Content-Type: application/json.".into(),
             ),
             AppError::Unprocessable { code, message } => (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone()),
+            AppError::QuotaExceeded { message } => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", message.clone()),
+            AppError::UnknownHost { host } => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown_host",
+                format!(
+                    "This server does not serve the host {host:?}. If it should, start it with --public-host {host}."
+                ),
+            ),
+            AppError::Unavailable { code, message, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, message.clone()),
+            AppError::Store(detail) if detail.contains(crate::store::TIMED_OUT) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "store_timeout",
+                "The object store did not answer in time; try again later.".into(),
+            ),
             AppError::Store(_) => (
                 StatusCode::BAD_GATEWAY,
                 "store_unavailable",
@@ -112,6 +148,10 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let (status, _, _) = self.parts();
-        (status, Json(self.body())).into_response()
+        let mut res = (status, Json(self.body())).into_response();
+        if let AppError::Unavailable { retry_after_secs, .. } = &self {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+        }
+        res
     }
 }

@@ -65,14 +65,26 @@ impl FromRequestParts<AppState> for User {
             return Err(AppError::Unauthenticated);
         };
         let id = state.api.session_key.verify(value, now_ms()).map_err(|_| AppError::Unauthenticated)?;
-        // A logout revoked it: a copy of the cookie is no login.
+        // A logout revoked it (a copy of the cookie is no login), or every
+        // session of the user was revoked since it was issued, or the user
+        // is gone (a wiped database).
         let (token, _) = auth::revocation(value).ok_or(AppError::Unauthenticated)?;
-        let revoked: Option<(String,)> = sqlx::query_as("SELECT token FROM revoked_sessions WHERE token = $1")
-            .bind(token)
-            .fetch_optional(&state.api.db.pool)
+        let issued = auth::issued_at(value).ok_or(AppError::Unauthenticated)?;
+        let row: Option<(i64, i64)> = state
+            .api
+            .db
+            .fetch_optional(
+                crate::db::query_as(
+                    "SELECT u.sessions_not_before, (SELECT COUNT(*) FROM revoked_sessions WHERE token = $1) \
+                     FROM users u WHERE u.id = $2",
+                )
+                .bind(token)
+                .bind(&id),
+            )
             .await?;
-        if revoked.is_some() {
-            return Err(AppError::Unauthenticated);
+        match row {
+            Some((not_before, 0)) if issued >= not_before => {}
+            _ => return Err(AppError::Unauthenticated),
         }
         Ok(User { id })
     }

@@ -74,30 +74,34 @@ pub async fn claim(
     // Two rounds at most: the second after clearing an expired or
     // abandoned row.
     for _ in 0..2 {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, state, lease_until, created_at) \
+        let inserted = db
+            .execute(
+                crate::db::query(
+                    "INSERT INTO idempotency_keys (user_id, idem_key, fingerprint, state, lease_until, created_at) \
              VALUES ($1, $2, $3, 'pending', $4, $5)",
-        )
-        .bind(user_id)
-        .bind(&key)
-        .bind(fingerprint)
-        .bind(now + LEASE_MS)
-        .bind(now)
-        .execute(&db.pool)
-        .await;
+                )
+                .bind(user_id)
+                .bind(&key)
+                .bind(fingerprint)
+                .bind(now + LEASE_MS)
+                .bind(now),
+            )
+            .await;
         match inserted {
             Ok(_) => return Ok(Claim::Fresh { user_id: user_id.into(), key, lease_until: now + LEASE_MS }),
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        let row: Option<StoredKey> = sqlx::query_as(
-            "SELECT fingerprint, state, lease_until, status, body, created_at FROM idempotency_keys \
+        let row: Option<StoredKey> = db
+            .fetch_optional(
+                crate::db::query_as(
+                    "SELECT fingerprint, state, lease_until, status, body, created_at FROM idempotency_keys \
              WHERE user_id = $1 AND idem_key = $2",
-        )
-        .bind(user_id)
-        .bind(&key)
-        .fetch_optional(&db.pool)
-        .await?;
+                )
+                .bind(user_id)
+                .bind(&key),
+            )
+            .await?;
         let Some((stored_fp, state, lease_until, status, body, created_at)) = row else {
             continue; // deleted in between: try to insert again
         };
@@ -105,14 +109,13 @@ pub async fn claim(
         let abandoned = state == "pending" && lease_until <= now;
         if expired || abandoned {
             // Compare-and-delete, so two requests cannot both take it over.
-            sqlx::query(
+            db.execute(crate::db::query(
                 "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND state = $3 AND lease_until = $4",
             )
             .bind(user_id)
             .bind(&key)
             .bind(&state)
-            .bind(lease_until)
-            .execute(&db.pool)
+            .bind(lease_until))
             .await?;
             continue;
         }
@@ -144,7 +147,7 @@ impl Claim {
         body: &serde_json::Value,
     ) -> Result<(), AppError> {
         if let Claim::Fresh { user_id, key, lease_until } = self {
-            let done = sqlx::query(
+            let done = crate::db::query(
                 "UPDATE idempotency_keys SET state = 'done', status = $1, body = $2 \
                  WHERE user_id = $3 AND idem_key = $4 AND state = 'pending' AND lease_until = $5",
             )
@@ -170,13 +173,12 @@ impl Claim {
     /// Gives the key back after a failed write, so a retry can run.
     pub async fn release(&self, db: &Db) {
         if let Claim::Fresh { user_id, key, lease_until } = self {
-            let released = sqlx::query(
+            let released = db.execute(crate::db::query(
                 "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 AND state = 'pending' AND lease_until = $3",
             )
                 .bind(user_id)
                 .bind(key)
-                .bind(*lease_until)
-                .execute(&db.pool)
+                .bind(*lease_until))
                 .await;
             if let Err(e) = released {
                 // The lease runs out by itself; only a retry within it waits.
@@ -188,14 +190,16 @@ impl Claim {
 
 /// Deletes completed keys older than `ttl_ms`.
 pub async fn sweep(db: &Db, now: i64, ttl_ms: i64) -> Result<u64, sqlx::Error> {
-    let done =
-        sqlx::query("DELETE FROM idempotency_keys WHERE created_at <= $1 AND (state = 'done' OR lease_until <= $2)")
+    let done = db
+        .execute(
+            crate::db::query(
+                "DELETE FROM idempotency_keys WHERE created_at <= $1 AND (state = 'done' OR lease_until <= $2)",
+            )
             .bind(now - ttl_ms)
-            .bind(now)
-            .execute(&db.pool)
-            .await?;
+            .bind(now),
+        )
+        .await?;
     // Revoked sessions are kept only until their cookie would have expired.
-    let revoked =
-        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at <= $1").bind(now).execute(&db.pool).await?;
+    let revoked = db.execute(crate::db::query("DELETE FROM revoked_sessions WHERE expires_at <= $1").bind(now)).await?;
     Ok(done.rows_affected() + revoked.rows_affected())
 }

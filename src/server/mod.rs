@@ -1,11 +1,13 @@
 //! The reference origin server: `app(state) -> Router`, so tests drive it
 //! with `oneshot` and `outpost serve` binds it to a socket.
 
-mod api;
+pub mod api;
 mod csrf;
 mod error;
 pub mod extract;
+pub mod guard;
 pub mod idempotency;
+pub mod listen;
 mod naming;
 mod static_files;
 mod write;
@@ -18,11 +20,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::auth::SessionKey;
+use crate::auth::{SessionKey, SessionKeys};
 use crate::db::Db;
 use crate::store::{start_embedded, EmbeddedHandle, Presigner, S3Config};
 use crate::Bundle;
 pub use error::AppError;
+pub use guard::HostPolicy;
 
 /// Tunables of the API, with the documented defaults.
 #[derive(Debug, Clone)]
@@ -35,11 +38,43 @@ pub struct Settings {
     pub presign_ttl_secs: u64,
     /// Serve the demo's "go offline" switch (`/api/demo/network`).
     pub demo_switch: bool,
+    /// Most bytes of assets (pending or uploaded) one user may have.
+    pub quota_bytes: i64,
+    /// Most assets one user may have.
+    pub quota_assets: i64,
+    /// Which `Host` values are served (DNS rebinding).
+    pub hosts: HostPolicy,
+    /// Log in by name alone (the reference auth). `outpost serve` keeps it
+    /// on loopback addresses only, unless told otherwise.
+    pub name_login: bool,
+    /// How long a request may take before it is answered `503` (the API's
+    /// budget is 10 s).
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once; more are answered `503` at once.
+    pub max_concurrent: usize,
+    /// Identical `sync/init` requests of one user share database reads
+    /// (off only to measure what that buys).
+    pub sync_coalescing: bool,
 }
+
+/// Per-user quota defaults: 10 GiB, 10,000 assets.
+pub const DEFAULT_QUOTA_BYTES: i64 = 10 * 1024 * 1024 * 1024;
+pub const DEFAULT_QUOTA_ASSETS: i64 = 10_000;
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { idempotency_ttl_ms: 8 * 24 * 3600 * 1000, presign_ttl_secs: 3600, demo_switch: true }
+        Settings {
+            idempotency_ttl_ms: 8 * 24 * 3600 * 1000,
+            presign_ttl_secs: 3600,
+            demo_switch: false,
+            hosts: HostPolicy::Loopback,
+            name_login: true,
+            request_timeout: std::time::Duration::from_secs(10),
+            max_concurrent: 512,
+            sync_coalescing: true,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
+            quota_assets: DEFAULT_QUOTA_ASSETS,
+        }
     }
 }
 
@@ -55,7 +90,31 @@ pub struct Options {
     pub s3: Option<S3Config>,
     /// Where the embedded store listens (port 0: any free port).
     pub store_addr: SocketAddr,
+    /// The keys of session cookies; `data_dir/session.key` (made on first
+    /// start) if not given. Instances behind one load balancer share them.
+    pub session_keys: Option<SessionKeys>,
+    /// A direct connection for migrations (PgBouncer's transaction pooling
+    /// cannot hold their lock); `database_url` if not given.
+    pub migrate_url: Option<String>,
+    /// How long each object-store call may take.
+    pub store_timeout: std::time::Duration,
     pub settings: Settings,
+}
+
+impl Options {
+    /// SQLite and the embedded store under `data_dir`, default settings.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Options {
+        Options {
+            data_dir: data_dir.into(),
+            database_url: None,
+            s3: None,
+            store_addr: "127.0.0.1:0".parse().expect("an address"),
+            session_keys: None,
+            migrate_url: None,
+            store_timeout: crate::store::STORE_TIMEOUT,
+            settings: Settings::default(),
+        }
+    }
 }
 
 /// The object store the API presigns against.
@@ -69,11 +128,74 @@ pub struct Store {
 /// What the API handlers share.
 pub struct Api {
     pub db: Db,
-    pub session_key: SessionKey,
+    pub session_key: SessionKeys,
     pub settings: Settings,
     pub store: Arc<Store>,
-    /// The demo's "go offline" switch.
-    pub demo_offline: std::sync::atomic::AtomicU8,
+    /// The demo's "go offline" switch, per user id.
+    pub demo_offline: std::sync::Mutex<std::collections::HashMap<String, u8>>,
+    pub limits: guard::Limits,
+    /// `sync/init` reads in flight, shared by identical requests.
+    pub sync_flights: api::sync::Flights,
+    /// Held while the server runs: one process per `--data`.
+    _lock: Option<Arc<std::fs::File>>,
+}
+
+impl Api {
+    fn with_settings(&self, settings: Settings) -> Api {
+        Api {
+            db: self.db.clone(),
+            session_key: self.session_key.clone(),
+            limits: guard::Limits::new(&settings),
+            settings,
+            store: Arc::clone(&self.store),
+            demo_offline: Default::default(),
+            sync_flights: Default::default(),
+            _lock: self._lock.clone(),
+        }
+    }
+}
+
+/// Takes `data_dir/lock` for this process, or says which process has it.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("--data {}: cannot open {}: {e}", dir.display(), path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::Write as _;
+            let _ = file.set_len(0);
+            let _ = writeln!(&file, "{}", std::process::id());
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "--data {} is in use by another outpost process (pid {}); give each instance its own --data",
+                dir.display(),
+                holder.trim()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("--data {}: cannot lock {}: {e}", dir.display(), path.display())
+        }
+    }
+}
+
+/// Creates the data directory owner-only (it holds keys and the database).
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| anyhow::anyhow!("--data {}: cannot create the data directory: {e}", dir.display()))
 }
 
 /// Shared by every handler. Cheap to clone.
@@ -86,17 +208,19 @@ pub struct AppState {
 impl AppState {
     /// Opens (and migrates) the database and loads the session key.
     pub async fn open(options: Options) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&options.data_dir).map_err(|e| {
-            anyhow::anyhow!("--data {}: cannot create the data directory: {e}", options.data_dir.display())
-        })?;
+        create_data_dir(&options.data_dir)?;
+        let lock = lock_data_dir(&options.data_dir)?;
         let db = match &options.database_url {
-            Some(url) => Db::open(url).await?,
+            Some(url) => Db::open_migrating(url, options.migrate_url.as_deref()).await?,
             None => Db::open_sqlite(&options.data_dir).await?,
         };
-        let session_key = SessionKey::load_or_create(&options.data_dir)?;
+        let session_key = match options.session_keys {
+            Some(keys) => keys,
+            None => SessionKeys::single(SessionKey::load_or_create(&options.data_dir)?),
+        };
         let store = match options.s3 {
             Some(config) => {
-                let presigner = Presigner::new(&config)?;
+                let presigner = Presigner::with_timeout(&config, options.store_timeout)?;
                 presigner
                     .ensure_bucket()
                     .await
@@ -108,17 +232,30 @@ impl AppState {
                 // signature, not the origin, is what authorises a request.
                 let (config, handle) =
                     start_embedded(&options.data_dir.join("store"), options.store_addr, &["*".to_string()]).await?;
-                Store { presigner: Presigner::new(&config)?, config, embedded: Some(handle) }
+                Store {
+                    presigner: Presigner::with_timeout(&config, options.store_timeout)?,
+                    config,
+                    embedded: Some(handle),
+                }
             }
         };
         let api = Api {
             db,
             session_key,
+            limits: guard::Limits::new(&options.settings),
             settings: options.settings,
             store: Arc::new(store),
-            demo_offline: std::sync::atomic::AtomicU8::new(0),
+            demo_offline: Default::default(),
+            sync_flights: Default::default(),
+            _lock: Some(Arc::new(lock)),
         };
         Ok(AppState { bundle: Arc::new(Bundle::embedded()), api: Arc::new(api) })
+    }
+
+    /// The same database and store under other settings (the switches and
+    /// limits start afresh).
+    pub fn with_settings(&self, settings: Settings) -> AppState {
+        AppState { bundle: Arc::clone(&self.bundle), api: Arc::new(self.api.with_settings(settings)) }
     }
 
     /// The same API serving another worker bundle (a redeploy).
@@ -139,7 +276,7 @@ pub fn api_app(state: AppState) -> Router {
 }
 
 fn routes(state: AppState, with_bundle: bool) -> Router {
-    let mut api = api::router().route("/health", get(|| async { Json(serde_json::json!({ "ok": true })) }));
+    let mut api = api::router();
     if state.api.settings.demo_switch {
         api = api.merge(api::demo::router());
     }
@@ -155,9 +292,43 @@ fn routes(state: AppState, with_bundle: bool) -> Router {
     } else {
         router
     };
+    // Liveness and readiness: outside the demo switch, the limits and the
+    // time budget, so that a load balancer's probe always gets an answer.
+    let probes = Router::new()
+        .route("/api/health", get(|| async { Json(serde_json::json!({ "ok": true })) }))
+        .route("/api/ready", get(ready));
     router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::limit))
+        .merge(probes)
         .fallback(|| async { AppError::NotFound })
-        .with_state(state)
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn(csrf::guard))
+        .layer(axum::middleware::from_fn_with_state(state, guard::check_host))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// `GET /api/ready`: can this instance serve? The database answers a query
+/// and the object store its bucket, each within a few seconds. `503` says
+/// which one failed, for a load balancer to route around it.
+async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let budget = std::time::Duration::from_secs(3);
+    let db = async {
+        let one: (i64,) = state.api.db.fetch_one(crate::db::query_as("SELECT 1")).await?;
+        anyhow::ensure!(one.0 == 1, "unexpected answer");
+        Ok(())
+    };
+    let (db, store) = tokio::join!(
+        tokio::time::timeout(budget, db),
+        tokio::time::timeout(budget, state.api.store.presigner.check_bucket())
+    );
+    let verdict = |r: Result<anyhow::Result<()>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => format!("no answer within {} s", budget.as_secs()),
+    };
+    let (db, store) = (verdict(db), verdict(store));
+    let ok = db == "ok" && store == "ok";
+    let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "ready": ok, "database": db, "store": store }))).into_response()
 }

@@ -19,7 +19,7 @@ use crate::auth;
 pub const USER: &str = "outpost-user";
 pub const EXPECT_USER: &str = "outpost-expect-user";
 
-fn session_user(req: &Request, state: &AppState) -> Option<String> {
+pub(crate) fn session_user(req: &Request, state: &AppState) -> Option<String> {
     let value = req.headers().get_all(COOKIE).iter().filter_map(|h| h.to_str().ok()).find_map(auth::find_cookie)?;
     state.api.session_key.verify(value, crate::db::now_ms()).ok()
 }

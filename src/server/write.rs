@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
-use sqlx::{Any, Transaction};
 
 use super::extract::{JsonBody, User};
 use super::idempotency::{self, Claim};
@@ -83,19 +82,40 @@ where
     }
 }
 
-pub type Tx = Transaction<'static, Any>;
+pub use crate::db::Tx;
 
 /// Runs `work` in a transaction under the request's Idempotency-Key. `work`
 /// gets the transaction and the request time, and hands the transaction
 /// back with the response so the key is completed before the commit.
+pub async fn run<F, Fut>(state: &AppState, req: WriteRequest, work: F) -> Result<Response, AppError>
+where
+    F: FnOnce(Tx, i64) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(Tx, StatusCode, Value), AppError>> + Send + 'static,
+{
+    run_prepared(state, req, |_| async { Ok(()) }, move |tx, now, ()| work(tx, now)).await
+}
+
+/// [`run`], with a step before the transaction: `before` runs once the key
+/// is claimed (never for a replay), outside the transaction and outside
+/// SQLite's writer turn, and what it makes is handed to `work`. Calls to the
+/// object store go there: a store that stalls must not hold a transaction
+/// open, nor (on SQLite) every other write behind it.
 ///
 /// The claim, the write and its completion run in a task of their own: a
 /// client that hangs up (a service worker killed mid-request) must not
 /// cancel a write halfway and leave its key claimed but never completed.
 /// The write finishes, and the client's retry gets the stored response.
-pub async fn run<F, Fut>(state: &AppState, req: WriteRequest, work: F) -> Result<Response, AppError>
+pub async fn run_prepared<B, BFut, P, F, Fut>(
+    state: &AppState,
+    req: WriteRequest,
+    before: B,
+    work: F,
+) -> Result<Response, AppError>
 where
-    F: FnOnce(Tx, i64) -> Fut + Send + 'static,
+    B: FnOnce(i64) -> BFut + Send + 'static,
+    BFut: Future<Output = Result<P, AppError>> + Send + 'static,
+    P: Send + 'static,
+    F: FnOnce(Tx, i64, P) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(Tx, StatusCode, Value), AppError>> + Send + 'static,
 {
     let now = now_ms();
@@ -109,9 +129,10 @@ where
             return Ok((status, body, true));
         }
         let result = async {
-            let _turn = db.writer_turn().await;
+            let prepared = before(now).await?;
+            let _turn = db.writer_turn().await.map_err(|_| AppError::writer_busy())?;
             let tx = db.begin_write().await?;
-            let (mut tx, status, body) = work(tx, now).await?;
+            let (mut tx, status, body) = work(tx, now, prepared).await?;
             claim.complete(&mut tx, status, &body).await?;
             tx.commit().await?;
             Ok::<_, AppError>((status, body))

@@ -31,7 +31,7 @@ pub use config::{valid_key, S3Config, DEFAULT_BUCKET, DEFAULT_REGION};
 #[cfg(feature = "test-counters")]
 pub use counts::StoreCounts;
 pub use embedded::{start_embedded, EmbeddedHandle};
-pub use presign::{Presigner, UploadedPart};
+pub use presign::{Presigner, UploadedPart, STORE_TIMEOUT, TIMED_OUT};
 
 /// The paths from before the store was split into modules.
 pub mod s3 {

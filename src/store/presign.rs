@@ -17,6 +17,11 @@ const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// they are used immediately, so a short window limits replay if logged.
 const SERVER_SIDE_EXPIRY: Duration = Duration::from_secs(60);
 const MAX_PART_NUMBER: u16 = 10_000;
+/// The default budget of one server-side store call, headers and body: the
+/// API answers within 10 s, so a store that stalls must fail before that.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(8);
+/// What a timed-out store call's error says (the API answers it `504`).
+pub const TIMED_OUT: &str = "the object store did not answer within";
 
 /// A part of an unfinished multipart upload, as reported by ListParts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,28 +41,72 @@ pub struct Presigner {
     bucket: Bucket,
     credentials: Credentials,
     http: reqwest::Client,
+    timeout: Duration,
 }
 
 impl Presigner {
     pub fn new(config: &S3Config) -> anyhow::Result<Self> {
+        Self::with_timeout(config, STORE_TIMEOUT)
+    }
+
+    /// As [`Self::new`], with `timeout` as the budget of each server-side
+    /// call (connecting, the answer's headers and its body together).
+    pub fn with_timeout(config: &S3Config, timeout: Duration) -> anyhow::Result<Self> {
         // Path-style: the embedded endpoint is an IP:port, which cannot carry
         // a bucket sub-domain.
-        Self::with_url_style(config, UrlStyle::Path)
+        Self::build(config, UrlStyle::Path, timeout)
     }
 
     /// As [`Self::new`], with the bucket in the host name if `style` says
     /// so: how AWS's published signing examples are written, so the tests
     /// can check this code against them.
+    #[cfg(test)]
     fn with_url_style(config: &S3Config, style: UrlStyle) -> anyhow::Result<Self> {
+        Self::build(config, style, STORE_TIMEOUT)
+    }
+
+    fn build(config: &S3Config, style: UrlStyle, timeout: Duration) -> anyhow::Result<Self> {
         let endpoint: Url = config.endpoint.parse().context("invalid S3 endpoint URL")?;
         let bucket = Bucket::new(endpoint, style, config.bucket.clone(), config.region.clone())
             .context("invalid S3 endpoint or bucket")?;
         let credentials = Credentials::new(config.access_key.clone(), config.secret_key.clone());
+        // An overall timeout, so a store that accepts the connection and
+        // never answers (or stops halfway through a body) fails the call;
+        // the read timeout catches a stall sooner on long bodies.
+        // https:// endpoints: rustls over ring (see Cargo.toml); installing it
+        // twice is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .read_timeout(timeout)
+            .timeout(timeout)
             .build()
             .context("building HTTP client")?;
-        Ok(Self { bucket, credentials, http })
+        Ok(Self { bucket, credentials, http, timeout })
+    }
+
+    /// A request's failure, saying so plainly when it was a timeout (the
+    /// URL is left out: it carries a signature).
+    fn failed(&self, e: reqwest::Error) -> anyhow::Error {
+        if e.is_timeout() {
+            anyhow!("{TIMED_OUT} {} s", self.timeout.as_secs_f32())
+        } else {
+            e.without_url().into()
+        }
+    }
+
+    /// Sends `request`, with [`Self::failed`]'s errors.
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        request.send().await.map_err(|e| self.failed(e))
+    }
+
+    /// Returns the body of a 2xx response, or an error naming the S3 error code.
+    async fn expect_ok(&self, operation: &str, request: reqwest::RequestBuilder) -> anyhow::Result<String> {
+        let response = self.send(request).await.map_err(|e| anyhow!("{operation}: {e:#}"))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| anyhow!("{operation}: {:#}", self.failed(e)))?;
+        ensure!(status.is_success(), "{operation}: HTTP {status}: {}", error_summary(&body));
+        Ok(body)
     }
 
     /// URL for a browser to `PUT` the object's bytes. With `content_type`, the
@@ -78,6 +127,24 @@ impl Presigner {
         if let Some(content_type) = content_type {
             action.headers_mut().insert("content-type", content_type);
         }
+        Ok(action.sign_with_time(expires, &at))
+    }
+
+    /// [`Self::presign_put`] for exactly `length` bytes: `Content-Length` is
+    /// signed too, so the store refuses a body of any other size (a 1-byte
+    /// asset cannot receive gigabytes).
+    pub fn presign_put_exact(
+        &self,
+        key: &str,
+        content_type: &str,
+        length: u64,
+        expires: Duration,
+    ) -> anyhow::Result<Url> {
+        let at = sign_time(key, expires, SystemTime::now())?;
+        let length = length.to_string();
+        let mut action = self.bucket.put_object(Some(&self.credentials), key);
+        action.headers_mut().insert("content-type", content_type);
+        action.headers_mut().insert("content-length", length.as_str());
         Ok(action.sign_with_time(expires, &at))
     }
 
@@ -116,6 +183,24 @@ impl Presigner {
         Ok(action.sign_with_time(expires, &at))
     }
 
+    /// [`Self::presign_upload_part`] for a part of exactly `length` bytes
+    /// (`Content-Length` is signed).
+    pub fn presign_upload_part_exact(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u16,
+        length: u64,
+        expires: Duration,
+    ) -> anyhow::Result<Url> {
+        ensure!((1..=MAX_PART_NUMBER).contains(&part_number), "part number must be 1..=10000");
+        let at = sign_time(key, expires, SystemTime::now())?;
+        let length = length.to_string();
+        let mut action = self.bucket.upload_part(Some(&self.credentials), key, part_number, upload_id);
+        action.headers_mut().insert("content-length", length.as_str());
+        Ok(action.sign_with_time(expires, &at))
+    }
+
     /// Starts a multipart upload and returns its id. `content_type` becomes
     /// the final object's type (parts carry none).
     pub async fn create_multipart(&self, key: &str, content_type: Option<&str>) -> anyhow::Result<String> {
@@ -128,8 +213,7 @@ impl Presigner {
         if let Some(content_type) = content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }
-        let body =
-            expect_ok("CreateMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
+        let body = self.expect_ok("CreateMultipartUpload", request).await?;
         let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(body.trim())
             .map_err(|e| anyhow!("CreateMultipartUpload: unexpected response: {e}"))?;
         Ok(parsed.upload_id().to_owned())
@@ -146,8 +230,7 @@ impl Presigner {
                 action.set_part_number_marker(marker);
             }
             let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
-            let body =
-                expect_ok("ListParts", self.http.get(url).send().await.map_err(reqwest::Error::without_url)?).await?;
+            let body = self.expect_ok("ListParts", self.http.get(url)).await?;
             let page = rusty_s3::actions::ListParts::parse_response(body.trim())
                 .map_err(|e| anyhow!("ListParts: unexpected response: {e}"))?;
             parts.extend(page.parts.into_iter().map(|p| UploadedPart {
@@ -187,8 +270,7 @@ impl Presigner {
         );
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
         let request = self.http.post(url).body(action.body());
-        let body =
-            expect_ok("CompleteMultipartUpload", request.send().await.map_err(reqwest::Error::without_url)?).await?;
+        let body = self.expect_ok("CompleteMultipartUpload", request).await?;
         // A 200 can still carry an <Error> (S3 streams keep-alive whitespace
         // before the result), so the body decides success, not the status.
         let parsed = rusty_s3::actions::CompleteMultipartUploadResponse::parse(body.trim())
@@ -202,8 +284,7 @@ impl Presigner {
             .bucket
             .abort_multipart_upload(Some(&self.credentials), key, upload_id)
             .sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        expect_ok("AbortMultipartUpload", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?)
-            .await?;
+        self.expect_ok("AbortMultipartUpload", self.http.delete(url)).await?;
         Ok(())
     }
 
@@ -211,7 +292,7 @@ impl Presigner {
     pub async fn head_object(&self, key: &str) -> anyhow::Result<Option<u64>> {
         let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
         let url = self.bucket.head_object(Some(&self.credentials), key).sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        let response = self.http.head(url).send().await.map_err(reqwest::Error::without_url)?;
+        let response = self.send(self.http.head(url)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -229,7 +310,16 @@ impl Presigner {
     pub async fn delete_object(&self, key: &str) -> anyhow::Result<()> {
         let at = sign_time(key, SERVER_SIDE_EXPIRY, SystemTime::now())?;
         let url = self.bucket.delete_object(Some(&self.credentials), key).sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        expect_ok("DeleteObject", self.http.delete(url).send().await.map_err(reqwest::Error::without_url)?).await?;
+        self.expect_ok("DeleteObject", self.http.delete(url)).await?;
+        Ok(())
+    }
+
+    /// Whether the bucket answers (readiness).
+    pub async fn check_bucket(&self) -> anyhow::Result<()> {
+        let at = jiff::Timestamp::now();
+        let url = self.bucket.head_bucket(Some(&self.credentials)).sign_with_time(SERVER_SIDE_EXPIRY, &at);
+        let response = self.send(self.http.head(url)).await?;
+        ensure!(response.status().is_success(), "HeadBucket: HTTP {}", response.status());
         Ok(())
     }
 
@@ -237,18 +327,14 @@ impl Presigner {
     pub async fn ensure_bucket(&self) -> anyhow::Result<()> {
         let at = jiff::Timestamp::now();
         let url = self.bucket.head_bucket(Some(&self.credentials)).sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        let response = self.http.head(url).send().await.map_err(reqwest::Error::without_url)?;
+        let response = self.send(self.http.head(url)).await?;
         if response.status().is_success() {
             return Ok(());
         }
         ensure!(response.status() == StatusCode::NOT_FOUND, "HeadBucket: HTTP {}", response.status());
         let action = self.bucket.create_bucket(&self.credentials);
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        expect_ok(
-            "CreateBucket",
-            self.http.put(url).body(action.body()).send().await.map_err(reqwest::Error::without_url)?,
-        )
-        .await?;
+        self.expect_ok("CreateBucket", self.http.put(url).body(action.body())).await?;
         Ok(())
     }
 }
@@ -262,14 +348,6 @@ fn sign_time(key: &str, expires: Duration, at: SystemTime) -> anyhow::Result<jif
         "presigned URL lifetime must be between 1 s and 7 days"
     );
     jiff::Timestamp::try_from(at).context("signing time out of range")
-}
-
-/// Returns the body of a 2xx response, or an error naming the S3 error code.
-async fn expect_ok(operation: &str, response: reqwest::Response) -> anyhow::Result<String> {
-    let status = response.status();
-    let body = response.text().await?;
-    ensure!(status.is_success(), "{operation}: HTTP {status}: {}", error_summary(&body));
-    Ok(body)
 }
 
 /// `Code: Message` out of an S3 XML error body, without an XML parser.

@@ -557,9 +557,13 @@ pub async fn presigned_upload_round_trip(state: AppState) {
 
     let missing = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
     assert_eq!(error_code(&missing, StatusCode::UNPROCESSABLE_ENTITY), "object_missing");
-    assert_eq!(put_object(&put.body, b"short").await, 200);
+    // The URL is bound to the declared length: the store refuses a body of
+    // any other size, shorter or longer (a 11-byte asset cannot receive
+    // gigabytes).
+    assert_eq!(put_object(&put.body, b"short").await, 403);
+    assert_eq!(put_object(&put.body, b"hello world, and a great deal more").await, 403);
     let wrong = alice.post(&format!("/api/assets/{id}/complete"), json!({})).await;
-    assert_eq!(error_code(&wrong, StatusCode::UNPROCESSABLE_ENTITY), "size_mismatch");
+    assert_eq!(error_code(&wrong, StatusCode::UNPROCESSABLE_ENTITY), "object_missing");
     let pending = alice.post("/api/assets/presign", json!({ "op": "get", "assetId": id })).await;
     assert_eq!(error_code(&pending, StatusCode::CONFLICT), "not_uploaded");
     assert_eq!(alice.get(&format!("/api/assets/{id}")).await.body["status"], "pending");
@@ -720,6 +724,8 @@ pub async fn inbox_keeps_any_body_byte_for_byte(state: AppState) {
 }
 
 pub async fn the_demo_switch_refuses_the_api_until_turned_off(state: AppState) {
+    let state = state.with_settings(outpost::Settings { demo_switch: true, ..state.api.settings.clone() });
+    let bob = Client::login(&state, "bob").await;
     let anonymous = Client::new(&state);
     assert_eq!(anonymous.post("/api/demo/network", json!({ "offline": true })).await.status, StatusCode::UNAUTHORIZED);
     let alice = Client::login(&state, "alice").await;
@@ -732,6 +738,11 @@ pub async fn the_demo_switch_refuses_the_api_until_turned_off(state: AppState) {
     assert!(refused.body["error"]["message"].as_str().unwrap().contains("Turn it off"));
     assert_eq!(alice.post("/api/projects", json!({ "name": "p" })).await.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(alice.get("/api/demo/network").await.body, json!({ "offline": true, "refuse": true }));
+    // Alice's switch is hers: bob, the probes and a visitor are served.
+    assert_eq!(bob.get("/api/sync/init").await.status, StatusCode::OK);
+    assert_eq!(bob.get("/api/demo/network").await.body, json!({ "offline": false, "refuse": false }));
+    assert_eq!(alice.get("/api/health").await.status, StatusCode::OK);
+    assert_eq!(anonymous.get("/api/health").await.status, StatusCode::OK);
     // Offline (the default): no answer at all; the body fails before its
     // first byte, so the server closes the connection with nothing written
     // (the browser test sees the network error).

@@ -475,13 +475,7 @@ pub async fn sqlite_state() -> (AppState, tempfile::TempDir) {
 /// The same, with the origin's settings (presign lifetime, say).
 pub async fn sqlite_state_with(settings: outpost::Settings) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::Builder::new().prefix("outpost-data-").tempdir().unwrap();
-    let options = outpost::Options {
-        data_dir: dir.path().to_path_buf(),
-        database_url: None,
-        s3: None,
-        store_addr: "127.0.0.1:0".parse().unwrap(),
-        settings,
-    };
+    let options = outpost::Options { settings, ..outpost::Options::embedded(dir.path()) };
     (AppState::open(options).await.expect("open the origin state"), dir)
 }
 
@@ -495,13 +489,7 @@ pub async fn postgres_state(name: &str) -> (AppState, tempfile::TempDir) {
     .await
     .unwrap();
     let dir = tempfile::Builder::new().prefix("outpost-data-").tempdir().unwrap();
-    let options = outpost::Options {
-        data_dir: dir.path().to_path_buf(),
-        database_url: Some(url),
-        s3: None,
-        store_addr: "127.0.0.1:0".parse().unwrap(),
-        settings: outpost::Settings::default(),
-    };
+    let options = outpost::Options { database_url: Some(url), ..outpost::Options::embedded(dir.path()) };
     (AppState::open(options).await.expect("open the origin state on PostgreSQL"), dir)
 }
 

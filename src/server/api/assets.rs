@@ -71,17 +71,23 @@ const COLUMNS: &str =
 
 /// The caller's assets, newest first.
 pub async fn assets_of(db: &Db, user_id: &str) -> Result<Vec<Asset>, AppError> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM assets WHERE user_id = $1 ORDER BY created_at DESC, id DESC"))
-        .bind(user_id)
-        .fetch_all(&db.pool)
+    Ok(db
+        .fetch_all(
+            crate::db::query_as(&format!(
+                "SELECT {COLUMNS} FROM assets WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+            ))
+            .bind(user_id),
+        )
         .await?)
 }
 
 async fn find(db: &Db, user_id: &str, id: &str) -> Result<Asset, AppError> {
-    let asset: Option<Asset> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM assets WHERE id = $1 AND user_id = $2"))
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&db.pool)
+    let asset: Option<Asset> = db
+        .fetch_optional(
+            crate::db::query_as(&format!("SELECT {COLUMNS} FROM assets WHERE id = $1 AND user_id = $2"))
+                .bind(id)
+                .bind(user_id),
+        )
         .await?;
     asset.ok_or(AppError::NotFound)
 }
@@ -227,8 +233,9 @@ async fn presign_put_again(state: &AppState, user: &User, p: Presign) -> Result<
         .api
         .store
         .presigner
-        .presign_put(&asset.object_key, Some(&asset.content_type), ttl)
+        .presign_put_exact(&asset.object_key, &asset.content_type, asset.size as u64, ttl)
         .map_err(AppError::Internal)?;
+    extend_url(state, &asset.id, expires_at(now, ttl)).await?;
     Ok(PutUrl::new(asset.id, &url, asset.content_type, now, ttl))
 }
 
@@ -253,45 +260,68 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
     let ttl = presign_ttl(state);
     let store = state.api.store.clone();
     let uid = user.id;
-    write::run(state, request, move |mut tx: Tx, now| async move {
-        if let Some(project) = &project_id {
-            let owned: Option<(String,)> = sqlx::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
-                .bind(project)
-                .bind(&uid)
-                .fetch_optional(&mut *tx)
-                .await?;
-            owned.ok_or(AppError::NotFound)?;
+    let id = new_id();
+    // The key is made of ids only: nothing the client sends can steer where
+    // the object lands.
+    let key = format!("users/{uid}/assets/{id}");
+    let before = {
+        let (state, store, uid, key, content_type) =
+            (state.clone(), store.clone(), uid.clone(), key.clone(), content_type.clone());
+        move |_now| async move {
+            check_quota(&state, &uid, size).await?;
+            // Outside the transaction (see write::run_prepared).
+            match part_size {
+                Some(_) => Ok(Some(
+                    store
+                        .presigner
+                        .create_multipart(&key, Some(&content_type))
+                        .await
+                        .map_err(|e| AppError::Store(format!("{e:#}")))?,
+                )),
+                None => Ok(None),
+            }
         }
-        let id = new_id();
-        // The key is made of ids only: nothing the client sends can
-        // steer where the object lands.
-        let key = format!("users/{uid}/assets/{id}");
-        let upload_id = match part_size {
-            Some(_) => Some(
-                store
-                    .presigner
-                    .create_multipart(&key, Some(&content_type))
-                    .await
-                    .map_err(|e| AppError::Store(format!("{e:#}")))?,
-            ),
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
-        )
-        .bind(&id)
-        .bind(&uid)
-        .bind(&project_id)
-        .bind(&filename)
-        .bind(&content_type)
-        .bind(size)
-        .bind(&key)
-        .bind(now)
-        .bind(&upload_id)
-        .bind(part_size)
-        .execute(&mut *tx)
-        .await?;
+    };
+    write::run_prepared(state, request, before, move |mut tx: Tx, now, upload_id: Option<String>| async move {
+        let recorded = async {
+            if let Some(project) = &project_id {
+                let owned: Option<(String,)> =
+                    crate::db::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
+                        .bind(project)
+                        .bind(&uid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                owned.ok_or(AppError::NotFound)?;
+            }
+            crate::db::query(
+                "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size, url_expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)",
+            )
+            .bind(&id)
+            .bind(&uid)
+            .bind(&project_id)
+            .bind(&filename)
+            .bind(&content_type)
+            .bind(size)
+            .bind(&key)
+            .bind(now)
+            .bind(&upload_id)
+            .bind(part_size)
+            .bind(expires_at(now, ttl))
+            .execute(&mut *tx)
+            .await?;
+            Ok::<_, AppError>(())
+        }
+        .await;
+        if let Err(e) = recorded {
+            if let Some(upload_id) = upload_id {
+                // Not recorded, so nothing else would ever abort it; in
+                // the background, outside the writer's turn.
+                let store = store.clone();
+                tokio::spawn(async move { store.presigner.abort_multipart(&key, &upload_id).await });
+            }
+            return Err(e);
+        }
         let answer = match part_size {
             Some(part_size) => serde_json::to_value(MultipartUpload {
                 asset_id: id,
@@ -301,13 +331,103 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
                 part_size,
             }),
             None => {
-                let url = store.presigner.presign_put(&key, Some(&content_type), ttl).map_err(AppError::Internal)?;
+                let url = store
+                    .presigner
+                    .presign_put_exact(&key, &content_type, size as u64, ttl)
+                    .map_err(AppError::Internal)?;
                 serde_json::to_value(PutUrl::new(id, &url, content_type, now, ttl))
             }
         };
         Ok((tx, StatusCode::OK, answer.expect("plain fields serialise")))
     })
     .await
+}
+
+/// Notes that a URL for the pending asset is valid until `until`, so that
+/// the sweeper leaves it alone until then.
+async fn extend_url(state: &AppState, id: &str, until: i64) -> Result<(), AppError> {
+    state
+        .api
+        .db
+        .execute(
+            crate::db::query(
+                "UPDATE assets SET url_expires_at = $1 WHERE id = $2 AND status = 'pending' \
+                 AND (url_expires_at IS NULL OR url_expires_at < $1)",
+            )
+            .bind(until)
+            .bind(id),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Aborts and deletes the uploads left pending more than `grace_ms` past
+/// the last URL handed out for them: the store's parts, its object (a PUT
+/// that landed but was never completed) and the row. Returns how many.
+pub async fn sweep_abandoned(state: &AppState, now: i64, grace_ms: i64) -> Result<u64, AppError> {
+    let db = &state.api.db;
+    let stale: Vec<(String, String, Option<String>)> = db
+        .fetch_all(
+            crate::db::query_as(
+                "SELECT id, object_key, upload_id FROM assets WHERE status = 'pending' \
+                 AND COALESCE(url_expires_at, created_at) < $1 ORDER BY created_at LIMIT 500",
+            )
+            .bind(now - grace_ms),
+        )
+        .await?;
+    let presigner = &state.api.store.presigner;
+    let mut swept = 0;
+    for (id, key, upload_id) in stale {
+        if let Some(upload_id) = &upload_id {
+            // Already gone (completed, or aborted by a lifecycle rule) is fine.
+            if let Err(e) = presigner.abort_multipart(&key, upload_id).await {
+                tracing::info!(asset = %id, error = %format!("{e:#}"), "abort of an abandoned multipart upload");
+            }
+        }
+        if let Err(e) = presigner.delete_object(&key).await {
+            tracing::warn!(asset = %id, error = %format!("{e:#}"), "cannot delete an abandoned upload's object; kept");
+            continue;
+        }
+        let done =
+            db.execute(crate::db::query("DELETE FROM assets WHERE id = $1 AND status = 'pending'").bind(&id)).await?;
+        swept += done.rows_affected();
+    }
+    Ok(swept)
+}
+
+/// Refuses an asset of `size` bytes that would take the user past their
+/// quota (assets pending or uploaded count alike). Checked before the
+/// transaction; two presigns racing may both pass, by one asset each.
+async fn check_quota(state: &AppState, user_id: &str, size: i64) -> Result<(), AppError> {
+    let settings = &state.api.settings;
+    let (count, bytes): (i64, i64) = state
+        .api
+        .db
+        .fetch_one(
+            crate::db::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM assets WHERE user_id = $1",
+            )
+            .bind(user_id),
+        )
+        .await?;
+    if count + 1 > settings.quota_assets {
+        return Err(AppError::QuotaExceeded {
+            message: format!(
+                "You already have {count} assets, the most this server keeps per user ({}). Delete some first.",
+                settings.quota_assets
+            ),
+        });
+    }
+    if bytes + size > settings.quota_bytes {
+        return Err(AppError::QuotaExceeded {
+            message: format!(
+                "This file ({size} bytes) would take your storage to {} bytes, over your quota of {} bytes.",
+                bytes + size,
+                settings.quota_bytes
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `{op: "get", assetId}`: a URL to download an uploaded asset.
@@ -350,13 +470,12 @@ async fn complete(State(state): State<AppState>, user: User, Path(id): Path<Stri
         )),
         Some(_) => {
             let now = crate::db::now_ms();
-            sqlx::query(
+            db.execute(crate::db::query(
                 "UPDATE assets SET status = 'uploaded', uploaded_at = $1, upload_id = NULL WHERE id = $2 AND user_id = $3",
             )
                 .bind(now)
                 .bind(&id)
-                .bind(&user.id)
-                .execute(&db.pool)
+                .bind(&user.id))
                 .await?;
             Ok(Json(Asset { status: "uploaded".into(), upload_id: None, ..asset }))
         }
@@ -457,11 +576,17 @@ async fn part_urls(
     let presigner = &state.api.store.presigner;
     let mut parts = Vec::with_capacity(numbers.len());
     for n in numbers {
-        let url =
-            presigner.presign_upload_part(&asset.object_key, &upload_id, n as u16, ttl).map_err(AppError::Internal)?;
+        // Every part but the last is part_size bytes; each URL is bound to
+        // its part's length.
+        let length = part_size.min(asset.size - (n - 1) * part_size) as u64;
+        let url = presigner
+            .presign_upload_part_exact(&asset.object_key, &upload_id, n as u16, length, ttl)
+            .map_err(AppError::Internal)?;
         parts.push(json!({ "partNumber": n, "url": url.as_str() }));
     }
-    Ok(Json(json!({ "parts": parts, "expiresAt": expires_at(crate::db::now_ms(), ttl) })))
+    let until = expires_at(crate::db::now_ms(), ttl);
+    extend_url(&state, &asset.id, until).await?;
+    Ok(Json(json!({ "parts": parts, "expiresAt": until })))
 }
 
 /// The asset's bytes, for clients without the worker: a redirect to a

@@ -25,6 +25,14 @@ struct Login {
 }
 
 async fn login(State(state): State<AppState>, body: JsonBody<Login>) -> Result<Response, AppError> {
+    if !state.api.settings.name_login {
+        return Err(AppError::Forbidden {
+            code: "name_login_disabled",
+            message: "Logging in by name alone is turned off on this server (it listens on a public address). \
+                      Put a real login in front of the API, or start it with --allow-name-login for a trusted network."
+                .into(),
+        });
+    }
     let name = body.value.user.trim().to_string();
     check_text("user", &name, 1, 64)?;
     if name.chars().any(|c| c.is_control()) {
@@ -33,14 +41,15 @@ async fn login(State(state): State<AppState>, body: JsonBody<Login>) -> Result<R
     let db = &state.api.db;
     let now = now_ms();
     // Insert-or-ignore, then read: two logins racing for a new name agree.
-    sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-        .bind(new_id())
-        .bind(&name)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+    db.execute(
+        crate::db::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(new_id())
+            .bind(&name)
+            .bind(now),
+    )
+    .await?;
     let (id,): (String,) =
-        sqlx::query_as("SELECT id FROM users WHERE name = $1").bind(&name).fetch_one(&db.pool).await?;
+        db.fetch_one(crate::db::query_as("SELECT id FROM users WHERE name = $1").bind(&name)).await?;
     let cookie = auth::set_cookie(&state.api.session_key.issue(&id, now));
     Ok(([(SET_COOKIE, cookie)], Json(json!({ "user": { "id": id, "name": name } }))).into_response())
 }
@@ -53,12 +62,11 @@ async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -
     if let Some(value) = value {
         if state.api.session_key.verify(value, now_ms()).is_ok() {
             if let Some((token, expires_at)) = auth::revocation(value) {
-                sqlx::query(
+                state.api.db.execute(crate::db::query(
                     "INSERT INTO revoked_sessions (token, expires_at) VALUES ($1, $2) ON CONFLICT (token) DO NOTHING",
                 )
                 .bind(token)
-                .bind(expires_at)
-                .execute(&state.api.db.pool)
+                .bind(expires_at))
                 .await?;
             }
         }
@@ -67,10 +75,8 @@ async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -
 }
 
 async fn me(State(state): State<AppState>, user: User) -> Result<Json<serde_json::Value>, AppError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT name FROM users WHERE id = $1")
-        .bind(&user.id)
-        .fetch_optional(&state.api.db.pool)
-        .await?;
+    let row: Option<(String,)> =
+        state.api.db.fetch_optional(crate::db::query_as("SELECT name FROM users WHERE id = $1").bind(&user.id)).await?;
     // A valid cookie for a user the database does not know (a wiped
     // database) is no login.
     let (name,) = row.ok_or(AppError::Unauthenticated)?;

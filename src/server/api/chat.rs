@@ -47,14 +47,16 @@ pub struct Message {
 
 /// The caller's sessions, most recently updated first.
 pub async fn sessions_of(db: &crate::db::Db, user_id: &str, limit: i64) -> Result<Vec<Session>, AppError> {
-    Ok(sqlx::query_as(
-        "SELECT id, title, created_at, updated_at FROM chat_sessions WHERE user_id = $1 \
+    Ok(db
+        .fetch_all(
+            crate::db::query_as(
+                "SELECT id, title, created_at, updated_at FROM chat_sessions WHERE user_id = $1 \
          ORDER BY updated_at DESC, id DESC LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?)
+            )
+            .bind(user_id)
+            .bind(limit),
+        )
+        .await?)
 }
 
 async fn list_sessions(State(state): State<AppState>, user: User) -> Result<Json<Vec<Session>>, AppError> {
@@ -83,10 +85,12 @@ async fn create_session(State(state): State<AppState>, req: Write<JsonBody<NewSe
 
 /// 404 unless `session_id` is one of the caller's sessions.
 async fn own_session(db: &crate::db::Db, user_id: &str, session_id: &str) -> Result<(), AppError> {
-    let found: Option<(String,)> = sqlx::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")
-        .bind(session_id)
-        .bind(user_id)
-        .fetch_optional(&db.pool)
+    let found: Option<(String,)> = db
+        .fetch_optional(
+            crate::db::query_as("SELECT id FROM chat_sessions WHERE id = $1 AND user_id = $2")
+                .bind(session_id)
+                .bind(user_id),
+        )
         .await?;
     found.map(|_| ()).ok_or(AppError::NotFound)
 }
@@ -98,13 +102,17 @@ async fn list_messages(
 ) -> Result<Json<Vec<Message>>, AppError> {
     let id = parse_id(&id)?;
     own_session(&state.api.db, &user.id, &id).await?;
-    let messages = sqlx::query_as(
-        "SELECT id, session_id, role, content, created_at FROM chat_messages WHERE session_id = $1 \
+    let messages = state
+        .api
+        .db
+        .fetch_all(
+            crate::db::query_as(
+                "SELECT id, session_id, role, content, created_at FROM chat_messages WHERE session_id = $1 \
          ORDER BY created_at, id",
-    )
-    .bind(&id)
-    .fetch_all(&state.api.db.pool)
-    .await?;
+            )
+            .bind(&id),
+        )
+        .await?;
     Ok(Json(messages))
 }
 
@@ -164,7 +172,7 @@ async fn batch(State(state): State<AppState>, req: Write<JsonBody<Batch>>) -> Re
         // upgrading them would deadlock on PostgreSQL.
         let sessions: std::collections::BTreeSet<&str> = batch.messages.iter().map(|m| m.session_id.as_str()).collect();
         for session in &sessions {
-            let touched = sqlx::query("UPDATE chat_sessions SET updated_at = $1 WHERE id = $2 AND user_id = $3")
+            let touched = crate::db::query("UPDATE chat_sessions SET updated_at = $1 WHERE id = $2 AND user_id = $3")
                 .bind(now)
                 .bind(*session)
                 .bind(&uid)
@@ -190,7 +198,7 @@ async fn batch(State(state): State<AppState>, req: Write<JsonBody<Batch>>) -> Re
             sql.push_str(&format!("({})", row.join(",")));
         }
         sql.push_str(" ON CONFLICT (user_id, temp_id) DO NOTHING");
-        let mut query = sqlx::query(&sql);
+        let mut query = crate::db::query(&sql);
         for m in &batch.messages {
             query = query
                 .bind(new_id())
@@ -206,7 +214,7 @@ async fn batch(State(state): State<AppState>, req: Write<JsonBody<Batch>>) -> Re
         let marks: Vec<String> = (0..batch.messages.len()).map(|i| format!("${}", i + 2)).collect();
         let lookup =
             format!("SELECT temp_id, id FROM chat_messages WHERE user_id = $1 AND temp_id IN ({})", marks.join(","));
-        let mut query = sqlx::query_as::<_, (String, String)>(&lookup).bind(&uid);
+        let mut query = crate::db::query_as::<(String, String)>(&lookup).bind(&uid);
         for m in &batch.messages {
             query = query.bind(&m.temp_id);
         }

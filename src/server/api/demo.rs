@@ -4,10 +4,12 @@
 //! without pulling a cable (and, like a real outage, for as long as they
 //! like: no answer spends no retry). `{"offline": true, "refuse": true}`
 //! makes it answer `503` instead, for an origin that is up and failing.
-//! Off by default; the binary's `--no-demo-switch` removes the route.
+//! The switch is per user: it takes down the API for the user who turned it
+//! on, and nobody else (nor `/api/health` and `/api/ready`, which are
+//! outside it). Off unless `outpost serve --demo-switch` (what
+//! `./scripts/demo.sh` passes).
 
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use axum::extract::{Request, State};
@@ -45,13 +47,17 @@ fn state_json(mode: u8) -> serde_json::Value {
     json!({ "offline": mode != OFF, "refuse": mode == REFUSE })
 }
 
-async fn read(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state_json(state.api.demo_offline.load(Ordering::SeqCst)))
+fn mode_of(state: &AppState, user_id: &str) -> u8 {
+    state.api.demo_offline.lock().expect("not poisoned").get(user_id).copied().unwrap_or(OFF)
+}
+
+async fn read(State(state): State<AppState>, user: User) -> Json<serde_json::Value> {
+    Json(state_json(mode_of(&state, &user.id)))
 }
 
 async fn set(
     State(state): State<AppState>,
-    _user: User,
+    user: User,
     body: JsonBody<Switch>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let mode = match (body.value.offline, body.value.refuse) {
@@ -59,14 +65,23 @@ async fn set(
         (true, false) => DROP,
         (true, true) => REFUSE,
     };
-    state.api.demo_offline.store(mode, Ordering::SeqCst);
+    let mut modes = state.api.demo_offline.lock().expect("not poisoned");
+    if mode == OFF {
+        modes.remove(&user.id);
+    } else {
+        modes.insert(user.id, mode);
+    }
     Ok(Json(state_json(mode)))
 }
 
-/// Drops or refuses API requests while the switch is on.
+/// Drops or refuses the API requests of a user whose switch is on.
 pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let mode = state.api.demo_offline.load(Ordering::SeqCst);
+    let on = !state.api.demo_offline.lock().expect("not poisoned").is_empty();
+    let mode = match crate::server::naming::session_user(&req, &state) {
+        Some(user) if on => mode_of(&state, &user),
+        _ => OFF,
+    };
     if mode == OFF || !path.starts_with("/api/") || path == PATH {
         return next.run(req).await;
     }

@@ -56,7 +56,7 @@ async fn create(State(state): State<AppState>, req: Write<Bytes>) -> Result<Resp
             sha256: crate::hex::encode(&Sha256::digest(&stored)),
             created_at: now,
         };
-        sqlx::query(
+        crate::db::query(
             "INSERT INTO inbox (id, user_id, content_type, size, sha256, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -76,11 +76,16 @@ async fn create(State(state): State<AppState>, req: Write<Bytes>) -> Result<Resp
 
 /// The caller's items, oldest first (ids are time-ordered).
 async fn list(State(state): State<AppState>, user: User) -> Result<Json<Vec<Item>>, AppError> {
-    let rows: Vec<(String, String, i64, String, i64)> =
-        sqlx::query_as("SELECT id, content_type, size, sha256, created_at FROM inbox WHERE user_id = $1 ORDER BY id")
-            .bind(&user.id)
-            .fetch_all(&state.api.db.pool)
-            .await?;
+    let rows: Vec<(String, String, i64, String, i64)> = state
+        .api
+        .db
+        .fetch_all(
+            crate::db::query_as(
+                "SELECT id, content_type, size, sha256, created_at FROM inbox WHERE user_id = $1 ORDER BY id",
+            )
+            .bind(&user.id),
+        )
+        .await?;
     Ok(Json(
         rows.into_iter()
             .map(|(id, content_type, size, sha256, created_at)| Item { id, content_type, size, sha256, created_at })
@@ -91,12 +96,15 @@ async fn list(State(state): State<AppState>, user: User) -> Result<Json<Vec<Item
 /// One item's body, with its content type.
 async fn body(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
-    let row: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT content_type, body FROM inbox WHERE id = $1 AND user_id = $2")
-            .bind(&id)
-            .bind(&user.id)
-            .fetch_optional(&state.api.db.pool)
-            .await?;
+    let row: Option<(String, Vec<u8>)> = state
+        .api
+        .db
+        .fetch_optional(
+            crate::db::query_as("SELECT content_type, body FROM inbox WHERE id = $1 AND user_id = $2")
+                .bind(&id)
+                .bind(&user.id),
+        )
+        .await?;
     let (content_type, bytes) = row.ok_or(AppError::NotFound)?;
     // Stored bodies are data: never run as a page of this origin.
     let mut response = ([(header::CONTENT_TYPE, content_type.clone())], bytes).into_response();

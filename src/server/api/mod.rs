@@ -1,7 +1,7 @@
 //! The JSON API under `/api` (see docs/contract.md §3). One module per
 //! resource, each with its own `router()`.
 
-mod assets;
+pub mod assets;
 mod auth;
 mod chat;
 pub(crate) mod demo;
@@ -64,7 +64,7 @@ async fn insert_named(
     value: &str,
     now: i64,
 ) -> Result<(), AppError> {
-    sqlx::query(&format!(
+    crate::db::query(&format!(
         "INSERT INTO {table} (id, user_id, {column}, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)"
     ))
     .bind(id)

@@ -26,11 +26,10 @@ pub struct Project {
 }
 
 pub async fn projects_of(db: &crate::db::Db, user_id: &str) -> Result<Vec<Project>, AppError> {
-    Ok(sqlx::query_as(
+    Ok(db.fetch_all(crate::db::query_as(
         "SELECT id, name, created_at, updated_at FROM projects WHERE user_id = $1 ORDER BY updated_at DESC, id DESC",
     )
-    .bind(user_id)
-    .fetch_all(&db.pool)
+    .bind(user_id))
     .await?)
 }
 
