@@ -10,6 +10,7 @@
 
 pub mod firefox;
 pub mod pg;
+pub mod pgbouncer;
 pub mod scenes;
 pub mod webkit;
 
@@ -493,6 +494,32 @@ pub async fn postgres_state(name: &str) -> (AppState, tempfile::TempDir) {
     (AppState::open(options).await.expect("open the origin state on PostgreSQL"), dir)
 }
 
+/// Origin state on a fresh database of the shared PostgreSQL, reached
+/// through a shared PgBouncer in transaction pooling mode (migrations go
+/// direct, as `--migrate-url` does).
+pub async fn pgbouncer_state(name: &str) -> (AppState, tempfile::TempDir) {
+    static BOUNCER: std::sync::OnceLock<pgbouncer::PgBouncer> = std::sync::OnceLock::new();
+    let (direct, through) = tokio::task::spawn_blocking({
+        let name = name.to_string();
+        move || {
+            let pg = pg::TestPostgres::shared();
+            let bouncer = BOUNCER.get_or_init(|| pgbouncer::PgBouncer::start(pg.port()));
+            let direct = pg.create_database(&name);
+            let db = direct.rsplit('/').next().unwrap().to_string();
+            (direct, bouncer.url(&db))
+        }
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::Builder::new().prefix("outpost-data-").tempdir().unwrap();
+    let options = outpost::Options {
+        database_url: Some(through),
+        migrate_url: Some(direct),
+        ..outpost::Options::embedded(dir.path())
+    };
+    (AppState::open(options).await.expect("open the origin state through PgBouncer"), dir)
+}
+
 /// The embedded bundle rebuilt with a custom section holding `tag`: the
 /// same code under a new content hash, as a redeploy would ship.
 pub fn rebuilt_bundle(tag: &[u8]) -> outpost::Bundle {
@@ -588,5 +615,85 @@ impl Tab {
              open.onerror = () => reject(open.error); }})"
         ))
         .await;
+    }
+}
+
+/// A TCP proxy in front of a server that can be told to stall: while it
+/// is, it accepts connections and reads requests but never answers (nor
+/// forwards anything), as a hung object store does.
+pub struct StallProxy {
+    addr: std::net::SocketAddr,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallProxy {
+    /// In front of `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> StallProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let target = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stalled.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let (target, flag) = (target.clone(), flag.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let up = {
+                        let flag = flag.clone();
+                        async move {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            loop {
+                                let n = match cr.read(&mut buf).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => n,
+                                };
+                                // Stalled: swallow the request, answer nothing.
+                                if !flag.load(Ordering::SeqCst) && sw.write_all(&buf[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if flag.load(Ordering::SeqCst) {
+                                continue;
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        StallProxy { addr, stalled, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
