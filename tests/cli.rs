@@ -92,7 +92,18 @@ fn unreachable_database_or_store_exits_with_one_line() {
     let data = tempfile::tempdir().unwrap();
     // Nothing listens on port 1 of loopback.
     let cases: [&[&str]; 2] = [
-        &["--database-url", "postgres://postgres@127.0.0.1:1/outpost"],
+        &[
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/outpost",
+            "--s3-endpoint",
+            "http://127.0.0.1:1",
+            "--s3-bucket",
+            "b",
+            "--s3-access-key",
+            "k",
+            "--s3-secret-key",
+            "s",
+        ],
         &["--s3-endpoint", "http://127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "k", "--s3-secret-key", "s"],
     ];
     for extra in cases {
@@ -107,4 +118,122 @@ fn unreachable_database_or_store_exits_with_one_line() {
             "{stderr}"
         );
     }
+}
+
+/// Sends one HTTP/1.0 request and returns the status line, headers and body.
+fn http(host: &str, request: &str) -> String {
+    let mut conn = TcpStream::connect(host).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// Starts `outpost serve` with `env` and returns it with its host:port.
+fn serve_with(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut child = outpost()
+        .arg("serve")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("outpost: listening on ").unwrap_or_else(|| panic!("{line:?}"));
+    (child, url.strip_prefix("http://").unwrap().trim_end_matches('/').to_string())
+}
+
+fn one_line_refusal(args: &[&str], expect: &str) {
+    let out = outpost().arg("serve").args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(stderr.contains(expect), "{args:?}: {stderr}");
+}
+
+#[test]
+fn a_shared_database_with_the_embedded_store_is_refused() {
+    one_line_refusal(
+        &["--addr", "127.0.0.1:0", "--database-url", "postgres://postgres@127.0.0.1:1/outpost"],
+        "--database-url needs --s3-endpoint: the embedded object store is per instance",
+    );
+}
+
+#[test]
+fn a_public_address_needs_its_host_names() {
+    let data = tempfile::tempdir().unwrap();
+    one_line_refusal(&["--addr", "0.0.0.0:0", "--data", data.path().to_str().unwrap()], "give --public-host NAME");
+}
+
+#[test]
+fn one_process_per_data_dir_created_owner_only() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let data = data.to_str().unwrap();
+    let (mut first, _) = serve_with(&["--addr", "127.0.0.1:0", "--data", data], &[]);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(data).unwrap().permissions().mode() & 0o777, 0o700);
+    one_line_refusal(&["--addr", "127.0.0.1:0", "--data", data], "is in use by another outpost process");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The lock goes with the process.
+    let (mut again, _) = serve_with(&["--addr", "127.0.0.1:0", "--data", data], &[]);
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+/// Every flag from an `OUTPOST_*` variable, the session keys included;
+/// `revoke-sessions` ends a user's sessions; SIGTERM stops the server
+/// cleanly.
+#[test]
+fn configured_from_the_environment_and_stopped_by_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let key = "ab".repeat(32);
+    let env = [
+        ("OUTPOST_ADDR", "127.0.0.1:0"),
+        ("OUTPOST_DATA", data.path().to_str().unwrap()),
+        ("OUTPOST_SESSION_KEYS", key.as_str()),
+    ];
+    let (child, host) = serve_with(&[], &env);
+    let login = http(
+        &host,
+        &format!(
+            "POST /api/auth/login HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{{\"user\":\"alice\"}}"
+        ),
+    );
+    assert!(login.starts_with("HTTP/1.0 200"), "{login}");
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: outpost_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    // Signed with the key from the environment, not a generated one.
+    let keys = outpost::auth::SessionKeys::parse(&key).unwrap();
+    assert!(keys.verify(&cookie, outpost::db::now_ms()).is_ok());
+    assert!(!data.path().join("session.key").exists());
+    let me = |host: &str| {
+        http(host, &format!("GET /api/auth/me HTTP/1.0\r\nHost: {host}\r\nCookie: outpost_session={cookie}\r\n\r\n"))
+    };
+    assert!(me(&host).starts_with("HTTP/1.0 200"));
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SIGTERM is a clean stop: {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("outpost: stopping") && stderr.contains("outpost: stopped"), "{stderr}");
+
+    let revoke = outpost().args(["revoke-sessions", "--user", "alice"]).envs(env.iter().copied()).output().unwrap();
+    assert!(revoke.status.success(), "{}", String::from_utf8_lossy(&revoke.stderr));
+    let nobody = outpost().args(["revoke-sessions", "--user", "nobody"]).envs(env.iter().copied()).output().unwrap();
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no user is named"));
+    let (mut child, host) = serve_with(&[], &env);
+    assert!(me(&host).starts_with("HTTP/1.0 401"), "a revoked session is no login after a restart either");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
