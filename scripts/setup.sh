@@ -133,6 +133,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt_install postgresql
 fi
 [ -x "$(pg_bin_dir)/initdb" ] || die "postgres: no /usr/lib/postgresql/*/bin/initdb after installing Debian's postgresql"
+# PgBouncer, for the tests that run the origin through it in transaction
+# pooling mode. The tests start their own; the packaged service stays off.
+if [ ! -x /usr/sbin/pgbouncer ]; then
+  apt_install pgbouncer
+  systemctl disable --now pgbouncer >/dev/null 2>&1 || service pgbouncer stop >/dev/null 2>&1 || true
+fi
+[ -x /usr/sbin/pgbouncer ] || die "pgbouncer: no /usr/sbin/pgbouncer after installing Debian's pgbouncer"
+say "pgbouncer: $(/usr/sbin/pgbouncer --version 2>/dev/null | head -n1)"
 say "postgres: $("$(pg_bin_dir)/postgres" --version)"
 
 # 4. Garage, the S3 server of the original design, for the test that proves

@@ -142,7 +142,9 @@ fn serve_with(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, Stri
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("outpost: listening on ").unwrap_or_else(|| panic!("{line:?}"));
+    let url = line.trim().strip_prefix("outpost: listening on ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+    // Keep reading: a closed pipe would fail the server's next line.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     (child, url.strip_prefix("http://").unwrap().trim_end_matches('/').to_string())
 }
 

@@ -31,6 +31,14 @@ pub use config::{valid_key, S3Config, DEFAULT_BUCKET, DEFAULT_REGION};
 #[cfg(feature = "test-counters")]
 pub use counts::StoreCounts;
 pub use embedded::{start_embedded, EmbeddedHandle};
+/// Makes rustls over ring the process's TLS crypto (what `reqwest`, built
+/// without a provider of its own, needs before any client is built). The
+/// presigner calls it; so must any other code of the process that builds a
+/// `reqwest` client first. Calling it again is a no-op.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub use presign::{Presigner, UploadedPart, STORE_TIMEOUT, TIMED_OUT};
 
 /// The paths from before the store was split into modules.

@@ -75,7 +75,7 @@ impl Presigner {
         // the read timeout catches a stall sooner on long bodies.
         // https:// endpoints: rustls over ring (see Cargo.toml); installing it
         // twice is a harmless no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        super::install_tls();
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .read_timeout(timeout)

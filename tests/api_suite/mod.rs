@@ -64,6 +64,7 @@ pub struct Reply {
 
 impl Client {
     pub fn new(state: &AppState) -> Client {
+        outpost::store::install_tls();
         Client { app: app(state.clone()), cookie: None }
     }
 
