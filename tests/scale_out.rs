@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use harness::scenes::{self, want, UPLOAD_BYTES};
-use harness::{pg, pgbouncer, wait_until, Chromium, Js};
+use harness::{pg, pgbouncer, wait_until, Chromium};
 
 const SESSION_KEYS: &str = "5e5510c0ffee5e5510c0ffee5e5510c0ffee5e5510c0ffee5e5510c0ffee5e55";
 const WRITES: usize = 200;

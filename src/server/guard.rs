@@ -34,7 +34,7 @@ impl HostPolicy {
         }
         match self {
             HostPolicy::Loopback => false,
-            HostPolicy::Names(names) => names.iter().any(|n| *n == name),
+            HostPolicy::Names(names) => names.contains(&name),
         }
     }
 }
