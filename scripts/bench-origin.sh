@@ -2,7 +2,8 @@
 # Load numbers for the reference origin, on loopback, with wrk:
 # - POST /api/chat/messages/batch with 50 messages per request;
 # - GET /api/sync/init for a user with 100 sessions and 500 assets.
-# Runs against SQLite, then against a throwaway PostgreSQL server.
+# Runs against SQLite (one instance, embedded store), then on a throwaway
+# PostgreSQL through PgBouncer with Garage, against one and two instances.
 # Usage: scripts/bench-origin.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,14 +60,6 @@ PY
 
 seed_and_measure sqlite "$(start_origin sqlite)"
 
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-[ -x "$PGBIN/initdb" ] || { echo "bench: PostgreSQL missing: run ./scripts/setup.sh"; exit 1; }
-PGCTL=$PGBIN/pg_ctl
-mkdir -p "$WORK/pg"
-RUNAS=""
-if [ "$(id -u)" = 0 ]; then chown postgres "$WORK" "$WORK/pg"; chmod 755 "$WORK"; RUNAS="runuser -u postgres --"; fi
-PGPORT=$(free_port)
-$RUNAS "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
-$RUNAS "$PGCTL" -D "$WORK/pg/data" -l "$WORK/pg/log" -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1" -w start >/dev/null
-$RUNAS "$PGBIN/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres outpost
-seed_and_measure postgres "$(start_origin postgres --database-url "postgres://postgres@127.0.0.1:$PGPORT/outpost")"
+# PostgreSQL through PgBouncer and Garage, one and two instances, and the
+# login herd with and without shared sync/init reads: tests/bench_origin.rs.
+OUTPOST_BENCH_SECS=$SECS cargo test --release -q --test bench_origin -- --ignored --nocapture

@@ -10,7 +10,6 @@ mod harness;
 #[path = "harness/garage.rs"]
 mod garage;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,64 +17,12 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
+use harness::instance::{self, Instance};
 use harness::scenes::{self, want, UPLOAD_BYTES};
 use harness::{pg, pgbouncer, wait_until, Chromium};
 
 const SESSION_KEYS: &str = "5e5510c0ffee5e5510c0ffee5e5510c0ffee5e5510c0ffee5e5510c0ffee5e55";
 const WRITES: usize = 200;
-
-/// One `outpost serve` process.
-struct Instance {
-    child: Child,
-    addr: String,
-    _data: tempfile::TempDir,
-}
-
-impl Instance {
-    fn start(database_url: &str, migrate_url: &str, store: &outpost::store::S3Config, endpoint: &str) -> Instance {
-        use std::io::BufRead as _;
-        let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--s3-region", &store.region])
-            .env("OUTPOST_DATA", data.path())
-            .env("OUTPOST_DATABASE_URL", database_url)
-            .env("OUTPOST_MIGRATE_URL", migrate_url)
-            .env("OUTPOST_SESSION_KEYS", SESSION_KEYS)
-            .env("OUTPOST_S3_ENDPOINT", endpoint)
-            .env("OUTPOST_S3_BUCKET", &store.bucket)
-            .env("OUTPOST_S3_ACCESS_KEY", &store.access_key)
-            .env("OUTPOST_S3_SECRET_KEY", &store.secret_key)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        // Keep reading: a closed pipe would fail its next line.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let addr = line
-            .trim()
-            .strip_prefix("outpost: listening on http://")
-            .unwrap_or_else(|| panic!("the instance did not start: {line:?}"))
-            .trim_end_matches('/')
-            .to_string();
-        Instance { child, addr, _data: data }
-    }
-
-    /// SIGTERM, as a container runtime stops it; returns whether it exited 0.
-    fn terminate(&mut self) -> bool {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap().success()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The load balancer: each API request goes to the next instance (to the
 /// other one when an instance does not take connections), `/<bucket>/…`
@@ -196,8 +143,9 @@ async fn two_instances_behind_a_balancer_on_pgbouncer_and_garage_lose_nothing() 
     let (mut a, b) = tokio::task::spawn_blocking({
         let (through, direct, lb_url) = (through.clone(), direct.clone(), lb_url.clone());
         move || {
-            let a = Instance::start(&through, &direct, &config, &lb_url);
-            let b = Instance::start(&through, &direct, &config, &lb_url);
+            let env = |url: &str| instance::env(&through, &direct, &config, url, SESSION_KEYS);
+            let a = Instance::start(&env(&lb_url), &[]);
+            let b = Instance::start(&env(&lb_url), &[]);
             (a, b)
         }
     })

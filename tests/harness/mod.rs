@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod firefox;
+pub mod instance;
 pub mod pg;
 pub mod pgbouncer;
 pub mod scenes;

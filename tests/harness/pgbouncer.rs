@@ -25,6 +25,11 @@ impl PgBouncer {
     /// Starts one in front of the PostgreSQL on `pg_port`; panics with what
     /// to do when PgBouncer is missing or does not start.
     pub fn start(pg_port: u16) -> PgBouncer {
+        Self::with_pool(pg_port, 3)
+    }
+
+    /// With `pool` server connections (the benchmark's is larger).
+    pub fn with_pool(pg_port: u16, pool: usize) -> PgBouncer {
         assert!(
             std::path::Path::new(BINARY).exists(),
             "PgBouncer is not installed ({BINARY} is missing): run ./scripts/setup.sh (Debian: apt-get install pgbouncer)"
@@ -40,7 +45,7 @@ impl PgBouncer {
             "[databases]\n* = host=127.0.0.1 port={pg_port}\n\n[pgbouncer]\n\
              listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
              auth_type = trust\nauth_file = {users}\n\
-             pool_mode = transaction\ndefault_pool_size = 3\nmax_client_conn = 1000\n\
+             pool_mode = transaction\ndefault_pool_size = {pool}\nmax_client_conn = 1000\n\
              ignore_startup_parameters = extra_float_digits,options\n\
              logfile = {log}\npidfile = {pid}\n",
             users = path("users.txt").display(),
