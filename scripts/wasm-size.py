@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""What the worker's wasm is made of: code bytes by crate and by Outpost's
+own module, from the wasm's name section (like twiggy's `top`, without
+installing anything). Give it the wasm cargo writes before wasm-bindgen
+strips the names:
+
+    python3 scripts/wasm-size.py target/outpost-sw-wasm/wasm32-unknown-unknown/wasm/outpost_sw.wasm [--top N]
+
+Sizes are of function bodies in the code section; generic functions are
+counted under the crate whose type they were instantiated for when the
+mangled name says so (`<serde_json>`: serde_json's impls of a foreign
+trait). `__wbindgen_describe_*` functions exist only before wasm-bindgen
+and are not shipped.
+"""
+import collections
+import re
+import sys
+
+
+def leb(b, i):
+    r = s = 0
+    while True:
+        x = b[i]
+        i += 1
+        r |= (x & 0x7F) << s
+        s += 7
+        if x < 0x80:
+            return r, i
+
+
+def sections(data):
+    i = 8
+    while i < len(data):
+        sid = data[i]
+        size, i = leb(data, i + 1)
+        yield sid, i, size
+        i += size
+
+
+def analyse(data):
+    imported, code, names, sizes_by_section = 0, None, {}, collections.Counter()
+    for sid, off, size in sections(data):
+        sizes_by_section[sid] += size
+        if sid == 2:  # imports: function imports take the first indices
+            n, j = leb(data, off)
+            for _ in range(n):
+                for _ in range(2):
+                    ln, j = leb(data, j)
+                    j += ln
+                kind = data[j]
+                j += 1
+                if kind == 0:
+                    _, j = leb(data, j)
+                    imported += 1
+                elif kind == 1:
+                    j += 1
+                    flags, j = leb(data, j)
+                    _, j = leb(data, j)
+                    if flags & 1:
+                        _, j = leb(data, j)
+                elif kind == 2:
+                    flags, j = leb(data, j)
+                    _, j = leb(data, j)
+                    if flags & 1:
+                        _, j = leb(data, j)
+                elif kind == 3:
+                    j += 2
+        elif sid == 10:
+            code = (off, size)
+        elif sid == 0:
+            ln, j = leb(data, off)
+            if data[j:j + ln] == b"name":
+                j += ln
+                end = off + size
+                while j < end:
+                    sub = data[j]
+                    ss, j = leb(data, j + 1)
+                    if sub == 1:
+                        n, k = leb(data, j)
+                        for _ in range(n):
+                            idx, k = leb(data, k)
+                            ln, k = leb(data, k)
+                            names[idx] = data[k:k + ln].decode("utf8", "replace")
+                            k += ln
+                    j += ss
+    if code is None:
+        sys.exit("no code section")
+    if not names:
+        sys.exit("no name section: give the wasm from before wasm-bindgen (target/outpost-sw-wasm/...)")
+    funcs = []
+    off, _ = code
+    n, j = leb(data, off)
+    for f in range(n):
+        ln, k = leb(data, j)
+        funcs.append((names.get(imported + f, "?"), k - j + ln))
+        j = k + ln
+    return funcs, sizes_by_section
+
+
+def owner(name):
+    """(crate, our module or None) of a mangled function name."""
+    if name.startswith("__wbindgen_describe"):
+        return "(wasm-bindgen descriptors, not shipped)", None
+    m = re.match(r"_ZN(\d+)", name)
+    if m:
+        rest = name[m.end():]
+        first = rest[: int(m.group(1))]
+        if first.startswith("_$LT$"):
+            # `<serde_json::de::Deserializer<R> as ...>`: the first path's crate.
+            inner = re.search(r"([a-z_][a-z_0-9]*)\.\.", first)
+            return "<" + (inner.group(1) if inner else "?") + ">", None
+        if first == "outpost_sw":
+            segs = re.findall(r"(\d+)", rest[len(first):])
+            parts, j = [], len(first)
+            while len(parts) < 2 and j < len(rest):
+                mm = re.match(r"(\d+)", rest[j:])
+                if not mm:
+                    break
+                ln = int(mm.group(1))
+                parts.append(rest[j + len(mm.group(1)): j + len(mm.group(1)) + ln])
+                j += len(mm.group(1)) + ln
+            return first, "::".join(parts)
+        return first, None
+    if name.startswith("_R"):
+        # v0 mangling: the first crate root is `C`, an optional `s<hash>_`,
+        # then `<length><name>`.
+        m = re.search(r"C(?:s[0-9A-Za-z]*_)?(\d+)", name)
+        if m:
+            ln = int(m.group(1))
+            return name[m.end(): m.end() + ln], None
+        return "std (v0 names)", None
+    return name.split("::")[0][:40], None
+
+
+def main():
+    path = sys.argv[1]
+    top = int(sys.argv[sys.argv.index("--top") + 1]) if "--top" in sys.argv else 0
+    data = open(path, "rb").read()
+    funcs, secs = analyse(data)
+    by_crate, by_module = collections.Counter(), collections.Counter()
+    for name, size in funcs:
+        crate, module = owner(name)
+        by_crate[crate] += size
+        if module:
+            by_module[module] += size
+    shipped = sum(s for n, s in funcs if not n.startswith("__wbindgen_describe"))
+    print(f"{path}: {len(data)} bytes; code {secs[10]}, data {secs[11]} (shipped code about {shipped})")
+    print("\n| crate | code bytes |\n|---|---|")
+    for crate, size in by_crate.most_common(25):
+        print(f"| {crate} | {size} |")
+    print("\n| outpost_sw module | code bytes |\n|---|---|")
+    for module, size in by_module.most_common(25):
+        print(f"| {module} | {size} |")
+    if top:
+        print(f"\nlargest {top} functions:")
+        for name, size in sorted(funcs, key=lambda f: -f[1])[:top]:
+            print(f"{size:8d} {name[:140]}")
+
+
+if __name__ == "__main__":
+    main()
