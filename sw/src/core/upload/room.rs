@@ -84,8 +84,12 @@ pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, make: Make) -> Room 
     }
 }
 
+/// `bytes` in MiB with one decimal, rounded half up. Integer arithmetic:
+/// formatting an `f64` would link core's float formatting (about 11 KB of
+/// wasm) for this one message.
 fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+    let tenths = (u128::from(bytes) * 10 + 524_288) / 1_048_576;
+    format!("{}.{} MiB", tenths / 10, tenths % 10)
 }
 
 /// Over the budget even after eviction: nothing stored is touched, and the
@@ -144,6 +148,17 @@ mod tests {
         let r = plan_room(&blobs, 100, Make::RoomFor(80));
         assert!(!r.fits);
         assert!(no_room(80, 100, &r).contains("budget is 0.0 MiB"), "{}", no_room(80, 100, &r));
+        for (bytes, shown) in [
+            (0, "0.0"),
+            (1_048_576, "1.0"),
+            (1_572_864, "1.5"),
+            (52_428, "0.0"),
+            (52_429, "0.1"),
+            (10 << 30, "10240.0"),
+            (u64::MAX, "17592186044416.0"),
+        ] {
+            assert_eq!(mib(bytes), format!("{shown} MiB"), "{bytes}");
+        }
         // The browser's quota said no: every safe file goes, however small the use.
         let r = plan_room(&blobs, 1_000_000, Make::AllEvictable);
         assert_eq!((r.evict.len(), r.freed_bytes), (2, 60));
