@@ -220,3 +220,27 @@ async fn a_stalled_store_stalls_nothing_else() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// The rollback policy (docs/operations.md): the previous release starts on
+/// a database a newer release migrated. Here, a migration this build does
+/// not know is recorded as applied, and the origin still opens the database
+/// and serves.
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_release_still_opens() {
+    let data = tempfile::tempdir().unwrap();
+    let state = AppState::open(outpost::Options::embedded(data.path())).await.unwrap();
+    state
+        .api
+        .db
+        .execute(outpost::db::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'from a newer release', TRUE, x'00', 0)",
+        ))
+        .await
+        .unwrap();
+    drop(state);
+    let state = AppState::open(outpost::Options::embedded(data.path())).await.expect("opens after a newer migration");
+    assert_eq!(state.api.db.pending_migrations().await.unwrap(), 0);
+    let alice = Client::login(&state, "alice").await;
+    assert_eq!(alice.get("/api/sync/init").await.status, StatusCode::OK);
+}
