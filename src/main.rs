@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
 
 use outpost::auth::SessionKeys;
-use outpost::server::HostPolicy;
+use outpost::server::{HostPolicy, NameLogin};
 use outpost::store::S3Config;
 use outpost::{app, AppState, Bundle, Options, Settings};
 
@@ -243,6 +243,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.migrate_url {
         check_database_url("--migrate-url", url)?;
     }
+    if args.database_url.is_some() && args.session_keys.is_none() && args.session_key_file.is_none() {
+        anyhow::bail!(
+            "--database-url needs the session keys every instance shares: set OUTPOST_SESSION_KEYS (openssl rand \
+             -hex 32) or --session-key-file; a key per instance would log users out at every switch"
+        );
+    }
     let s3 = match (&args.s3.s3_endpoint, &args.s3.s3_bucket, &args.s3.s3_access_key) {
         (Some(endpoint), Some(bucket), Some(access_key)) => {
             let secret_key = match (&args.s3.s3_secret_key, &args.s3.s3_secret_key_file) {
@@ -282,7 +288,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         (_, false) => HostPolicy::Names(hosts),
     };
-    let name_login = loopback || args.allow_name_login;
+    // By name alone (no password): for a server used from its own machine.
+    // Public host names mean it is reached from elsewhere (through a proxy
+    // on this machine, say), whatever address it listens on.
+    let name_login = match (args.allow_name_login, loopback && args.public_hosts.is_empty()) {
+        (true, _) => NameLogin::Anyone,
+        (false, true) => NameLogin::Local,
+        (false, false) => NameLogin::Off,
+    };
     if !loopback && args.allow_name_login {
         eprintln!(
             "outpost: warning: --allow-name-login on {}: anyone who reaches this address can log in as any name",
@@ -327,7 +340,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let kind = if store.embedded.is_some() { "embedded object store" } else { "object store" };
         println!("outpost: {kind} at {} (bucket {})", store.config.endpoint, store.config.bucket);
         let grace = Duration::from_secs(args.shutdown_grace_secs);
-        let open = outpost::server::listen::serve(listener, app(state), stop_signal(), grace).await;
+        let open = outpost::server::listen::serve(listener, app(state.clone()), stop_signal(), grace).await;
+        // Writes whose client hung up (or whose answer timed out) may still
+        // run: they get another grace period to finish.
+        let left = state.api.writes.settle(grace).await;
+        if left > 0 {
+            eprintln!(
+                "outpost: {left} writes were still running at the deadline (their Idempotency-Key leases expire)"
+            );
+        }
         if open > 0 {
             eprintln!("outpost: stopped with {open} connections still open after {} s", grace.as_secs());
         } else {
@@ -361,7 +382,11 @@ fn revoke_sessions(args: RevokeArgs) -> anyhow::Result<()> {
                 check_database_url("--database-url", url)?;
                 outpost::db::Db::open(url).await?
             }
-            None => outpost::db::Db::open_sqlite(&args.data).await?,
+            None => {
+                let file = args.data.join("outpost.db");
+                anyhow::ensure!(file.exists(), "no database at {}: give the server's --data", file.display());
+                outpost::db::Db::open_sqlite(&args.data).await?
+            }
         };
         let now = outpost::db::now_ms();
         let done = db

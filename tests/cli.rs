@@ -93,6 +93,8 @@ fn unreachable_database_or_store_exits_with_one_line() {
     // Nothing listens on port 1 of loopback.
     let cases: [&[&str]; 2] = [
         &[
+            "--session-keys",
+            "abababababababababababababababababababababababababababababababab",
             "--database-url",
             "postgres://postgres@127.0.0.1:1/outpost",
             "--s3-endpoint",
@@ -161,6 +163,23 @@ fn a_shared_database_with_the_embedded_store_is_refused() {
     one_line_refusal(
         &["--addr", "127.0.0.1:0", "--database-url", "postgres://postgres@127.0.0.1:1/outpost"],
         "--database-url needs --s3-endpoint: the embedded object store is per instance",
+    );
+    one_line_refusal(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/outpost",
+            "--s3-endpoint",
+            "http://127.0.0.1:1",
+            "--s3-bucket",
+            "b",
+            "--s3-access-key",
+            "k",
+            "--s3-secret-key",
+            "s",
+        ],
+        "--database-url needs the session keys every instance shares",
     );
 }
 

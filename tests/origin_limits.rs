@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use api_suite::{error_code, Client};
 use axum::http::{Method, StatusCode};
-use outpost::server::HostPolicy;
+use outpost::server::{HostPolicy, NameLogin};
 use outpost::{AppState, Settings};
 use serde_json::json;
 
@@ -30,7 +30,7 @@ async fn only_allowed_hosts_are_served() {
         );
     }
     // A page on another name that DNS-rebinds to 127.0.0.1.
-    let rebound = c.raw(Method::GET, "/api/health", None, vec![], &[("host", "evil.example:8080")]).await;
+    let rebound = c.raw(Method::GET, "/api/sync/init", None, vec![], &[("host", "evil.example:8080")]).await;
     assert_eq!(error_code(&rebound, StatusCode::MISDIRECTED_REQUEST), "unknown_host");
     assert!(rebound.body["error"]["message"].as_str().unwrap().contains("--public-host"));
     let login = c
@@ -44,6 +44,12 @@ async fn only_allowed_hosts_are_served() {
         .await;
     assert_eq!(login.status, StatusCode::MISDIRECTED_REQUEST);
     assert!(!login.headers.contains_key("set-cookie"));
+    assert_eq!(c.raw(Method::GET, "/sw.js", None, vec![], &[("host", "evil.example")]).await.status, StatusCode::MISDIRECTED_REQUEST);
+    // The probes answer whatever the Host (a balancer may name the instance
+    // by its address); they hold nothing of anyone.
+    for probe in ["/api/health", "/api/ready"] {
+        assert_eq!(c.raw(Method::GET, probe, None, vec![], &[("host", "10.1.2.3:8080")]).await.status, StatusCode::OK);
+    }
 
     let public = state
         .with_settings(Settings { hosts: HostPolicy::Names(vec!["app.example.com".into()]), ..Settings::default() });
@@ -57,11 +63,30 @@ async fn only_allowed_hosts_are_served() {
 
 #[tokio::test]
 async fn name_login_can_be_turned_off() {
-    let (state, _d) = state_with(Settings { name_login: false, ..Settings::default() }).await;
+    let (state, _d) = state_with(Settings { name_login: NameLogin::Off, ..Settings::default() }).await;
     let r = Client::new(&state).post("/api/auth/login", json!({ "user": "alice" })).await;
     assert_eq!(error_code(&r, StatusCode::FORBIDDEN), "name_login_disabled");
     assert!(r.body["error"]["message"].as_str().unwrap().contains("--allow-name-login"));
     assert!(!r.headers.contains_key("set-cookie"));
+    // The default: from this machine only. A proxy on this machine that
+    // forwards a client from elsewhere is refused.
+    let (state, _d) = state_with(Settings::default()).await;
+    let c = Client::new(&state);
+    let login = |xff: &'static str| {
+        let c = c.clone();
+        async move {
+            c.raw(
+                Method::POST,
+                "/api/auth/login",
+                Some("application/json"),
+                br#"{"user":"a"}"#.to_vec(),
+                &[("x-forwarded-for", xff)],
+            )
+            .await
+        }
+    };
+    assert_eq!(error_code(&login("203.0.113.9").await, StatusCode::FORBIDDEN), "name_login_disabled");
+    assert_eq!(login("127.0.0.1").await.status, StatusCode::OK);
 }
 
 #[tokio::test]

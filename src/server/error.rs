@@ -60,6 +60,14 @@ pub enum AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
+        // SQLite's busy timeout ran out ("database is locked", codes 5 and
+        // 6 and their extended forms): the server is busy, not broken.
+        if let sqlx::Error::Database(d) = &e {
+            let busy = d.code().is_some_and(|c| c.parse::<i64>().is_ok_and(|n| n & 0xff == 5 || n & 0xff == 6));
+            if busy || d.message().contains("database is locked") {
+                return AppError::writer_busy();
+            }
+        }
         AppError::Internal(e.into())
     }
 }

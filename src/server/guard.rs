@@ -42,7 +42,16 @@ impl HostPolicy {
 /// The name part of a `Host` value: `[::1]:80` → `::1`, `a.b:8080` → `a.b`.
 fn host_name(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default();
+        // `[v6]` or `[v6]:port`, nothing else after the bracket.
+        return match rest.split_once(']') {
+            Some((v6, "")) => v6,
+            Some((v6, port))
+                if port.strip_prefix(':').is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                v6
+            }
+            _ => "",
+        };
     }
     host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(name, _)| name)
 }

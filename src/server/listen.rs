@@ -17,11 +17,13 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
 /// accepting and lets requests in flight finish, for at most `grace`.
-/// Returns how many connections were still open at the deadline.
+/// Returns how many connections were open when the drain began, if the
+/// deadline passed before they closed (0 when they all finished).
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>, grace: Duration) -> usize {
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: browsers speak HTTP/2 over TLS, which a proxy in front
+    // terminates, and cleartext HTTP/2 would bring no header timeout.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -44,9 +44,8 @@ pub struct Settings {
     pub quota_assets: i64,
     /// Which `Host` values are served (DNS rebinding).
     pub hosts: HostPolicy,
-    /// Log in by name alone (the reference auth). `outpost serve` keeps it
-    /// on loopback addresses only, unless told otherwise.
-    pub name_login: bool,
+    /// Who may log in by name alone (the reference auth).
+    pub name_login: NameLogin,
     /// How long a request may take before it is answered `503` (the API's
     /// budget is 10 s).
     pub request_timeout: std::time::Duration,
@@ -55,6 +54,20 @@ pub struct Settings {
     /// Identical `sync/init` requests of one user share database reads
     /// (off only to measure what that buys).
     pub sync_coalescing: bool,
+}
+
+/// Who may log in by name alone, with no password (the reference auth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameLogin {
+    /// Nobody: `403 name_login_disabled`.
+    Off,
+    /// Clients on this machine: refused when a proxy's forwarding header
+    /// (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`) names a client that is
+    /// not on a loopback address. What `outpost serve` does on a loopback
+    /// address without `--public-host`.
+    Local,
+    /// Anyone who reaches the server (`--allow-name-login`).
+    Anyone,
 }
 
 /// Per-user quota defaults: 10 GiB, 10,000 assets.
@@ -68,7 +81,7 @@ impl Default for Settings {
             presign_ttl_secs: 3600,
             demo_switch: false,
             hosts: HostPolicy::Loopback,
-            name_login: true,
+            name_login: NameLogin::Local,
             request_timeout: std::time::Duration::from_secs(10),
             max_concurrent: 512,
             sync_coalescing: true,
@@ -79,7 +92,7 @@ impl Default for Settings {
 }
 
 /// Where the origin keeps its data.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// The data directory: SQLite database, session key, embedded store.
     pub data_dir: PathBuf,
@@ -99,6 +112,23 @@ pub struct Options {
     /// How long each object-store call may take.
     pub store_timeout: std::time::Duration,
     pub settings: Settings,
+}
+
+// Hand-written: database URLs may carry a password.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |u: &Option<String>| u.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Options")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact(&self.database_url))
+            .field("migrate_url", &redact(&self.migrate_url))
+            .field("s3", &self.s3)
+            .field("store_addr", &self.store_addr)
+            .field("session_keys", &self.session_keys)
+            .field("store_timeout", &self.store_timeout)
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl Options {
@@ -136,6 +166,13 @@ pub struct Api {
     pub limits: guard::Limits,
     /// `sync/init` reads in flight, shared by identical requests.
     pub sync_flights: api::sync::Flights,
+    /// Write tasks running (a write outlives its request if the client hangs
+    /// up or the answer times out): a shutdown waits for them.
+    pub writes: Writes,
+    /// Assets being completed, one completion at a time each.
+    pub completing: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last readiness verdict and when it was made.
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, (&'static str, &'static str))>>,
     /// Held while the server runs: one process per `--data`.
     _lock: Option<Arc<std::fs::File>>,
 }
@@ -150,8 +187,54 @@ impl Api {
             store: Arc::clone(&self.store),
             demo_offline: Default::default(),
             sync_flights: Default::default(),
+            readiness: Default::default(),
+            completing: Default::default(),
+            writes: Default::default(),
             _lock: self._lock.clone(),
         }
+    }
+}
+
+/// Counts the write tasks running.
+#[derive(Default)]
+pub struct Writes {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    done: Arc<tokio::sync::Notify>,
+}
+
+/// One running write; counted until dropped.
+pub struct WriteRunning {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    done: Arc<tokio::sync::Notify>,
+}
+
+impl Writes {
+    pub fn start(&self) -> WriteRunning {
+        self.running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        WriteRunning { running: Arc::clone(&self.running), done: Arc::clone(&self.done) }
+    }
+
+    /// Waits until no write is running, for at most `limit`; returns how
+    /// many still are.
+    pub async fn settle(&self, limit: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.done.notified();
+            let n = self.running.load(std::sync::atomic::Ordering::SeqCst);
+            if n == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.running.load(std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl Drop for WriteRunning {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.done.notify_waiters();
     }
 }
 
@@ -247,6 +330,9 @@ impl AppState {
             store: Arc::new(store),
             demo_offline: Default::default(),
             sync_flights: Default::default(),
+            readiness: Default::default(),
+            completing: Default::default(),
+            writes: Default::default(),
             _lock: Some(Arc::new(lock)),
         };
         Ok(AppState { bundle: Arc::new(Bundle::embedded()), api: Arc::new(api) })
@@ -297,21 +383,42 @@ fn routes(state: AppState, with_bundle: bool) -> Router {
     let probes = Router::new()
         .route("/api/health", get(|| async { Json(serde_json::json!({ "ok": true })) }))
         .route("/api/ready", get(ready));
+    // The probes are outside the Host check too: a load balancer's probe
+    // may name the instance by its address.
     router
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::limit))
-        .merge(probes)
         .fallback(|| async { AppError::NotFound })
-        .with_state(state.clone())
         .layer(axum::middleware::from_fn(csrf::guard))
-        .layer(axum::middleware::from_fn_with_state(state, guard::check_host))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::check_host))
+        .merge(probes)
+        .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// `GET /api/ready`: can this instance serve? The database answers a query
 /// and the object store its bucket, each within a few seconds. `503` says
-/// which one failed, for a load balancer to route around it.
+/// which one failed (the cause goes to the log), for a load balancer to
+/// route around it. One check a second at most: the probe needs no login,
+/// so it must not be a way to load the database.
 async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse as _;
+    let (db, store) = {
+        let mut last = state.api.readiness.lock().await;
+        match &*last {
+            Some((at, verdict)) if at.elapsed() < std::time::Duration::from_secs(1) => verdict.clone(),
+            _ => {
+                let verdict = check_ready(&state).await;
+                *last = Some((std::time::Instant::now(), verdict.clone()));
+                verdict
+            }
+        }
+    };
+    let ok = db == "ok" && store == "ok";
+    let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "ready": ok, "database": db, "store": store }))).into_response()
+}
+
+async fn check_ready(state: &AppState) -> (&'static str, &'static str) {
     let budget = std::time::Duration::from_secs(3);
     let db = async {
         let one: (i64,) = state.api.db.fetch_one(crate::db::query_as("SELECT 1")).await?;
@@ -322,13 +429,16 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> a
         tokio::time::timeout(budget, db),
         tokio::time::timeout(budget, state.api.store.presigner.check_bucket())
     );
-    let verdict = |r: Result<anyhow::Result<()>, tokio::time::error::Elapsed>| match r {
-        Ok(Ok(())) => "ok".to_string(),
-        Ok(Err(e)) => format!("{e:#}"),
-        Err(_) => format!("no answer within {} s", budget.as_secs()),
+    let verdict = |what: &str, r: Result<anyhow::Result<()>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %format!("{e:#}"), "readiness: the {what} failed");
+            "failing"
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the {what} did not answer within {} s", budget.as_secs());
+            "no answer"
+        }
     };
-    let (db, store) = (verdict(db), verdict(store));
-    let ok = db == "ok" && store == "ok";
-    let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "ready": ok, "database": db, "store": store }))).into_response()
+    (verdict("database", db), verdict("object store", store))
 }

@@ -92,29 +92,34 @@ where
     F: FnOnce(Tx, i64) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(Tx, StatusCode, Value), AppError>> + Send + 'static,
 {
-    run_prepared(state, req, |_| async { Ok(()) }, move |tx, now, ()| work(tx, now)).await
+    run_prepared(state, req, |_| async { Ok(()) }, move |tx, now, ()| work(tx, now), |()| async {}).await
 }
 
 /// [`run`], with a step before the transaction: `before` runs once the key
 /// is claimed (never for a replay), outside the transaction and outside
 /// SQLite's writer turn, and what it makes is handed to `work`. Calls to the
 /// object store go there: a store that stalls must not hold a transaction
-/// open, nor (on SQLite) every other write behind it.
+/// open, nor (on SQLite) every other write behind it. When anything after
+/// `before` fails, `undo` gets a copy of what it made (to give back what
+/// the write did not record).
 ///
 /// The claim, the write and its completion run in a task of their own: a
 /// client that hangs up (a service worker killed mid-request) must not
 /// cancel a write halfway and leave its key claimed but never completed.
 /// The write finishes, and the client's retry gets the stored response.
-pub async fn run_prepared<B, BFut, P, F, Fut>(
+pub async fn run_prepared<B, BFut, P, F, Fut, U, UFut>(
     state: &AppState,
     req: WriteRequest,
     before: B,
     work: F,
+    undo: U,
 ) -> Result<Response, AppError>
 where
     B: FnOnce(i64) -> BFut + Send + 'static,
     BFut: Future<Output = Result<P, AppError>> + Send + 'static,
-    P: Send + 'static,
+    P: Clone + Send + 'static,
+    U: FnOnce(P) -> UFut + Send + 'static,
+    UFut: Future<Output = ()> + Send + 'static,
     F: FnOnce(Tx, i64, P) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(Tx, StatusCode, Value), AppError>> + Send + 'static,
 {
@@ -122,14 +127,23 @@ where
     let key = idempotency::key_from(&req.headers)?;
     let WriteRequest { user_id, fingerprint: fp, .. } = req;
     let state = state.clone();
+    let in_flight = state.api.writes.start();
     let task = tokio::spawn(async move {
+        let _in_flight = in_flight;
         let db = &state.api.db;
         let claim = idempotency::claim(db, &user_id, key, &fp, now, state.api.settings.idempotency_ttl_ms).await?;
         if let Claim::Replay(status, body) = claim {
             return Ok((status, body, true));
         }
+        let prepared = match before(now).await {
+            Ok(p) => p,
+            Err(e) => {
+                claim.release(db).await;
+                return Err(e);
+            }
+        };
+        let kept = prepared.clone();
         let result = async {
-            let prepared = before(now).await?;
             let _turn = db.writer_turn().await.map_err(|_| AppError::writer_busy())?;
             let tx = db.begin_write().await?;
             let (mut tx, status, body) = work(tx, now, prepared).await?;
@@ -142,6 +156,7 @@ where
             Ok((status, body)) => Ok((status, body, false)),
             Err(e) => {
                 claim.release(db).await;
+                undo(kept).await;
                 Err(e)
             }
         }

@@ -20,6 +20,8 @@ const MAX_PART_NUMBER: u16 = 10_000;
 /// The default budget of one server-side store call, headers and body: the
 /// API answers within 10 s, so a store that stalls must fail before that.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(8);
+/// The budget of a CompleteMultipartUpload, which assembles the object.
+pub const COMPLETE_TIMEOUT: Duration = Duration::from_secs(600);
 /// What a timed-out store call's error says (the API answers it `504`).
 pub const TIMED_OUT: &str = "the object store did not answer within";
 
@@ -269,7 +271,9 @@ impl Presigner {
             sorted.iter().map(|(_, etag)| etag.as_str()),
         );
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
-        let request = self.http.post(url).body(action.body());
+        // Completing assembles the whole object: S3 says it may take
+        // minutes. The caller runs it detached from any request.
+        let request = self.http.post(url).body(action.body()).timeout(COMPLETE_TIMEOUT);
         let body = self.expect_ok("CompleteMultipartUpload", request).await?;
         // A 200 can still carry an <Error> (S3 streams keep-alive whitespace
         // before the result), so the body decides success, not the status.

@@ -282,7 +282,8 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
             }
         }
     };
-    write::run_prepared(state, request, before, move |mut tx: Tx, now, upload_id: Option<String>| async move {
+    let undo_key = key.clone();
+    let work = move |mut tx: Tx, now, upload_id: Option<String>| async move {
         let recorded = async {
             if let Some(project) = &project_id {
                 let owned: Option<(String,)> =
@@ -313,15 +314,7 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
             Ok::<_, AppError>(())
         }
         .await;
-        if let Err(e) = recorded {
-            if let Some(upload_id) = upload_id {
-                // Not recorded, so nothing else would ever abort it; in
-                // the background, outside the writer's turn.
-                let store = store.clone();
-                tokio::spawn(async move { store.presigner.abort_multipart(&key, &upload_id).await });
-            }
-            return Err(e);
-        }
+        recorded?;
         let answer = match part_size {
             Some(part_size) => serde_json::to_value(MultipartUpload {
                 asset_id: id,
@@ -339,8 +332,27 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
             }
         };
         Ok((tx, StatusCode::OK, answer.expect("plain fields serialise")))
-    })
-    .await
+    };
+    // A multipart upload the write did not record (refused, busy, failed):
+    // nothing else would ever abort it. Unless the row exists after all (a
+    // commit whose answer was lost), it goes.
+    let undo = {
+        let (state, key) = (state.clone(), undo_key);
+        move |upload_id: Option<String>| async move {
+            let Some(upload_id) = upload_id else { return };
+            let named: Result<Option<(String,)>, _> = state
+                .api
+                .db
+                .fetch_optional(crate::db::query_as("SELECT id FROM assets WHERE upload_id = $1").bind(&upload_id))
+                .await;
+            if let Ok(None) = named {
+                if let Err(e) = state.api.store.presigner.abort_multipart(&key, &upload_id).await {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot abort an unrecorded multipart upload");
+                }
+            }
+        }
+    };
+    write::run_prepared(state, request, before, work, undo).await
 }
 
 /// Notes that a URL for the pending asset is valid until `until`, so that
@@ -378,6 +390,21 @@ pub async fn sweep_abandoned(state: &AppState, now: i64, grace_ms: i64) -> Resul
     let presigner = &state.api.store.presigner;
     let mut swept = 0;
     for (id, key, upload_id) in stale {
+        // The row goes first, with the same condition: an asset given a new
+        // URL (or completed) since the select stays. Then the store's side.
+        let done = db
+            .execute(
+                crate::db::query(
+                    "DELETE FROM assets WHERE id = $1 AND status = 'pending' AND COALESCE(url_expires_at, created_at) < $2",
+                )
+                .bind(&id)
+                .bind(now - grace_ms),
+            )
+            .await?;
+        if done.rows_affected() != 1 {
+            continue;
+        }
+        swept += 1;
         if let Some(upload_id) = &upload_id {
             // Already gone (completed, or aborted by a lifecycle rule) is fine.
             if let Err(e) = presigner.abort_multipart(&key, upload_id).await {
@@ -385,12 +412,8 @@ pub async fn sweep_abandoned(state: &AppState, now: i64, grace_ms: i64) -> Resul
             }
         }
         if let Err(e) = presigner.delete_object(&key).await {
-            tracing::warn!(asset = %id, error = %format!("{e:#}"), "cannot delete an abandoned upload's object; kept");
-            continue;
+            tracing::warn!(asset = %id, key = %key, error = %format!("{e:#}"), "cannot delete an abandoned upload's object");
         }
-        let done =
-            db.execute(crate::db::query("DELETE FROM assets WHERE id = $1 AND status = 'pending'").bind(&id)).await?;
-        swept += done.rows_affected();
     }
     Ok(swept)
 }
@@ -446,8 +469,41 @@ async fn presign_get(state: &AppState, user: &User, p: Presign) -> Result<GetUrl
     Ok(GetUrl { expires_at: expires_at(now, ttl), method: "GET", url: url.as_str().to_owned() })
 }
 
+/// How long `complete` waits for the store before answering `503
+/// completing` (the completion goes on; a retry joins it).
+const COMPLETE_WAIT: Duration = Duration::from_secs(8);
+
+/// `POST /api/assets/{id}/complete`. Completing a large multipart upload
+/// can take the store longer than the API's 10 s budget, and must not be
+/// cut off halfway when the request's time runs out: it runs in a task of
+/// its own, one at a time per asset, and a retry waits for the one in
+/// flight, then finds the asset uploaded.
 async fn complete(State(state): State<AppState>, user: User, Path(id): Path<String>) -> Result<Json<Asset>, AppError> {
     let id = parse_id(&id)?;
+    let turn = {
+        let mut all = state.api.completing.lock().expect("not poisoned");
+        all.retain(|_, m| std::sync::Arc::strong_count(m) > 1);
+        std::sync::Arc::clone(all.entry(id.clone()).or_default())
+    };
+    let task = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let _one_at_a_time = turn.lock().await;
+            complete_now(&state, &user, &id).await
+        }
+    });
+    match tokio::time::timeout(COMPLETE_WAIT, task).await {
+        Ok(done) => done.map_err(|e| AppError::Internal(anyhow::anyhow!("complete task: {e}")))?,
+        Err(_) => Err(AppError::Unavailable {
+            code: "completing",
+            message: "The store is still assembling the upload; ask again in a moment.".into(),
+            retry_after_secs: 2,
+        }),
+    }
+}
+
+async fn complete_now(state: &AppState, user: &User, id: &str) -> Result<Json<Asset>, AppError> {
+    let id = id.to_string();
     let db = &state.api.db;
     let asset = find(db, &user.id, &id).await?;
     if asset.status == "uploaded" {
@@ -470,13 +526,26 @@ async fn complete(State(state): State<AppState>, user: User, Path(id): Path<Stri
         )),
         Some(_) => {
             let now = crate::db::now_ms();
-            db.execute(crate::db::query(
-                "UPDATE assets SET status = 'uploaded', uploaded_at = $1, upload_id = NULL WHERE id = $2 AND user_id = $3",
-            )
-                .bind(now)
-                .bind(&id)
-                .bind(&user.id))
+            let done = db
+                .execute(
+                    crate::db::query(
+                        "UPDATE assets SET status = 'uploaded', uploaded_at = $1, upload_id = NULL \
+                         WHERE id = $2 AND user_id = $3 AND status = 'pending'",
+                    )
+                    .bind(now)
+                    .bind(&id)
+                    .bind(&user.id),
+                )
                 .await?;
+            if done.rows_affected() != 1 {
+                // Completed meanwhile by a concurrent call (same answer), or
+                // swept: never say "uploaded" for a row that is gone.
+                let now = find(db, &user.id, &id).await?;
+                if now.status != "uploaded" {
+                    return Err(AppError::NotFound);
+                }
+                return Ok(Json(now));
+            }
             Ok(Json(Asset { status: "uploaded".into(), upload_id: None, ..asset }))
         }
     }
@@ -491,8 +560,12 @@ async fn finish_multipart(
     upload_id: &str,
     part_size: i64,
 ) -> Result<(), AppError> {
-    let Ok(parts) = presigner.list_parts(&asset.object_key, upload_id).await else {
-        return Ok(());
+    let parts = match presigner.list_parts(&asset.object_key, upload_id).await {
+        Ok(parts) => parts,
+        // The store no longer knows the upload: an earlier complete did it.
+        Err(e) if format!("{e:#}").contains("NoSuchUpload") => return Ok(()),
+        // Anything else (a timeout, a store that is down) is not an answer.
+        Err(e) => return Err(AppError::Store(format!("{e:#}"))),
     };
     let count = part_count(asset.size, part_size);
     let have: i64 = parts.len() as i64;

@@ -18,18 +18,80 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/auth/login", post(login)).route("/auth/logout", post(logout)).route("/auth/me", get(me))
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forwarding_headers_that_name_another_machine() {
+        let check = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, v.parse().unwrap());
+            }
+            super::forwarded_from_elsewhere(&h)
+        };
+        assert!(!check(&[]));
+        assert!(!check(&[("x-forwarded-for", "127.0.0.1")]));
+        assert!(!check(&[("x-forwarded-for", "::1, 127.0.0.1")]));
+        assert!(!check(&[("forwarded", "for=\"[::1]:5173\";proto=http")]));
+        assert!(!check(&[("x-real-ip", "127.0.0.1:5173")]));
+        assert!(check(&[("x-forwarded-for", "203.0.113.9")]));
+        assert!(check(&[("x-forwarded-for", "127.0.0.1, 203.0.113.9")]));
+        assert!(check(&[("forwarded", "for=198.51.100.7")]));
+        assert!(check(&[("forwarded", "for=_hidden")]));
+        assert!(check(&[("x-real-ip", "10.0.0.1")]));
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Login {
     user: String,
 }
 
-async fn login(State(state): State<AppState>, body: JsonBody<Login>) -> Result<Response, AppError> {
-    if !state.api.settings.name_login {
+/// Whether a proxy's forwarding headers name a client off this machine.
+fn forwarded_from_elsewhere(headers: &axum::http::HeaderMap) -> bool {
+    let loopback = |v: &str| {
+        let v = v.trim().trim_matches('"');
+        let v = v.strip_prefix('[').map_or(v, |r| r.split(']').next().unwrap_or_default());
+        let v = if v.matches(':').count() == 1 { v.split(':').next().unwrap_or_default() } else { v };
+        v.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || v == "localhost"
+    };
+    let values = |name: &str| -> Vec<String> {
+        headers.get_all(name).iter().map(|h| h.to_str().unwrap_or("?").to_string()).collect()
+    };
+    let mut clients: Vec<String> = Vec::new();
+    for v in values("x-forwarded-for").into_iter().chain(values("x-real-ip")) {
+        clients.extend(v.split(',').map(str::to_string));
+    }
+    for v in values("forwarded") {
+        for part in v.split([',', ';']) {
+            if let Some((k, val)) = part.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("for") {
+                    clients.push(val.to_string());
+                }
+            }
+        }
+    }
+    clients.iter().any(|c| !loopback(c))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: JsonBody<Login>,
+) -> Result<Response, AppError> {
+    use crate::server::NameLogin;
+    let allowed = match state.api.settings.name_login {
+        NameLogin::Anyone => true,
+        NameLogin::Local => !forwarded_from_elsewhere(&headers),
+        NameLogin::Off => false,
+    };
+    if !allowed {
         return Err(AppError::Forbidden {
             code: "name_login_disabled",
-            message: "Logging in by name alone is turned off on this server (it listens on a public address). \
-                      Put a real login in front of the API, or start it with --allow-name-login for a trusted network."
+            message: "Logging in by name alone (no password) is only for a server used from its own machine, and \
+                      this request came from elsewhere (or the server has public host names). Put a real login in \
+                      front of the API, or start it with --allow-name-login for a trusted network."
                 .into(),
         });
     }

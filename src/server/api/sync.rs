@@ -58,6 +58,10 @@ impl Flights {
         Fut: std::future::Future<Output = Result<Value, AppError>>,
     {
         let flight = Arc::clone(self.users.lock().expect("not poisoned").entry(user_id.to_string()).or_default());
+        // Removes the user's entry (and its answer) when the last request
+        // out is done, however it ends (a client that hangs up included).
+        let guard = Leave { flights: self, user_id, flight: Some(flight) };
+        let flight = guard.flight.as_ref().expect("set above");
         let ticket = flight.arrivals.fetch_add(1, Ordering::SeqCst) + 1;
         let result = {
             let mut last = flight.last.lock().await;
@@ -72,12 +76,26 @@ impl Flights {
                 }
             }
         };
-        // The last one out removes the user's entry (and its answer).
-        let mut users = self.users.lock().expect("not poisoned");
-        if Arc::strong_count(&flight) == 2 {
-            users.remove(user_id);
-        }
+        drop(guard);
         result
+    }
+}
+
+struct Leave<'a> {
+    flights: &'a Flights,
+    user_id: &'a str,
+    flight: Option<Arc<UserFlight>>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let mut users = self.flights.users.lock().expect("not poisoned");
+        // Our reference goes under the lock: then the map's is the last one
+        // exactly when no request of this user is in flight.
+        drop(self.flight.take());
+        if users.get(self.user_id).is_some_and(|f| Arc::strong_count(f) == 1) {
+            users.remove(self.user_id);
+        }
     }
 }
 

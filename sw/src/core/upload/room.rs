@@ -87,9 +87,15 @@ pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, make: Make) -> Room 
 /// `bytes` in MiB with one decimal, rounded half up. Integer arithmetic:
 /// formatting an `f64` would link core's float formatting (about 11 KB of
 /// wasm) for this one message.
+/// In `u64` (`u128` would link its own division and formatting).
 fn mib(bytes: u64) -> String {
-    let tenths = (u128::from(bytes) * 10 + 524_288) / 1_048_576;
-    format!("{}.{} MiB", tenths / 10, tenths % 10)
+    const MIB: u64 = 1_048_576;
+    let (mut whole, mut tenths) = (bytes / MIB, ((bytes % MIB) * 10 + MIB / 2) / MIB);
+    if tenths == 10 {
+        whole += 1;
+        tenths = 0;
+    }
+    format!("{whole}.{tenths} MiB")
 }
 
 /// Over the budget even after eviction: nothing stored is touched, and the
