@@ -44,7 +44,10 @@ async fn only_allowed_hosts_are_served() {
         .await;
     assert_eq!(login.status, StatusCode::MISDIRECTED_REQUEST);
     assert!(!login.headers.contains_key("set-cookie"));
-    assert_eq!(c.raw(Method::GET, "/sw.js", None, vec![], &[("host", "evil.example")]).await.status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(
+        c.raw(Method::GET, "/sw.js", None, vec![], &[("host", "evil.example")]).await.status,
+        StatusCode::MISDIRECTED_REQUEST
+    );
     // The probes answer whatever the Host (a balancer may name the instance
     // by its address); they hold nothing of anyone.
     for probe in ["/api/health", "/api/ready"] {

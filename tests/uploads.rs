@@ -187,6 +187,7 @@ async fn uploads_online_and_offline_reach_the_store_byte_identical() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_upload_survives_a_killed_worker_and_a_browser_restart_resending_only_missing_parts() {
+    let _ = tracing_subscriber::fmt().with_env_filter("outpost=warn").with_test_writer().try_init();
     let mut s = Scene::new("{}").await;
     let n = 64 * MIB;
     let parts = (n / (8 * MIB)) as u64;
@@ -209,10 +210,16 @@ async fn a_64_mib_upload_survives_a_killed_worker_and_a_browser_restart_resendin
     s.chromium.restart().await;
     s.tab = s.chromium.open(&s.origin.url(PAGE)).await;
     s.prepare().await;
+    let said = std::cell::Cell::new(std::time::Instant::now());
     let id = wait_until("the upload to finish after the restart", PATIENCE * 4, || async {
         let _ = s.tab.try_eval("outpost.flush()").await;
         let status = s.tab.try_eval("outpost.status()").await.ok()?;
         if !status["uploads"].as_array()?.is_empty() {
+            // What it waits on, every 20 s, for a run that times out.
+            if said.get().elapsed() > std::time::Duration::from_secs(20) {
+                said.set(std::time::Instant::now());
+                eprintln!("still uploading: {}", status["uploads"]);
+            }
             return None;
         }
         let row: Option<(String,)> = sqlx::query_as("SELECT id FROM assets WHERE status = 'uploaded'")

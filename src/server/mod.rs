@@ -405,10 +405,10 @@ async fn ready(axum::extract::State(state): axum::extract::State<AppState>) -> a
     let (db, store) = {
         let mut last = state.api.readiness.lock().await;
         match &*last {
-            Some((at, verdict)) if at.elapsed() < std::time::Duration::from_secs(1) => verdict.clone(),
+            Some((at, verdict)) if at.elapsed() < std::time::Duration::from_secs(1) => *verdict,
             _ => {
                 let verdict = check_ready(&state).await;
-                *last = Some((std::time::Instant::now(), verdict.clone()));
+                *last = Some((std::time::Instant::now(), verdict));
                 verdict
             }
         }

@@ -41,7 +41,7 @@ const MAX_LIST_PARTS: i32 = 1000;
 /// The reimplemented parts read two s3s-fs on-disk names (`.upload-<id>.json`,
 /// `.upload_id-<id>.part-<n>` in the root); re-check them on an s3s-fs upgrade.
 pub(super) struct FsStore {
-    fs: FileSystem,
+    fs: std::sync::Arc<FileSystem>,
     root: PathBuf,
     pub(super) probe: Probe,
 }
@@ -51,7 +51,7 @@ impl FsStore {
         let fs = FileSystem::new(root).map_err(|e| anyhow!("opening s3s-fs store: {e:?}"))?;
         // FileSystem canonicalises its root the same way; we need the same path.
         let root = std::env::current_dir()?.join(root).canonicalize()?;
-        Ok(Self { fs, root, probe: Probe::default() })
+        Ok(Self { fs: std::sync::Arc::new(fs), root, probe: Probe::default() })
     }
 
     /// Checks that `upload_id` is an upload s3s-fs knows. Ids are UUIDs and
@@ -258,6 +258,13 @@ impl S3 for FsStore {
         }
         // s3s-fs itself still requires part numbers 1..=n without gaps (S3
         // allows gaps) and answers InvalidRequest otherwise.
-        self.fs.complete_multipart_upload(req).await
+        // In a task of its own: s3s-fs forgets the upload id before it
+        // assembles the object, so a client that hangs up (or times out)
+        // halfway must not cancel it: the upload would be gone, the object
+        // never written. S3 completes atomically whatever the client does.
+        let fs = std::sync::Arc::clone(&self.fs);
+        tokio::spawn(async move { fs.complete_multipart_upload(req).await })
+            .await
+            .map_err(|e| s3_error!(InternalError, "complete task: {e}"))?
     }
 }

@@ -43,6 +43,10 @@ pub struct Presigner {
     bucket: Bucket,
     credentials: Credentials,
     http: reqwest::Client,
+    /// For CompleteMultipartUpload: the store may send nothing for a long
+    /// while as it assembles the object, and giving up halfway must not be
+    /// the client's doing.
+    http_long: reqwest::Client,
     timeout: Duration,
 }
 
@@ -84,7 +88,12 @@ impl Presigner {
             .timeout(timeout)
             .build()
             .context("building HTTP client")?;
-        Ok(Self { bucket, credentials, http, timeout })
+        let http_long = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(COMPLETE_TIMEOUT)
+            .build()
+            .context("building HTTP client")?;
+        Ok(Self { bucket, credentials, http, http_long, timeout })
     }
 
     /// A request's failure, saying so plainly when it was a timeout (the
@@ -273,7 +282,7 @@ impl Presigner {
         let url = action.sign_with_time(SERVER_SIDE_EXPIRY, &at);
         // Completing assembles the whole object: S3 says it may take
         // minutes. The caller runs it detached from any request.
-        let request = self.http.post(url).body(action.body()).timeout(COMPLETE_TIMEOUT);
+        let request = self.http_long.post(url).body(action.body());
         let body = self.expect_ok("CompleteMultipartUpload", request).await?;
         // A 200 can still carry an <Error> (S3 streams keep-alive whitespace
         // before the result), so the body decides success, not the status.

@@ -346,6 +346,7 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
                 .fetch_optional(crate::db::query_as("SELECT id FROM assets WHERE upload_id = $1").bind(&upload_id))
                 .await;
             if let Ok(None) = named {
+                tracing::warn!(key = %key, "aborting a multipart upload the write did not record");
                 if let Err(e) = state.api.store.presigner.abort_multipart(&key, &upload_id).await {
                     tracing::warn!(error = %format!("{e:#}"), "cannot abort an unrecorded multipart upload");
                 }
@@ -608,13 +609,26 @@ async fn parts(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let (asset, upload_id, part_size) = open_multipart(&state, &user, &id).await?;
-    let parts = state
-        .api
-        .store
-        .presigner
-        .list_parts(&asset.object_key, &upload_id)
-        .await
-        .map_err(|e| AppError::Store(format!("{e:#}")))?;
+    let presigner = &state.api.store.presigner;
+    let parts = match presigner.list_parts(&asset.object_key, &upload_id).await {
+        Ok(parts) => parts,
+        // The store finished this upload (a complete whose answer was lost,
+        // or that outlived its request): every part is in the object. Say
+        // so, and the client's complete finds the asset uploaded.
+        Err(e) if format!("{e:#}").contains("NoSuchUpload") => {
+            let stored =
+                presigner.head_object(&asset.object_key).await.map_err(|e| AppError::Store(format!("{e:#}")))?;
+            if stored != Some(asset.size as u64) {
+                return Err(AppError::Store(format!("{e:#}; the object is {stored:?} bytes")));
+            }
+            let count = part_count(asset.size, part_size);
+            let all: Vec<serde_json::Value> = (1..=count)
+                .map(|n| json!({ "partNumber": n, "size": part_size.min(asset.size - (n - 1) * part_size) }))
+                .collect();
+            return Ok(Json(json!({ "partSize": part_size, "partCount": count, "uploaded": all })));
+        }
+        Err(e) => return Err(AppError::Store(format!("{e:#}"))),
+    };
     let uploaded: Vec<serde_json::Value> =
         parts.iter().map(|p| json!({ "partNumber": p.part_number, "size": p.size })).collect();
     Ok(Json(json!({ "partSize": part_size, "partCount": part_count(asset.size, part_size), "uploaded": uploaded })))
