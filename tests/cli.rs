@@ -6,6 +6,10 @@ use std::process::{Command, Stdio};
 
 use outpost::Bundle;
 
+/// An external store nobody listens on (port 1 of loopback).
+const UNREACHABLE_S3: [&str; 8] =
+    ["--s3-endpoint", "http://127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "k", "--s3-secret-key", "s"];
+
 fn outpost() -> Command {
     Command::new(env!("CARGO_BIN_EXE_outpost"))
 }
@@ -91,23 +95,10 @@ fn export_writes_the_drop_in_bundle() {
 fn unreachable_database_or_store_exits_with_one_line() {
     let data = tempfile::tempdir().unwrap();
     // Nothing listens on port 1 of loopback.
-    let cases: [&[&str]; 2] = [
-        &[
-            "--session-keys",
-            "abababababababababababababababababababababababababababababababab",
-            "--database-url",
-            "postgres://postgres@127.0.0.1:1/outpost",
-            "--s3-endpoint",
-            "http://127.0.0.1:1",
-            "--s3-bucket",
-            "b",
-            "--s3-access-key",
-            "k",
-            "--s3-secret-key",
-            "s",
-        ],
-        &["--s3-endpoint", "http://127.0.0.1:1", "--s3-bucket", "b", "--s3-access-key", "k", "--s3-secret-key", "s"],
-    ];
+    let keys = "ab".repeat(32);
+    let database = ["--session-keys", &keys, "--database-url", "postgres://postgres@127.0.0.1:1/outpost"];
+    let with_db: Vec<&str> = database.iter().chain(&UNREACHABLE_S3).copied().collect();
+    let cases: [&[&str]; 2] = [&with_db, &UNREACHABLE_S3];
     for extra in cases {
         let out =
             outpost().args(["serve", "--addr", "127.0.0.1:0", "--data"]).arg(data.path()).args(extra).output().unwrap();
@@ -164,23 +155,12 @@ fn a_shared_database_with_the_embedded_store_is_refused() {
         &["--addr", "127.0.0.1:0", "--database-url", "postgres://postgres@127.0.0.1:1/outpost"],
         "--database-url needs --s3-endpoint: the embedded object store is per instance",
     );
-    one_line_refusal(
-        &[
-            "--addr",
-            "127.0.0.1:0",
-            "--database-url",
-            "postgres://postgres@127.0.0.1:1/outpost",
-            "--s3-endpoint",
-            "http://127.0.0.1:1",
-            "--s3-bucket",
-            "b",
-            "--s3-access-key",
-            "k",
-            "--s3-secret-key",
-            "s",
-        ],
-        "--database-url needs the session keys every instance shares",
-    );
+    let args: Vec<&str> = ["--addr", "127.0.0.1:0", "--database-url", "postgres://postgres@127.0.0.1:1/outpost"]
+        .iter()
+        .chain(&UNREACHABLE_S3)
+        .copied()
+        .collect();
+    one_line_refusal(&args, "--database-url needs the session keys every instance shares");
 }
 
 #[test]

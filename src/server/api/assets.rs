@@ -284,37 +284,32 @@ async fn start_upload(state: &AppState, user: User, request: WriteRequest, p: Pr
     };
     let undo_key = key.clone();
     let work = move |mut tx: Tx, now, upload_id: Option<String>| async move {
-        let recorded = async {
-            if let Some(project) = &project_id {
-                let owned: Option<(String,)> =
-                    crate::db::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
-                        .bind(project)
-                        .bind(&uid)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                owned.ok_or(AppError::NotFound)?;
-            }
-            crate::db::query(
-                "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size, url_expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)",
-            )
-            .bind(&id)
-            .bind(&uid)
-            .bind(&project_id)
-            .bind(&filename)
-            .bind(&content_type)
-            .bind(size)
-            .bind(&key)
-            .bind(now)
-            .bind(&upload_id)
-            .bind(part_size)
-            .bind(expires_at(now, ttl))
-            .execute(&mut *tx)
-            .await?;
-            Ok::<_, AppError>(())
+        if let Some(project) = &project_id {
+            let owned: Option<(String,)> =
+                crate::db::query_as("SELECT id FROM projects WHERE id = $1 AND user_id = $2")
+                    .bind(project)
+                    .bind(&uid)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            owned.ok_or(AppError::NotFound)?;
         }
-        .await;
-        recorded?;
+        crate::db::query(
+            "INSERT INTO assets (id, user_id, project_id, filename, content_type, size, status, object_key, created_at, upload_id, part_size, url_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)",
+        )
+        .bind(&id)
+        .bind(&uid)
+        .bind(&project_id)
+        .bind(&filename)
+        .bind(&content_type)
+        .bind(size)
+        .bind(&key)
+        .bind(now)
+        .bind(&upload_id)
+        .bind(part_size)
+        .bind(expires_at(now, ttl))
+        .execute(&mut *tx)
+        .await?;
         let answer = match part_size {
             Some(part_size) => serde_json::to_value(MultipartUpload {
                 asset_id: id,
