@@ -26,7 +26,7 @@ fn main() {
     for path in ["sw/src", "sw/Cargo.toml", "Cargo.toml", "shim", "Cargo.lock", "src/bundle/assemble.rs"] {
         println!("cargo:rerun-if-changed={path}");
     }
-    for var in ["OUTPOST_WASM_OPT", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
+    for var in ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -73,20 +73,25 @@ fn main() {
 
 /// How this machine can build for wasm32.
 enum Toolchain {
-    /// A rustup toolchain with the wasm32 target installed: the normal case
-    /// on a developer laptop.
-    Rustup { cargo: PathBuf, rustc: PathBuf },
-    /// Debian's rustc-web + rust-web-src: std is built from source
-    /// (`-Zbuild-std`), linked with an lld found on the machine.
-    BuildStd { cargo: PathBuf, rustc: PathBuf, linker: PathBuf },
+    /// A rustup toolchain with `rust-src`: std is rebuilt for size
+    /// (`-Zbuild-std`), linked with the toolchain's own rust-lld. The normal
+    /// case; `scripts/setup.sh` installs the component.
+    RustupSrc { cargo: PathBuf, rustc: PathBuf },
+    /// Debian's rustc-web + rust-web-src: std rebuilt the same way, linked
+    /// with an lld found on the machine.
+    DebianSrc { cargo: PathBuf, rustc: PathBuf, linker: PathBuf },
+    /// A rustup toolchain with only the prebuilt wasm32 std: it works, but
+    /// the bundle is larger (std's panic formatting and speed-first code
+    /// stay in), and panics keep their messages.
+    Prebuilt { cargo: PathBuf, rustc: PathBuf },
 }
 
 impl Toolchain {
     fn find() -> Result<Self, String> {
         let rustc = PathBuf::from(env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
-        if has_prebuilt_wasm_std(&rustc) {
-            let cargo = PathBuf::from(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-            return Ok(Toolchain::Rustup { cargo, rustc });
+        let cargo = PathBuf::from(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        if sysroot(&rustc).is_some_and(|s| s.join("lib/rustlib/src/rust/library/std").is_dir()) {
+            return Ok(Toolchain::RustupSrc { cargo, rustc });
         }
         let (deb_rustc, deb_cargo) = (PathBuf::from("/usr/bin/rustc"), PathBuf::from("/usr/bin/cargo"));
         let src = Path::new("/usr/lib/rustlib/src/rust/library/std");
@@ -101,29 +106,62 @@ impl Toolchain {
         if linker.is_none() {
             missing.push("a wasm linker (rust-lld from a rustup toolchain, or Debian's lld)");
         }
-        if !missing.is_empty() {
-            return Err(format!(
-                "no wasm32 toolchain to build the service worker: the rustup target {WASM_TARGET} \
-                 is not installed, and the fallback lacks {}.",
-                missing.join(", ")
-            ));
+        if missing.is_empty() {
+            return Ok(Toolchain::DebianSrc { cargo: deb_cargo, rustc: deb_rustc, linker: linker.unwrap() });
         }
-        Ok(Toolchain::BuildStd { cargo: deb_cargo, rustc: deb_rustc, linker: linker.unwrap() })
+        if has_prebuilt_wasm_std(&rustc) {
+            println!(
+                "cargo:warning=building the worker with rustup's prebuilt wasm32 std: the bundle is about \
+                 25 KB gzip larger than it ships. `rustup component add rust-src` (or ./scripts/setup.sh) fixes it."
+            );
+            return Ok(Toolchain::Prebuilt { cargo, rustc });
+        }
+        Err(format!(
+            "no wasm32 toolchain to build the service worker: the rustup toolchain has neither the \
+             rust-src component nor the {WASM_TARGET} target, and the Debian fallback lacks {}.",
+            missing.join(", ")
+        ))
     }
 
     /// Builds `outpost-sw` and returns the path of its raw `.wasm`.
     fn build(&self, root: &Path, target_dir: &Path) -> PathBuf {
         let (cargo, rustc) = match self {
-            Toolchain::Rustup { cargo, rustc } | Toolchain::BuildStd { cargo, rustc, .. } => (cargo, rustc),
+            Toolchain::RustupSrc { cargo, rustc }
+            | Toolchain::DebianSrc { cargo, rustc, .. }
+            | Toolchain::Prebuilt { cargo, rustc } => (cargo, rustc),
         };
         let mut cmd = Command::new(cargo);
         cmd.env_clear().envs(passthrough_env()).env("RUSTC", rustc);
         cmd.current_dir(root).args(["build", "--package", "outpost-sw", "--lib", "--profile", "wasm"]);
         cmd.args(["--target", WASM_TARGET, "--target-dir"]).arg(target_dir);
-        if let Toolchain::BuildStd { linker, .. } = self {
-            cmd.env("RUSTC_BOOTSTRAP", "1")
-                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker)
-                .arg("-Zbuild-std=std,panic_abort");
+        if let Toolchain::DebianSrc { linker, .. } = self {
+            cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker);
+        }
+        let build_std = !matches!(self, Toolchain::Prebuilt { .. });
+        // A panic's message costs its formatting machinery (about 20 KB of
+        // the wasm). The size-first build traps instead; a developer who
+        // needs the message rebuilds with OUTPOST_SW_PANIC=message.
+        let messages = !build_std || env::var("OUTPOST_SW_PANIC").as_deref() == Ok("message");
+        if messages {
+            cmd.args(["--features", "panic-messages"]);
+        }
+        if build_std {
+            // Nightly flags on a stable compiler: the build of std for a
+            // target is only offered this way.
+            cmd.env("RUSTC_BOOTSTRAP", "1").arg("-Zbuild-std=std,panic_abort");
+            let mut features = vec!["optimize_for_size"];
+            if !messages {
+                // Rust 1.95 made the old std feature a panic strategy.
+                if rustc_minor(rustc) >= 95 {
+                    cmd.env(
+                        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+                        "-Zunstable-options -Cpanic=immediate-abort",
+                    );
+                } else {
+                    features.push("panic_immediate_abort");
+                }
+            }
+            cmd.arg(format!("-Zbuild-std-features={}", features.join(",")));
         }
         let out = cmd
             .stdin(Stdio::null())
@@ -146,6 +184,17 @@ impl Toolchain {
         }
         target_dir.join(WASM_TARGET).join("wasm").join("outpost_sw.wasm")
     }
+}
+
+fn sysroot(rustc: &Path) -> Option<PathBuf> {
+    let out = Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
+    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// The minor version of `rustc -V` ("rustc 1.95.0 (…)" → 95); 0 if unknown.
+fn rustc_minor(rustc: &Path) -> u32 {
+    let out = Command::new(rustc).arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    out.ok().and_then(|v| v.split(['.', ' ']).nth(2).and_then(|m| m.parse().ok())).unwrap_or(0)
 }
 
 /// The nested cargo must not inherit the outer build's variables (its

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Outpost needs, and nothing twice:
-# - a wasm32 standard library: the rustup target where rustup can fetch it,
-#   else Debian's rustc-web + rust-web-src (std built from source);
+# - a wasm32 standard library built from source for size: rustup's rust-src
+#   where rustup can fetch it, else Debian's rustc-web + rust-web-src;
 # - a wasm linker (rust-lld from a rustup toolchain, else Debian's lld);
 # - Chromium and ChromeDriver, Firefox ESR, and WebKitGTK (MiniBrowser with
 #   WebKitWebDriver, under Xvfb) for the browser tests;
@@ -53,22 +53,27 @@ debian_fallback_ready() {
   [ -x /usr/bin/rustc ] && [ -x /usr/bin/cargo ] && [ -d /usr/lib/rustlib/src/rust/library/std ] && find_rust_lld >/dev/null
 }
 
-# 1. wasm32 std
-if rustup_has_wasm; then
-  say "wasm32: rustup target $WASM installed"
+# 1. wasm32 std, built from source with the worker (smaller: see build.rs).
+# rustup's prebuilt target still builds, with a larger bundle and a warning.
+rustup_has_src() {
+  local sysroot
+  sysroot=$(rustc --print sysroot 2>/dev/null) && [ -d "$sysroot/lib/rustlib/src/rust/library/std" ]
+}
+if rustup_has_src; then
+  say "wasm32: std from rustup's rust-src ($(rustc --version | cut -d' ' -f2))"
 elif debian_fallback_ready; then
   say "wasm32: Debian rustc-web $(/usr/bin/rustc --version | cut -d' ' -f2) with build-std, linker $(find_rust_lld)"
   # The lint step runs this toolchain's clippy on the worker.
   /usr/bin/cargo clippy --version >/dev/null 2>&1 || apt_install rust-web-clippy
 else
   if command -v rustup >/dev/null; then
-    say "wasm32: trying 'rustup target add $WASM' (60 s at most)"
-    if timeout 60 rustup target add "$WASM" >/dev/null 2>&1 && rustup_has_wasm; then
-      say "wasm32: rustup target $WASM installed"
-    fi
+    say "wasm32: trying 'rustup component add rust-src' (60 s at most)"
+    timeout 60 rustup component add rust-src >/dev/null 2>&1 || true
   fi
-  if ! rustup_has_wasm; then
-    say "wasm32: rustup could not provide $WASM; using Debian's rustc-web + rust-web-src"
+  if rustup_has_src; then
+    say "wasm32: std from rustup's rust-src"
+  else
+    say "wasm32: rustup could not provide rust-src; using Debian's rustc-web + rust-web-src"
     apt_install rustc-web cargo-web rust-web-src rust-web-clippy
     find_rust_lld >/dev/null || apt_install lld
     debian_fallback_ready || die "wasm32: still missing after install: check /usr/bin/rustc, /usr/lib/rustlib/src/rust and a wasm linker (rust-lld or /usr/bin/wasm-ld)"

@@ -10,16 +10,14 @@
 //! Idempotency-Key, and a worker killed mid-batch sends items again without
 //! storing them twice.
 
-use serde::Deserialize;
-use serde_json::Value;
+use super::json::{self, FieldError, Fields, Object, Value};
 
 use super::config::Config;
 use super::pattern::Pattern;
 use super::record::{Entry, State};
 
 /// One batch route of the config.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchRoute {
     /// The write route (POST).
     pub path: Pattern,
@@ -35,6 +33,20 @@ impl BatchRoute {
             items: "messages".into(),
         }
     }
+
+    /// One entry of the config's `batches`: `{path, items}`, both needed.
+    pub fn read(value: &Value) -> Result<BatchRoute, FieldError> {
+        let mut f = Fields::new(value, "batches[]")?;
+        let (mut path, mut items) = (String::new(), String::new());
+        f.string("path", &mut path)?;
+        f.string("items", &mut items)?;
+        f.finish()?;
+        if path.is_empty() || items.is_empty() {
+            return Err("each of `batches` needs `path` and `items`".into());
+        }
+        let path = Pattern::parse(&path).map_err(|e| format!("`batches[].path`: {e}"))?;
+        Ok(BatchRoute { path, items })
+    }
 }
 
 /// The batch route a write to `path` goes to, if any.
@@ -45,7 +57,7 @@ pub fn route_of<'a>(config: &'a Config, method: &str, path: &str) -> Option<&'a 
 /// The items of a body that can be merged: a JSON object whose only field
 /// is the route's array. Anything else goes alone.
 pub fn items(route: &BatchRoute, body: &[u8]) -> Option<Vec<Value>> {
-    let Value::Object(map) = serde_json::from_slice::<Value>(body).ok()? else { return None };
+    let Value::Object(map) = json::parse(body).ok()? else { return None };
     if map.len() != 1 {
         return None;
     }
@@ -57,9 +69,9 @@ pub fn items(route: &BatchRoute, body: &[u8]) -> Option<Vec<Value>> {
 
 /// One body holding `items`.
 pub fn body(route: &BatchRoute, items: Vec<Value>) -> Vec<u8> {
-    let mut map = serde_json::Map::new();
+    let mut map = Object::new();
     map.insert(route.items.clone(), Value::Array(items));
-    Value::Object(map).to_string().into_bytes()
+    Value::Object(map).to_json().into_bytes()
 }
 
 /// The run of queued writes that goes with the due entry `head` (indexes
@@ -114,7 +126,7 @@ pub fn merged(route: &BatchRoute, bodies: &[&[u8]]) -> Option<Vec<u8>> {
 pub fn split(answer: &[u8], counts: &[usize]) -> Vec<Vec<u8>> {
     let total: usize = counts.iter().sum();
     let whole = || vec![answer.to_vec(); counts.len()];
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(answer) else { return whole() };
+    let Ok(Value::Object(map)) = json::parse(answer) else { return whole() };
     let cut: Vec<&String> =
         map.iter().filter(|(_, v)| v.as_array().is_some_and(|a| a.len() == total)).map(|(k, _)| k).collect();
     if cut.is_empty() {
@@ -126,11 +138,11 @@ pub fn split(answer: &[u8], counts: &[usize]) -> Vec<Vec<u8>> {
         .map(|&n| {
             let mut share = map.clone();
             for k in &cut {
-                let all = map[*k].as_array().expect("an array");
+                let all = map.get(k).and_then(Value::as_array).expect("an array");
                 share.insert((*k).clone(), Value::Array(all[start..start + n].to_vec()));
             }
             start += n;
-            Value::Object(share).to_string().into_bytes()
+            Value::Object(share).to_json().into_bytes()
         })
         .collect()
 }
@@ -177,7 +189,7 @@ mod tests {
         assert_eq!(run, (0..15).collect::<Vec<_>>(), "batchMaxItems (15) messages");
         let route = BatchRoute::messages();
         let bodies: Vec<&[u8]> = run.iter().map(|&i| &entries[i].request.body[..]).collect();
-        let body: Value = serde_json::from_slice(&merged(&route, &bodies).unwrap()).unwrap();
+        let body = json::parse(&merged(&route, &bodies).unwrap()).unwrap();
         let temps: Vec<&str> =
             body["messages"].as_array().unwrap().iter().map(|m| m["tempId"].as_str().unwrap()).collect();
         assert_eq!(temps.len(), 15);
@@ -212,8 +224,11 @@ mod tests {
     #[test]
     fn each_write_gets_its_own_share_of_the_answer() {
         let answer = br#"{"mappings":[{"tempId":"a","id":"1"},{"tempId":"b","id":"2"},{"tempId":"c","id":"3"}],"n":3}"#;
-        let shares: Vec<Value> = split(answer, &[1, 2]).iter().map(|b| serde_json::from_slice(b).unwrap()).collect();
-        assert_eq!(shares[0], serde_json::json!({ "mappings": [{"tempId": "a", "id": "1"}], "n": 3 }));
+        let shares: Vec<Value> = split(answer, &[1, 2]).iter().map(|b| json::parse(b).unwrap()).collect();
+        assert_eq!(
+            shares[0],
+            json::from_serde(serde_json::json!({ "mappings": [{"tempId": "a", "id": "1"}], "n": 3 }))
+        );
         assert_eq!(shares[1]["mappings"].as_array().unwrap().len(), 2);
         assert_eq!(shares[1]["mappings"][1]["tempId"], "c");
         assert_eq!(split(br#"{"ok":true}"#, &[1, 1]), vec![br#"{"ok":true}"#.to_vec(); 2], "nothing to cut: whole");

@@ -3,14 +3,12 @@
 //! config. Unknown fields are refused so that a typo is an error, not a
 //! silently ignored setting.
 
-use serde::Deserialize;
-
 use super::batch::BatchRoute;
+use super::json::{self, FieldError, Fields, Value};
 use super::pattern::Pattern;
 
 /// Everything the worker can be told without rebuilding the wasm.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Path prefix of the API. Before the wasm has loaded (the first moments
     /// of a cold start) the bootstrap claims same-origin requests under this
@@ -86,8 +84,7 @@ pub struct Config {
 
 /// The origin's auth routes, from whose answers the worker learns the
 /// current user. Cached reads and queued writes belong to that user.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Auth {
     /// POST; a 2xx answer names the user (`{"user": {"id"}}`).
     pub login: Pattern,
@@ -155,6 +152,29 @@ impl Default for Config {
     }
 }
 
+fn pattern<'a>(f: &mut Fields<'a>, field: &'a str, into: &mut Pattern) -> Result<(), FieldError> {
+    if let Some(v) = f.take(field) {
+        let text = v.as_str().ok_or_else(|| f.wrong(field, "a route pattern (a string)"))?;
+        *into = Pattern::parse(text).map_err(|e| format!("`{}`: {e}", f.at(field)))?;
+    }
+    Ok(())
+}
+
+fn patterns<'a>(f: &mut Fields<'a>, field: &'a str, into: &mut Vec<Pattern>) -> Result<(), FieldError> {
+    if let Some(v) = f.take(field) {
+        let want = "an array of route patterns (strings)";
+        let items = v.as_array().ok_or_else(|| f.wrong(field, want))?;
+        *into = items
+            .iter()
+            .map(|t| {
+                let text = t.as_str().ok_or_else(|| f.wrong(field, want))?;
+                Pattern::parse(text).map_err(|e| format!("`{}`: {e}", f.at(field)))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(())
+}
+
 /// A config the worker cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -182,13 +202,54 @@ impl Config {
         if json.is_empty() {
             return Ok(Self::default());
         }
-        // serde would also take a JSON array as a struct, field by field.
-        if !json.starts_with('{') {
-            return Err(ConfigError::Parse("the config must be a JSON object".into()));
-        }
-        let config: Config = serde_json::from_str(json).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let value = json::parse(json.as_bytes()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config = Config::read(&value).map_err(ConfigError::Parse)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The fields are camelCase; each one absent keeps its default.
+    fn read(value: &Value) -> Result<Config, FieldError> {
+        let mut c = Config::default();
+        let mut f = Fields::new(value, "")?;
+        f.string("apiPrefix", &mut c.api_prefix)?;
+        patterns(&mut f, "reads", &mut c.reads)?;
+        patterns(&mut f, "writes", &mut c.writes)?;
+        f.u32("networkTimeoutMs", &mut c.network_timeout_ms)?;
+        f.u32("writeTimeoutMs", &mut c.write_timeout_ms)?;
+        f.u32s("backoffMs", &mut c.backoff_ms)?;
+        f.u32("maxRetries", &mut c.max_retries)?;
+        f.u64("retentionMs", &mut c.retention_ms)?;
+        patterns(&mut f, "staleWhileRevalidate", &mut c.stale_while_revalidate)?;
+        patterns(&mut f, "shell", &mut c.shell)?;
+        f.u32("readCacheMaxEntries", &mut c.read_cache_max_entries)?;
+        f.u64("readCacheMaxBytes", &mut c.read_cache_max_bytes)?;
+        if let Some(auth) = f.take("auth") {
+            let mut a = Fields::new(auth, "auth")?;
+            pattern(&mut a, "login", &mut c.auth.login)?;
+            pattern(&mut a, "logout", &mut c.auth.logout)?;
+            pattern(&mut a, "me", &mut c.auth.me)?;
+            patterns(&mut a, "userIn", &mut c.auth.user_in)?;
+            a.finish()?;
+        }
+        pattern(&mut f, "uploadPath", &mut c.upload_path)?;
+        pattern(&mut f, "contentPath", &mut c.content_path)?;
+        f.string("presignPath", &mut c.presign_path)?;
+        f.string("partsPath", &mut c.parts_path)?;
+        f.string("completePath", &mut c.complete_path)?;
+        f.u64("multipartThresholdBytes", &mut c.multipart_threshold_bytes)?;
+        f.u64("blobBudgetBytes", &mut c.blob_budget_bytes)?;
+        f.bool("keepUploadedBlobs", &mut c.keep_uploaded_blobs)?;
+        if let Some(batches) = f.take("batches") {
+            let items = batches.as_array().ok_or_else(|| f.wrong("batches", "an array"))?;
+            c.batches = items.iter().map(BatchRoute::read).collect::<Result<_, _>>()?;
+        }
+        f.u32("batchDelayMs", &mut c.batch_delay_ms)?;
+        f.u32("batchMaxItems", &mut c.batch_max_items)?;
+        f.strings("warmUp", &mut c.warm_up)?;
+        f.u32("warmUpMaxRequests", &mut c.warm_up_max_requests)?;
+        f.finish()?;
+        Ok(c)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

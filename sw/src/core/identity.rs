@@ -64,14 +64,15 @@ pub fn learn(source: Source, status: Option<u16>, body: &[u8]) -> Learned {
 /// `{"user": {"id": …}}`, `{"user": "…"}`, or (from `me`) `{"id": …}`.
 /// Numeric ids are taken as their decimal text.
 fn user_id(body: &[u8], top_level_id: bool) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
+    use super::json::{self, Value};
+    let v = json::parse(body).ok()?;
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.as_str().to_string()),
         _ => None,
     };
     match v.get("user") {
-        Some(user @ serde_json::Value::Object(_)) => user.get("id").and_then(text),
+        Some(user @ Value::Object(_)) => user.get("id").and_then(text),
         Some(user) => text(user),
         None if top_level_id => v.get("id").and_then(text),
         None => None,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod content;
 pub mod evict;
 pub mod identity;
+pub mod json;
 pub mod outcome;
 pub mod pattern;
 pub mod protocol;

@@ -8,8 +8,6 @@
 //!   also takes any rest of the path (`/api/chat/sessions*` matches
 //!   `/api/chat/sessions` and `/api/chat/sessions/7/messages`).
 
-use serde::{Deserialize, Deserializer};
-
 /// A parsed, validated route pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
@@ -78,13 +76,6 @@ impl Pattern {
             last_want = next_want;
             last_have = have.next();
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for Pattern {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Pattern::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -10,7 +10,7 @@
 //! `shim/outpost.js` and `shim/outpost.d.ts` repeat these names for pages;
 //! `tests/page_protocol.rs` holds them to this file.
 
-use serde::Serialize;
+use super::json::{obj, Value};
 
 /// The BroadcastChannel the worker's events go out on.
 pub const CHANNEL: &str = "outpost";
@@ -131,8 +131,8 @@ impl Request {
 }
 
 /// What `outpost.status()` (and `flush()`) answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// Pages read it as JSON (`to_json`), fields in camelCase.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     /// The logged-in user's id as the worker knows it (None: nobody).
     pub user: Option<String>,
@@ -150,8 +150,7 @@ pub struct Status {
     pub next_wake_at: Option<u64>,
     /// When the worker instance that answered started (Unix ms).
     pub worker_started_at: u64,
-    /// Set when the worker could not open IndexedDB.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Set when the worker could not open IndexedDB (absent otherwise).
     pub storage_error: Option<String>,
 }
 
@@ -174,8 +173,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedWrite {
     pub id: String,
     pub method: String,
@@ -188,25 +186,21 @@ pub struct QueuedWrite {
     pub created_at: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     pub id: String,
-    /// None for an unreadable record (nothing of it can be read).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// None for an unreadable record (nothing of it can be read); absent
+    /// from the JSON when None, as are `url` and `at`.
     pub method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The origin's last answer, if any.
     pub status: Option<u16>,
     /// What went wrong, in words.
     pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadStatus {
     /// The temp id the page got (`local-…`).
     pub asset_id: String,
@@ -221,22 +215,103 @@ pub struct UploadStatus {
     pub retry_at: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadState {
     Pending,
     Dead,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Storage {
-    /// `navigator.storage.estimate()`, where the browser gives one.
-    pub usage: Option<f64>,
-    pub quota: Option<f64>,
+    /// `navigator.storage.estimate()` in bytes, where the browser gives one.
+    pub usage: Option<u64>,
+    pub quota: Option<u64>,
     /// The budget for kept files, and the bytes they take.
     pub budget: u64,
     pub blobs: u64,
+}
+
+impl Status {
+    pub fn to_json(&self) -> Value {
+        let mut v = obj! {
+            "user": self.user.as_deref(),
+            "pending": self.pending,
+            "parked": self.parked,
+            "queue": self.queue.iter().map(QueuedWrite::to_json).collect::<Vec<_>>(),
+            "deadLetters": self.dead_letters.iter().map(DeadLetter::to_json).collect::<Vec<_>>(),
+            "uploads": self.uploads.iter().map(UploadStatus::to_json).collect::<Vec<_>>(),
+            "storage": self.storage.to_json(),
+            "nextWakeAt": self.next_wake_at,
+            "workerStartedAt": self.worker_started_at,
+        };
+        if let (Some(e), Some(o)) = (&self.storage_error, v.as_object_mut()) {
+            o.insert("storageError", e.into());
+        }
+        v
+    }
+}
+
+impl QueuedWrite {
+    pub fn to_json(&self) -> Value {
+        obj! {
+            "id": &self.id,
+            "method": &self.method,
+            "url": &self.url,
+            "retries": self.retries,
+            "nextAt": self.next_at,
+            "status": self.status,
+            "createdAt": self.created_at,
+        }
+    }
+}
+
+impl DeadLetter {
+    pub fn to_json(&self) -> Value {
+        let mut v = obj! { "id": &self.id };
+        let o = v.as_object_mut().expect("an object");
+        if let Some(m) = &self.method {
+            o.insert("method", m.into());
+        }
+        if let Some(u) = &self.url {
+            o.insert("url", u.into());
+        }
+        o.insert("status", self.status.into());
+        o.insert("reason", (&self.reason).into());
+        if let Some(at) = self.at {
+            o.insert("at", at.into());
+        }
+        v
+    }
+}
+
+impl UploadStatus {
+    pub fn to_json(&self) -> Value {
+        obj! {
+            "assetId": &self.asset_id,
+            "serverId": self.server_id.as_deref(),
+            "filename": &self.filename,
+            "size": self.size,
+            "done": self.done,
+            "state": self.state.as_str(),
+            "reason": self.reason.as_deref(),
+            "retryAt": self.retry_at,
+        }
+    }
+}
+
+impl UploadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::Pending => "pending",
+            UploadState::Dead => "dead",
+        }
+    }
+}
+
+impl Storage {
+    pub fn to_json(&self) -> Value {
+        obj! { "usage": self.usage, "quota": self.quota, "budget": self.budget, "blobs": self.blobs }
+    }
 }
 
 #[cfg(test)]
@@ -259,11 +334,12 @@ mod tests {
 
     #[test]
     fn a_status_without_storage_says_why_and_keeps_the_shape() {
-        let s = serde_json::to_value(Status::without_storage("VersionError: newer", 5)).unwrap();
-        assert_eq!(s["pending"], 0);
-        assert_eq!(s["workerStartedAt"], 5);
+        let s = Status::without_storage("VersionError: newer", 5).to_json();
+        assert_eq!(s["pending"].as_u64(), Some(0));
+        assert_eq!(s["workerStartedAt"].as_u64(), Some(5));
         assert!(s["storageError"].as_str().unwrap().starts_with("VersionError: newer; "));
-        assert_eq!(s["storage"], serde_json::json!({ "usage": null, "quota": null, "budget": 0, "blobs": 0 }));
+        let storage = serde_json::json!({ "usage": null, "quota": null, "budget": 0, "blobs": 0 });
+        assert_eq!(s["storage"], crate::core::json::from_serde(storage));
         assert!(s["nextWakeAt"].is_null());
     }
 
@@ -272,8 +348,8 @@ mod tests {
         let d =
             DeadLetter { id: "9".into(), method: None, url: None, status: None, reason: "unreadable".into(), at: None };
         assert_eq!(
-            serde_json::to_value(d).unwrap(),
-            serde_json::json!({ "id": "9", "status": null, "reason": "unreadable" })
+            d.to_json(),
+            crate::core::json::from_serde(serde_json::json!({ "id": "9", "status": null, "reason": "unreadable" }))
         );
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use super::json::{self, Value};
 
 /// Temp id → server id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl IdMap {
     /// Learns the mappings of a delivered write's response body
     /// (`{"mappings": [{"tempId", "id"}]}`); returns the new pairs.
     pub fn learn_from_response(&mut self, body: &[u8]) -> Vec<(String, String)> {
-        let Ok(value) = serde_json::from_slice::<Value>(body) else { return Vec::new() };
+        let Ok(value) = json::parse(body) else { return Vec::new() };
         let Some(mappings) = value.get("mappings").and_then(Value::as_array) else { return Vec::new() };
         let mut learned = Vec::new();
         for m in mappings {
@@ -78,11 +78,11 @@ impl IdMap {
         if self.map.is_empty() {
             return None;
         }
-        let mut value: Value = serde_json::from_slice(body).ok()?;
+        let mut value = json::parse(body).ok()?;
         if !self.rewrite_value(&mut value) {
             return None;
         }
-        serde_json::to_vec(&value).ok()
+        Some(value.to_json().into_bytes())
     }
 
     fn rewrite_value(&self, value: &mut Value) -> bool {
@@ -212,7 +212,7 @@ mod tests {
         let body =
             br#"{"messages":[{"tempId":"tmp-9","sessionId":"tmp-1","content":"see tmp-1 above"}],"ref":["tmp-2",3]}"#;
         let out = map().rewrite_json(body).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v = json::parse(&out).unwrap();
         assert_eq!(v["messages"][0]["sessionId"], "srv-1");
         assert_eq!(v["messages"][0]["tempId"], "tmp-9", "unknown temp ids stay");
         assert_eq!(v["messages"][0]["content"], "see tmp-1 above", "substrings stay");

@@ -12,7 +12,7 @@
 //! A route whose values are missing is skipped; the whole list is cut at
 //! `warmUpMaxRequests`.
 
-use serde_json::Value;
+use super::json::Value;
 
 /// The routes to read after the first one, its answer filled in, in order,
 /// at most `max` in all (the first one counts).
@@ -40,7 +40,7 @@ fn expand_one(route: &str, answer: &Value) -> Vec<String> {
     for value in select(answer, path) {
         let text = match value {
             Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
+            Value::Number(n) => n.as_str().to_string(),
             _ => continue,
         };
         // Values go into a path: only what cannot leave its segment.
@@ -100,7 +100,7 @@ mod tests {
     use super::*;
 
     fn init() -> Value {
-        serde_json::json!({
+        crate::core::json::from_serde(serde_json::json!({
             "user": { "id": "u1" },
             "sessions": [{ "id": "s2", "title": "latest" }, { "id": "s1" }],
             "projects": [{ "id": "p1" }],
@@ -110,7 +110,7 @@ mod tests {
                 { "id": "a3", "contentType": "image/jpeg" },
                 { "id": "../x", "contentType": "image/png" },
             ],
-        })
+        }))
     }
 
     #[test]

@@ -167,6 +167,6 @@ impl Clock {
             return;
         }
         self.told.set(Some(next));
-        self.events.emit(Event::Wake, &serde_json::json!({ "at": next }));
+        self.events.emit(Event::Wake, crate::core::json::obj! { "at": next });
     }
 }

@@ -102,8 +102,8 @@ impl From<Error> for JsValue {
     }
 }
 
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Error {
+impl From<crate::core::json::ParseError> for Error {
+    fn from(e: crate::core::json::ParseError) -> Error {
         Error::new("SyntaxError", e.to_string())
     }
 }

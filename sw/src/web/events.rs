@@ -1,8 +1,8 @@
 //! Events to pages, on the BroadcastChannel `core::protocol::CHANNEL`.
 
-use serde::Serialize;
 use web_sys::BroadcastChannel;
 
+use crate::core::json::Value;
 use crate::core::protocol::{Event, CHANNEL};
 
 pub struct Events {
@@ -15,13 +15,12 @@ impl Events {
     }
 
     /// Posts `{type, ...fields}`; a page that is not listening loses nothing.
-    pub fn emit<T: Serialize>(&self, event: Event, fields: &T) {
+    pub fn emit(&self, event: Event, mut fields: Value) {
         let Some(channel) = &self.channel else { return };
-        let mut value = serde_json::to_value(fields).unwrap_or(serde_json::Value::Null);
-        if let Some(map) = value.as_object_mut() {
-            map.insert("type".into(), event.name().into());
+        if let Some(map) = fields.as_object_mut() {
+            map.insert("type", event.name().into());
         }
-        if let Ok(js) = js_sys::JSON::parse(&value.to_string()) {
+        if let Ok(js) = js_sys::JSON::parse(&fields.to_json()) {
             let _ = channel.post_message(&js);
         }
     }

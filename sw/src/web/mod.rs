@@ -26,6 +26,7 @@ use web_sys::{Request, Response};
 use crate::core::clock::{Heard, Trigger};
 use crate::core::config::Config;
 use crate::core::identity::{self as who, Learned, Source};
+use crate::core::json::{self, obj, Value};
 use crate::core::protocol;
 use crate::core::queue::{sync_end, SyncEnd};
 use crate::core::route::{route_request, AuthRoute, Route};
@@ -70,8 +71,12 @@ impl Inner {
         let estimate = global::storage_estimate().await;
         let (blobs, budget) = parts.uploads.storage().await?;
         status.uploads = parts.uploads.status().await?;
-        status.storage =
-            protocol::Storage { usage: estimate.map(|(u, _)| u), quota: estimate.map(|(_, q)| q), budget, blobs };
+        status.storage = protocol::Storage {
+            usage: estimate.map(|(u, _)| u as u64),
+            quota: estimate.map(|(_, q)| q as u64),
+            budget,
+            blobs,
+        };
         status.worker_started_at = self.started_at;
         Ok(status)
     }
@@ -209,11 +214,11 @@ impl Inner {
         let user = parts.identity.current();
         let events = events::Events::new();
         let first = self.warm_read(&parts, &self.config.warm_up[0]).await?;
-        let answer = first.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(serde_json::Value::Null);
+        let answer = first.and_then(|b| json::parse(&b).ok()).unwrap_or_default();
         let rest =
             crate::core::warmup::expand(&self.config.warm_up, &answer, self.config.warm_up_max_requests as usize);
         let total = rest.len() + 1;
-        events.emit(protocol::Event::WarmUp, &serde_json::json!({ "done": 1, "total": total }));
+        events.emit(protocol::Event::WarmUp, obj! { "done": 1u32, "total": total });
         for (i, path) in rest.iter().enumerate() {
             if parts.identity.current() != user {
                 return Ok(()); // someone else's session now: not theirs to fetch
@@ -221,7 +226,7 @@ impl Inner {
             if let Err(e) = self.warm_read(&parts, path).await {
                 global::log_error("a warm-up read failed", &e);
             }
-            events.emit(protocol::Event::WarmUp, &serde_json::json!({ "done": i + 2, "total": total }));
+            events.emit(protocol::Event::WarmUp, obj! { "done": i + 2, "total": total });
         }
         Ok(())
     }
@@ -317,8 +322,8 @@ pub struct Outpost {
     inner: Rc<Inner>,
 }
 
-fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue> {
-    Ok(js_sys::JSON::parse(&serde_json::to_string(value)?)?)
+fn to_js(value: &Value) -> Result<JsValue> {
+    Ok(js_sys::JSON::parse(&value.to_json())?)
 }
 
 #[wasm_bindgen]
@@ -328,6 +333,7 @@ impl Outpost {
     /// build stamped into `sw.js`.
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
+        #[cfg(feature = "panic-messages")]
         console_error_panic_hook::set_once();
         let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.to_string()))?;
         let inner = Inner {
@@ -547,29 +553,29 @@ impl Outpost {
             let id = Reflect::get(&data, &"id".into())?.as_string();
             let request = match protocol::Request::parse(&kind, id) {
                 Ok(r) => r,
-                Err(e) => return to_js(&serde_json::json!({ "error": e.to_string() })),
+                Err(e) => return to_js(&obj! { "error": e.to_string() }),
             };
             let parts = match inner.parts().await {
                 Ok(parts) => parts,
                 // Said, not thrown: the page can show why nothing is kept.
                 Err(e) if request == protocol::Request::Status => {
-                    return to_js(&protocol::Status::without_storage(&e.message, inner.started_at));
+                    return to_js(&protocol::Status::without_storage(&e.message, inner.started_at).to_json());
                 }
                 Err(e) => return Err(e),
             };
             let (outbox, uploads) = (Rc::clone(&parts.outbox), Rc::clone(&parts.uploads));
             let reply = match request {
-                protocol::Request::Version => serde_json::json!({ "version": inner.version }),
-                protocol::Request::Status => serde_json::to_value(inner.status(&parts).await?)?,
+                protocol::Request::Version => obj! { "version": &inner.version },
+                protocol::Request::Status => inner.status(&parts).await?.to_json(),
                 protocol::Request::Flush => {
                     uploads.kick(Trigger::Explicit);
                     outbox.replay(Trigger::Explicit).await?;
-                    serde_json::to_value(inner.status(&parts).await?)?
+                    inner.status(&parts).await?.to_json()
                 }
                 // The page went online or became visible: a hint.
                 protocol::Request::Online => {
                     parts.clock.hint(None);
-                    serde_json::json!({ "nextWakeAt": parts.clock.next() })
+                    obj! { "nextWakeAt": parts.clock.next() }
                 }
                 // A page's timer, at the worker's next due time: the browser
                 // may have stopped this worker (and its timer) meanwhile.
@@ -578,15 +584,15 @@ impl Outpost {
                 protocol::Request::Wake => {
                     outbox.replay(Trigger::Scheduled).await?;
                     uploads.replay(Trigger::Scheduled).await?;
-                    serde_json::json!({ "nextWakeAt": parts.clock.next() })
+                    obj! { "nextWakeAt": parts.clock.next() }
                 }
                 protocol::Request::Retry(id) => match uploads.retry(&id).await? {
-                    Some(ok) => serde_json::json!({ "ok": ok }),
-                    None => serde_json::json!({ "ok": outbox.retry(&id).await? }),
+                    Some(ok) => obj! { "ok": ok },
+                    None => obj! { "ok": outbox.retry(&id).await? },
                 },
                 protocol::Request::Discard(id) => match uploads.discard(&id).await? {
-                    Some(ok) => serde_json::json!({ "ok": ok }),
-                    None => serde_json::json!({ "ok": outbox.discard(&id).await? }),
+                    Some(ok) => obj! { "ok": ok },
+                    None => obj! { "ok": outbox.discard(&id).await? },
                 },
             };
             to_js(&reply)
@@ -629,11 +635,5 @@ fn handled(route: Route) -> bool {
 }
 
 fn version_body(inner: &Inner) -> String {
-    #[derive(serde::Serialize)]
-    struct Version<'a> {
-        version: &'a str,
-        package: &'a str,
-    }
-    serde_json::to_string(&Version { version: &inner.version, package: env!("CARGO_PKG_VERSION") })
-        .expect("plain strings serialise")
+    obj! { "version": &inner.version, "package": env!("CARGO_PKG_VERSION") }.to_json()
 }

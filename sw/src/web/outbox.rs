@@ -8,7 +8,6 @@ use std::rc::Rc;
 
 use js_sys::Uint8Array;
 use rexie::Rexie;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response};
@@ -24,6 +23,7 @@ use crate::core::batch;
 use crate::core::clock::{self, Heard};
 use crate::core::config::Config;
 use crate::core::identity::{self, Source};
+use crate::core::json::{obj, Value};
 use crate::core::outcome::{classify, queue_on_first_attempt, Outcome};
 use crate::core::protocol::{self, Event};
 use crate::core::queue::{self, Attempt, Step, Trigger};
@@ -136,32 +136,20 @@ fn response_headers(r: &Response) -> Vec<(String, String)> {
     headers
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EntryEvent<'a> {
-    id: String,
-    method: &'a str,
-    url: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_at: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retries: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+/// An entry's event: `{id, method, url, status?}`; callers add fields.
+fn event(e: &Entry) -> Value {
+    let mut v = obj! { "id": e.id.to_string(), "method": &e.request.method, "url": &e.request.url };
+    if let (Some(s), Some(o)) = (e.last_status, v.as_object_mut()) {
+        o.insert("status", s.into());
+    }
+    v
 }
 
-fn event(e: &Entry) -> EntryEvent<'_> {
-    EntryEvent {
-        id: e.id.to_string(),
-        method: &e.request.method,
-        url: &e.request.url,
-        status: e.last_status,
-        retry_at: None,
-        retries: None,
-        reason: None,
+fn with(mut v: Value, field: &str, value: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert(field, value);
     }
+    v
 }
 
 impl Outbox {
@@ -522,8 +510,8 @@ impl Outbox {
                     let message = "This device has no room left to keep the write until the network is back \
                                    (the browser's storage quota is full, even after freeing every copy that could go). \
                                    Free some space, or retry once online.";
-                    let body = serde_json::json!({ "error": { "code": "storage_full", "message": message } });
-                    return response::json(507, &body.to_string());
+                    let body = obj! { "error": obj! { "code": "storage_full", "message": message } };
+                    return response::json(507, &body.to_json());
                 }
                 // Any other refusal: the write is not kept, and the page is
                 // told so plainly (not a bare network error).
@@ -531,14 +519,14 @@ impl Outbox {
                     global::log_error("could not keep a write", &e);
                     let why = e.to_string();
                     let message = format!("This device could not keep the write until the network is back ({why}).");
-                    let body = serde_json::json!({ "error": { "code": "storage_error", "message": message } });
-                    return response::json(507, &body.to_string());
+                    let body = obj! { "error": obj! { "code": "storage_error", "message": message } };
+                    return response::json(507, &body.to_json());
                 }
             }
         };
         self.queue_busy.set(Some(true));
         self.stored.set(self.stored.get() + 1);
-        self.events.emit(Event::Queued, &event(&entry));
+        self.events.emit(Event::Queued, event(&entry));
         // An entry queued behind others is not a head: the head's own wake
         // covers it, and waking for it would run a pass (a read of the whole
         // outbox) per queued write.
@@ -549,7 +537,7 @@ impl Outbox {
         if !was_busy {
             global::register_sync(SYNC_TAG).await;
         }
-        let body = serde_json::json!({ "queued": true, "id": id.to_string(), "idempotencyKey": key }).to_string();
+        let body = obj! { "queued": true, "id": id.to_string(), "idempotencyKey": key }.to_json();
         let response = response::json(202, &body)?;
         response.headers().set("Outpost-Queued", &id.to_string())?;
         Ok(response)
@@ -613,7 +601,7 @@ impl Outbox {
             };
             db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).await?;
             let reason = format!("unreadable record: {problem}");
-            self.events.emit(Event::DeadLettered, &serde_json::json!({ "id": db::key_text(&key), "reason": reason }));
+            self.events.emit(Event::DeadLettered, obj! { "id": db::key_text(&key), "reason": reason });
         }
         Ok(entries)
     }
@@ -664,7 +652,7 @@ impl Outbox {
         db::commit(&self.db, &done.ids, done.user.as_deref(), &done.learned).await?;
         done.any = true;
         for ev in done.events.drain(..) {
-            self.events.emit(Event::Replayed, &ev);
+            self.events.emit(Event::Replayed, ev);
         }
         done.ids.clear();
         done.learned.clear();
@@ -877,7 +865,7 @@ impl Outbox {
                     let e = &mut entries[k];
                     e.last_status = status;
                     done.ids.push(e.id);
-                    done.events.push(serde_json::to_value(event(e)).unwrap_or_default());
+                    done.events.push(event(e));
                 }
                 Ok(Sent::Delivered)
             }
@@ -887,10 +875,8 @@ impl Outbox {
             }
             Step::Retry { at } => {
                 db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
-                let mut ev = event(entry);
-                ev.retry_at = Some(at);
-                ev.retries = Some(entry.retries);
-                self.events.emit(Event::RetryScheduled, &ev);
+                let ev = with(event(entry), "retryAt", at.into());
+                self.events.emit(Event::RetryScheduled, with(ev, "retries", entry.retries.into()));
                 Ok(Sent::Kept)
             }
             Step::Dead(_) => {
@@ -904,9 +890,9 @@ impl Outbox {
     fn dead_event(&self, entry: &Entry) {
         let mut ev = event(entry);
         if let State::Dead { reason, .. } = &entry.state {
-            ev.reason = Some(reason.text());
+            ev = with(ev, "reason", reason.text().into());
         }
-        self.events.emit(Event::DeadLettered, &ev);
+        self.events.emit(Event::DeadLettered, ev);
     }
 
     /// `{pending, deadLetters, uploads, storage}` for `outpost.status()`.
@@ -1025,7 +1011,7 @@ struct Delivered {
     any: bool,
     ids: Vec<u64>,
     learned: Vec<(String, String)>,
-    events: Vec<serde_json::Value>,
+    events: Vec<Value>,
 }
 
 /// Deliveries per IndexedDB commit during a replay.

@@ -7,7 +7,6 @@ use std::rc::Rc;
 
 use js_sys::Promise;
 use rexie::Rexie;
-use serde::Serialize;
 use web_sys::{Request, Response};
 
 use super::clock::Clock;
@@ -18,6 +17,7 @@ use super::{db, response};
 use crate::core::clock::Heard;
 use crate::core::config::Config;
 use crate::core::identity::{self, Learned, Source};
+use crate::core::json::obj;
 use crate::core::protocol::Event;
 use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta};
 
@@ -61,11 +61,6 @@ impl Fresh {
     }
 }
 
-#[derive(Serialize)]
-struct Updated<'a> {
-    url: &'a str,
-}
-
 impl Reads {
     pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
         Reads { config, db, identity, events: Events::new(), clock }
@@ -96,7 +91,7 @@ impl Reads {
                     let Some(r) = global::answer_of(started).await else { return };
                     if let Ok(fresh) = me.take(r, route, &refresh_url, &refresh_owner).await {
                         if fresh.status < 300 && fresh.body != old_body {
-                            me.events.emit(Event::Updated, &Updated { url: &refresh_url });
+                            me.events.emit(Event::Updated, obj! { "url": &refresh_url });
                         }
                     }
                 });
@@ -136,14 +131,14 @@ impl Reads {
             Some(f) => f.response(),
             None => response::json(
                 504,
-                &serde_json::json!({ "error": {
+                &obj! { "error": obj! {
                     "code": "offline",
                     "message": format!(
                         "{url} could not be reached and no copy of it is stored on this device; \
                          try again once the network is back"
                     ),
-                }})
-                .to_string(),
+                }}
+                .to_json(),
             ),
         }
     }

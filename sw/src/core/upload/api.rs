@@ -4,11 +4,10 @@
 //! the jitter as parameters. Paths come from the config; answers are parsed
 //! here into typed values, so the adapter never reads JSON fields.
 
-use serde::Deserialize;
-
 use super::{after, next, part_done, part_range, presigned, Action, Phase, Upload};
 use crate::core::clock::{Heard, Trigger};
 use crate::core::config::Config;
+use crate::core::json::{self, obj, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -89,8 +88,8 @@ fn path(template: &str, asset_id: &str) -> String {
     template.replace("{id}", asset_id)
 }
 
-fn origin(step: Step, method: Method, path: String, body: Option<serde_json::Value>) -> OriginCall {
-    OriginCall { step, method, path, body: body.map(|b| b.to_string()), idempotency_key: None }
+fn origin(step: Step, method: Method, path: String, body: Option<Value>) -> OriginCall {
+    OriginCall { step, method, path, body: body.map(|b| b.to_json()), idempotency_key: None }
 }
 
 fn multipart(config: &Config, u: &Upload) -> bool {
@@ -103,12 +102,12 @@ pub fn poll(config: &Config, u: &Upload, now: u64, trigger: Trigger) -> Option<C
     Some(match next(config, u, now, trigger) {
         Action::Wait => return None,
         Action::Presign { multipart } => {
-            let mut body = serde_json::json!({
+            let mut body = obj! {
                 "op": if multipart { "multipart" } else { "put" },
-                "filename": u.filename, "contentType": u.content_type, "size": u.size,
-            });
-            if let Some(p) = &u.project_id {
-                body["projectId"] = p.clone().into();
+                "filename": &u.filename, "contentType": &u.content_type, "size": u.size,
+            };
+            if let (Some(p), Some(o)) = (&u.project_id, body.as_object_mut()) {
+                o.insert("projectId", p.into());
             }
             // The key makes a repeated presign answer the same asset.
             let call = origin(Step::Presign, Method::Post, config.presign_path.clone(), Some(body));
@@ -118,7 +117,7 @@ pub fn poll(config: &Config, u: &Upload, now: u64, trigger: Trigger) -> Option<C
             Call::Origin(origin(Step::Represign, Method::Get, path(&config.parts_path, &id), None))
         }
         Action::Represign => {
-            let body = serde_json::json!({ "op": "put", "assetId": id });
+            let body = obj! { "op": "put", "assetId": id };
             Call::Origin(origin(Step::Represign, Method::Post, config.presign_path.clone(), Some(body)))
         }
         Action::Put => match &u.phase {
@@ -128,60 +127,99 @@ pub fn poll(config: &Config, u: &Upload, now: u64, trigger: Trigger) -> Option<C
         // The record may lag the store (a worker killed after a part went):
         // the store's own list decides what is missing.
         Action::Parts => Call::Origin(origin(Step::ListParts, Method::Get, path(&config.parts_path, &id), None)),
-        Action::Complete => Call::Origin(origin(
-            Step::Complete,
-            Method::Post,
-            path(&config.complete_path, &id),
-            Some(serde_json::json!({})),
-        )),
+        Action::Complete => {
+            Call::Origin(origin(Step::Complete, Method::Post, path(&config.complete_path, &id), Some(obj! {})))
+        }
     })
 }
 
 /// `POST presign` (`op: put`, or `op: get` for a download).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 struct PutAnswer {
-    #[serde(default)]
     asset_id: Option<String>,
     url: String,
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
+    headers: Vec<(String, String)>,
     expires_at: u64,
-    #[serde(default)]
     issued_at: Option<u64>,
 }
 
 /// `POST presign` (`op: multipart`) and `GET …/parts`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 struct PartsAnswer {
-    #[serde(default)]
     asset_id: Option<String>,
     part_size: u64,
     part_count: u32,
-    #[serde(default)]
-    uploaded: Vec<PartNumber>,
+    uploaded: Vec<u32>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PartNumber {
-    part_number: u32,
-}
-
-/// `POST …/parts`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PartUrls {
-    parts: Vec<PartUrl>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// One part's URL of `POST …/parts` (`{parts: [{partNumber, url}]}`).
+#[derive(Debug)]
 struct PartUrl {
     part_number: u32,
     url: String,
+}
+
+// The answers' readers: fields the worker needs must be there with their
+// type; optional ones may be absent or null; unknown ones are ignored (an
+// origin may say more).
+
+fn object(body: &[u8]) -> Option<Value> {
+    json::parse(body).ok().filter(|v| v.as_object().is_some())
+}
+
+fn optional<T>(v: &Value, field: &str, read: impl Fn(&Value) -> Option<T>) -> Option<Option<T>> {
+    match v.get(field) {
+        None | Some(Value::Null) => Some(None),
+        Some(x) => read(x).map(Some),
+    }
+}
+
+fn string(v: &Value) -> Option<String> {
+    v.as_str().map(String::from)
+}
+
+fn number(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+impl PutAnswer {
+    fn read(body: &[u8]) -> Option<PutAnswer> {
+        let v = object(body)?;
+        let headers = optional(&v, "headers", |h| {
+            h.as_object()?.iter().map(|(k, v)| Some((k.clone(), string(v)?))).collect::<Option<Vec<_>>>()
+        })?;
+        Some(PutAnswer {
+            asset_id: optional(&v, "assetId", string)?,
+            url: string(v.get("url")?)?,
+            headers: headers.unwrap_or_default(),
+            expires_at: optional(&v, "expiresAt", Value::as_u64)?.unwrap_or(0),
+            issued_at: optional(&v, "issuedAt", Value::as_u64)?,
+        })
+    }
+}
+
+impl PartsAnswer {
+    fn read(body: &[u8]) -> Option<PartsAnswer> {
+        let v = object(body)?;
+        let uploaded = optional(&v, "uploaded", |u| {
+            u.as_array()?.iter().map(|p| p.get("partNumber").and_then(number)).collect::<Option<Vec<_>>>()
+        })?;
+        Some(PartsAnswer {
+            asset_id: optional(&v, "assetId", string)?,
+            part_size: v.get("partSize")?.as_u64()?,
+            part_count: number(v.get("partCount")?)?,
+            uploaded: uploaded.unwrap_or_default(),
+        })
+    }
+}
+
+fn part_urls(body: &[u8]) -> Option<Vec<PartUrl>> {
+    let v = object(body)?;
+    v.get("parts")?
+        .as_array()?
+        .iter()
+        .map(|p| Some(PartUrl { part_number: number(p.get("partNumber")?)?, url: string(p.get("url")?)? }))
+        .collect()
 }
 
 /// A presigned PUT's phase. The URL's lifetime as the origin counts it
@@ -189,11 +227,11 @@ struct PartUrl {
 /// clock cannot make a fresh URL look expired.
 fn put_phase(a: PutAnswer, now: u64) -> Phase {
     let ttl = a.expires_at.saturating_sub(a.issued_at.unwrap_or(now));
-    Phase::Put { url: a.url, headers: a.headers.into_iter().collect(), issued_at: now, expires_at: now + ttl }
+    Phase::Put { url: a.url, headers: a.headers, issued_at: now, expires_at: now + ttl }
 }
 
 fn parts_phase(a: &PartsAnswer) -> Phase {
-    let done = a.uploaded.iter().map(|p| p.part_number).collect();
+    let done = a.uploaded.clone();
     Phase::Parts { part_size: a.part_size, part_count: a.part_count, done }
 }
 
@@ -217,16 +255,16 @@ pub fn on_origin(
     // A 2xx with an unusable body: as a server error, so it backs off.
     let garbled = Heard::Status(502);
     match step {
-        Step::Presign if multipart(config, u) => match serde_json::from_slice::<PartsAnswer>(body) {
-            Ok(a) if a.asset_id.is_some() => {
+        Step::Presign if multipart(config, u) => match PartsAnswer::read(body) {
+            Some(a) if a.asset_id.is_some() => {
                 let asset_id = a.asset_id.clone().unwrap_or_default();
                 presigned(u, asset_id.clone(), parts_phase(&a));
                 Then::Presigned { asset_id }
             }
             _ => failed(u, garbled),
         },
-        Step::Presign => match serde_json::from_slice::<PutAnswer>(body) {
-            Ok(a) if a.asset_id.is_some() => {
+        Step::Presign => match PutAnswer::read(body) {
+            Some(a) if a.asset_id.is_some() => {
                 let asset_id = a.asset_id.clone().unwrap_or_default();
                 presigned(u, asset_id.clone(), put_phase(a, now));
                 Then::Presigned { asset_id }
@@ -236,9 +274,9 @@ pub fn on_origin(
         Step::Represign => {
             let id = u.asset_id.clone().unwrap_or_default();
             let phase = if multipart(config, u) {
-                serde_json::from_slice::<PartsAnswer>(body).ok().map(|a| parts_phase(&a))
+                PartsAnswer::read(body).map(|a| parts_phase(&a))
             } else {
-                serde_json::from_slice::<PutAnswer>(body).ok().map(|a| put_phase(a, now))
+                PutAnswer::read(body).map(|a| put_phase(a, now))
             };
             match phase {
                 Some(phase) => {
@@ -249,15 +287,15 @@ pub fn on_origin(
             }
         }
         Step::ListParts => {
-            let Ok(listed) = serde_json::from_slice::<PartsAnswer>(body) else { return failed(u, garbled) };
-            for p in &listed.uploaded {
-                part_done(u, p.part_number);
+            let Some(listed) = PartsAnswer::read(body) else { return failed(u, garbled) };
+            for &p in &listed.uploaded {
+                part_done(u, p);
             }
             match &u.phase {
                 Phase::Parts { part_count, done, .. } => {
                     let missing = super::missing_parts(*part_count, done);
                     let id = u.asset_id.clone().unwrap_or_default();
-                    let ask = serde_json::json!({ "partNumbers": missing });
+                    let ask = obj! { "partNumbers": missing };
                     Then::Next(Call::Origin(origin(
                         Step::PartUrls,
                         Method::Post,
@@ -270,12 +308,10 @@ pub fn on_origin(
             }
         }
         Step::PartUrls => {
-            let (Phase::Parts { part_size, .. }, Ok(urls)) = (&u.phase, serde_json::from_slice::<PartUrls>(body))
-            else {
+            let (Phase::Parts { part_size, .. }, Some(urls)) = (&u.phase, part_urls(body)) else {
                 return failed(u, garbled);
             };
             let puts = urls
-                .parts
                 .into_iter()
                 .filter_map(|p| {
                     let (start, end) = part_range(p.part_number, *part_size, u.size)?;
@@ -310,13 +346,13 @@ pub fn on_parts(config: &Config, u: &mut Upload, sent: &[(u32, Heard)], now: u64
 
 /// A download of an asset that is not on the device: the presigned GET.
 pub fn download(config: &Config, asset_id: &str) -> OriginCall {
-    let body = serde_json::json!({ "op": "get", "assetId": asset_id });
+    let body = obj! { "op": "get", "assetId": asset_id };
     origin(Step::Presign, Method::Post, config.presign_path.clone(), Some(body))
 }
 
 /// The URL of a presigned GET answer.
 pub fn download_url(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<PutAnswer>(body).ok().map(|a| a.url)
+    PutAnswer::read(body).map(|a| a.url)
 }
 
 #[cfg(test)]
@@ -437,7 +473,7 @@ mod tests {
         let c = Config::default();
         let call = download(&c, "a7");
         assert_eq!((call.method, call.path.as_str()), (Method::Post, "/api/assets/presign"));
-        assert_eq!(call.body.as_deref(), Some(r#"{"assetId":"a7","op":"get"}"#));
+        assert_eq!(call.body.as_deref(), Some(r#"{"op":"get","assetId":"a7"}"#));
         assert_eq!(
             download_url(br#"{"url": "http://s3/get", "method": "GET", "expiresAt": 1}"#).as_deref(),
             Some("http://s3/get")

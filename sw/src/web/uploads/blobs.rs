@@ -2,7 +2,7 @@
 //! `core::upload::room` names), read back as Blobs, marked pinned or
 //! evictable, and quarantined when their records cannot be read.
 
-use serde_json::json;
+use crate::core::json::obj;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Blob;
 
@@ -29,7 +29,7 @@ impl Uploads {
     ) -> Result<Result<(), (&'static str, String)>> {
         let (refused, budget) = self.room_for(meta.size).await?;
         if let Some(message) = refused {
-            self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "budget": budget, "message": message }));
+            self.events.emit(Event::QuotaLow, obj! { "needed": meta.size, "budget": budget, "message": &message });
             return Ok(Err(("storage_full", message)));
         }
         let mut file: JsValue = blob.clone().into();
@@ -57,7 +57,7 @@ impl Uploads {
                 }
                 Err(e) if e.is_quota() => {
                     let message = upload::quota_refused(meta.size);
-                    self.events.emit(Event::QuotaLow, &json!({ "needed": meta.size, "message": message }));
+                    self.events.emit(Event::QuotaLow, obj! { "needed": meta.size, "message": &message });
                     return Ok(Err(("storage_full", message)));
                 }
                 Err(_) if file.is_instance_of::<Blob>() => {
@@ -106,7 +106,7 @@ impl Uploads {
             return Ok(());
         }
         db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], keys).await?;
-        self.events.emit(Event::Evicted, &json!({ "keys": keys, "bytes": bytes }));
+        self.events.emit(Event::Evicted, obj! { "keys": keys.to_vec(), "bytes": bytes });
         Ok(())
     }
 
@@ -138,7 +138,7 @@ impl Uploads {
         let user = self.identity.current();
         db::quarantine_from(&self.db, store, key, &JsValue::from_str(&kept_as), bytes, user.as_deref()).await?;
         let reason = format!("unreadable record: {problem}");
-        self.events.emit(Event::DeadLettered, &json!({ "id": kept_as, "reason": reason }));
+        self.events.emit(Event::DeadLettered, obj! { "id": kept_as, "reason": reason });
         Ok(())
     }
 

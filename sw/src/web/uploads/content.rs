@@ -58,7 +58,7 @@ impl Uploads {
                 }
             },
             // The origin's refusal (404, 403…) goes to the page as it is.
-            Some(s) if serde_json::from_slice::<serde_json::Value>(&answer).is_ok() => {
+            Some(s) if crate::core::json::parse(&answer).is_ok() => {
                 return response::json(s, &String::from_utf8_lossy(&answer));
             }
             Some(s) => {

@@ -6,10 +6,9 @@
 use super::error::Result;
 use std::rc::Rc;
 
+use crate::core::json::obj;
 use js_sys::Promise;
 use rexie::Rexie;
-use serde::Serialize;
-use serde_json::json;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Request, Response};
@@ -49,18 +48,8 @@ pub struct Uploads {
     on_id: Box<dyn Fn()>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Progress<'a> {
-    asset_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    server_id: Option<&'a str>,
-    done: u64,
-    total: u64,
-}
-
 fn api_error(status: u16, code: &str, message: &str) -> Result<Response> {
-    response::json(status, &json!({ "error": { "code": code, "message": message } }).to_string())
+    response::json(status, &obj! { "error": obj! { "code": code, "message": message } }.to_json())
 }
 
 async fn await_js(p: Promise) -> Result<JsValue> {
@@ -125,7 +114,7 @@ impl Uploads {
         }
         self.progress(&record);
         self.kick(Trigger::Scheduled);
-        let body = json!({ "queued": true, "assetId": id, "size": size }).to_string();
+        let body = obj! { "queued": true, "assetId": &id, "size": size }.to_json();
         let answer = response::json(202, &body)?;
         answer.headers().set("Outpost-Queued", &id)?;
         Ok(answer)
@@ -149,8 +138,11 @@ impl Uploads {
     }
 
     fn progress(&self, u: &Upload) {
-        let p = Progress { asset_id: &u.id, server_id: u.asset_id.as_deref(), done: u.bytes_done(), total: u.size };
-        self.events.emit(Event::UploadProgress, &p);
+        let mut p = obj! { "assetId": &u.id, "done": u.bytes_done(), "total": u.size };
+        if let (Some(s), Some(o)) = (&u.asset_id, p.as_object_mut()) {
+            o.insert("serverId", s.into());
+        }
+        self.events.emit(Event::UploadProgress, p);
     }
 
     /// Runs due uploads in the background.
@@ -228,8 +220,8 @@ impl Uploads {
                 }
             }
             if let (Some(reason), false) = (&u.dead, was_dead) {
-                let body = json!({ "id": u.id, "assetId": u.id, "reason": reason.text() });
-                self.events.emit(Event::DeadLettered, &body);
+                let body = obj! { "id": &u.id, "assetId": &u.id, "reason": reason.text() };
+                self.events.emit(Event::DeadLettered, body);
             }
         }
         Ok(())
@@ -317,8 +309,8 @@ impl Uploads {
             db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], std::slice::from_ref(&u.id)).await?;
         }
         self.progress(u);
-        let body = json!({ "assetId": u.id, "serverId": u.asset_id, "size": u.size });
-        self.events.emit(Event::Uploaded, &body);
+        let body = obj! { "assetId": &u.id, "serverId": u.asset_id.as_deref(), "size": u.size };
+        self.events.emit(Event::Uploaded, body);
         (self.on_id)();
         Ok(())
     }
