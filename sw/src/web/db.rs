@@ -24,9 +24,10 @@
 
 use super::error::{Error, Result};
 use crate::core::tempid;
-use js_sys::Uint8Array;
-use rexie::{ObjectStore, Rexie, TransactionMode};
+use js_sys::{Array, Promise, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
 
 const NAME: &str = "outpost";
 const VERSION: u32 = 3;
@@ -38,31 +39,111 @@ pub const READS_META: &str = "reads_meta";
 pub const UPLOADS: &str = "uploads";
 pub const BLOBS: &str = "blobs";
 pub const BLOB_META: &str = "blob_meta";
+const STORES: [&str; 8] = [OUTBOX, QUARANTINE, META, READS, READS_META, UPLOADS, BLOBS, BLOB_META];
 const SEQ: &str = "seq";
 
-pub async fn open() -> Result<Rexie> {
-    Rexie::builder(NAME)
-        .version(VERSION)
-        .add_object_store(ObjectStore::new(OUTBOX))
-        .add_object_store(ObjectStore::new(QUARANTINE))
-        .add_object_store(ObjectStore::new(META))
-        .add_object_store(ObjectStore::new(READS))
-        .add_object_store(ObjectStore::new(READS_META))
-        .add_object_store(ObjectStore::new(UPLOADS))
-        .add_object_store(ObjectStore::new(BLOBS))
-        .add_object_store(ObjectStore::new(BLOB_META))
-        .build()
-        .await
-        .map_err(|e| {
-            let e = Error::from(e);
-            Error::new(
-                &e.name,
-                format!(
-                    "the worker could not open its IndexedDB database '{NAME}' at version {VERSION} ({e}): a \
-                     newer version of it may be there (a downgrade), or the browser refuses storage to this site"
-                ),
-            )
-        })
+/// The open database. IndexedDB is used directly (requests awaited as
+/// promises): a wrapper crate cost the wasm about 25 KB for the few calls
+/// below.
+pub struct Db(IdbDatabase);
+
+pub async fn open() -> Result<Db> {
+    let opened = async {
+        let factory = super::global::scope()
+            .indexed_db()?
+            .ok_or_else(|| Error::new("InvalidStateError", "this browser gives the worker no IndexedDB"))?;
+        let request = factory.open_with_u32(NAME, VERSION)?;
+        // Creates the stores this version has and the database lacks; older
+        // stores stay as they are.
+        let upgrade = wasm_bindgen::closure::Closure::once_into_js({
+            let request = request.clone();
+            move || {
+                let Ok(db) = request.result().map(JsCast::unchecked_into::<IdbDatabase>) else { return };
+                for store in STORES {
+                    if !db.object_store_names().contains(store) {
+                        let _ = db.create_object_store(store);
+                    }
+                }
+            }
+        });
+        request.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
+        let db = wait(&request).await?;
+        request.set_onupgradeneeded(None);
+        Ok(Db(db.unchecked_into()))
+    };
+    opened.await.map_err(|e: Error| {
+        Error::new(
+            &e.name,
+            format!(
+                "the worker could not open its IndexedDB database '{NAME}' at version {VERSION} ({e}): a \
+                 newer version of it may be there (a downgrade), or the browser refuses storage to this site"
+            ),
+        )
+    })
+}
+
+/// A request's result once it succeeds; its `DOMException` when it fails.
+/// The continuation runs in a microtask of the success event, while the
+/// transaction is still active, so the next request may follow.
+async fn wait(request: &IdbRequest) -> Result<JsValue> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+    });
+    match JsFuture::from(promise).await {
+        Ok(_) => Ok(request.result()?),
+        Err(_) => Err(match request.error() {
+            Ok(Some(e)) => Error::from(JsValue::from(e)),
+            _ => Error::new("UnknownError", "an IndexedDB request failed"),
+        }),
+    }
+}
+
+impl Db {
+    fn transaction(&self, stores: &[&str], write: bool) -> Result<IdbTransaction> {
+        let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+        let mode = if write { IdbTransactionMode::Readwrite } else { IdbTransactionMode::Readonly };
+        Ok(self.0.transaction_with_str_sequence_and_mode(&names, mode)?)
+    }
+}
+
+fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
+    Ok(tx.object_store(name)?)
+}
+
+/// Settles when the transaction has committed; a transaction the browser
+/// aborted (a full quota is reported here) fails with its reason.
+async fn done(tx: &IdbTransaction) -> Result<()> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        tx.set_oncomplete(Some(&resolve));
+        tx.set_onerror(Some(&reject));
+        tx.set_onabort(Some(&reject));
+    });
+    match JsFuture::from(promise).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(match tx.error() {
+            Some(e) => Error::from(JsValue::from(e)),
+            None => Error::new("AbortError", "an IndexedDB transaction was aborted"),
+        }),
+    }
+}
+
+async fn get_value(s: &IdbObjectStore, key: &JsValue) -> Result<Option<JsValue>> {
+    let v = wait(&s.get(key)?).await?;
+    Ok((!v.is_undefined()).then_some(v))
+}
+
+async fn put_value(s: &IdbObjectStore, value: &JsValue, key: &JsValue) -> Result<()> {
+    wait(&s.put_with_key(value, key)?).await.map(drop)
+}
+
+async fn delete_value(s: &IdbObjectStore, key: &JsValue) -> Result<()> {
+    wait(&s.delete(key)?).await.map(drop)
+}
+
+async fn all(request: std::result::Result<IdbRequest, JsValue>) -> Result<Vec<JsValue>> {
+    let array: Array = wait(&request?).await?.unchecked_into();
+    Ok(array.iter().collect())
 }
 
 fn key(id: u64) -> JsValue {
@@ -72,11 +153,11 @@ fn key(id: u64) -> JsValue {
 /// Every `(key, bytes)` of `store`, in key order. Keys are returned as
 /// they are: a key that is not an entry id (put there by something else)
 /// must still be addressable exactly, never rounded onto a real entry.
-pub async fn records(db: &Rexie, store: &str) -> Result<Vec<(JsValue, Vec<u8>)>> {
-    let tx = db.transaction(&[store], TransactionMode::ReadOnly)?;
-    let s = tx.store(store)?;
-    let keys = s.get_all_keys(None, None).await?;
-    let values = s.get_all(None, None).await?;
+pub async fn records(db: &Db, name: &str) -> Result<Vec<(JsValue, Vec<u8>)>> {
+    let tx = db.transaction(&[name], false)?;
+    let s = store(&tx, name)?;
+    let keys = all(s.get_all_keys()).await?;
+    let values = all(s.get_all()).await?;
     Ok(keys.into_iter().zip(values).map(|(k, v)| (k, bytes_of(&v))).collect())
 }
 
@@ -90,70 +171,67 @@ fn bytes_of(v: &JsValue) -> Vec<u8> {
     }
 }
 
-pub async fn put(db: &Rexie, store: &str, id: u64, bytes: &[u8]) -> Result<()> {
-    let tx = db.transaction(&[store], TransactionMode::ReadWrite)?;
-    tx.store(store)?.put(&Uint8Array::from(bytes).into(), Some(&key(id))).await?;
-    tx.done().await?;
-    Ok(())
+pub async fn put(db: &Db, name: &str, id: u64, bytes: &[u8]) -> Result<()> {
+    let tx = db.transaction(&[name], true)?;
+    put_value(&store(&tx, name)?, &Uint8Array::from(bytes).into(), &key(id)).await?;
+    done(&tx).await
 }
 
-pub async fn delete(db: &Rexie, store: &str, id: u64) -> Result<()> {
-    delete_key(db, store, key(id)).await
+pub async fn delete(db: &Db, name: &str, id: u64) -> Result<()> {
+    delete_key(db, name, key(id)).await
 }
 
-pub async fn delete_key(db: &Rexie, store: &str, key: JsValue) -> Result<()> {
-    let tx = db.transaction(&[store], TransactionMode::ReadWrite)?;
-    tx.store(store)?.delete(key).await?;
-    tx.done().await?;
-    Ok(())
+pub async fn delete_key(db: &Db, name: &str, key: JsValue) -> Result<()> {
+    let tx = db.transaction(&[name], true)?;
+    delete_value(&store(&tx, name)?, &key).await?;
+    done(&tx).await
 }
 
 /// Moves an unreadable record out of the outbox, under the same key, in
 /// one transaction.
 /// `user`: who was logged in when it was found (it is theirs to see).
-pub async fn quarantine(db: &Rexie, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<()> {
+pub async fn quarantine(db: &Db, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<()> {
     quarantine_from(db, OUTBOX, key, key, bytes, user).await
 }
 
 /// Moves an unreadable record of `store` to the quarantine under `kept_as`,
 /// in one transaction.
 pub async fn quarantine_from(
-    db: &Rexie,
-    store: &str,
+    db: &Db,
+    name: &str,
     key: &JsValue,
     kept_as: &JsValue,
     bytes: &[u8],
     user: Option<&str>,
 ) -> Result<()> {
     let kept = crate::core::record::quarantined(user, bytes);
-    let tx = db.transaction(&[store, QUARANTINE], TransactionMode::ReadWrite)?;
-    tx.store(QUARANTINE)?.put(&Uint8Array::from(&kept[..]).into(), Some(kept_as)).await?;
-    tx.store(store)?.delete(key.clone()).await?;
-    tx.done().await?;
-    Ok(())
+    let tx = db.transaction(&[name, QUARANTINE], true)?;
+    put_value(&store(&tx, QUARANTINE)?, &Uint8Array::from(&kept[..]).into(), kept_as).await?;
+    delete_value(&store(&tx, name)?, key).await?;
+    done(&tx).await
 }
 
 /// Stores a new entry under the next id, in one transaction, so two
 /// enqueues can never take the same id.
-pub async fn append(db: &Rexie, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
-    let tx = db.transaction(&[META, OUTBOX], TransactionMode::ReadWrite)?;
-    let meta = tx.store(META)?;
-    let last = meta.get(SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
+pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
+    let tx = db.transaction(&[META, OUTBOX], true)?;
+    let meta = store(&tx, META)?;
+    let last = get_value(&meta, &SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
     let id = last + 1;
-    meta.put(&JsValue::from_f64(id as f64), Some(&SEQ.into())).await?;
+    put_value(&meta, &JsValue::from_f64(id as f64), &SEQ.into()).await?;
     let bytes = make(id);
-    tx.store(OUTBOX)?.put(&Uint8Array::from(&bytes[..]).into(), Some(&key(id))).await?;
-    tx.done().await?;
+    put_value(&store(&tx, OUTBOX)?, &Uint8Array::from(&bytes[..]).into(), &key(id)).await?;
+    done(&tx).await?;
     Ok(id)
 }
 
 /// The temp ids learned for `user`.
-pub async fn id_map(db: &Rexie, user: Option<&str>) -> Result<Vec<(String, String)>> {
-    let tx = db.transaction(&[META], TransactionMode::ReadOnly)?;
-    let s = tx.store(META)?;
+pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>> {
+    let tx = db.transaction(&[META], false)?;
+    let s = store(&tx, META)?;
     // The meta store is small: read it whole and keep the id-map rows.
-    let keys = s.get_all_keys(None, None).await?;
-    let values = s.get_all(None, None).await?;
+    let keys = all(s.get_all_keys()).await?;
+    let values = all(s.get_all()).await?;
     Ok(keys
         .into_iter()
         .zip(values)
@@ -163,29 +241,27 @@ pub async fn id_map(db: &Rexie, user: Option<&str>) -> Result<Vec<(String, Strin
 
 /// Forgets the temp ids learned for `user` (no write or upload of theirs
 /// needs them any more).
-pub async fn prune_ids(db: &Rexie, user: Option<&str>) -> Result<()> {
-    let tx = db.transaction(&[META], TransactionMode::ReadWrite)?;
-    let s = tx.store(META)?;
-    for k in s.get_all_keys(None, None).await? {
+pub async fn prune_ids(db: &Db, user: Option<&str>) -> Result<()> {
+    let tx = db.transaction(&[META], true)?;
+    let s = store(&tx, META)?;
+    for k in all(s.get_all_keys()).await? {
         if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
-            s.delete(k).await?;
+            delete_value(&s, &k).await?;
         }
     }
-    tx.done().await?;
-    Ok(())
+    done(&tx).await
 }
 
-pub async fn save_ids(db: &Rexie, user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
+pub async fn save_ids(db: &Db, user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
     if pairs.is_empty() {
         return Ok(());
     }
-    let tx = db.transaction(&[META], TransactionMode::ReadWrite)?;
-    let s = tx.store(META)?;
+    let tx = db.transaction(&[META], true)?;
+    let s = store(&tx, META)?;
     for (temp, id) in pairs {
-        s.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await?;
+        put_value(&s, &id.into(), &tempid::map_key(user, temp).into()).await?;
     }
-    tx.done().await?;
-    Ok(())
+    done(&tx).await
 }
 
 /// The entry id a key stands for, if it is one (a positive integer).
@@ -195,33 +271,37 @@ pub fn entry_id(key: &JsValue) -> Option<u64> {
 
 /// A key as the page sees it in `status()`.
 pub fn key_text(key: &JsValue) -> String {
+    // An entry id as its digits; any other number as JavaScript writes it
+    // (Rust's float printing would cost the wasm about 6 KB).
     match (key.as_f64(), key.as_string()) {
-        (Some(f), _) => f.to_string(),
+        (Some(_), _) if entry_id(key).is_some() => entry_id(key).unwrap_or_default().to_string(),
+        (Some(_), _) => {
+            key.unchecked_ref::<js_sys::Number>().to_string_with_radix(10).map(String::from).unwrap_or_default()
+        }
         (_, Some(s)) => s,
         _ => format!("{key:?}"),
     }
 }
 
 /// One value of `store` by key.
-pub async fn get(db: &Rexie, store: &str, key: &str) -> Result<Option<JsValue>> {
-    let tx = db.transaction(&[store], TransactionMode::ReadOnly)?;
-    Ok(tx.store(store)?.get(key.into()).await?)
+pub async fn get(db: &Db, name: &str, key: &str) -> Result<Option<JsValue>> {
+    let tx = db.transaction(&[name], false)?;
+    get_value(&store(&tx, name)?, &key.into()).await
 }
 
-pub async fn get_bytes(db: &Rexie, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
+pub async fn get_bytes(db: &Db, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(get(db, store, key).await?.map(|v| bytes_of(&v)))
 }
 
 /// Puts values under string keys, several stores in one transaction.
-pub async fn put_all(db: &Rexie, rows: &[(&str, &str, JsValue)]) -> Result<()> {
+pub async fn put_all(db: &Db, rows: &[(&str, &str, JsValue)]) -> Result<()> {
     let mut stores: Vec<&str> = rows.iter().map(|r| r.0).collect();
     stores.dedup();
-    let tx = db.transaction(&stores, TransactionMode::ReadWrite)?;
-    for (store, key, value) in rows {
-        tx.store(store)?.put(value, Some(&(*key).into())).await?;
+    let tx = db.transaction(&stores, true)?;
+    for (name, key, value) in rows {
+        put_value(&store(&tx, name)?, value, &(*key).into()).await?;
     }
-    tx.done().await?;
-    Ok(())
+    done(&tx).await
 }
 
 pub fn bytes(b: &[u8]) -> JsValue {
@@ -229,47 +309,44 @@ pub fn bytes(b: &[u8]) -> JsValue {
 }
 
 /// Deletes `keys` from every one of `stores`, in one transaction.
-pub async fn delete_keys(db: &Rexie, stores: &[&str], keys: &[String]) -> Result<()> {
+pub async fn delete_keys(db: &Db, stores: &[&str], keys: &[String]) -> Result<()> {
     if keys.is_empty() {
         return Ok(());
     }
-    let tx = db.transaction(stores, TransactionMode::ReadWrite)?;
-    for store in stores {
-        let s = tx.store(store)?;
+    let tx = db.transaction(stores, true)?;
+    for name in stores {
+        let s = store(&tx, name)?;
         for key in keys {
-            s.delete(key.as_str().into()).await?;
+            delete_value(&s, &key.as_str().into()).await?;
         }
     }
-    tx.done().await?;
-    Ok(())
+    done(&tx).await
 }
 
 /// Removes delivered entries and saves the temp-id pairs they taught, in one
 /// transaction.
-pub async fn commit(db: &Rexie, delivered: &[u64], user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
-    let tx = db.transaction(&[OUTBOX, META], TransactionMode::ReadWrite)?;
-    let outbox = tx.store(OUTBOX)?;
+pub async fn commit(db: &Db, delivered: &[u64], user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
+    let tx = db.transaction(&[OUTBOX, META], true)?;
+    let outbox = store(&tx, OUTBOX)?;
     for id in delivered {
-        outbox.delete(key(*id)).await?;
+        delete_value(&outbox, &key(*id)).await?;
     }
-    let meta = tx.store(META)?;
+    let meta = store(&tx, META)?;
     for (temp, id) in pairs {
-        meta.put(&id.into(), Some(&tempid::map_key(user, temp).into())).await?;
+        put_value(&meta, &id.into(), &tempid::map_key(user, temp).into()).await?;
     }
-    tx.done().await?;
-    Ok(())
+    done(&tx).await
 }
 
 /// Puts `bytes` under `key` in `store` only while `key` is still in
 /// `guard`, in one transaction: metadata of a file deleted meanwhile is not
 /// brought back.
-pub async fn put_if_present(db: &Rexie, guard: &str, store: &str, key: &str, bytes: &[u8]) -> Result<()> {
-    let tx = db.transaction(&[guard, store], TransactionMode::ReadWrite)?;
+pub async fn put_if_present(db: &Db, guard: &str, name: &str, key: &str, bytes: &[u8]) -> Result<()> {
+    let tx = db.transaction(&[guard, name], true)?;
     // A Blob read here is a handle, not its bytes.
-    let present = tx.store(guard)?.get(key.into()).await?.is_some();
+    let present = get_value(&store(&tx, guard)?, &key.into()).await?.is_some();
     if present {
-        tx.store(store)?.put(&Uint8Array::from(bytes).into(), Some(&key.into())).await?;
+        put_value(&store(&tx, name)?, &Uint8Array::from(bytes).into(), &key.into()).await?;
     }
-    tx.done().await?;
-    Ok(())
+    done(&tx).await
 }

@@ -67,33 +67,6 @@ impl From<JsValue> for Error {
     }
 }
 
-/// rexie's own text is only "idb error"; the `idb` error inside it prints
-/// what it failed to do and the browser's exception as `Name: message` (its
-/// variants each wrap the exception differently, so its text is the one
-/// common form). The name is taken from there.
-impl From<rexie::Error> for Error {
-    fn from(e: rexie::Error) -> Error {
-        let text = match &e {
-            rexie::Error::IdbError(inner) => inner.to_string(),
-            _ => e.to_string(),
-        };
-        let name = exception_name(&text).unwrap_or("IdbError").to_string();
-        Error { name, message: text }
-    }
-}
-
-/// `…: QuotaExceededError: The quota has been exceeded.` → the name. A
-/// full quota is named wherever it appears: an engine may report it as the
-/// reason a transaction aborted, after the `AbortError`.
-fn exception_name(text: &str) -> Option<&str> {
-    if text.contains("QuotaExceededError") {
-        return Some("QuotaExceededError");
-    }
-    text.split(": ")
-        .map(str::trim)
-        .find(|w| w.ends_with("Error") && !w.contains(' ') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
-}
-
 impl From<Error> for JsValue {
     fn from(e: Error) -> JsValue {
         let error = js_sys::Error::new(&e.message);

@@ -6,7 +6,7 @@ use super::error::Result;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use rexie::Rexie;
+use crate::web::db::Db;
 use wasm_bindgen::JsValue;
 
 use super::db;
@@ -17,7 +17,7 @@ const KEY: &str = "user";
 const LOGOUT_KEY: &str = "logout-pending";
 
 pub struct Identity {
-    db: Rc<Rexie>,
+    db: Rc<Db>,
     user: RefCell<Option<String>>,
     /// Whether any answer has ever said who is logged in (or that nobody
     /// is), in this worker or an earlier one.
@@ -43,7 +43,7 @@ fn decode(stored: Option<String>) -> (bool, Option<String>) {
 }
 
 impl Identity {
-    pub async fn load(db: Rc<Rexie>) -> Result<Identity> {
+    pub async fn load(db: Rc<Db>) -> Result<Identity> {
         let (known, user) = decode(db::get(&db, db::META, KEY).await?.and_then(|v| v.as_string()));
         let logout_pending = db::get(&db, db::META, LOGOUT_KEY).await?.and_then(|v| v.as_string()).is_some();
         Ok(Identity {

@@ -6,8 +6,8 @@ use super::error::{Error, Result};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use crate::web::db::Db;
 use js_sys::Uint8Array;
-use rexie::Rexie;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response};
@@ -39,7 +39,7 @@ pub struct Outbox {
     config: Rc<Config>,
     /// The worker's origin: a replay goes only to a write route of it.
     origin: String,
-    db: Rc<Rexie>,
+    db: Rc<Db>,
     identity: Rc<Identity>,
     events: Events,
     clock: Rc<Clock>,
@@ -153,13 +153,7 @@ fn with(mut v: Value, field: &str, value: Value) -> Value {
 }
 
 impl Outbox {
-    pub fn new(
-        config: Rc<Config>,
-        origin: String,
-        db: Rc<Rexie>,
-        identity: Rc<Identity>,
-        clock: Rc<Clock>,
-    ) -> Rc<Outbox> {
+    pub fn new(config: Rc<Config>, origin: String, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Rc<Outbox> {
         Rc::new(Outbox {
             config,
             origin,

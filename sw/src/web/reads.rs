@@ -5,8 +5,8 @@
 use super::error::Result;
 use std::rc::Rc;
 
+use crate::web::db::Db;
 use js_sys::Promise;
-use rexie::Rexie;
 use web_sys::{Request, Response};
 
 use super::clock::Clock;
@@ -23,7 +23,7 @@ use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta};
 
 pub struct Reads {
     config: Rc<Config>,
-    db: Rc<Rexie>,
+    db: Rc<Db>,
     identity: Rc<Identity>,
     events: Events,
     clock: Rc<Clock>,
@@ -62,7 +62,7 @@ impl Fresh {
 }
 
 impl Reads {
-    pub fn new(config: Rc<Config>, db: Rc<Rexie>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
+    pub fn new(config: Rc<Config>, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
         Reads { config, db, identity, events: Events::new(), clock }
     }
 

@@ -7,8 +7,8 @@ use super::error::Result;
 use std::rc::Rc;
 
 use crate::core::json::obj;
+use crate::web::db::Db;
 use js_sys::Promise;
-use rexie::Rexie;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Request, Response};
@@ -38,7 +38,7 @@ const MAX_STEPS_PER_PASS: usize = 64;
 
 pub struct Uploads {
     config: Rc<Config>,
-    db: Rc<Rexie>,
+    db: Rc<Db>,
     identity: Rc<Identity>,
     origin: String,
     events: Events,
@@ -59,7 +59,7 @@ async fn await_js(p: Promise) -> Result<JsValue> {
 impl Uploads {
     pub fn new(
         config: Rc<Config>,
-        db: Rc<Rexie>,
+        db: Rc<Db>,
         identity: Rc<Identity>,
         origin: String,
         clock: Rc<Clock>,
