@@ -127,7 +127,20 @@ def owner(name):
         m = re.search(r"C(?:s[0-9A-Za-z]*_)?(\d+)", name)
         if m:
             ln = int(m.group(1))
-            return name[m.end(): m.end() + ln], None
+            crate = name[m.end(): m.end() + ln]
+            if crate != "outpost_sw":
+                return crate, None
+            # The module: the next two `<length><name>` segments (a
+            # disambiguator `s<n>_` may come between).
+            parts, j = [], m.end() + ln
+            while len(parts) < 2:
+                mm = re.match(r"(?:s[0-9A-Za-z]*_)?(\d+)", name[j:])
+                if not mm:
+                    break
+                k = j + mm.end()
+                parts.append(name[k: k + int(mm.group(1))])
+                j = k + int(mm.group(1))
+            return crate, "::".join(parts) or None
         return "std (v0 names)", None
     return name.split("::")[0][:40], None
 
