@@ -103,12 +103,19 @@ const TIMINGS: &str = r#"new Promise((resolve) => {
 })"#;
 
 /// The phases of a cold start, from the worker's timings: (label, from, to).
-const PHASES: [(&str, &str, &str); 5] = [
+const PHASES: [(&str, &str, &str); 12] = [
     ("worker start → sw.js running (thread, script fetch, compile, glue)", "", "script"),
     ("wasm out of Cache Storage", "script", "cache"),
     ("wasm compiled and instantiated (streaming)", "cache", "wasm"),
-    ("IndexedDB opened, user loaded (`start()`)", "wasm", "ready"),
-    ("first request answered, from its fetch event", "fetch", "answered"),
+    ("`new Outpost()` and `start()` (IndexedDB opens in the background)", "wasm", "ready"),
+    ("sw.js running → the bootstrap's IndexedDB open done", "script", "db"),
+    ("wasm ready → the wasm holds the database", "ready", "opened"),
+    ("the wasm holds the database → user loaded", "opened", "identity"),
+    ("wasm ready → storage ready (outbox, reads, uploads set up)", "ready", "storage"),
+    ("wasm ready → the read's network answer", "ready", "network"),
+    ("the fetch event → wasm ready", "fetch", "ready"),
+    ("wasm ready → first request answered", "ready", "answered"),
+    ("the fetch event → first request answered", "fetch", "answered"),
 ];
 
 async fn run(mode: Mode) -> Round {
@@ -240,7 +247,8 @@ fn gzip_len(bytes: &[u8]) -> usize {
 /// The Workbox version the reference worker was built with (its lockfile).
 fn workbox_version() -> String {
     let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/workbox/package-lock.json");
-    let lock: Value = std::fs::read_to_string(lock).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let lock: Value =
+        std::fs::read_to_string(lock).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     lock["packages"]["node_modules/workbox-core"]["version"].as_str().unwrap_or("unknown").to_string()
 }
 

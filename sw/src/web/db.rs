@@ -47,7 +47,20 @@ const SEQ: &str = "seq";
 /// below.
 pub struct Db(IdbDatabase);
 
-pub async fn open() -> Result<Db> {
+/// The database, from `early` (the bootstrap's own open, started while the
+/// wasm loaded) when that resolved to this name at this version, else
+/// opened here (with the upgrade the bootstrap leaves to us).
+pub async fn open(early: Option<Promise>) -> Result<Db> {
+    if let Some(early) = early {
+        if let Ok(db) = JsFuture::from(early).await.map(JsCast::unchecked_into::<IdbDatabase>) {
+            if db.is_object() && db.name() == NAME && db.version() == f64::from(VERSION) {
+                return Ok(Db(db));
+            }
+            if db.is_object() {
+                db.close();
+            }
+        }
+    }
     let opened = async {
         let factory = super::global::scope()
             .indexed_db()?
@@ -86,11 +99,21 @@ pub async fn open() -> Result<Db> {
 /// The continuation runs in a microtask of the success event, while the
 /// transaction is still active, so the next request may follow.
 async fn wait(request: &IdbRequest) -> Result<JsValue> {
-    let promise = Promise::new(&mut |resolve, reject| {
+    let outcome = settled(request).await;
+    result(request, outcome)
+}
+
+/// Listens to the request at once (not when first polled), so several
+/// requests can be made before any is awaited.
+fn settled(request: &IdbRequest) -> JsFuture {
+    JsFuture::from(Promise::new(&mut |resolve, reject| {
         request.set_onsuccess(Some(&resolve));
         request.set_onerror(Some(&reject));
-    });
-    match JsFuture::from(promise).await {
+    }))
+}
+
+fn result(request: &IdbRequest, outcome: std::result::Result<JsValue, JsValue>) -> Result<JsValue> {
+    match outcome {
         Ok(_) => Ok(request.result()?),
         Err(_) => Err(match request.error() {
             Ok(Some(e)) => Error::from(JsValue::from(e)),
@@ -287,6 +310,26 @@ pub fn key_text(key: &JsValue) -> String {
 pub async fn get(db: &Db, name: &str, key: &str) -> Result<Option<JsValue>> {
     let tx = db.transaction(&[name], false)?;
     get_value(&store(&tx, name)?, &key.into()).await
+}
+
+/// Values of `store` by key, read in one transaction with every request
+/// made before any is awaited (one round trip to the browser's storage,
+/// not one per key: a cold start reads these before its first answer).
+pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> Result<[Option<JsValue>; N]> {
+    let tx = db.transaction(&[name], false)?;
+    let s = store(&tx, name)?;
+    let mut pending = Vec::with_capacity(N);
+    for key in keys {
+        let request = s.get(&key.into())?;
+        let done = settled(&request);
+        pending.push((request, done));
+    }
+    let mut out = [const { None }; N];
+    for (slot, (request, done)) in out.iter_mut().zip(pending) {
+        let v = result(&request, done.await)?;
+        *slot = (!v.is_undefined()).then_some(v);
+    }
+    Ok(out)
 }
 
 pub async fn get_bytes(db: &Db, store: &str, key: &str) -> Result<Option<Vec<u8>>> {

@@ -21,6 +21,24 @@ pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// Sets the start-up mark `name` of the bootstrap's `outpostTimings`
+/// (`outpost:timings`), once: `performance.now()`, ms since the browser
+/// started this worker.
+pub fn mark(name: &str) {
+    let global = scope();
+    let Ok(timings) = Reflect::get(&global, &"outpostTimings".into()) else { return };
+    if !timings.is_object() || Reflect::has(&timings, &name.into()).unwrap_or(true) {
+        return;
+    }
+    let now = Reflect::get(&global, &"performance".into())
+        .ok()
+        .and_then(|p| Some((Reflect::get(&p, &"now".into()).ok()?.dyn_into::<Function>().ok()?, p)))
+        .and_then(|(now, p)| now.call0(&p).ok());
+    if let Some(now) = now {
+        let _ = Reflect::set(&timings, &name.into(), &now);
+    }
+}
+
 /// A draw in [0, 1) for backoff jitter.
 pub fn random() -> f64 {
     js_sys::Math::random()

@@ -44,8 +44,9 @@ fn decode(stored: Option<String>) -> (bool, Option<String>) {
 
 impl Identity {
     pub async fn load(db: Rc<Db>) -> Result<Identity> {
-        let (known, user) = decode(db::get(&db, db::META, KEY).await?.and_then(|v| v.as_string()));
-        let logout_pending = db::get(&db, db::META, LOGOUT_KEY).await?.and_then(|v| v.as_string()).is_some();
+        let [user, logout] = db::get_many(&db, db::META, [KEY, LOGOUT_KEY]).await?;
+        let (known, user) = decode(user.and_then(|v| v.as_string()));
+        let logout_pending = logout.and_then(|v| v.as_string()).is_some();
         Ok(Identity {
             logout_pending: Cell::new(logout_pending),
             db,

@@ -84,16 +84,21 @@ impl Inner {
     /// The network request of a read, shared with identical reads in flight
     /// (`core::reads::share_key`). The first read's fetch is never consumed:
     /// every caller, the first included, gets its own clone of the answer.
-    fn shared_fetch(&self, request: &Request) -> Result<Promise> {
+    /// `early`: the bootstrap's request for it, started before the wasm was
+    /// ready (a cold start); used as this read's own when none is in flight.
+    fn shared_fetch(&self, request: &Request, early: Early) -> Result<Promise> {
         let headers = request::headers_of(request)?;
         let generation = self.parts.borrow().as_ref().map(|p| p.identity.generation());
         let credentials = format!("{:?}", request.credentials());
         let key = crate::core::reads::share_key(&request.url(), &credentials, generation, &headers);
         let existing = self.inflight.borrow().get(&key).cloned();
         let shared = match existing {
-            Some(p) => p,
+            Some(p) => {
+                early.drop_it();
+                p
+            }
             None => {
-                let p = global::scope().fetch_with_request(request);
+                let p = early.take().unwrap_or_else(|| global::scope().fetch_with_request(request));
                 self.inflight.borrow_mut().insert(key.clone(), p.clone());
                 // Settled: later reads make their own request.
                 let inflight = Rc::clone(&self.inflight);
@@ -308,6 +313,28 @@ impl Inner {
 
 /// The `#[wasm_bindgen]` boundary: the worker's errors become JS `Error`s
 /// here, and nowhere else.
+/// The bootstrap's early network request (see `Outpost::handle`).
+#[derive(Default)]
+struct Early {
+    response: Option<Promise>,
+    abort: Option<js_sys::Function>,
+}
+
+impl Early {
+    /// The request, to be used: no longer to be aborted.
+    fn take(mut self) -> Option<Promise> {
+        self.abort = None;
+        self.response.take()
+    }
+
+    /// Not wanted: cancelled, so a large body is not downloaded for nothing.
+    fn drop_it(self) {
+        if let (Some(abort), Some(_)) = (&self.abort, &self.response) {
+            let _ = abort.call0(&JsValue::UNDEFINED);
+        }
+    }
+}
+
 fn promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
@@ -354,14 +381,19 @@ impl Outpost {
     /// Background Sync). Resolves at once: requests that need storage wait
     /// for it, and a read's network request need not (a cold start opens
     /// the database while the network answers).
-    pub fn start(&self) -> Promise {
+    ///
+    /// `db`: the bootstrap's early open of the database (a promise of an
+    /// `IDBDatabase`, or of null when it left the open to the wasm).
+    pub fn start(&self, db: Option<Promise>) -> Promise {
         let inner = Rc::clone(&self.inner);
         let opening = promise(async move {
-            let db = Rc::new(db::open().await.inspect_err(|e| {
+            let db = Rc::new(db::open(db).await.inspect_err(|e| {
                 // Logged once; every request that needs storage gets the same error.
                 global::log_error("the worker could not open IndexedDB", e);
             })?);
+            global::mark("opened");
             let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
+            global::mark("identity");
             let config = Rc::clone(&inner.config);
             let clock = Clock::new();
             let outbox = Outbox::new(
@@ -414,6 +446,7 @@ impl Outpost {
                 o.user_changed();
                 u.kick(Trigger::Hint);
             }));
+            global::mark("storage");
             *inner.parts.borrow_mut() = Some(Parts {
                 outbox: Rc::clone(&outbox),
                 reads: Rc::clone(&reads),
@@ -462,8 +495,12 @@ impl Outpost {
         handled(self.route(method, url, mode == "navigate"))
     }
 
-    /// Answers a request that `claims` accepted.
-    pub fn handle(&self, request: Request) -> Promise {
+    /// Answers a request that `claims` accepted. `early` and `abort`: on a
+    /// cold start, the bootstrap's network request for a GET, started before
+    /// the wasm was ready, and how to cancel it; a read or a passthrough
+    /// answers with it, any other route aborts it.
+    pub fn handle(&self, request: Request, early: Option<Promise>, abort: Option<js_sys::Function>) -> Promise {
+        let early = Early { response: early, abort };
         let inner = Rc::clone(&self.inner);
         let navigate =
             Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
@@ -478,7 +515,15 @@ impl Outpost {
             // request (see below); its answer is dropped if a logout turns out
             // to be owed. Everything else waits to know.
             let cold_read = matches!(route, Route::Read(_)) && inner.parts.borrow().is_none();
+            let early = match route {
+                Route::Read(_) | Route::Shell(_) | Route::Passthrough => early,
+                _ => {
+                    early.drop_it();
+                    Early::default()
+                }
+            };
             if needs_session && !cold_read && !inner.settle_logout().await.unwrap_or(true) {
+                early.drop_it();
                 return logged_out();
             }
             match route {
@@ -493,7 +538,7 @@ impl Outpost {
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.
-                    let started = inner.shared_fetch(&request)?;
+                    let started = inner.shared_fetch(&request, early)?;
                     match inner.parts().await {
                         Ok(parts) if cold_read && parts.identity.logout_pending() => {
                             let me = Rc::clone(&inner);
@@ -511,7 +556,10 @@ impl Outpost {
                 Route::Content => inner.parts().await?.uploads.content(request).await.map(Into::into),
                 // Not claimed (see `handled`); if the bootstrap asks anyway,
                 // the request goes to the network untouched.
-                Route::Passthrough => global::fetch(&request).await.map(Into::into),
+                Route::Passthrough => match early.take() {
+                    Some(p) => Ok(wasm_bindgen_futures::JsFuture::from(p).await?),
+                    None => global::fetch(&request).await.map(Into::into),
+                },
             }
         })
     }

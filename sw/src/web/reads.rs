@@ -99,6 +99,7 @@ impl Reads {
             }
         }
         let raced = global::race(started, self.config.network_timeout_ms).await;
+        global::mark("network");
         let answer = match raced {
             Raced::Answer(r) => Some(r),
             Raced::Failed => None,
