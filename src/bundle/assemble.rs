@@ -25,6 +25,7 @@ pub fn assemble(wasm: &[u8], glue_js: &str, bootstrap_js: &str) -> Assembled {
     }
     let hash: String = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
     let wasm_file = format!("outpost-sw-{hash}.wasm");
+    let (glue_js, bootstrap_js) = (strip_comments(glue_js), strip_comments(bootstrap_js));
     let sw_js = format!(
         "// Outpost service worker, bundle {hash}. Generated: edit shim/sw.js instead.\n\
          'use strict';\n\
@@ -34,6 +35,32 @@ pub fn assemble(wasm: &[u8], glue_js: &str, bootstrap_js: &str) -> Assembled {
          {bootstrap_js}"
     );
     Assembled { hash, wasm_file, sw_js }
+}
+
+/// The script without its whole-line comments (`// …`, and `/** … */`
+/// blocks that start a line) and blank lines: the comments are for the
+/// source's readers, and every start of the worker pays for the bytes.
+/// Code is kept byte for byte; a comment after code on the same line stays.
+pub fn strip_comments(js: &str) -> String {
+    let mut out = String::with_capacity(js.len());
+    let mut in_block = false;
+    for line in js.lines() {
+        let t = line.trim_start();
+        if in_block {
+            in_block = !t.contains("*/");
+            continue;
+        }
+        if t.starts_with("/*") {
+            in_block = !t.contains("*/");
+            continue;
+        }
+        if t.is_empty() || t.starts_with("//") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -49,6 +76,12 @@ mod tests {
         assert!(a.sw_js.contains(&format!("const OUTPOST_VERSION = '{}';", a.hash)));
         assert!(a.sw_js.contains(&format!("const OUTPOST_WASM = '{}';", a.wasm_file)));
         assert!(a.sw_js.find("let wasm_bindgen;") < a.sw_js.find("self.x = 1;"));
+    }
+
+    #[test]
+    fn whole_line_comments_are_left_out_and_code_is_not() {
+        let js = "// a comment\n/**\n * doc\n */\nconst a = '//x'; // kept\n\n  /* one */\nlet b = 1;\n";
+        assert_eq!(strip_comments(js), "const a = '//x'; // kept\nlet b = 1;\n");
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Clock {
         self.run_parts(&due, Trigger::Scheduled);
         self.rearm();
         // The closure that called us may be dropped now that we are leaving it.
-        wasm_bindgen_futures::spawn_local(async move { drop(fired) });
+        global::spawn(async move { drop(fired) });
     }
 
     /// Tells pages the next wake, when it changed.

@@ -88,14 +88,36 @@ pub async fn with_lock<F>(name: &str, work: F) -> Result<JsValue>
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
+    locked(name, Box::pin(work)).await
+}
+
+/// A future of the worker's, boxed: the futures glue (`future_to_promise`,
+/// `spawn_local`) is then compiled once, not once per async block, which
+/// cost the wasm several KB.
+pub type Work<T = Result<JsValue>> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+
+#[inline(never)]
+pub fn boxed_promise(work: Work) -> Promise {
+    wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(JsValue::from) })
+}
+
+/// Runs `work` in the background.
+pub fn spawn<F: std::future::Future<Output = ()> + 'static>(work: F) {
+    spawn_boxed(Box::pin(work));
+}
+
+#[inline(never)]
+fn spawn_boxed(work: Work<()>) {
+    wasm_bindgen_futures::spawn_local(work);
+}
+
+async fn locked(name: &str, work: Work) -> Result<JsValue> {
     let locks = Reflect::get(&scope().navigator(), &"locks".into())?;
     if locks.is_undefined() {
         return work.await;
     }
     let request: Function = Reflect::get(&locks, &"request".into())?.dyn_into()?;
-    let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| {
-        wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(JsValue::from) })
-    });
+    let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| boxed_promise(work));
     let held: Promise = request.call2(&locks, &name.into(), &callback)?.dyn_into()?;
     Ok(JsFuture::from(held).await?)
 }
@@ -119,7 +141,7 @@ fn then2(
         Settle::new(move |v: JsValue| {
             // Dropped once this call has returned, never while it runs.
             let both = held.borrow_mut().take();
-            wasm_bindgen_futures::spawn_local(async move { drop(both) });
+            spawn(async move { drop(both) });
             match f.take() {
                 Some(f) => f(v),
                 None => Ok(v),

@@ -205,7 +205,7 @@ impl Inner {
             return;
         }
         let me = Rc::clone(self);
-        let work = wasm_bindgen_futures::future_to_promise(async move {
+        let work = promise(async move {
             if let Err(e) = me.warm_up_now().await {
                 global::log_error("the login warm-up stopped", &e);
             }
@@ -339,7 +339,7 @@ fn promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
-    wasm_bindgen_futures::future_to_promise(async move { f.await.map_err(JsValue::from) })
+    global::boxed_promise(Box::pin(f))
 }
 
 /// One per worker start, made by the bootstrap (`sw.js`) once the wasm is
@@ -456,7 +456,7 @@ impl Outpost {
             });
             let me = Rc::clone(&inner);
             let shell = Rc::clone(&reads);
-            wasm_bindgen_futures::spawn_local(async move {
+            global::spawn(async move {
                 // Asking `me` with a cookie whose logout is still owed would
                 // bring the previous user back.
                 if !me.settle_logout().await.unwrap_or(false) {
@@ -542,7 +542,7 @@ impl Outpost {
                     match inner.parts().await {
                         Ok(parts) if cold_read && parts.identity.logout_pending() => {
                             let me = Rc::clone(&inner);
-                            wasm_bindgen_futures::spawn_local(async move {
+                            global::spawn(async move {
                                 let _ = me.settle_logout().await;
                             });
                             logged_out()

@@ -299,7 +299,7 @@ impl Outbox {
         let me = Rc::clone(self);
         // Fires once (never cleared): a batch sent earlier has another round.
         let fire = wasm_bindgen::closure::Closure::once_into_js(move || {
-            wasm_bindgen_futures::spawn_local(async move {
+            global::spawn(async move {
                 let _turn = me.turn().await;
                 if me.held.borrow().as_ref().is_some_and(|h| h.round == round) {
                     me.flush_held().await;
@@ -549,7 +549,7 @@ impl Outbox {
     /// trigger changes.
     pub fn kick(self: &Rc<Self>, trigger: Trigger) {
         let me = Rc::clone(self);
-        wasm_bindgen_futures::spawn_local(async move {
+        global::spawn(async move {
             if let Err(e) = me.replay(trigger).await {
                 global::log_error("replay failed", &e);
             }

@@ -87,7 +87,7 @@ impl Reads {
                 let old_body = copy.body.clone();
                 let refresh_url = url.clone();
                 let refresh_owner = owner.clone();
-                wasm_bindgen_futures::spawn_local(async move {
+                global::spawn(async move {
                     let Some(r) = global::answer_of(started).await else { return };
                     if let Ok(fresh) = me.take(r, route, &refresh_url, &refresh_owner).await {
                         if fresh.status < 300 && fresh.body != old_body {
@@ -108,7 +108,7 @@ impl Reads {
                     // The copy answers now; the late answer still refreshes it.
                     let me = Rc::clone(self);
                     let (late_owner, late_url) = (owner.clone(), url.clone());
-                    wasm_bindgen_futures::spawn_local(async move {
+                    global::spawn(async move {
                         if let Some(r) = global::answer_of(fetch).await {
                             let _ = me.take(r, route, &late_url, &late_owner).await;
                         }
@@ -187,7 +187,7 @@ impl Reads {
                 let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: now };
                 // The page does not wait for the copy to be written.
                 let me = Rc::clone(self);
-                wasm_bindgen_futures::spawn_local(async move {
+                global::spawn(async move {
                     if let Err(e) = me.store(&key, &copy, now).await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
@@ -237,7 +237,7 @@ impl Reads {
         let copy: CachedRead = reads::decode(&bytes).ok()?;
         let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: global::now_ms() };
         let (me, key) = (Rc::clone(self), key.to_string());
-        wasm_bindgen_futures::spawn_local(async move {
+        global::spawn(async move {
             let _ = db::put_all(&me.db, &[(db::READS_META, &key, db::bytes(&reads::encode(&meta)))]).await;
         });
         Some(copy)

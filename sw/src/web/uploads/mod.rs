@@ -148,7 +148,7 @@ impl Uploads {
     /// Runs due uploads in the background.
     pub fn kick(self: &Rc<Self>, trigger: Trigger) {
         let me = Rc::clone(self);
-        wasm_bindgen_futures::spawn_local(async move {
+        global::spawn(async move {
             if let Err(e) = me.replay(trigger).await {
                 global::log_error("upload pass failed", &e);
             }
