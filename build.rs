@@ -151,15 +151,16 @@ impl Toolchain {
             cmd.env("RUSTC_BOOTSTRAP", "1").arg("-Zbuild-std=std,panic_abort");
             let mut features = vec!["optimize_for_size"];
             if !messages {
+                // No panic message, so no file and line for one either
+                // (the paths were 4 KB of the data section).
+                let mut flags = vec!["-Zlocation-detail=none"];
                 // Rust 1.95 made the old std feature a panic strategy.
                 if rustc_minor(rustc) >= 95 {
-                    cmd.env(
-                        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
-                        "-Zunstable-options -Cpanic=immediate-abort",
-                    );
+                    flags.extend(["-Zunstable-options", "-Cpanic=immediate-abort"]);
                 } else {
                     features.push("panic_immediate_abort");
                 }
+                cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", flags.join(" "));
             }
             cmd.arg(format!("-Zbuild-std-features={}", features.join(",")));
         }
@@ -271,10 +272,12 @@ fn target_root(out_dir: &Path) -> PathBuf {
     out_dir.ancestors().find(|p| p.join("CACHEDIR.TAG").is_file()).unwrap_or(out_dir).to_path_buf()
 }
 
-/// Runs `wasm-opt` when it is installed (opt out with OUTPOST_WASM_OPT=0).
-/// It is optional: a failure keeps the unoptimised wasm and says so.
+/// Runs `wasm-opt -Oz` only when asked (OUTPOST_WASM_OPT=1): measured on
+/// this wasm, it makes the raw file 9 % smaller and the gzip 1 % larger
+/// (docs/weight.md), and the gzip is what every start pays. A failure keeps
+/// the unoptimised wasm and says so.
 fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
-    if env::var("OUTPOST_WASM_OPT").as_deref() == Ok("0") {
+    if env::var("OUTPOST_WASM_OPT").as_deref() != Ok("1") {
         return wasm;
     }
     let input = out_dir.join("pre-opt.wasm");

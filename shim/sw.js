@@ -56,21 +56,36 @@ const OUTPOST_TIMINGS = (self.outpostTimings = { script: performance.now() });
 // longest wait after the wasm itself. Creating or upgrading it is the
 // wasm's job (sw/src/web/db.rs, which also checks this name and version):
 // an open that needs an upgrade is abandoned here, and the wasm opens it.
+// Through the same connection it reads what the wasm needs before its first
+// answer (sw/src/web/identity.rs: the user, and a logout still owed).
+let outpostGiveUser = null;
+const OUTPOST_USER = new Promise((resolve) => (outpostGiveUser = resolve));
 const OUTPOST_DB = new Promise((resolve) => {
   let given = false;
   const give = (db) => {
     given = true;
     resolve(db);
+    if (!db) outpostGiveUser(null);
   };
   try {
     const open = indexedDB.open('outpost', 3);
     open.onupgradeneeded = () => open.transaction.abort();
-    // Opened after it was given up on (blocked): closed, so it never holds
-    // back the wasm's own open or a later upgrade.
     open.onsuccess = () => {
       OUTPOST_TIMINGS.db = performance.now();
-      if (given) open.result.close();
-      else give(open.result);
+      // Opened after it was given up on (blocked): closed, so it never
+      // holds back the wasm's own open or a later upgrade.
+      if (given) return open.result.close();
+      give(open.result);
+      try {
+        const tx = open.result.transaction('meta');
+        const meta = tx.objectStore('meta');
+        const user = meta.get('user');
+        const logout = meta.get('logout-pending');
+        tx.oncomplete = () => outpostGiveUser([user.result, logout.result]);
+        tx.onabort = () => outpostGiveUser(null);
+      } catch (_) {
+        outpostGiveUser(null);
+      }
     };
     open.onerror = (event) => {
       event.preventDefault();
@@ -106,7 +121,7 @@ async function loadWasm() {
   await wasm_bindgen({ module_or_path: response });
   OUTPOST_TIMINGS.wasm = performance.now();
   const o = new wasm_bindgen.Outpost(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
-  await o.start(OUTPOST_DB);
+  await o.start(OUTPOST_DB, OUTPOST_USER);
   OUTPOST_TIMINGS.ready = performance.now();
   outpost = o;
   return o;

@@ -198,4 +198,14 @@ fn the_bootstraps_early_database_open_is_the_wasms_database() {
         sw.contains(&format!("indexedDB.open('{name}', {version})")),
         "shim/sw.js must open IndexedDB '{name}' at version {version}, as sw/src/web/db.rs does"
     );
+    // And reads the user's keys the wasm would read (sw/src/web/identity.rs).
+    let identity =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sw/src/web/identity.rs")).unwrap();
+    let meta = db.lines().find(|l| l.starts_with("pub const META:")).unwrap().split('"').nth(1).unwrap();
+    assert!(sw.contains(&format!("transaction('{meta}')")), "the bootstrap reads the {meta:?} store");
+    for key in ["KEY", "LOGOUT_KEY"] {
+        let line = identity.lines().find(|l| l.starts_with(&format!("const {key}:"))).unwrap();
+        let value = line.split('"').nth(1).unwrap();
+        assert!(sw.contains(&format!("meta.get('{value}')")), "the bootstrap reads meta {value:?} as identity.rs does");
+    }
 }

@@ -26,9 +26,9 @@ pub enum PatternError {
 impl core::fmt::Display for PatternError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            PatternError::NotAbsolute(p) => write!(f, "route pattern {p:?} must start with '/'"),
+            PatternError::NotAbsolute(p) => write!(f, "route pattern \"{p}\" must start with '/'"),
             PatternError::BadWildcard(p) => {
-                write!(f, "route pattern {p:?}: '*' must be a whole segment, or the last character")
+                write!(f, "route pattern \"{p}\": '*' must be a whole segment, or the last character")
             }
         }
     }

@@ -101,7 +101,7 @@ impl std::fmt::Display for RequestError {
         match self {
             RequestError::Unknown(kind) => write!(
                 f,
-                "outpost: unknown request {kind:?}; one of {}",
+                "outpost: unknown request \"{kind}\"; one of {}",
                 Request::NAMES.map(|n| format!("{REQUEST_PREFIX}{n}")).join(", ")
             ),
             RequestError::MissingId(name) => write!(f, "outpost: \"{REQUEST_PREFIX}{name}\" needs an id"),

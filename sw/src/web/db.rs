@@ -49,12 +49,13 @@ pub struct Db(IdbDatabase);
 
 /// The database, from `early` (the bootstrap's own open, started while the
 /// wasm loaded) when that resolved to this name at this version, else
-/// opened here (with the upgrade the bootstrap leaves to us).
-pub async fn open(early: Option<Promise>) -> Result<Db> {
+/// opened here (with the upgrade the bootstrap leaves to us). `true`: the
+/// bootstrap's connection (what it read through it may be used).
+pub async fn open(early: Option<Promise>) -> Result<(Db, bool)> {
     if let Some(early) = early {
         if let Ok(db) = JsFuture::from(early).await.map(JsCast::unchecked_into::<IdbDatabase>) {
             if db.is_object() && db.name() == NAME && db.version() == f64::from(VERSION) {
-                return Ok(Db(db));
+                return Ok((Db(db), true));
             }
             if db.is_object() {
                 db.close();
@@ -82,7 +83,7 @@ pub async fn open(early: Option<Promise>) -> Result<Db> {
         request.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
         let db = wait(&request).await?;
         request.set_onupgradeneeded(None);
-        Ok(Db(db.unchecked_into()))
+        Ok((Db(db.unchecked_into()), false))
     };
     opened.await.map_err(|e: Error| {
         Error::new(
@@ -302,7 +303,7 @@ pub fn key_text(key: &JsValue) -> String {
             key.unchecked_ref::<js_sys::Number>().to_string_with_radix(10).map(String::from).unwrap_or_default()
         }
         (_, Some(s)) => s,
-        _ => format!("{key:?}"),
+        _ => super::global::js_text(key),
     }
 }
 

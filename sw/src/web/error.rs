@@ -61,7 +61,7 @@ impl From<JsValue> for Error {
             (None, Some(message)) => Error::new("Error", message),
             (None, None) => {
                 let text = value.dyn_ref::<js_sys::Object>().map(|o| String::from(o.to_string()));
-                Error::new("Error", text.unwrap_or_else(|| format!("{value:?}")))
+                Error::new("Error", text.unwrap_or_else(|| super::global::js_text(&value)))
             }
         }
     }

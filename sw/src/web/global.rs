@@ -39,6 +39,11 @@ pub fn mark(name: &str) {
     }
 }
 
+/// A JS value as text, for messages: its JSON, or "undefined".
+pub fn js_text(value: &JsValue) -> String {
+    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "undefined".into())
+}
+
 /// A draw in [0, 1) for backoff jitter.
 pub fn random() -> f64 {
     js_sys::Math::random()

@@ -89,8 +89,12 @@ impl Inner {
     fn shared_fetch(&self, request: &Request, early: Early) -> Result<Promise> {
         let headers = request::headers_of(request)?;
         let generation = self.parts.borrow().as_ref().map(|p| p.identity.generation());
-        let credentials = format!("{:?}", request.credentials());
-        let key = crate::core::reads::share_key(&request.url(), &credentials, generation, &headers);
+        let credentials = match request.credentials() {
+            web_sys::RequestCredentials::Omit => "omit",
+            web_sys::RequestCredentials::Include => "include",
+            _ => "same-origin",
+        };
+        let key = crate::core::reads::share_key(&request.url(), credentials, generation, &headers);
         let existing = self.inflight.borrow().get(&key).cloned();
         let shared = match existing {
             Some(p) => {
@@ -383,16 +387,18 @@ impl Outpost {
     /// the database while the network answers).
     ///
     /// `db`: the bootstrap's early open of the database (a promise of an
-    /// `IDBDatabase`, or of null when it left the open to the wasm).
-    pub fn start(&self, db: Option<Promise>) -> Promise {
+    /// `IDBDatabase`, or of null when it left the open to the wasm); `user`:
+    /// its read, through that connection, of what `Identity::load` needs.
+    pub fn start(&self, db: Option<Promise>, user: Option<Promise>) -> Promise {
         let inner = Rc::clone(&self.inner);
         let opening = promise(async move {
-            let db = Rc::new(db::open(db).await.inspect_err(|e| {
+            let (db, early) = db::open(db).await.inspect_err(|e| {
                 // Logged once; every request that needs storage gets the same error.
                 global::log_error("the worker could not open IndexedDB", e);
-            })?);
+            })?;
+            let db = Rc::new(db);
             global::mark("opened");
-            let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
+            let identity = Rc::new(Identity::load(Rc::clone(&db), user.filter(|_| early)).await?);
             global::mark("identity");
             let config = Rc::clone(&inner.config);
             let clock = Clock::new();
