@@ -48,7 +48,9 @@ struct Inner {
     opening: RefCell<Option<Promise>>,
     /// Reads in flight, by `core::reads::share_key`: an identical read made
     /// meanwhile (another tab, another component) waits for the same one.
-    inflight: Rc<RefCell<std::collections::HashMap<String, Promise>>>,
+    /// A few at a time: a `Vec` (a `HashMap` cost the wasm its hashing and
+    /// table code).
+    inflight: Rc<RefCell<Vec<(String, Promise)>>>,
     /// Work that outlives the request that started it (the login warm-up):
     /// the bootstrap keeps the worker alive until it settles (`settled`).
     background: RefCell<Vec<Promise>>,
@@ -95,7 +97,7 @@ impl Inner {
             _ => "same-origin",
         };
         let key = crate::core::reads::share_key(&request.url(), credentials, generation, &headers);
-        let existing = self.inflight.borrow().get(&key).cloned();
+        let existing = self.inflight.borrow().iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone());
         let shared = match existing {
             Some(p) => {
                 early.drop_it();
@@ -103,11 +105,11 @@ impl Inner {
             }
             None => {
                 let p = early.take().unwrap_or_else(|| global::scope().fetch_with_request(request));
-                self.inflight.borrow_mut().insert(key.clone(), p.clone());
+                self.inflight.borrow_mut().push((key.clone(), p.clone()));
                 // Settled: later reads make their own request.
                 let inflight = Rc::clone(&self.inflight);
                 global::on_settled(&p, move || {
-                    inflight.borrow_mut().remove(&key);
+                    inflight.borrow_mut().retain(|(k, _)| *k != key);
                 });
                 p
             }
