@@ -47,55 +47,11 @@ function outpostMatches(pattern, path) {
 // `cache` once the wasm is out of Cache Storage, `wasm` once compiled and
 // instantiated, `ready` once IndexedDB is open and the user known, and for
 // the first request it answered, `fetch` (its event) and `answered`; the
-// wasm adds `storage` (IndexedDB open, user loaded, in the background) and
-// `network` (the first read's network answer). A page asks with
+// wasm adds `opened` (IndexedDB open), `identity` (user loaded) and
+// `storage` (its parts set up), in the background, and `network` (the first
+// read's network answer). A page asks with
 // `outpost:timings`; the benchmark prints them.
 const OUTPOST_TIMINGS = (self.outpostTimings = { script: performance.now() });
-
-// IndexedDB opens while the wasm loads: on a cold start, opening it was the
-// longest wait after the wasm itself. Creating or upgrading it is the
-// wasm's job (sw/src/web/db.rs, which also checks this name and version):
-// an open that needs an upgrade is abandoned here, and the wasm opens it.
-// Through the same connection it reads what the wasm needs before its first
-// answer (sw/src/web/identity.rs: the user, and a logout still owed).
-let outpostGiveUser = null;
-const OUTPOST_USER = new Promise((resolve) => (outpostGiveUser = resolve));
-const OUTPOST_DB = new Promise((resolve) => {
-  let given = false;
-  const give = (db) => {
-    given = true;
-    resolve(db);
-    if (!db) outpostGiveUser(null);
-  };
-  try {
-    const open = indexedDB.open('outpost', 3);
-    open.onupgradeneeded = () => open.transaction.abort();
-    open.onsuccess = () => {
-      OUTPOST_TIMINGS.db = performance.now();
-      // Opened after it was given up on (blocked): closed, so it never
-      // holds back the wasm's own open or a later upgrade.
-      if (given) return open.result.close();
-      give(open.result);
-      try {
-        const tx = open.result.transaction('meta');
-        const meta = tx.objectStore('meta');
-        const user = meta.get('user');
-        const logout = meta.get('logout-pending');
-        tx.oncomplete = () => outpostGiveUser([user.result, logout.result]);
-        tx.onabort = () => outpostGiveUser(null);
-      } catch (_) {
-        outpostGiveUser(null);
-      }
-    };
-    open.onerror = (event) => {
-      event.preventDefault();
-      if (!given) give(null);
-    };
-    open.onblocked = () => give(null);
-  } catch (_) {
-    give(null);
-  }
-});
 
 let outpost = null;
 // Whether this bundle's wasm was already in Cache Storage when this worker
@@ -121,7 +77,7 @@ async function loadWasm() {
   await wasm_bindgen({ module_or_path: response });
   OUTPOST_TIMINGS.wasm = performance.now();
   const o = new wasm_bindgen.Outpost(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
-  await o.start(OUTPOST_DB, OUTPOST_USER);
+  await o.start();
   OUTPOST_TIMINGS.ready = performance.now();
   outpost = o;
   return o;
@@ -166,29 +122,13 @@ function mayClaim(request) {
   return request.method === 'GET' && OUTPOST_SHELL.some((p) => outpostMatches(p, url.pathname));
 }
 
-function earlyFetch(request) {
-  const controller = new AbortController();
-  const response = fetch(request, { signal: controller.signal });
-  response.catch(() => {}); // an aborted one is nobody's error
-  return { response, abort: () => controller.abort() };
-}
-
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   const claimed = outpost ? outpost.claims(request.method, request.url, request.mode) : mayClaim(request);
   if (!claimed) return;
-  // On a cold start a GET's network request starts now, not once the wasm
-  // is ready (about 10 ms later): the wasm answers a read or a passthrough
-  // with it, and aborts it for a route that does not go to the network
-  // this way (a file kept on the device, an auth route).
-  const early = !outpost && request.method === 'GET' && request.mode !== 'navigate' ? earlyFetch(request) : null;
-  const network = () => (early ? early.response : fetch(request));
   const answer = ready.then(
-    (o) =>
-      o.claims(request.method, request.url, request.mode)
-        ? o.handle(request, early && early.response, early && early.abort)
-        : network(),
-    network,
+    (o) => (o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request)),
+    () => fetch(request),
   );
   event.respondWith(answer);
   if (OUTPOST_TIMINGS.fetch === undefined) {

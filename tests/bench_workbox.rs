@@ -103,12 +103,11 @@ const TIMINGS: &str = r#"new Promise((resolve) => {
 })"#;
 
 /// The phases of a cold start, from the worker's timings: (label, from, to).
-const PHASES: [(&str, &str, &str); 12] = [
+const PHASES: [(&str, &str, &str); 11] = [
     ("worker start → sw.js running (thread, script fetch, compile, glue)", "", "script"),
     ("wasm out of Cache Storage", "script", "cache"),
     ("wasm compiled and instantiated (streaming)", "cache", "wasm"),
     ("`new Outpost()` and `start()` (IndexedDB opens in the background)", "wasm", "ready"),
-    ("sw.js running → the bootstrap's IndexedDB open done", "script", "db"),
     ("wasm ready → the wasm holds the database", "ready", "opened"),
     ("the wasm holds the database → user loaded", "opened", "identity"),
     ("wasm ready → storage ready (outbox, reads, uploads set up)", "ready", "storage"),

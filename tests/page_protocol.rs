@@ -4,7 +4,6 @@
 //! reads the shipped files and holds each copy to the Rust one.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::process::Command;
 
 use outpost_sw::core::protocol::{
@@ -179,33 +178,4 @@ fn the_config_type_in_outpost_d_ts_has_the_fields_the_worker_takes() {
         .map(|(k, _)| k.trim().trim_end_matches('?').to_string())
         .collect();
     assert_eq!(auth_fields, keys(sample["auth"].clone()), "OutpostConfig.auth");
-}
-
-/// The bootstrap opens the worker's IndexedDB itself while the wasm loads;
-/// the wasm takes that connection only when it is its database at its
-/// version (`sw/src/web/db.rs`), so a mismatch would cost the head start
-/// silently. Held together here.
-#[test]
-fn the_bootstraps_early_database_open_is_the_wasms_database() {
-    let sw = shim("sw.js");
-    let db = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sw/src/web/db.rs")).unwrap();
-    let constant = |name: &str| {
-        let line = db.lines().find(|l| l.starts_with(&format!("const {name}:"))).expect("the constant in db.rs");
-        line.split('=').nth(1).unwrap().trim().trim_end_matches(';').trim_matches('"').to_string()
-    };
-    let (name, version) = (constant("NAME"), constant("VERSION"));
-    assert!(
-        sw.contains(&format!("indexedDB.open('{name}', {version})")),
-        "shim/sw.js must open IndexedDB '{name}' at version {version}, as sw/src/web/db.rs does"
-    );
-    // And reads the user's keys the wasm would read (sw/src/web/identity.rs).
-    let identity =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sw/src/web/identity.rs")).unwrap();
-    let meta = db.lines().find(|l| l.starts_with("pub const META:")).unwrap().split('"').nth(1).unwrap();
-    assert!(sw.contains(&format!("transaction('{meta}')")), "the bootstrap reads the {meta:?} store");
-    for key in ["KEY", "LOGOUT_KEY"] {
-        let line = identity.lines().find(|l| l.starts_with(&format!("const {key}:"))).unwrap();
-        let value = line.split('"').nth(1).unwrap();
-        assert!(sw.contains(&format!("meta.get('{value}')")), "the bootstrap reads meta {value:?} as identity.rs does");
-    }
 }

@@ -47,21 +47,7 @@ const SEQ: &str = "seq";
 /// below.
 pub struct Db(IdbDatabase);
 
-/// The database, from `early` (the bootstrap's own open, started while the
-/// wasm loaded) when that resolved to this name at this version, else
-/// opened here (with the upgrade the bootstrap leaves to us). `true`: the
-/// bootstrap's connection (what it read through it may be used).
-pub async fn open(early: Option<Promise>) -> Result<(Db, bool)> {
-    if let Some(early) = early {
-        if let Ok(db) = JsFuture::from(early).await.map(JsCast::unchecked_into::<IdbDatabase>) {
-            if db.is_object() && db.name() == NAME && db.version() == f64::from(VERSION) {
-                return Ok((Db(db), true));
-            }
-            if db.is_object() {
-                db.close();
-            }
-        }
-    }
+pub async fn open() -> Result<Db> {
     let opened = async {
         let factory = super::global::scope()
             .indexed_db()?
@@ -83,7 +69,7 @@ pub async fn open(early: Option<Promise>) -> Result<(Db, bool)> {
         request.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
         let db = wait(&request).await?;
         request.set_onupgradeneeded(None);
-        Ok((Db(db.unchecked_into()), false))
+        Ok(Db(db.unchecked_into()))
     };
     opened.await.map_err(|e: Error| {
         Error::new(

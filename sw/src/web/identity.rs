@@ -43,21 +43,10 @@ fn decode(stored: Option<String>) -> (bool, Option<String>) {
 }
 
 impl Identity {
-    /// `early`: the bootstrap's read of the same two values (`meta` keys
-    /// `user` and `logout-pending`, as an array), made while the wasm loaded;
-    /// read here when it has none.
-    pub async fn load(db: Rc<Db>, early: Option<js_sys::Promise>) -> Result<Identity> {
-        let early = match early {
-            Some(p) => wasm_bindgen_futures::JsFuture::from(p).await.ok().filter(js_sys::Array::is_array),
-            None => None,
-        };
-        let [user, logout] = match early {
-            Some(values) => {
-                let values: js_sys::Array = values.into();
-                [values.get(0), values.get(1)].map(|v| (!v.is_undefined()).then_some(v))
-            }
-            None => db::get_many(&db, db::META, [KEY, LOGOUT_KEY]).await?,
-        };
+    pub async fn load(db: Rc<Db>) -> Result<Identity> {
+        // One transaction for both: a cold start waits for this before its
+        // first answer.
+        let [user, logout] = db::get_many(&db, db::META, [KEY, LOGOUT_KEY]).await?;
         let (known, user) = decode(user.and_then(|v| v.as_string()));
         let logout_pending = logout.and_then(|v| v.as_string()).is_some();
         Ok(Identity {

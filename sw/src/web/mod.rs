@@ -86,9 +86,7 @@ impl Inner {
     /// The network request of a read, shared with identical reads in flight
     /// (`core::reads::share_key`). The first read's fetch is never consumed:
     /// every caller, the first included, gets its own clone of the answer.
-    /// `early`: the bootstrap's request for it, started before the wasm was
-    /// ready (a cold start); used as this read's own when none is in flight.
-    fn shared_fetch(&self, request: &Request, early: Early) -> Result<Promise> {
+    fn shared_fetch(&self, request: &Request) -> Result<Promise> {
         let headers = request::headers_of(request)?;
         let generation = self.parts.borrow().as_ref().map(|p| p.identity.generation());
         let credentials = match request.credentials() {
@@ -99,12 +97,9 @@ impl Inner {
         let key = crate::core::reads::share_key(&request.url(), credentials, generation, &headers);
         let existing = self.inflight.borrow().iter().find(|(k, _)| *k == key).map(|(_, p)| p.clone());
         let shared = match existing {
-            Some(p) => {
-                early.drop_it();
-                p
-            }
+            Some(p) => p,
             None => {
-                let p = early.take().unwrap_or_else(|| global::scope().fetch_with_request(request));
+                let p = global::scope().fetch_with_request(request);
                 self.inflight.borrow_mut().push((key.clone(), p.clone()));
                 // Settled: later reads make their own request.
                 let inflight = Rc::clone(&self.inflight);
@@ -319,28 +314,6 @@ impl Inner {
 
 /// The `#[wasm_bindgen]` boundary: the worker's errors become JS `Error`s
 /// here, and nowhere else.
-/// The bootstrap's early network request (see `Outpost::handle`).
-#[derive(Default)]
-struct Early {
-    response: Option<Promise>,
-    abort: Option<js_sys::Function>,
-}
-
-impl Early {
-    /// The request, to be used: no longer to be aborted.
-    fn take(mut self) -> Option<Promise> {
-        self.abort = None;
-        self.response.take()
-    }
-
-    /// Not wanted: cancelled, so a large body is not downloaded for nothing.
-    fn drop_it(self) {
-        if let (Some(abort), Some(_)) = (&self.abort, &self.response) {
-            let _ = abort.call0(&JsValue::UNDEFINED);
-        }
-    }
-}
-
 fn promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
@@ -387,20 +360,16 @@ impl Outpost {
     /// Background Sync). Resolves at once: requests that need storage wait
     /// for it, and a read's network request need not (a cold start opens
     /// the database while the network answers).
-    ///
-    /// `db`: the bootstrap's early open of the database (a promise of an
-    /// `IDBDatabase`, or of null when it left the open to the wasm); `user`:
-    /// its read, through that connection, of what `Identity::load` needs.
-    pub fn start(&self, db: Option<Promise>, user: Option<Promise>) -> Promise {
+    pub fn start(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
         let opening = promise(async move {
-            let (db, early) = db::open(db).await.inspect_err(|e| {
+            let db = db::open().await.inspect_err(|e| {
                 // Logged once; every request that needs storage gets the same error.
                 global::log_error("the worker could not open IndexedDB", e);
             })?;
             let db = Rc::new(db);
             global::mark("opened");
-            let identity = Rc::new(Identity::load(Rc::clone(&db), user.filter(|_| early)).await?);
+            let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
             global::mark("identity");
             let config = Rc::clone(&inner.config);
             let clock = Clock::new();
@@ -503,12 +472,8 @@ impl Outpost {
         handled(self.route(method, url, mode == "navigate"))
     }
 
-    /// Answers a request that `claims` accepted. `early` and `abort`: on a
-    /// cold start, the bootstrap's network request for a GET, started before
-    /// the wasm was ready, and how to cancel it; a read or a passthrough
-    /// answers with it, any other route aborts it.
-    pub fn handle(&self, request: Request, early: Option<Promise>, abort: Option<js_sys::Function>) -> Promise {
-        let early = Early { response: early, abort };
+    /// Answers a request that `claims` accepted.
+    pub fn handle(&self, request: Request) -> Promise {
         let inner = Rc::clone(&self.inner);
         let navigate =
             Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
@@ -523,15 +488,7 @@ impl Outpost {
             // request (see below); its answer is dropped if a logout turns out
             // to be owed. Everything else waits to know.
             let cold_read = matches!(route, Route::Read(_)) && inner.parts.borrow().is_none();
-            let early = match route {
-                Route::Read(_) | Route::Shell(_) | Route::Passthrough => early,
-                _ => {
-                    early.drop_it();
-                    Early::default()
-                }
-            };
             if needs_session && !cold_read && !inner.settle_logout().await.unwrap_or(true) {
-                early.drop_it();
                 return logged_out();
             }
             match route {
@@ -546,7 +503,7 @@ impl Outpost {
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.
-                    let started = inner.shared_fetch(&request, early)?;
+                    let started = inner.shared_fetch(&request)?;
                     match inner.parts().await {
                         Ok(parts) if cold_read && parts.identity.logout_pending() => {
                             let me = Rc::clone(&inner);
@@ -564,10 +521,7 @@ impl Outpost {
                 Route::Content => inner.parts().await?.uploads.content(request).await.map(Into::into),
                 // Not claimed (see `handled`); if the bootstrap asks anyway,
                 // the request goes to the network untouched.
-                Route::Passthrough => match early.take() {
-                    Some(p) => Ok(wasm_bindgen_futures::JsFuture::from(p).await?),
-                    None => global::fetch(&request).await.map(Into::into),
-                },
+                Route::Passthrough => global::fetch(&request).await.map(Into::into),
             }
         })
     }
