@@ -9,8 +9,8 @@ strips the names:
 Sizes are of function bodies in the code section; generic functions are
 counted under the crate whose type they were instantiated for when the
 mangled name says so (`<serde_json>`: serde_json's impls of a foreign
-trait). `__wbindgen_describe_*` functions exist only before wasm-bindgen
-and are not shipped.
+trait). `__wbindgen_describe_*` functions and the `WasmDescribe` impls they
+call exist only before wasm-bindgen and are not shipped.
 """
 import collections
 import re
@@ -99,7 +99,7 @@ def analyse(data):
 
 def owner(name):
     """(crate, our module or None) of a mangled function name."""
-    if name.startswith("__wbindgen_describe"):
+    if name.startswith("__wbindgen_describe") or "WasmDescribe" in name or "wasm_bindgen..describe" in name:
         return "(wasm-bindgen descriptors, not shipped)", None
     m = re.match(r"_ZN(\d+)", name)
     if m:
@@ -156,7 +156,7 @@ def main():
         by_crate[crate] += size
         if module:
             by_module[module] += size
-    shipped = sum(s for n, s in funcs if not n.startswith("__wbindgen_describe"))
+    shipped = sum(s for n, s in funcs if owner(n)[0] != "(wasm-bindgen descriptors, not shipped)")
     print(f"{path}: {len(data)} bytes; code {secs[10]}, data {secs[11]} (shipped code about {shipped})")
     print("\n| crate | code bytes |\n|---|---|")
     for crate, size in by_crate.most_common(25):
