@@ -120,6 +120,13 @@ else
   command -v node >/dev/null || die "node: no node on PATH after installing Debian's nodejs"
   say "node: $(node --version)"
 fi
+# npm: the test of the npm package packs and installs it (no network).
+if command -v npm >/dev/null; then
+  say "npm: $(npm --version)"
+else
+  apt_install npm
+  command -v npm >/dev/null || die "npm: no npm on PATH after installing Debian's npm"
+fi
 
 # 2e. ffmpeg, which makes the video clip the demo test plays and seeks offline.
 if command -v ffmpeg >/dev/null; then

@@ -33,6 +33,11 @@ enum Command {
     Export {
         /// Directory to write into; created if missing.
         dir: PathBuf,
+        /// Write an npm package instead (`npm pack` in DIR makes the
+        /// tarball): the worker, the page client as `outpost-sw/client`, and
+        /// the `outpost-install` command.
+        #[arg(long)]
+        npm: bool,
     },
 }
 
@@ -176,7 +181,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::RevokeSessions(args) => revoke_sessions(args),
-        Command::Export { dir } => export(dir),
+        Command::Export { dir, npm } => export(dir, npm),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -187,10 +192,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn export(dir: PathBuf) -> anyhow::Result<()> {
+fn export(dir: PathBuf, npm: bool) -> anyhow::Result<()> {
     let bundle = Bundle::embedded();
-    let files =
-        bundle.export(&dir).map_err(|e| anyhow::anyhow!("cannot write the bundle into {}: {e}", dir.display()))?;
+    let files = if npm { bundle.export_npm(&dir) } else { bundle.export(&dir) }
+        .map_err(|e| anyhow::anyhow!("cannot write the bundle into {}: {e}", dir.display()))?;
     println!("outpost: wrote {} to {} (bundle {})", files.join(", "), dir.display(), bundle.hash);
     Ok(())
 }

@@ -91,6 +91,75 @@ fn export_writes_the_drop_in_bundle() {
     outpost_sw::Config::from_json(&sample).unwrap();
 }
 
+/// `npm`, run the way a web developer's machine would, with nothing of the
+/// network (the package has no dependencies).
+fn npm(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("npm")
+        .args(args)
+        .args(["--offline", "--no-audit", "--no-fund", "--loglevel=error"])
+        .env("npm_config_update_notifier", "false")
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("npm is needed for this test (./scripts/setup.sh installs it): {e}"));
+    assert!(out.status.success(), "npm {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn export_npm_packs_a_package_a_site_installs_and_uses() {
+    let package = tempfile::tempdir().unwrap();
+    let out = outpost().args(["export", "--npm"]).arg(package.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bundle = Bundle::embedded();
+
+    // The tarball holds exactly the package's files.
+    let packs = tempfile::tempdir().unwrap();
+    let listing = npm(package.path(), &["pack", "--json", "--pack-destination", packs.path().to_str().unwrap()]);
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let mut files: Vec<String> =
+        listing[0]["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap().to_string()).collect();
+    files.sort();
+    let wasm = format!("worker/{}", bundle.wasm_file);
+    let mut want = vec![
+        "README.md",
+        "bin/outpost-install.js",
+        "client/outpost.d.ts",
+        "client/outpost.js",
+        "package.json",
+        "worker/outpost.config.json",
+        "worker/sw.js",
+        wasm.as_str(),
+    ];
+    want.sort();
+    assert_eq!(files, want);
+    let tarball = packs.path().join(listing[0]["filename"].as_str().unwrap());
+    assert_eq!(listing[0]["name"], "outpost-sw");
+    assert_eq!(listing[0]["version"], env!("CARGO_PKG_VERSION"));
+
+    // A site installs the tarball, imports the client by its package name,
+    // and copies the worker into its public folder (an older wasm there goes).
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("package.json"), r#"{"name": "site", "private": true}"#).unwrap();
+    npm(site.path(), &["install", "--no-save", tarball.to_str().unwrap()]);
+    let import = std::process::Command::new("node")
+        .args(["--input-type=module", "-e"])
+        .arg(
+            "import { Outpost } from 'outpost-sw/client'; if (typeof Outpost.register !== 'function') process.exit(3);",
+        )
+        .current_dir(site.path())
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "import of outpost-sw/client: {}", String::from_utf8_lossy(&import.stderr));
+    let public = site.path().join("public");
+    std::fs::create_dir_all(&public).unwrap();
+    std::fs::write(public.join("outpost-sw-0123456789abcdef.wasm"), b"old").unwrap();
+    let copied = npm(site.path(), &["exec", "--no", "--", "outpost-install", "public"]);
+    assert!(copied.contains("copied ") && copied.contains("sw.js") && copied.contains(&bundle.wasm_file), "{copied}");
+    assert_eq!(std::fs::read(public.join("sw.js")).unwrap(), bundle.sw_js.to_vec());
+    assert_eq!(std::fs::read(public.join(&bundle.wasm_file)).unwrap(), bundle.wasm.to_vec());
+    assert!(!public.join("outpost-sw-0123456789abcdef.wasm").exists(), "the older wasm is removed");
+}
+
 #[test]
 fn unreachable_database_or_store_exits_with_one_line() {
     let data = tempfile::tempdir().unwrap();

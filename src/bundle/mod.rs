@@ -20,6 +20,10 @@ pub const OUTPOST_D_TS: &str = include_str!("../../shim/outpost.d.ts");
 pub const SAMPLE_CONFIG: &str = include_str!("../../shim/outpost.config.json");
 /// The integration guide shipped with an export.
 pub const INTEGRATION: &str = include_str!("../../docs/INTEGRATION.md");
+/// The command the npm package installs (`outpost export --npm`).
+pub const NPM_INSTALL_JS: &str = include_str!("../../shim/npm/outpost-install.js");
+/// The npm package's name: `import { Outpost } from 'outpost-sw/client'`.
+pub const NPM_NAME: &str = "outpost-sw";
 /// The worker bootstrap, before stamping.
 pub const BOOTSTRAP_JS: &str = include_str!("../../shim/sw.js");
 
@@ -82,6 +86,91 @@ impl Bundle {
         }
         Ok(written)
     }
+
+    /// Writes an npm package into `dir` (`npm pack` there makes the
+    /// tarball): `worker/` (sw.js, the wasm, the sample config), `client/`
+    /// (the page client as an ES module, with its types, exported as
+    /// `outpost-sw/client`), and `bin/outpost-install.js`, the command that
+    /// copies the worker into a site's public folder. Returns the files
+    /// written, relative to `dir`.
+    pub fn export_npm(&self, dir: &Path) -> io::Result<Vec<String>> {
+        for sub in ["worker", "client", "bin"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        // Leave no stale wasm from an earlier export: sw.js names only one.
+        for entry in fs::read_dir(dir.join("worker"))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("outpost-sw-") && name.ends_with(".wasm") && name != self.wasm_file {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let package = serde_json::json!({
+            "name": NPM_NAME,
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Offline-first service worker (Rust/wasm): queued writes replayed exactly once, offline reads, uploads kept on the device",
+            "license": "MIT OR Apache-2.0",
+            "type": "module",
+            "exports": {
+                "./client": { "types": "./client/outpost.d.ts", "default": "./client/outpost.js" },
+                "./worker/*": "./worker/*",
+                "./package.json": "./package.json",
+            },
+            "types": "./client/outpost.d.ts",
+            "bin": { "outpost-install": "bin/outpost-install.js" },
+            "files": ["worker/", "client/", "bin/", "README.md"],
+            "engines": { "node": ">=18" },
+            "outpost": { "bundle": self.hash, "wasm": self.wasm_file },
+        });
+        let package = serde_json::to_string_pretty(&package).expect("a JSON value prints") + "\n";
+        let readme = format!("{}\n{INTEGRATION}", npm_readme(&self.hash));
+        let wasm_path = format!("worker/{}", self.wasm_file);
+        let files: [(&str, &[u8]); 8] = [
+            ("package.json", package.as_bytes()),
+            ("README.md", readme.as_bytes()),
+            ("worker/sw.js", &self.sw_js),
+            (&wasm_path, &self.wasm),
+            ("worker/outpost.config.json", SAMPLE_CONFIG.as_bytes()),
+            ("client/outpost.js", OUTPOST_JS.as_bytes()),
+            ("client/outpost.d.ts", OUTPOST_D_TS.as_bytes()),
+            ("bin/outpost-install.js", NPM_INSTALL_JS.as_bytes()),
+        ];
+        let mut written = Vec::new();
+        for (name, bytes) in files {
+            fs::write(dir.join(name), bytes)?;
+            written.push(name.to_string());
+        }
+        set_executable(&dir.join("bin/outpost-install.js"))?;
+        Ok(written)
+    }
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+fn npm_readme(hash: &str) -> String {
+    format!(
+        "# {NPM_NAME}\n\n\
+         Outpost's service worker (bundle {hash}) and its page client.\n\n\
+         ```sh\n\
+         npm install {NPM_NAME}\n\
+         npx outpost-install public   # copies sw.js and its wasm where the site serves /\n\
+         ```\n\n\
+         ```js\n\
+         import {{ Outpost }} from '{NPM_NAME}/client';\n\
+         const outpost = await Outpost.register({{ config: {{ /* your routes */ }} }});\n\
+         ```\n\n\
+         Run `outpost-install` again after each update of the package (a `prebuild` script does it). \
+         `worker/outpost.config.json` lists every setting with its default; the guide below says what \
+         your API must do.\n"
+    )
 }
 
 #[cfg(test)]
