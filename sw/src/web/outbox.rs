@@ -136,6 +136,22 @@ fn response_headers(r: &Response) -> Vec<(String, String)> {
     headers
 }
 
+/// The answer to a write the worker could neither send nor keep: `507`,
+/// `storage_full` when the browser's quota is why, else `storage_error`.
+fn not_kept(e: &Error, full: bool) -> Result<Response> {
+    let body = if full {
+        let message = "This device has no room left to keep the write until the network is back \
+                       (the browser's storage quota is full, even after freeing every copy that could go). \
+                       Free some space, or retry once online.";
+        obj! { "error": obj! { "code": "storage_full", "message": message } }
+    } else {
+        global::log_error("could not keep a write", e);
+        let message = format!("This device could not keep the write until the network is back ({e}).");
+        obj! { "error": obj! { "code": "storage_error", "message": message } }
+    };
+    response::json(507, &body.to_json())
+}
+
 /// An entry's event: `{id, method, url, status?}`; callers add fields.
 fn event(e: &Entry) -> Value {
     let mut v = obj! { "id": e.id.to_string(), "method": &e.request.method, "url": &e.request.url };
@@ -206,7 +222,18 @@ impl Outbox {
         // The write belongs to whoever is logged in when the page sends it,
         // even if a login or logout lands while its first attempt is out.
         let user = self.identity.current();
-        let stored = request::capture(&incoming).await?;
+        let stored = match request::capture(&incoming).await {
+            Ok(stored) => stored,
+            // The body could not be read. Seen in Firefox with the storage
+            // quota full (a large body reaches the worker through storage
+            // too): the write is neither sent nor kept, and the page hears
+            // why, never a bare network error.
+            Err(e) => {
+                global::log_error("could not read a write's body", &e);
+                let full = e.is_quota() || self.looks_full(0).await;
+                return not_kept(&e, full);
+            }
+        };
         let turn = self.turn().await;
         let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
         // A write to a batch route waits up to `batchDelayMs` for others to
@@ -500,22 +527,9 @@ impl Outbox {
                 }
                 // Never a 202 without a record, never the write dropped as a
                 // network error: the page hears why.
-                Err(e) if e.is_quota() => {
-                    let message = "This device has no room left to keep the write until the network is back \
-                                   (the browser's storage quota is full, even after freeing every copy that could go). \
-                                   Free some space, or retry once online.";
-                    let body = obj! { "error": obj! { "code": "storage_full", "message": message } };
-                    return response::json(507, &body.to_json());
-                }
-                // Any other refusal: the write is not kept, and the page is
-                // told so plainly (not a bare network error).
-                Err(e) => {
-                    global::log_error("could not keep a write", &e);
-                    let why = e.to_string();
-                    let message = format!("This device could not keep the write until the network is back ({why}).");
-                    let body = obj! { "error": obj! { "code": "storage_error", "message": message } };
-                    return response::json(507, &body.to_json());
-                }
+                // Any other refusal too: the write is not kept, and the page
+                // is told so plainly (not a bare network error).
+                Err(e) => return not_kept(&e, e.is_quota()),
             }
         };
         self.queue_busy.set(Some(true));
