@@ -38,7 +38,7 @@ fn firefox_path() -> String {
 
 pub struct Firefox {
     child: Child,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
     bidi: Mutex<Bidi>,
 }
 
@@ -139,7 +139,13 @@ impl Firefox {
         };
         let mut bidi = Bidi { ws, next_id: 0 };
         bidi.call("session.new", json!({ "capabilities": {} })).await.expect("BiDi session.new");
-        Firefox { child, _profile: profile, bidi: Mutex::new(bidi) }
+        Firefox { child, profile, bidi: Mutex::new(bidi) }
+    }
+
+    /// What Firefox printed so far (with `devtools.console.stdout.content`
+    /// set, the console of pages and workers too): for a failure's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.profile.path().join("firefox.log")).unwrap_or_default()
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
