@@ -192,7 +192,7 @@ async fn screenshot(tab: &harness::Tab, name: &str) {
 async fn wait_for(tab: &harness::Tab, what: &str, js: &str) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        if let Some(v) = tab.try_eval(js).await.ok().filter(|v| !v.is_null() && v != &false) {
+        if let Some(v) = tab.try_eval(js).await.ok().filter(|v| !v.is_null() && *v != false) {
             return v;
         }
         if Instant::now() > deadline {
