@@ -402,3 +402,72 @@ async fn outpost_against_workbox() {
         std::fs::write(json_path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     }
 }
+
+/// Whether V8's compiled-code cache serves the worker's wasm on later cold
+/// starts, from a trace: each cold start traced on its own, the `v8.wasm`
+/// events counted (`v8.wasm.moduleCacheHit` is a start that got its
+/// compiled code from the cache, `v8.wasm.compiledModule`/`cachedModule`
+/// one that wrote it), next to the compile phase the worker measured.
+/// On demand: `cargo test --release --test bench_workbox wasm_code_cache -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a trace on demand (see the doc comment)"]
+async fn wasm_code_cache_on_cold_starts() {
+    use chromiumoxide::cdp::browser_protocol::tracing::{
+        EndParams, EventDataCollected, EventTracingComplete, StartParams, StartTransferMode, TraceConfig,
+    };
+    use futures::StreamExt;
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start_app(origin_app(state.clone()));
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url("/api/health")).await;
+    register(&tab, Mode::Outpost).await;
+    assert_eq!(tab.post("/api/auth/login", &json!({ "user": "bench" })).await.unwrap()["status"], 200);
+    assert_eq!(tab.fetch("/api/projects").await.unwrap()["status"], 200);
+    let mut data = tab.page.event_listener::<EventDataCollected>().await.unwrap();
+    let mut complete = tab.page.event_listener::<EventTracingComplete>().await.unwrap();
+    println!("| cold start | wasm compiled and instantiated | v8.wasm events |\n|---|---|---|");
+    for start in 1..=8 {
+        // Time for tier-up and a cache write after the previous start.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tab.stop_all_workers().await;
+        let config = TraceConfig {
+            included_categories: Some(vec!["v8.wasm".into(), "disabled-by-default-v8.wasm.detailed".into()]),
+            ..Default::default()
+        };
+        let params = StartParams {
+            trace_config: Some(config),
+            transfer_mode: Some(StartTransferMode::ReportEvents),
+            ..Default::default()
+        };
+        tab.page.execute(params).await.expect("Tracing.start");
+        assert_eq!(tab.fetch("/api/projects").await.unwrap()["status"], 200);
+        let t = tab.eval(TIMINGS).await;
+        // Let the cache write (after the worker's first answer) be traced too.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tab.page.execute(EndParams::default()).await.expect("Tracing.end");
+        let mut names = std::collections::BTreeMap::<String, usize>::new();
+        loop {
+            tokio::select! {
+                Some(d) = data.next() => {
+                    for e in &d.value {
+                        if let Some(n) = e["name"].as_str().filter(|n| n.contains("wasm") || n.contains("Wasm")) {
+                            *names.entry(n.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+                Some(_) = complete.next() => break,
+            }
+        }
+        // Events still queued behind the completion.
+        while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), data.next()).await {
+            for e in &d.value {
+                if let Some(n) = e["name"].as_str().filter(|n| n.contains("wasm") || n.contains("Wasm")) {
+                    *names.entry(n.to_string()).or_default() += 1;
+                }
+            }
+        }
+        let compile = t["wasm"].as_f64().unwrap_or(f64::NAN) - t["cache"].as_f64().unwrap_or(f64::NAN);
+        let list: Vec<String> = names.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
+        println!("| {start} | {compile:.1} ms | {} |", list.join(", "));
+    }
+}
