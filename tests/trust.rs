@@ -427,6 +427,7 @@ async fn firefox_trust_boundary() {
     storage_refused("Firefox", &open, firefox_stop).await;
     unseen_login("Firefox", &open).await;
     offline_logout("Firefox", &open, firefox_stop).await;
+    login_switches("Firefox", &open).await;
 }
 
 /// And in WebKit, which cannot be made to stop its worker from outside: the
@@ -449,12 +450,43 @@ async fn webkit_trust_boundary() {
     drop(webkit);
     println!("trust: WebKit leaves out the storage-refused scene (it needs the worker stopped) and the worker restart in the offline logout");
     let webkit = WebKit::launch().await;
+    login_switches("WebKit", async |url: String| webkit.open(&url).await).await;
+    drop(webkit);
+    let webkit = WebKit::launch().await;
     offline_logout(
         "WebKit",
         async |url: String| webkit.open(&url).await,
         async |_t: &harness::webkit::WebKitTab<'_>| {},
     )
     .await;
+}
+
+/// A login switches the worker's user for good: an answer to a request
+/// sent before it (the warm-up reads of the previous login, which name
+/// their user) or a pass that read the stored user just before it must not
+/// make the previous user current again. Logins alternate between two
+/// people, each followed at once by a question only the worker answers.
+async fn login_switches<T: Js>(engine: &str, open: impl AsyncFn(String) -> T) {
+    let w = World::new().await;
+    let tab = open(w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    let switches = tab
+        .eval(
+            "(async () => { const wrong = []; for (let i = 0; i < 40; i++) { \
+               const name = i % 2 ? 'alice' : 'bob'; const r = await post('/api/auth/login', { user: name }); \
+               const s = await outpost.status(); \
+               if (s.user !== r.body.user.id) wrong.push({ i, name, said: r.body.user.id, worker: s.user }); } \
+             return { wrong }; })()",
+        )
+        .await;
+    assert_eq!(switches["wrong"], json!([]), "{engine}: the worker's user after each of 40 logins: {switches}");
+    println!("trust: {engine}: 40 alternating logins, the worker's user right after each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_a_login_is_never_undone_by_an_answer_or_a_pass_from_before_it() {
+    let chromium = Chromium::launch().await;
+    login_switches("Chromium", async |url: String| chromium.open(&url).await).await;
 }
 
 /// What one user's outbox holds is theirs alone on a shared device: an

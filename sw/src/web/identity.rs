@@ -87,9 +87,13 @@ impl Identity {
 
     /// Reads the user again from IndexedDB: another worker instance (an
     /// update rolling out) may have seen a login this one did not.
+    /// A change this instance made while the read was under way is newer
+    /// than what the read found: a pass that began reading just before a
+    /// login was applied would otherwise put the previous user back.
     pub async fn reload(&self) -> Result<()> {
+        let generation = self.generation.get();
         let (known, user) = decode(db::get(&self.db, db::META, KEY).await?.and_then(|v| v.as_string()));
-        if known && user != self.current() {
+        if known && user != self.current() && self.generation.get() == generation {
             self.set(user);
         }
         Ok(())
@@ -130,8 +134,14 @@ impl Identity {
 
     /// Learns the user an answer names (`Outpost-User`), if it names one:
     /// the origin knows who is logged in better than any guess, including
-    /// after a login this worker did not see.
-    pub async fn observe(&self, answer: &web_sys::Response) -> Result<()> {
+    /// after a login this worker did not see. `sent_at`: the generation
+    /// when its request went out. An answer to a request sent before the
+    /// user last changed here speaks of the session as it was then (a read
+    /// sent as bob, answered after alice logged in): it is not learned.
+    pub async fn observe(&self, answer: &web_sys::Response, sent_at: u64) -> Result<()> {
+        if self.generation.get() != sent_at {
+            return Ok(());
+        }
         let named = answer.headers().get(identity::USER_HEADER).ok().flatten();
         let learned = identity::from_header(named.as_deref());
         if learned != Learned::Nothing {

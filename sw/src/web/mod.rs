@@ -146,21 +146,31 @@ impl Inner {
     }
 
     /// Reads an auth route's answer for the user; hands it on unread.
-    async fn observe(&self, source: Source, answer: Response) -> Result<Response> {
+    /// `sent_at`: for "me", the user's generation when it was asked; its
+    /// answer is not learned if a login or logout came in between (it
+    /// speaks of the session before). A login's or logout's own answer is
+    /// always learned: it is the change.
+    async fn observe(&self, source: Source, answer: Response, sent_at: Option<u64>) -> Result<Response> {
+        let parts = self.parts().await?;
         if Heard::Status(answer.status()).is_hint() {
-            self.parts().await?.clock.hint(None);
+            parts.clock.hint(None);
         }
         let body = match answer.clone() {
             Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        self.learned(source, who::learn(source, Some(answer.status()), &body)).await?;
+        if sent_at.is_none_or(|g| g == parts.identity.generation()) {
+            self.learned(source, who::learn(source, Some(answer.status()), &body)).await?;
+        }
         Ok(answer)
     }
 
     async fn auth(self: &Rc<Self>, request: Request, kind: AuthRoute) -> Result<Response> {
         let source = match kind {
-            AuthRoute::Me => return self.observe(Source::Me, global::fetch(&request).await?).await,
+            AuthRoute::Me => {
+                let sent_at = self.parts().await?.identity.generation();
+                return self.observe(Source::Me, global::fetch(&request).await?, Some(sent_at)).await;
+            }
             AuthRoute::Login => Source::Login,
             AuthRoute::Logout => Source::Logout,
         };
@@ -177,7 +187,7 @@ impl Inner {
                     if source == Source::Logout || r.ok() {
                         identity.set_logout_pending(false).await?;
                     }
-                    me.observe(source, r).await.map(Into::into)
+                    me.observe(source, r, None).await.map(Into::into)
                 }
                 Err(e) => {
                     // An offline logout still ends the user's session here,
@@ -284,6 +294,7 @@ impl Inner {
         let me = self.config.auth.me.as_str();
         if !me.contains('*') {
             let url = format!("{}{me}", self.origin);
+            let sent_at = self.parts().await?.identity.generation();
             let answer = global::fetch_within(
                 |signal| {
                     let init = web_sys::RequestInit::new();
@@ -295,7 +306,7 @@ impl Inner {
             )
             .await;
             if let global::Fetched::Answer(r) = answer {
-                self.observe(Source::Me, r).await?;
+                self.observe(Source::Me, r, Some(sent_at)).await?;
             }
         }
         Ok(())

@@ -370,6 +370,7 @@ impl Outbox {
         };
         let head = &writes[0].stored;
         let key = global::uuid();
+        let sent_at = self.identity.generation();
         self.first_in_flight.set(self.first_in_flight.get() + 1);
         let answer = global::fetch_within(
             |signal| {
@@ -383,7 +384,7 @@ impl Outbox {
         let heard = answer.heard();
         let status = answer.response().map(Response::status);
         if let Some(r) = answer.response() {
-            if let Err(e) = self.identity.observe(r).await {
+            if let Err(e) = self.identity.observe(r, sent_at).await {
                 return writes.into_iter().for_each(|w| w.reply.send(Err(e.clone())));
             }
             if heard.is_hint() {
@@ -442,6 +443,7 @@ impl Outbox {
         }
         let (url, body) = (url.as_deref().unwrap_or(&stored.url), body.as_deref().unwrap_or(&stored.body));
         let timeout = self.config.write_timeout_ms;
+        let sent_at = self.identity.generation();
         self.first_in_flight.set(self.first_in_flight.get() + 1);
         let answer = global::fetch_within(
             |signal| {
@@ -454,7 +456,7 @@ impl Outbox {
         self.first_in_flight.set(self.first_in_flight.get() - 1);
         let heard = answer.heard();
         if let Fetched::Answer(response) = answer {
-            self.identity.observe(&response).await?;
+            self.identity.observe(&response, sent_at).await?;
             if heard.is_hint() {
                 // The origin answers: whatever waits for the network may go.
                 self.clock.hint(None);
@@ -813,6 +815,7 @@ impl Outbox {
         let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
         let body = merged.as_deref().or(rewritten.as_deref()).unwrap_or(&entry.request.body);
         let key = if merged.is_some() { global::uuid() } else { entry.idempotency_key.clone() };
+        let sent_at = self.identity.generation();
         let answer = global::fetch_within(
             |signal| {
                 request::build(
@@ -835,7 +838,7 @@ impl Outbox {
         if let Some(r) = answer.response() {
             // Named by the origin: a user other than the entry's (412) is
             // learned here, and the pass stops before the next attempt.
-            self.identity.observe(r).await?;
+            self.identity.observe(r, sent_at).await?;
         }
         let (retry_after, response_body) = match answer.response() {
             Some(r) => {

@@ -158,19 +158,26 @@ impl Reads {
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
         let mut key = Some(owner.key.clone());
+        // What the answer says of the user is learned only if the user did
+        // not change here since the request went out: an answer to a read
+        // sent as bob that arrives after alice logged in is bob's (filed
+        // under him), but must not make him the current user again.
+        let current = self.identity.generation() == owner.generation;
         let named = identity::from_header(r.headers().get(identity::USER_HEADER).ok().flatten().as_deref());
         if let (Learned::User(u), false) = (&named, route.shell) {
             // The origin names whose answer this is: filed under them, and
             // they are the current user from now on.
-            self.identity.apply(&named).await?;
+            if current {
+                self.identity.apply(&named).await?;
+            }
             key = Some(reads::cache_key(Partition::User(Some(u)), url));
         } else if route.names_user {
             let learned = identity::learn(Source::Data, Some(status), &body);
+            if current && learned != Learned::Nothing {
+                self.identity.apply(&learned).await?;
+            }
             if let Learned::User(u) = &learned {
-                self.identity.apply(&learned).await?;
                 key = Some(reads::cache_key(Partition::User(Some(u)), url));
-            } else if learned != Learned::Nothing {
-                self.identity.apply(&learned).await?;
             }
         }
         // The shell is everyone's: a change of user does not matter to it.

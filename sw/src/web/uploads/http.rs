@@ -19,6 +19,7 @@ impl Uploads {
     /// anyone else's session.
     pub(super) async fn api(&self, call: &OriginCall, user: Option<&str>) -> (Heard, Vec<u8>) {
         let url = format!("{}{}", self.origin, call.path);
+        let sent_at = self.identity.generation();
         let answer = global::fetch_within(
             |signal| {
                 let init = RequestInit::new();
@@ -50,7 +51,7 @@ impl Uploads {
         let Fetched::Answer(r) = answer else { return (heard, Vec::new()) };
         // Named by the origin: another user (412) is learned, and the pass
         // stops before the next call.
-        if let Err(e) = self.identity.observe(&r).await {
+        if let Err(e) = self.identity.observe(&r, sent_at).await {
             global::log_error("could not record the user the origin named", &e);
         }
         (heard, global::body_bytes(&r).await.unwrap_or_default())
