@@ -110,8 +110,16 @@ impl Identity {
 
     /// Applies what an answer says; returns whether the user changed. The
     /// change takes effect in memory before it is written, so no request
-    /// can go out for the old user meanwhile.
-    pub async fn apply(&self, learned: &Learned) -> Result<bool> {
+    /// can go out for the old user meanwhile. `sent_at`: the generation when
+    /// the answer's request went out. An answer to a request sent before the
+    /// user last changed here speaks of the session as it was then (a read
+    /// sent as bob, answered after alice logged in; a 401 to bob's upload
+    /// call): it is not applied. A login's or logout's own answer passes the
+    /// generation of now: it is the change.
+    pub async fn apply(&self, learned: &Learned, sent_at: u64) -> Result<bool> {
+        if self.generation.get() != sent_at {
+            return Ok(false);
+        }
         let first = !self.known.get() && *learned != Learned::Nothing;
         let next = identity::next(self.user.borrow().as_deref(), learned);
         if next.is_none() && !first {
@@ -134,18 +142,12 @@ impl Identity {
 
     /// Learns the user an answer names (`Outpost-User`), if it names one:
     /// the origin knows who is logged in better than any guess, including
-    /// after a login this worker did not see. `sent_at`: the generation
-    /// when its request went out. An answer to a request sent before the
-    /// user last changed here speaks of the session as it was then (a read
-    /// sent as bob, answered after alice logged in): it is not learned.
+    /// after a login this worker did not see (`sent_at` as for `apply`).
     pub async fn observe(&self, answer: &web_sys::Response, sent_at: u64) -> Result<()> {
-        if self.generation.get() != sent_at {
-            return Ok(());
-        }
         let named = answer.headers().get(identity::USER_HEADER).ok().flatten();
         let learned = identity::from_header(named.as_deref());
         if learned != Learned::Nothing {
-            self.apply(&learned).await?;
+            self.apply(&learned, sent_at).await?;
         }
         Ok(())
     }

@@ -135,9 +135,10 @@ impl Inner {
     /// first (nothing more goes out as the old user), then every user's
     /// cached reads and kept files on this device are forgotten; files not
     /// yet uploaded stay, parked for their user.
-    async fn learned(&self, source: Source, learned: Learned) -> Result<()> {
+    async fn learned(&self, source: Source, learned: Learned, sent_at: Option<u64>) -> Result<()> {
         let parts = self.parts().await?;
-        parts.identity.apply(&learned).await?;
+        // None: a login's or logout's own answer, the change itself.
+        parts.identity.apply(&learned, sent_at.unwrap_or_else(|| parts.identity.generation())).await?;
         if source == Source::Logout {
             parts.reads.clear_users().await?;
             parts.uploads.forget_copies().await?;
@@ -159,9 +160,7 @@ impl Inner {
             Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        if sent_at.is_none_or(|g| g == parts.identity.generation()) {
-            self.learned(source, who::learn(source, Some(answer.status()), &body)).await?;
-        }
+        self.learned(source, who::learn(source, Some(answer.status()), &body), sent_at).await?;
         Ok(answer)
     }
 
@@ -195,7 +194,7 @@ impl Inner {
                     if source == Source::Logout {
                         identity.set_logout_pending(true).await?;
                     }
-                    me.learned(source, who::learn(source, None, &[])).await?;
+                    me.learned(source, who::learn(source, None, &[]), None).await?;
                     Err(e)
                 }
             }

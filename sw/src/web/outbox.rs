@@ -710,6 +710,7 @@ impl Outbox {
             let mut run = batch::merge_run(&self.config, &entries, i, |e| {
                 ids.waits_for(&e.request.url, &e.request.body, &waiting)
             });
+            let sent_at = self.identity.generation();
             let mut sent = self.attempt(&mut entries, &run, &mut ids, done).await?;
             if sent == Sent::Split {
                 // The merged request was refused: each goes alone, so only
@@ -733,7 +734,7 @@ impl Outbox {
                     // already learned from the answer): nothing more of this
                     // user's can go.
                     if entries[i].last_status == Some(401) {
-                        self.identity.apply(&identity::learn(Source::Replay, Some(401), &[])).await?;
+                        self.identity.apply(&identity::learn(Source::Replay, Some(401), &[]), sent_at).await?;
                     }
                     return Ok((entries, user));
                 }

@@ -158,23 +158,19 @@ impl Reads {
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
         let mut key = Some(owner.key.clone());
-        // What the answer says of the user is learned only if the user did
-        // not change here since the request went out: an answer to a read
-        // sent as bob that arrives after alice logged in is bob's (filed
-        // under him), but must not make him the current user again.
-        let current = self.identity.generation() == owner.generation;
+        // An answer to a read sent as bob that arrives after alice logged in
+        // is bob's (filed under him), but does not make him current again
+        // (`Identity::apply` with the generation the read was sent at).
         let named = identity::from_header(r.headers().get(identity::USER_HEADER).ok().flatten().as_deref());
         if let (Learned::User(u), false) = (&named, route.shell) {
             // The origin names whose answer this is: filed under them, and
             // they are the current user from now on.
-            if current {
-                self.identity.apply(&named).await?;
-            }
+            self.identity.apply(&named, owner.generation).await?;
             key = Some(reads::cache_key(Partition::User(Some(u)), url));
         } else if route.names_user {
             let learned = identity::learn(Source::Data, Some(status), &body);
-            if current && learned != Learned::Nothing {
-                self.identity.apply(&learned).await?;
+            if learned != Learned::Nothing {
+                self.identity.apply(&learned, owner.generation).await?;
             }
             if let Learned::User(u) = &learned {
                 key = Some(reads::cache_key(Partition::User(Some(u)), url));

@@ -202,10 +202,13 @@ impl Uploads {
                     return Ok(());
                 }
                 let Some(call) = api::poll(&self.config, &u, global::now_ms(), trigger) else { break };
+                let sent_at = self.identity.generation();
                 let moved = self.step(&mut u, call).await?;
                 if u.last_status == Some(401) && u.dead.is_none() {
-                    // Parked: the session is gone, nothing more goes as this user.
-                    self.identity.apply(&crate::core::identity::learn(Source::Replay, Some(401), &[])).await?;
+                    // Parked: the session is gone, nothing more goes as this user
+                    // (unless another user logged in meanwhile: `apply` knows).
+                    let learned = crate::core::identity::learn(Source::Replay, Some(401), &[]);
+                    self.identity.apply(&learned, sent_at).await?;
                 }
                 if !self.still_there(&u.id).await? {
                     return Ok(()); // discarded meanwhile
