@@ -15,6 +15,8 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::{wait_until, Chromium, PATIENCE};
@@ -25,6 +27,38 @@ use sha2::{Digest, Sha256};
 /// back: the worker's backoff after an outage is at most 32 s between
 /// attempts, and the open page wakes it at its due time.
 const DELIVERY: Duration = Duration::from_secs(60);
+
+/// The whole test normally takes about a minute (install and build about
+/// 40 s of it). Past this, something waits on a thing that will never
+/// come (a CDP call or a child process with no timeout of its own): the
+/// watchdog says at which step, stops the app's server and ends the test
+/// process, rather than letting the run hang until CI gives up on it.
+const WHOLE_TEST: Duration = Duration::from_secs(8 * 60);
+
+/// The step the test is at, and the server's process id, for the watchdog.
+static STEP: Mutex<&str> = Mutex::new("starting");
+static SERVER_PID: AtomicU32 = AtomicU32::new(0);
+static SERVER_LOG: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn step(what: &'static str) {
+    println!("nextjs: {what}");
+    *STEP.lock().unwrap() = what;
+}
+
+fn watchdog() {
+    std::thread::spawn(move || {
+        std::thread::sleep(WHOLE_TEST);
+        let at = *STEP.lock().unwrap();
+        let log = SERVER_LOG.lock().unwrap().clone();
+        let server = log.and_then(|l| std::fs::read_to_string(l).ok()).unwrap_or_default();
+        eprintln!("nextjs: still not done after {WHOLE_TEST:?}, at the step \"{at}\"; the server said:\n{server}");
+        let pid = SERVER_PID.load(Ordering::SeqCst);
+        if pid != 0 {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        std::process::exit(101);
+    });
+}
 
 fn run(what: &str, cmd: &mut Command) -> String {
     let out = cmd
@@ -115,6 +149,7 @@ impl NextApp {
             .stderr(log)
             .spawn()
             .expect("next start");
+        SERVER_PID.store(child.id(), Ordering::SeqCst);
         self.server = Some(child);
         let port = self.port;
         wait_until("next start to answer", PATIENCE, || async move {
@@ -178,8 +213,6 @@ fn type_and_submit(selector: &str, text: &str) -> String {
     )
 }
 
-/// Waits for `js` to be truthy in the page; on a timeout, says what the
-/// page shows.
 /// The page as a person sees it, in target/screenshots.
 async fn screenshot(tab: &harness::Tab, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
@@ -190,6 +223,8 @@ async fn screenshot(tab: &harness::Tab, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Waits for `js` to be truthy in the page; on a timeout, says what the
+/// page shows.
 async fn wait_for(tab: &harness::Tab, what: &str, js: &str) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -206,8 +241,13 @@ async fn wait_for(tab: &harness::Tab, what: &str, js: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
+    watchdog();
+    step("packing, installing and building the example");
     let mut app = NextApp::build();
+    *SERVER_LOG.lock().unwrap() = Some(app.dir.join("server.log"));
+    step("starting next");
     app.start().await;
+    step("logging in and writing online");
     let chromium = Chromium::launch_with(&[("window-size", "1000,760")]).await;
     let tab = chromium.open(&app.url("/")).await;
 
@@ -225,6 +265,7 @@ async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
     assert_eq!(app.note_texts("alice"), ["written online"]);
     // Once more online, now through the worker: the page and its scripts
     // are kept for an offline start.
+    step("reloading online");
     tab.reload().await;
     wait_for(
         &tab,
@@ -234,6 +275,7 @@ async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
     .await;
 
     // The API unreachable.
+    step("writing with the server down");
     app.kill();
     let down = Instant::now();
     for n in 1..=3 {
@@ -244,6 +286,7 @@ async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
     let status = tab.eval("outpost.status()").await;
     assert_eq!(status["pending"], 3, "{status}");
     // An image, added offline through the page's file input.
+    step("adding an image with the server down");
     let digest = tab
         .eval(
             "(async () => { const c = document.createElement('canvas'); c.width = 320; c.height = 200; \
@@ -262,6 +305,7 @@ async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
 
     // The page opened again with the server still down: it comes from the
     // worker, and so does the list, marked as the device's copy.
+    step("reloading with the server down");
     tab.reload().await;
     let stale = wait_for(
         &tab,
@@ -282,7 +326,9 @@ async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
 
     // Back, after an outage of some seconds; then nobody touches anything.
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(down.elapsed())).await;
+    step("starting next again");
     app.start().await;
+    step("waiting for the notes and the image to arrive");
     let back = Instant::now();
     let outage = back - down;
     let want = ["written online", "offline 1", "offline 2", "offline 3"];
@@ -320,6 +366,7 @@ async fn a_nextjs_app_with_its_own_api_works_offline_through_the_npm_package() {
         image_in.as_secs_f64()
     );
     // The page shows it all, from the network again.
+    step("checking the page shows what arrived");
     wait_for(
         &tab,
         "the page to list the delivered notes",
