@@ -87,6 +87,15 @@ const ready = loadWasm();
 ready.catch((err) => console.error('outpost: the worker could not start:', err));
 
 self.addEventListener('install', (event) => {
+  // Where the browser has a static router (Chromium): requests the worker
+  // would never claim go straight to the network, without starting it
+  // (`Outpost.staticRoutes`). Without one (Firefox, Safari), or if it
+  // refuses the rules, every request comes to the fetch event as before.
+  if (typeof event.addRoutes === 'function') {
+    event.waitUntil(ready
+      .then((o) => event.addRoutes(JSON.parse(o.staticRoutes())))
+      .catch((err) => console.warn('outpost: static routes not added, every request starts the worker:', err)));
+  }
   // Installing only once the wasm is in Cache Storage is what makes the
   // next cold start work offline.
   event.waitUntil(ready.then(() => {

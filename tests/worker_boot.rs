@@ -240,3 +240,42 @@ async fn a_change_of_config_leaves_a_worker_that_starts_offline() {
     assert_eq!((res["status"].clone(), res["headers"]["outpost-cache"].clone()), (200.into(), "stale".into()), "{res}");
     chromium.close().await;
 }
+
+/// Chromium's static router (`InstallEvent.addRoutes`, from the rules the
+/// wasm makes of the config): a request the worker would not claim goes
+/// straight to the network and does not start a stopped worker; a claimed
+/// one starts it as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_worker_would_not_claim_never_start_it() {
+    let (state, _data) = harness::sqlite_state().await;
+    let origin = Origin::start(state);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    tab.register_outpost().await;
+    let running = |tab: &harness::Tab| tab.worker_versions().iter().filter(|v| v.running == Running).count();
+
+    tab.stop_all_workers().await;
+    // An API route the config does not name, a page outside the API, and a
+    // POST to a path no write route has.
+    for (what, js) in [
+        ("GET /api/health", "fetch('/api/health').then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])"),
+        ("GET /nothing-here", "fetch('/nothing-here').then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])"),
+        (
+            "POST /api/health",
+            "fetch('/api/health', { method: 'POST', body: '{}' }).then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])",
+        ),
+    ] {
+        let answer = tab.eval(js).await;
+        assert!(answer[0].as_u64().is_some_and(|s| s > 0), "{what}: answered by the origin: {answer}");
+        assert!(answer[1].is_null(), "{what}: not the worker's answer: {answer}");
+    }
+    // Long enough for a worker started by any of them to show as running.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(running(&tab), 0, "a request outside the worker's routes started it: {:?}", tab.worker_versions());
+
+    // The worker's own route starts it, and it answers.
+    let version = wasm_version(&tab).await.expect("the version route, from the worker");
+    assert_eq!(version, Bundle::embedded().hash);
+    assert!(running(&tab) > 0, "{:?}", tab.worker_versions());
+    chromium.close().await;
+}

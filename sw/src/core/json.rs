@@ -216,7 +216,8 @@ impl PartialEq<&str> for Value {
     }
 }
 
-fn write_str(s: &str, out: &mut String) {
+/// `s` as a JSON string, quotes included, appended to `out`.
+pub fn write_str(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     for c in s.chars() {

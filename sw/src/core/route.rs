@@ -1,6 +1,8 @@
 //! Which requests the worker takes, and in which role.
 
 use super::config::Config;
+use super::json;
+use super::pattern::Pattern;
 use super::url;
 
 /// What the worker does with one request.
@@ -78,9 +80,85 @@ fn position(patterns: &[super::pattern::Pattern], path: &str) -> Option<usize> {
     patterns.iter().position(|p| p.matches(path))
 }
 
+/// The browser's static routes for this config (`InstallEvent.addRoutes`,
+/// given by `shim/sw.js` at install where the browser has them): one rule
+/// that sends every request outside what `route` can claim straight to
+/// the network, so such a request never starts the worker nor waits for
+/// its fetch event. Each claim is a URLPattern matching at least what its
+/// pattern matches (a `*` segment becomes a wildcard, a write route any
+/// method): what the router keeps from the worker is never a request
+/// `route` would take; what it lets through, `route` still decides.
+pub fn static_routes(config: &Config) -> String {
+    const GET: Option<&str> = Some("GET");
+    const POST: Option<&str> = Some("POST");
+    let (auth, version) = (&config.auth, config.version_path());
+    let mut claims = vec![
+        (auth.me.as_str(), GET),
+        (config.content_path.as_str(), GET),
+        (version.as_str(), GET),
+        (config.upload_path.as_str(), POST),
+        (auth.login.as_str(), POST),
+        (auth.logout.as_str(), POST),
+    ];
+    for p in config.reads.iter().chain(&config.shell) {
+        claims.push((p.as_str(), GET));
+    }
+    for p in &config.writes {
+        claims.push((p.as_str(), None)); // POST, PUT, PATCH or DELETE
+    }
+    // Written as text: this runs once per install, and a `json::Value`
+    // built for it would cost the wasm more than the text does.
+    let mut or: Vec<String> = Vec::new();
+    for (pattern, method) in claims {
+        let mut claim = String::from(r#"{"urlPattern":{"pathname":"#);
+        json::write_str(&url_pattern(pattern), &mut claim);
+        if let Some(m) = method {
+            claim.push_str(r#"},"requestMethod":""#);
+            claim.push_str(m);
+            claim.push('"');
+        } else {
+            claim.push('}');
+        }
+        claim.push('}');
+        if !or.contains(&claim) {
+            or.push(claim);
+        }
+    }
+    [r#"[{"condition":{"not":{"or":["#, &or.join(","), r#"]}},"source":"network"}]"#].concat()
+}
+
+/// A route pattern (`core::pattern`) as a URLPattern pathname that matches
+/// every path it matches: literal characters escaped, a `*` segment and
+/// an open tail as URLPattern's `*` (any characters, `/` included).
+fn url_pattern(pattern: &str) -> String {
+    let open_tail = pattern.ends_with('*') && !pattern.ends_with("/*");
+    let body = if open_tail { &pattern[..pattern.len() - 1] } else { pattern };
+    let mut out = String::with_capacity(pattern.len() + 4);
+    for (i, segment) in body.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if segment == "*" {
+            out.push('*');
+            continue;
+        }
+        for c in segment.chars() {
+            if matches!(c, '\\' | ':' | '(' | ')' | '{' | '}' | '?' | '+' | '*') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    if open_tail {
+        out.push('*');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::json::Value;
 
     const O: &str = "http://127.0.0.1:8080";
 
@@ -156,5 +234,104 @@ mod tests {
             assert_eq!(route_request(&c, O, method, &url, true), Route::Passthrough, "{method} {path} as a navigation");
         }
         assert_eq!(route_request(&c, O, "GET", &format!("{O}/"), true), Route::Shell(0), "GET navigations still are");
+    }
+
+    /// URLPattern's pathname matching, for the patterns `url_pattern` makes:
+    /// `\x` is `x`, `*` is any characters (none, and `/`, included).
+    fn url_pattern_matches(pattern: &str, path: &str) -> bool {
+        fn go(p: &[char], s: &[char]) -> bool {
+            match p.first() {
+                None => s.is_empty(),
+                Some('*') => (0..=s.len()).any(|i| go(&p[1..], &s[i..])),
+                Some('\\') => s.first() == p.get(1) && go(&p[2..], &s[1..]),
+                Some(c) => s.first() == Some(c) && go(&p[1..], &s[1..]),
+            }
+        }
+        go(&pattern.chars().collect::<Vec<_>>(), &path.chars().collect::<Vec<_>>())
+    }
+
+    /// Whether the router would leave `method path` to the worker.
+    fn router_claims(rules: &str, method: &str, path: &str) -> bool {
+        let rules = json::parse(rules.as_bytes()).unwrap();
+        let Value::Array(rules) = &rules else { panic!("{rules:?}") };
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].get("source").and_then(Value::as_str), Some("network"));
+        let Some(Value::Array(or)) = rules[0].get("condition").and_then(|c| c.get("not")).and_then(|n| n.get("or"))
+        else {
+            panic!("{rules:?}")
+        };
+        or.iter().any(|c| {
+            let pathname = c.get("urlPattern").and_then(|u| u.get("pathname")).and_then(Value::as_str).unwrap();
+            let method_ok = c.get("requestMethod").and_then(Value::as_str).is_none_or(|m| m == method);
+            method_ok && url_pattern_matches(pathname, path)
+        })
+    }
+
+    #[test]
+    fn url_patterns_escape_literals_and_widen_wildcards() {
+        assert_eq!(url_pattern("/api/assets/*/content"), "/api/assets/*/content");
+        assert_eq!(url_pattern("/api/chat/sessions*"), "/api/chat/sessions*");
+        assert_eq!(url_pattern("/static/*"), "/static/*");
+        assert_eq!(url_pattern("/a:b/(c)+{d}?"), r"/a\:b/\(c\)\+\{d\}\?");
+        assert!(url_pattern_matches(&url_pattern("/a:b/(c)"), "/a:b/(c)"));
+        assert!(!url_pattern_matches(&url_pattern("/a:b"), "/a:bc"));
+    }
+
+    /// Every request `route` claims, the router leaves to the worker: paths
+    /// made from each config's own patterns (each `*` as one segment, an
+    /// empty one, several) and others, with every method.
+    #[test]
+    fn the_static_routes_never_keep_a_claimed_request_from_the_worker() {
+        let configs = [
+            Config::default(),
+            Config::from_json(r#"{"shell": ["/", "/app.js", "/static/*", "/_next/static*"]}"#).unwrap(),
+            Config::from_json(
+                r#"{"apiPrefix": "/v1/", "reads": ["/v1/notes*", "/v1/(x)/*"], "writes": ["/v1/notes/*"],
+                    "auth": {"login": "/v1/login", "logout": "/v1/logout", "me": "/v1/me"},
+                    "uploadPath": "/v1/files", "contentPath": "/v1/files/*/bytes", "shell": ["/"]}"#,
+            )
+            .unwrap(),
+        ];
+        let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+        for config in &configs {
+            let rules = static_routes(config);
+            let mut paths: Vec<String> =
+                ["/", "/app.js", "/index.html", "/api/health", "/api/", "/v1/", "/v1/health", "/static/a/b.css"]
+                    .map(String::from)
+                    .into();
+            paths.push(config.version_path());
+            let patterns = config.reads.iter().chain(&config.writes).chain(&config.shell).chain([
+                &config.auth.login,
+                &config.auth.logout,
+                &config.auth.me,
+                &config.upload_path,
+                &config.content_path,
+            ]);
+            for p in patterns {
+                for fill in ["x", "", "a/b", "7?q"] {
+                    paths.push(p.as_str().replace('*', fill));
+                }
+            }
+            let mut claimed = 0;
+            for path in &paths {
+                for method in methods {
+                    let url = format!("{O}{path}");
+                    if route(config, O, method, &url) != Route::Passthrough {
+                        claimed += 1;
+                        assert!(
+                            router_claims(&rules, method, path),
+                            "{method} {path}: claimed, but the router skips the worker"
+                        );
+                    }
+                }
+            }
+            assert!(claimed > 10, "the corpus claims something: {claimed}");
+            // And it does keep the worker out of what it does not take.
+            assert!(!router_claims(&rules, "GET", "/index.html"));
+        }
+        let default = static_routes(&Config::default());
+        assert!(!router_claims(&default, "GET", "/api/health"), "an API route the config does not name");
+        assert!(!router_claims(&default, "GET", "/app.js"), "no shell by default");
+        assert!(router_claims(&default, "GET", "/api/__outpost/version"));
     }
 }

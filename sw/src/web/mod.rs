@@ -630,6 +630,14 @@ impl Outpost {
         Promise::all_settled(&work)
     }
 
+    /// The browser's static routes for this config, as JSON text
+    /// (`core::route::static_routes`): the bootstrap gives them to
+    /// `InstallEvent.addRoutes` where the browser has it.
+    #[wasm_bindgen(js_name = staticRoutes)]
+    pub fn static_routes(&self) -> String {
+        crate::core::route::static_routes(&self.inner.config)
+    }
+
     /// The bundle hash this worker runs.
     #[wasm_bindgen(getter)]
     pub fn version(&self) -> String {
