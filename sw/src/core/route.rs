@@ -2,7 +2,6 @@
 
 use super::config::Config;
 use super::json;
-use super::pattern::Pattern;
 use super::url;
 
 /// What the worker does with one request.

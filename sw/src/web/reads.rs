@@ -48,6 +48,12 @@ struct Owner {
     generation: u64,
 }
 
+/// A body to keep: read already, or to be read from a clone.
+enum Body {
+    Read(Vec<u8>),
+    Later(Response),
+}
+
 /// Read back from a network answer.
 struct Fresh {
     status: u16,
@@ -120,6 +126,18 @@ impl Reads {
             }
         };
         let fresh = match answer {
+            Some(r) if !route.names_user => {
+                let status = r.status();
+                let passed = self.pass(r, route, &url, &owner).await?;
+                if !reads::serve_stored(Some(status)) {
+                    return Ok(passed);
+                }
+                // A 5xx: the copy, if there is one, else the answer as it came.
+                return Ok(match self.stored(&owner.key).await {
+                    Some(copy) => self.answer_from_copy(&copy)?,
+                    None => passed,
+                });
+            }
             Some(r) => Some(self.take(r, route, &url, &owner).await?),
             None => None,
         };
@@ -147,13 +165,50 @@ impl Reads {
     /// Reads an answer, learns the user from it where the route names one,
     /// and stores or forgets the copy as the core says.
     async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Fresh> {
-        let status = r.status();
-        if Heard::Status(status).is_hint() {
-            // The origin answers: writes and uploads waiting for the network may go.
-            self.clock.hint(None);
-        }
+        let status = self.heard(&r);
         let headers = global::headers_of(&r.headers());
         let body = global::body_bytes(&r).await?;
+        let key = self.filed_under(&r, status, Some(&body), route, url, owner).await?;
+        self.keep(key, status, &headers, Body::Read(body.clone()), owner).await?;
+        Ok(Fresh { status, headers, body })
+    }
+
+    /// The network's answer for the page as it came, on a route whose body
+    /// decides nothing before the page may see it (no `auth.userIn`): the
+    /// user it names is learned first, and its copy is read from a clone
+    /// and kept behind the page's back. (Read into the wasm and built again
+    /// before answering, a cold start's first read waited about 4 ms more.)
+    async fn pass(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Response> {
+        let status = self.heard(&r);
+        let key = self.filed_under(&r, status, None, route, url, owner).await?;
+        let headers = global::headers_of(&r.headers());
+        let copy = if key.is_some() { Body::Later(r.clone()?) } else { Body::Read(Vec::new()) };
+        self.keep(key, status, &headers, copy, owner).await?;
+        Ok(r)
+    }
+
+    /// An answer's status; an answer at all says the origin is reachable,
+    /// so writes and uploads waiting for the network may go.
+    fn heard(&self, r: &Response) -> u16 {
+        let status = r.status();
+        if Heard::Status(status).is_hint() {
+            self.clock.hint(None);
+        }
+        status
+    }
+
+    /// Learns the user an answer names, and says under which key its copy
+    /// goes (None: not kept). `body`: read only where the route names the
+    /// user in it.
+    async fn filed_under(
+        &self,
+        r: &Response,
+        status: u16,
+        body: Option<&[u8]>,
+        route: ReadRoute,
+        url: &str,
+        owner: &Owner,
+    ) -> Result<Option<String>> {
         // An answer that names its user is filed under that user; any other
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
@@ -167,8 +222,8 @@ impl Reads {
             // they are the current user from now on.
             self.identity.apply(&named, owner.generation).await?;
             key = Some(reads::cache_key(Partition::User(Some(u)), url));
-        } else if route.names_user {
-            let learned = identity::learn(Source::Data, Some(status), &body);
+        } else if let (true, Some(body)) = (route.names_user, body) {
+            let learned = identity::learn(Source::Data, Some(status), body);
             if learned != Learned::Nothing {
                 self.identity.apply(&learned, owner.generation).await?;
             }
@@ -181,17 +236,38 @@ impl Reads {
         {
             key = None;
         }
+        Ok(key)
+    }
+
+    /// Stores or forgets the copy as the core says. The page does not wait
+    /// for a copy to be written (nor, for a `Later` body, read).
+    async fn keep(
+        self: &Rc<Self>,
+        key: Option<String>,
+        status: u16,
+        headers: &[(String, String)],
+        body: Body,
+        owner: &Owner,
+    ) -> Result<()> {
         let cache_control = headers.iter().find(|(k, _)| k == "cache-control").map(|(_, v)| v.as_str());
         match (reads::keep(status, cache_control), key) {
             (Keep::Store, Some(key)) => {
                 let kept: Vec<(String, String)> =
                     headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
-                let now = global::now_ms();
-                let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: now };
-                // The page does not wait for the copy to be written.
                 let me = Rc::clone(self);
                 global::spawn(async move {
-                    if let Err(e) = me.store(&key, &copy, now).await {
+                    let body = match body {
+                        Body::Read(b) => Ok(b),
+                        Body::Later(r) => global::body_bytes(&r).await,
+                    };
+                    let now = global::now_ms();
+                    let stored = match body {
+                        Ok(body) => {
+                            me.store(&key, &CachedRead { status, headers: kept, body, stored_at: now }, now).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = stored {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
                     }
@@ -202,7 +278,7 @@ impl Reads {
             }
             _ => {}
         }
-        Ok(Fresh { status, headers, body })
+        Ok(())
     }
 
     async fn store(&self, key: &str, copy: &CachedRead, now: u64) -> Result<()> {
