@@ -54,7 +54,17 @@ struct Inner {
     /// Work that outlives the request that started it (the login warm-up):
     /// the bootstrap keeps the worker alive until it settles (`settled`).
     background: RefCell<Vec<Promise>>,
+    /// Answers to the requests that came before storage was ready (the
+    /// request that started this worker, mostly): the start's own work
+    /// (replays, the user check, the shell) waits for them, at most
+    /// `START_YIELD_MS`, so a cold start's first answer does not share the
+    /// worker's one thread with it.
+    cold_answers: RefCell<Vec<Promise>>,
 }
+
+/// How long the start's own work gives way to the requests that came
+/// before storage was ready.
+const START_YIELD_MS: u32 = 100;
 
 /// What `start()` opens.
 #[derive(Clone)]
@@ -360,6 +370,7 @@ impl Outpost {
             parts: RefCell::new(None),
             inflight: Rc::default(),
             background: RefCell::default(),
+            cold_answers: RefCell::default(),
             opening: RefCell::new(None),
         };
         Ok(Outpost { inner: Rc::new(inner) })
@@ -444,6 +455,10 @@ impl Outpost {
             let me = Rc::clone(&inner);
             let shell = Rc::clone(&reads);
             global::spawn(async move {
+                let first: js_sys::Array = me.cold_answers.borrow_mut().drain(..).collect();
+                if first.length() > 0 {
+                    let _ = global::race(Promise::all_settled(&first), START_YIELD_MS).await;
+                }
                 // Asking `me` with a cookie whose logout is still owed would
                 // bring the previous user back.
                 if !me.settle_logout().await.unwrap_or(false) {
@@ -488,7 +503,8 @@ impl Outpost {
         let navigate =
             Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
         let route = self.route(&request.method(), &request.url(), navigate);
-        promise(async move {
+        let cold = self.inner.parts.borrow().is_none();
+        let answer = promise(async move {
             // A logout made offline is still owed: it goes first, and until
             // it has, the device answers as logged out (the HttpOnly cookie
             // would otherwise make the next request the previous user's).
@@ -533,7 +549,14 @@ impl Outpost {
                 // the request goes to the network untouched.
                 Route::Passthrough => global::fetch(&request).await.map(Into::into),
             }
-        })
+        });
+        // A few: storage that never opens never takes them back.
+        let mut waiting = self.inner.cold_answers.borrow_mut();
+        if cold && waiting.len() < 8 {
+            waiting.push(answer.clone());
+        }
+        drop(waiting);
+        answer
     }
 
     /// The Background Sync event for the outbox tag. Rejects while entries

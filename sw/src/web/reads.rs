@@ -54,19 +54,6 @@ enum Body {
     Later(Response),
 }
 
-/// Read back from a network answer.
-struct Fresh {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Fresh {
-    fn response(&self) -> Result<Response> {
-        response::build(self.status, &self.headers, &self.body)
-    }
-}
-
 impl Reads {
     pub fn new(config: Rc<Config>, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
         Reads { config, db, identity, events: Events::new(), clock }
@@ -95,8 +82,8 @@ impl Reads {
                 let refresh_owner = owner.clone();
                 global::spawn(async move {
                     let Some(r) = global::answer_of(started).await else { return };
-                    if let Ok(fresh) = me.take(r, route, &refresh_url, &refresh_owner).await {
-                        if fresh.status < 300 && fresh.body != old_body {
+                    if let Ok((fresh, Some(body))) = me.take(r, route, &refresh_url, &refresh_owner, true).await {
+                        if fresh.status() < 300 && body != old_body {
                             me.events.emit(Event::Updated, obj! { "url": &refresh_url });
                         }
                     }
@@ -116,7 +103,7 @@ impl Reads {
                     let (late_owner, late_url) = (owner.clone(), url.clone());
                     global::spawn(async move {
                         if let Some(r) = global::answer_of(fetch).await {
-                            let _ = me.take(r, route, &late_url, &late_owner).await;
+                            let _ = me.take(r, route, &late_url, &late_owner, false).await;
                         }
                     });
                     return self.answer_from_copy(&copy);
@@ -125,29 +112,20 @@ impl Reads {
                 global::answer_of(fetch).await
             }
         };
-        let fresh = match answer {
-            Some(r) if !route.names_user => {
-                let status = r.status();
-                let passed = self.pass(r, route, &url, &owner).await?;
-                if !reads::serve_stored(Some(status)) {
-                    return Ok(passed);
-                }
-                // A 5xx: the copy, if there is one, else the answer as it came.
-                return Ok(match self.stored(&owner.key).await {
-                    Some(copy) => self.answer_from_copy(&copy)?,
-                    None => passed,
-                });
+        if let Some(r) = answer {
+            let status = r.status();
+            let (fresh, _) = self.take(r, route, &url, &owner, false).await?;
+            if !reads::serve_stored(Some(status)) {
+                return Ok(fresh);
             }
-            Some(r) => Some(self.take(r, route, &url, &owner).await?),
-            None => None,
-        };
-        if reads::serve_stored(fresh.as_ref().map(|f| f.status)) {
-            if let Some(copy) = self.stored(&owner.key).await {
-                return self.answer_from_copy(&copy);
-            }
+            // A 5xx: the copy, if there is one, else the answer as it came.
+            return Ok(match self.stored(&owner.key).await {
+                Some(copy) => self.answer_from_copy(&copy)?,
+                None => fresh,
+            });
         }
-        match fresh {
-            Some(f) => f.response(),
+        match self.stored(&owner.key).await {
+            Some(copy) => self.answer_from_copy(&copy),
             None => response::json(
                 504,
                 &obj! { "error": obj! {
@@ -162,29 +140,35 @@ impl Reads {
         }
     }
 
-    /// Reads an answer, learns the user from it where the route names one,
-    /// and stores or forgets the copy as the core says.
-    async fn take(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Fresh> {
+    /// Learns the user an answer names, stores or forgets its copy as the
+    /// core says, and gives the answer back for the page as it came, with
+    /// its body if `read` (or the route names the user in it: then that is
+    /// learned before the page may act on the answer). Otherwise the copy is
+    /// read from a clone behind the page's back: read into the wasm and
+    /// built again before answering, a cold start's first read waited about
+    /// 2 ms more.
+    async fn take(
+        self: &Rc<Self>,
+        r: Response,
+        route: ReadRoute,
+        url: &str,
+        owner: &Owner,
+        read: bool,
+    ) -> Result<(Response, Option<Vec<u8>>)> {
         let status = self.heard(&r);
+        let body = match read || route.names_user {
+            true => Some(global::body_bytes(&r.clone()?).await?),
+            false => None,
+        };
+        let key = self.filed_under(&r, status, body.as_deref(), route, url, owner).await?;
         let headers = global::headers_of(&r.headers());
-        let body = global::body_bytes(&r).await?;
-        let key = self.filed_under(&r, status, Some(&body), route, url, owner).await?;
-        self.keep(key, status, &headers, Body::Read(body.clone()), owner).await?;
-        Ok(Fresh { status, headers, body })
-    }
-
-    /// The network's answer for the page as it came, on a route whose body
-    /// decides nothing before the page may see it (no `auth.userIn`): the
-    /// user it names is learned first, and its copy is read from a clone
-    /// and kept behind the page's back. (Read into the wasm and built again
-    /// before answering, a cold start's first read waited about 4 ms more.)
-    async fn pass(self: &Rc<Self>, r: Response, route: ReadRoute, url: &str, owner: &Owner) -> Result<Response> {
-        let status = self.heard(&r);
-        let key = self.filed_under(&r, status, None, route, url, owner).await?;
-        let headers = global::headers_of(&r.headers());
-        let copy = if key.is_some() { Body::Later(r.clone()?) } else { Body::Read(Vec::new()) };
+        let copy = match (&key, &body) {
+            (Some(_), Some(b)) => Body::Read(b.clone()),
+            (Some(_), None) => Body::Later(r.clone()?),
+            (None, _) => Body::Read(Vec::new()),
+        };
         self.keep(key, status, &headers, copy, owner).await?;
-        Ok(r)
+        Ok((r, body))
     }
 
     /// An answer's status; an answer at all says the origin is reachable,
@@ -342,7 +326,7 @@ impl Reads {
             let Ok(request) = Request::new_with_str(&url) else { continue };
             if let Ok(r) = global::fetch(&request).await {
                 let owner = self.owner(route, &url);
-                let _ = self.take(r, route, &url, &owner).await;
+                let _ = self.take(r, route, &url, &owner, false).await;
             }
         }
     }
