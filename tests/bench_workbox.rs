@@ -350,7 +350,9 @@ async fn outpost_against_workbox() {
         "\nHow each is measured: *enqueue*: the page sends the writes one after another while the origin is down, \
          until the worker has stored them all (Outpost answers `202`; Workbox stores the request, then the page \
          sees the network error). *replay*: from the sync event (fired over CDP, each worker's own tag) until the \
-         origin holds every write. *passthrough*: `GET /api/health`, a route neither worker handles. *cached*: \
+         origin holds every write. *passthrough*: `GET /api/health`, a route neither worker handles (Workbox's \
+         fetch event lets it pass; Outpost's static router rule sends it past the worker, which is not \
+         consulted). *cached*: \
          `GET /api/projects` with the origin down, answered from each worker's copy. *cold start*: \
          `ServiceWorker.stopAllWorkers`, then one `GET /api/projects`, online. Lost, duplicated and out-of-order \
          writes compare what the origin stored with what the page sent.\n",
