@@ -489,6 +489,66 @@ async fn chromium_a_login_is_never_undone_by_an_answer_or_a_pass_from_before_it(
     login_switches("Chromium", async |url: String| chromium.open(&url).await).await;
 }
 
+/// The origin holds the first presign it gets until `release`, then
+/// answers it 401: the session it was sent with ended meanwhile.
+fn held_presign(
+    state: outpost::AppState,
+    arrived: std::sync::Arc<tokio::sync::Notify>,
+    release: std::sync::Arc<tokio::sync::Notify>,
+) -> axum::Router {
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::middleware::Next;
+    use axum::response::IntoResponse;
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let (arrived, release, held) = (arrived.clone(), release.clone(), held.clone());
+        async move {
+            if req.uri().path() != "/api/assets/presign" || held.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return next.run(req).await;
+            }
+            arrived.notify_one();
+            release.notified().await;
+            (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": { "code": "unauthenticated" } }))).into_response()
+        }
+    }))
+}
+
+/// An upload call sent as bob is answered 401 after alice logged in: it
+/// speaks of bob's session, so bob's upload parks, and alice stays the
+/// worker's user (before, the 401 logged her out: her next writes were
+/// queued as nobody's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_a_401_to_a_call_sent_as_the_previous_user_does_not_log_out_the_next() {
+    let (arrived, release) =
+        (std::sync::Arc::new(tokio::sync::Notify::new()), std::sync::Arc::new(tokio::sync::Notify::new()));
+    let (a, r) = (arrived.clone(), release.clone());
+    let w = World::serving(move |state| held_presign(state, a.clone(), r.clone())).await;
+    let chromium = Chromium::launch().await;
+    let tab = chromium.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    let bob = tab.eval("post('/api/auth/login', { user: 'bob' })").await;
+    assert_eq!(bob["status"], 200, "{bob}");
+    // Not awaited: the worker keeps the file, then asks for a presigned URL.
+    tab.eval("outpost.upload(fileOf(5000), { filename: 'bob.bin' }); true").await;
+    tokio::time::timeout(PATIENCE, arrived.notified()).await.expect("bob's presign at the origin");
+    let alice = tab.eval("post('/api/auth/login', { user: 'alice' })").await;
+    assert_eq!(alice["status"], 200, "{alice}");
+    assert_eq!(tab.eval("outpost.status()").await["user"], alice["body"]["user"]["id"]);
+    release.notify_one();
+    // The 401 reaches the worker (bob's upload parks); for 3 s after it,
+    // the worker's user is alice at every look.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let status = tab.eval("outpost.status()").await;
+        assert_eq!(status["user"], alice["body"]["user"]["id"], "alice is still the worker's user: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And the worker says so to the origin: her next write goes as her.
+    let sent = tab.eval("post('/api/chat/sessions', { title: 'alice after' })").await;
+    assert_eq!(sent["status"], 201, "{sent}");
+}
+
 /// What one user's outbox holds is theirs alone on a shared device: an
 /// unreadable record found while alice was logged in is listed to her, not
 /// to bob, and only she can discard it.
