@@ -48,12 +48,6 @@ struct Owner {
     generation: u64,
 }
 
-/// A body to keep: read already, or to be read from a clone.
-enum Body {
-    Read(Vec<u8>),
-    Later(Response),
-}
-
 impl Reads {
     pub fn new(config: Rc<Config>, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
         Reads { config, db, identity, events: Events::new(), clock }
@@ -82,7 +76,7 @@ impl Reads {
                 let refresh_owner = owner.clone();
                 global::spawn(async move {
                     let Some(r) = global::answer_of(started).await else { return };
-                    if let Ok((fresh, Some(body))) = me.take(r, route, &refresh_url, &refresh_owner, true).await {
+                    if let Ok((fresh, body)) = me.take(r, route, &refresh_url, &refresh_owner).await {
                         if fresh.status() < 300 && body != old_body {
                             me.events.emit(Event::Updated, obj! { "url": &refresh_url });
                         }
@@ -103,7 +97,7 @@ impl Reads {
                     let (late_owner, late_url) = (owner.clone(), url.clone());
                     global::spawn(async move {
                         if let Some(r) = global::answer_of(fetch).await {
-                            let _ = me.take(r, route, &late_url, &late_owner, false).await;
+                            let _ = me.take(r, route, &late_url, &late_owner).await;
                         }
                     });
                     return self.answer_from_copy(&copy);
@@ -114,7 +108,7 @@ impl Reads {
         };
         if let Some(r) = answer {
             let status = r.status();
-            let (fresh, _) = self.take(r, route, &url, &owner, false).await?;
+            let (fresh, _) = self.take(r, route, &url, &owner).await?;
             if !reads::serve_stored(Some(status)) {
                 return Ok(fresh);
             }
@@ -141,33 +135,24 @@ impl Reads {
     }
 
     /// Learns the user an answer names, stores or forgets its copy as the
-    /// core says, and gives the answer back for the page as it came, with
-    /// its body if `read` (or the route names the user in it: then that is
-    /// learned before the page may act on the answer). Otherwise the copy is
-    /// read from a clone behind the page's back: read into the wasm and
-    /// built again before answering, a cold start's first read waited about
-    /// 2 ms more.
+    /// core says, and gives the answer back for the page as it came (not
+    /// built again from its parts), with its body. The body is read, from a
+    /// clone, before the page has the answer, so the copy's write is queued
+    /// before anything the page does next (reads it back offline, closes the
+    /// tab, has the worker stopped). Read in the background, the copy lagged
+    /// behind: an offline read right after got the copy before last.
     async fn take(
         self: &Rc<Self>,
         r: Response,
         route: ReadRoute,
         url: &str,
         owner: &Owner,
-        read: bool,
-    ) -> Result<(Response, Option<Vec<u8>>)> {
+    ) -> Result<(Response, Vec<u8>)> {
         let status = self.heard(&r);
-        let body = match read || route.names_user {
-            true => Some(global::body_bytes(&r.clone()?).await?),
-            false => None,
-        };
-        let key = self.filed_under(&r, status, body.as_deref(), route, url, owner).await?;
+        let body = global::body_bytes(&r.clone()?).await?;
+        let key = self.filed_under(&r, status, &body, route, url, owner).await?;
         let headers = global::headers_of(&r.headers());
-        let copy = match (&key, &body) {
-            (Some(_), Some(b)) => Body::Read(b.clone()),
-            (Some(_), None) => Body::Later(r.clone()?),
-            (None, _) => Body::Read(Vec::new()),
-        };
-        self.keep(key, status, &headers, copy, owner).await?;
+        self.keep(key, status, &headers, body.clone(), owner).await?;
         Ok((r, body))
     }
 
@@ -188,7 +173,7 @@ impl Reads {
         &self,
         r: &Response,
         status: u16,
-        body: Option<&[u8]>,
+        body: &[u8],
         route: ReadRoute,
         url: &str,
         owner: &Owner,
@@ -206,7 +191,7 @@ impl Reads {
             // they are the current user from now on.
             self.identity.apply(&named, owner.generation).await?;
             key = Some(reads::cache_key(Partition::User(Some(u)), url));
-        } else if let (true, Some(body)) = (route.names_user, body) {
+        } else if route.names_user {
             let learned = identity::learn(Source::Data, Some(status), body);
             if learned != Learned::Nothing {
                 self.identity.apply(&learned, owner.generation).await?;
@@ -230,7 +215,7 @@ impl Reads {
         key: Option<String>,
         status: u16,
         headers: &[(String, String)],
-        body: Body,
+        body: Vec<u8>,
         owner: &Owner,
     ) -> Result<()> {
         let cache_control = headers.iter().find(|(k, _)| k == "cache-control").map(|(_, v)| v.as_str());
@@ -240,18 +225,9 @@ impl Reads {
                     headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
                 let me = Rc::clone(self);
                 global::spawn(async move {
-                    let body = match body {
-                        Body::Read(b) => Ok(b),
-                        Body::Later(r) => global::body_bytes(&r).await,
-                    };
                     let now = global::now_ms();
-                    let stored = match body {
-                        Ok(body) => {
-                            me.store(&key, &CachedRead { status, headers: kept, body, stored_at: now }, now).await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = stored {
+                    let copy = CachedRead { status, headers: kept, body, stored_at: now };
+                    if let Err(e) = me.store(&key, &copy, now).await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
                     }
@@ -326,7 +302,7 @@ impl Reads {
             let Ok(request) = Request::new_with_str(&url) else { continue };
             if let Ok(r) = global::fetch(&request).await {
                 let owner = self.owner(route, &url);
-                let _ = self.take(r, route, &url, &owner, false).await;
+                let _ = self.take(r, route, &url, &owner).await;
             }
         }
     }
