@@ -257,17 +257,15 @@ async fn requests_the_worker_would_not_claim_never_start_it() {
     tab.stop_all_workers().await;
     // An API route the config does not name, a page outside the API, and a
     // POST to a path no write route has.
-    for (what, js) in [
-        ("GET /api/health", "fetch('/api/health').then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])"),
-        ("GET /nothing-here", "fetch('/nothing-here').then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])"),
-        (
-            "POST /api/health",
-            "fetch('/api/health', { method: 'POST', body: '{}' }).then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])",
-        ),
-    ] {
-        let answer = tab.eval(js).await;
-        assert!(answer[0].as_u64().is_some_and(|s| s > 0), "{what}: answered by the origin: {answer}");
-        assert!(answer[1].is_null(), "{what}: not the worker's answer: {answer}");
+    for (method, path) in [("GET", "/api/health"), ("GET", "/nothing-here"), ("POST", "/api/health")] {
+        let body = if method == "POST" { ", body: '{}'" } else { "" };
+        let answer = tab
+            .eval(&format!(
+                "fetch('{path}', {{ method: '{method}'{body} }}).then(async (r) => [r.status, r.headers.get('outpost-source'), await r.text()])"
+            ))
+            .await;
+        assert!(answer[0].as_u64().is_some_and(|s| s > 0), "{method} {path}: answered by the origin: {answer}");
+        assert!(answer[1].is_null(), "{method} {path}: not the worker's answer: {answer}");
     }
     // Long enough for a worker started by any of them to show as running.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;

@@ -550,12 +550,13 @@ impl Outpost {
                 Route::Passthrough => global::fetch(&request).await.map(Into::into),
             }
         });
-        // A few: storage that never opens never takes them back.
-        let mut waiting = self.inner.cold_answers.borrow_mut();
-        if cold && waiting.len() < 8 {
-            waiting.push(answer.clone());
+        if cold {
+            // A few: storage that never opens never takes them back.
+            let mut waiting = self.inner.cold_answers.borrow_mut();
+            if waiting.len() < 8 {
+                waiting.push(answer.clone());
+            }
         }
-        drop(waiting);
         answer
     }
 

@@ -148,36 +148,12 @@ impl Reads {
         url: &str,
         owner: &Owner,
     ) -> Result<(Response, Vec<u8>)> {
-        let status = self.heard(&r);
-        let body = global::body_bytes(&r.clone()?).await?;
-        let key = self.filed_under(&r, status, &body, route, url, owner).await?;
-        let headers = global::headers_of(&r.headers());
-        self.keep(key, status, &headers, body.clone(), owner).await?;
-        Ok((r, body))
-    }
-
-    /// An answer's status; an answer at all says the origin is reachable,
-    /// so writes and uploads waiting for the network may go.
-    fn heard(&self, r: &Response) -> u16 {
         let status = r.status();
         if Heard::Status(status).is_hint() {
+            // The origin answers: writes and uploads waiting for the network may go.
             self.clock.hint(None);
         }
-        status
-    }
-
-    /// Learns the user an answer names, and says under which key its copy
-    /// goes (None: not kept). `body`: read only where the route names the
-    /// user in it.
-    async fn filed_under(
-        &self,
-        r: &Response,
-        status: u16,
-        body: &[u8],
-        route: ReadRoute,
-        url: &str,
-        owner: &Owner,
-    ) -> Result<Option<String>> {
+        let body = global::body_bytes(&r.clone()?).await?;
         // An answer that names its user is filed under that user; any other
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
@@ -192,7 +168,7 @@ impl Reads {
             self.identity.apply(&named, owner.generation).await?;
             key = Some(reads::cache_key(Partition::User(Some(u)), url));
         } else if route.names_user {
-            let learned = identity::learn(Source::Data, Some(status), body);
+            let learned = identity::learn(Source::Data, Some(status), &body);
             if learned != Learned::Nothing {
                 self.identity.apply(&learned, owner.generation).await?;
             }
@@ -205,28 +181,17 @@ impl Reads {
         {
             key = None;
         }
-        Ok(key)
-    }
-
-    /// Stores or forgets the copy as the core says. The page does not wait
-    /// for a copy to be written (nor, for a `Later` body, read).
-    async fn keep(
-        self: &Rc<Self>,
-        key: Option<String>,
-        status: u16,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-        owner: &Owner,
-    ) -> Result<()> {
+        let headers = global::headers_of(&r.headers());
         let cache_control = headers.iter().find(|(k, _)| k == "cache-control").map(|(_, v)| v.as_str());
         match (reads::keep(status, cache_control), key) {
             (Keep::Store, Some(key)) => {
                 let kept: Vec<(String, String)> =
                     headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
+                let now = global::now_ms();
+                let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: now };
+                // The page does not wait for the copy to be written.
                 let me = Rc::clone(self);
                 global::spawn(async move {
-                    let now = global::now_ms();
-                    let copy = CachedRead { status, headers: kept, body, stored_at: now };
                     if let Err(e) = me.store(&key, &copy, now).await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
@@ -238,7 +203,7 @@ impl Reads {
             }
             _ => {}
         }
-        Ok(())
+        Ok((r, body))
     }
 
     async fn store(&self, key: &str, copy: &CachedRead, now: u64) -> Result<()> {
