@@ -23,6 +23,11 @@ const PAGE: &str = "/style.css";
 struct Faults {
     /// Delay of `GET /api/projects`, in ms.
     slow_projects_ms: AtomicU64,
+    /// Delay of the answer to `GET /api/projects` once it is made (the
+    /// origin's state read, the answer held), in ms.
+    late_projects_ms: AtomicU64,
+    /// `GET /api/projects` requests the origin answered.
+    projects: AtomicUsize,
     /// `GET /api/projects` answered with `Cache-Control: no-store`.
     no_store: AtomicBool,
     /// Batches the origin received (whatever it answered).
@@ -55,7 +60,14 @@ fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
             if projects && delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
             }
+            let late = f.late_projects_ms.load(Ordering::SeqCst);
             let mut res = next.run(req).await;
+            if projects {
+                f.projects.fetch_add(1, Ordering::SeqCst);
+                if late > 0 {
+                    tokio::time::sleep(Duration::from_millis(late)).await;
+                }
+            }
             if projects && f.no_store.load(Ordering::SeqCst) {
                 res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
@@ -172,6 +184,42 @@ async fn a_slow_origin_gets_the_stored_copy_at_the_timeout_and_refreshes_it_late
     let later = s.get("/api/projects").await;
     assert_eq!(later["headers"]["outpost-cache"], "stale");
     assert_eq!(names(&later["body"]), ["one", "two"], "{later}");
+    s.chromium.close().await;
+}
+
+/// Answers arrive out of order: one to a read sent before a write can
+/// reach the worker after the answer to a read sent after it (a login's
+/// warm-up does this to the page's own first reads). The copy kept is the
+/// later read's, never the one before the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_arrives_late_does_not_bring_back_an_older_copy() {
+    // No warm-up: its own reads of the projects would come between.
+    let mut s = Scene::new(r#"{"warmUp": []}"#).await;
+    s.login("alice").await;
+    s.project("one").await;
+    // The first read is answered by the origin at once (["one"]), and the
+    // answer held on its way back.
+    s.faults.late_projects_ms.store(2_000, Ordering::SeqCst);
+    s.tab.eval("window.early = fetch('/api/projects').then((r) => r.json()); true").await;
+    wait_until("the early read answered by the origin", PATIENCE, || async {
+        (s.faults.projects.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    s.faults.late_projects_ms.store(0, Ordering::SeqCst);
+    s.project("two").await;
+    let after = s.get("/api/projects").await;
+    assert_eq!(names(&after["body"]), ["one", "two"], "a read after the write shared the one before it: {after}");
+    let early = s.tab.eval("window.early").await;
+    assert_eq!(names(&early), ["one"], "the page gets the answer to what it asked, as it came");
+    // Offline, for a second after the late answer: the copy is the newer.
+    s.origin.stop();
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        let offline = s.get("/api/projects").await;
+        assert_eq!(offline["headers"]["outpost-cache"], "stale", "{offline}");
+        assert_eq!(names(&offline["body"]), ["one", "two"], "the copy went back to before the write: {offline}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     s.chromium.close().await;
 }
 

@@ -22,6 +22,13 @@ async fn wasm_version(tab: &harness::Tab) -> Result<String, String> {
     Ok(res["body"]["version"].as_str().unwrap().to_string())
 }
 
+/// The states of a registration's workers and the page's controller, for
+/// failure messages.
+const REGISTRATION_STATE: &str = "navigator.serviceWorker.getRegistration().then(r => r && ({ \
+     installing: r.installing && r.installing.state, waiting: r.waiting && r.waiting.state, \
+     active: r.active && r.active.state, controller: navigator.serviceWorker.controller && \
+     navigator.serviceWorker.controller.state }))";
+
 /// A same-origin page that does not register the worker by itself (the
 /// demo at `/` registers it with its own config).
 const PAGE: &str = "/api/health";
@@ -130,14 +137,20 @@ async fn a_new_bundle_replaces_the_old_worker() {
     tab.eval("navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true)").await;
     let asked = std::time::Instant::now();
     let mut reloaded = false;
-    wait_until("the new worker's wasm to answer", PATIENCE, || {
+    // What the last poll saw, for the failure message: who answered and
+    // what state the registration's workers were in.
+    let seen = std::sync::Mutex::new(String::from("nothing yet"));
+    let waited = tokio::time::timeout(PATIENCE, wait_until("the new worker's wasm", PATIENCE * 2, || {
         let reload = !reloaded && asked.elapsed() > std::time::Duration::from_secs(10);
         reloaded |= reload;
-        let (tab, want) = (&tab, &new.hash);
+        let (tab, want, seen) = (&tab, &new.hash, &seen);
         async move {
-            if wasm_version(tab).await.ok().as_ref() == Some(want) {
+            let version = wasm_version(tab).await;
+            if version.as_ref().ok() == Some(want) {
                 return Some(());
             }
+            let workers = tab.try_eval(REGISTRATION_STATE).await;
+            *seen.lock().unwrap() = format!("version {version:?}; registration {workers:?}");
             // A check that raced the restart found nothing new: ask again, as
             // browsers do on later navigations; and navigate once, where the
             // browser hands the page to the newest active worker for sure.
@@ -149,8 +162,15 @@ async fn a_new_bundle_replaces_the_old_worker() {
                 tab.try_eval("navigator.serviceWorker.getRegistration().then(r => r.update()).then(() => true)").await;
             None
         }
-    })
+    }))
     .await;
+    if waited.is_err() {
+        panic!(
+            "timed out after {PATIENCE:?} waiting for the new worker's wasm ({}) to answer; last seen: {}",
+            new.hash,
+            seen.lock().unwrap()
+        );
+    }
     assert_eq!(tab.eval("window.outpost.version()").await, Value::String(new.hash.clone()));
     // The old wasm's cache is dropped once the new worker has activated.
     let only_new = serde_json::json!([format!("outpost-wasm-{}", new.hash)]);

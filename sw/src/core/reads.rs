@@ -114,7 +114,22 @@ pub struct CachedRead {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the request this answers was sent (ms since the epoch): what
+    /// `Age` counts from, and what orders two copies of one read.
     pub stored_at: u64,
+}
+
+/// Whether the copy of an answer to a request sent at `sent_at` takes the
+/// place of the copy stored (`existing`, encoded). Not when that copy's
+/// request was sent later: answers arrive out of order (a login's warm-up
+/// sent before a write, answered after the page's own read that followed
+/// it), and the copy must not go back to what the origin held before. A
+/// stored copy that cannot be read is replaced.
+pub fn replaces(sent_at: u64, existing: Option<&[u8]>) -> bool {
+    match existing.map(decode::<CachedRead>) {
+        Some(Ok(copy)) => copy.stored_at <= sent_at,
+        _ => true,
+    }
 }
 
 /// The small record kept beside each copy, so eviction never reads bodies.
@@ -216,6 +231,16 @@ mod tests {
         assert_eq!(decode::<ReadMeta>(&[]), Err(RecordError::Empty));
         assert_eq!(decode::<ReadMeta>(&[2, 0]), Err(RecordError::UnknownSchema(2)));
         assert!(keep_header("Content-Type") && !keep_header("Set-Cookie") && !keep_header("content-length"));
+    }
+
+    #[test]
+    fn a_copy_never_goes_back_to_an_answer_sent_earlier() {
+        let at = |t| encode(&CachedRead { status: 200, headers: vec![], body: b"[]".to_vec(), stored_at: t });
+        assert!(replaces(5, None), "nothing stored");
+        assert!(replaces(5, Some(&at(4))), "a newer request's answer");
+        assert!(replaces(5, Some(&at(5))), "the same moment: the last written wins");
+        assert!(!replaces(5, Some(&at(6))), "an answer to an older request, arriving late");
+        assert!(replaces(5, Some(&[9, 9])), "an unreadable copy is replaced");
     }
 
     #[test]

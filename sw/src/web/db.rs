@@ -368,6 +368,31 @@ pub async fn commit(db: &Db, delivered: &[u64], user: Option<&str>, pairs: &[(St
     done(&tx).await
 }
 
+/// Puts `rows` in one transaction, unless the value under `key` in `name`
+/// (read in that transaction) is kept, by `replaces` saying no. Whether
+/// they were put.
+pub async fn put_all_unless(
+    db: &Db,
+    name: &str,
+    key: &str,
+    replaces: &dyn Fn(Option<&[u8]>) -> bool,
+    rows: &[(&str, &str, JsValue)],
+) -> Result<bool> {
+    let mut stores: Vec<&str> = rows.iter().map(|r| r.0).chain([name]).collect();
+    stores.sort_unstable();
+    stores.dedup();
+    let tx = db.transaction(&stores, true)?;
+    let existing = get_value(&store(&tx, name)?, &key.into()).await?.map(|v| bytes_of(&v));
+    let put = replaces(existing.as_deref());
+    if put {
+        for (name, key, value) in rows {
+            put_value(&store(&tx, name)?, value, &(*key).into()).await?;
+        }
+    }
+    done(&tx).await?;
+    Ok(put)
+}
+
 /// Puts `bytes` under `key` in `store` only while `key` is still in
 /// `guard`, in one transaction: metadata of a file deleted meanwhile is not
 /// brought back.

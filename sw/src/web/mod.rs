@@ -113,8 +113,11 @@ impl Inner {
                 self.inflight.borrow_mut().push((key.clone(), p.clone()));
                 // Settled: later reads make their own request.
                 let inflight = Rc::clone(&self.inflight);
+                let mine = p.clone();
                 global::on_settled(&p, move || {
-                    inflight.borrow_mut().retain(|(k, _)| *k != key);
+                    // Only this entry: after a write, a new read of the
+                    // same key may be in flight under it.
+                    inflight.borrow_mut().retain(|(_, q)| !q.loose_eq(&mine));
                 });
                 p
             }
@@ -522,10 +525,16 @@ impl Outpost {
                 // Without storage (IndexedDB would not open) nothing can be
                 // kept: writes and reads go to the network as they are, so
                 // the app works as it would with no worker.
-                Route::Write(_) => match inner.parts().await {
-                    Ok(parts) => parts.outbox.send(request).await.map(Into::into),
-                    Err(_) => global::fetch(&request).await.map(Into::into),
-                },
+                Route::Write(_) => {
+                    // A read made after this write must not get the answer
+                    // to one sent before it: reads in flight are not shared
+                    // any more (they still answer their own callers).
+                    inner.inflight.borrow_mut().clear();
+                    match inner.parts().await {
+                        Ok(parts) => parts.outbox.send(request).await.map(Into::into),
+                        Err(_) => global::fetch(&request).await.map(Into::into),
+                    }
+                }
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.

@@ -46,6 +46,8 @@ pub struct ReadRoute {
 struct Owner {
     key: String,
     generation: u64,
+    /// When the read was sent (`CachedRead::stored_at`).
+    sent_at: u64,
 }
 
 impl Reads {
@@ -60,7 +62,7 @@ impl Reads {
     }
 
     fn owner(&self, route: ReadRoute, url: &str) -> Owner {
-        Owner { key: self.key(route, url), generation: self.identity.generation() }
+        Owner { key: self.key(route, url), generation: self.identity.generation(), sent_at: global::now_ms() }
     }
 
     /// Answers a read whose network request is already `started`.
@@ -187,12 +189,11 @@ impl Reads {
             (Keep::Store, Some(key)) => {
                 let kept: Vec<(String, String)> =
                     headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
-                let now = global::now_ms();
-                let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: now };
+                let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: owner.sent_at };
                 // The page does not wait for the copy to be written.
                 let me = Rc::clone(self);
                 global::spawn(async move {
-                    if let Err(e) = me.store(&key, &copy, now).await {
+                    if let Err(e) = me.store(&key, &copy, global::now_ms()).await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
                     }
@@ -209,12 +210,12 @@ impl Reads {
     async fn store(&self, key: &str, copy: &CachedRead, now: u64) -> Result<()> {
         let bytes = reads::encode(copy);
         let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
-        db::put_all(
-            &self.db,
-            &[(db::READS, key, db::bytes(&bytes)), (db::READS_META, key, db::bytes(&reads::encode(&meta)))],
-        )
-        .await?;
-        self.evict().await
+        let rows = [(db::READS, key, db::bytes(&bytes)), (db::READS_META, key, db::bytes(&reads::encode(&meta)))];
+        let replaces = |existing: Option<&[u8]>| reads::replaces(copy.stored_at, existing);
+        if db::put_all_unless(&self.db, db::READS, key, &replaces, &rows).await? {
+            self.evict().await?;
+        }
+        Ok(())
     }
 
     /// Drops least recently used copies past the configured bounds.
@@ -265,8 +266,8 @@ impl Reads {
                 continue;
             }
             let Ok(request) = Request::new_with_str(&url) else { continue };
+            let owner = self.owner(route, &url);
             if let Ok(r) = global::fetch(&request).await {
-                let owner = self.owner(route, &url);
                 let _ = self.take(r, route, &url, &owner).await;
             }
         }
