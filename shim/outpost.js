@@ -84,14 +84,6 @@ export class Outpost {
       throw new Error('outpost: this browser has no service workers (or the page is not on https/localhost)');
     }
     const registration = await navigator.serviceWorker.register(scriptUrl(script, config), { scope });
-    // A new bundle's worker left waiting (the worker explains when) is asked
-    // to take over: now, and whenever one finishes installing.
-    const nudge = (worker) => worker && worker.postMessage({ type: 'outpost:activate' });
-    nudge(registration.waiting);
-    registration.addEventListener('updatefound', () => {
-      const worker = registration.installing;
-      if (worker) worker.addEventListener('statechange', () => { if (worker.state === 'installed') nudge(worker); });
-    });
     const ready = await navigator.serviceWorker.ready;
     if (!navigator.serviceWorker.controller) {
       const controlled = new Promise((resolve) =>

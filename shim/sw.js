@@ -106,38 +106,9 @@ self.addEventListener('install', (event) => {
     // worker stuck in "activating" and stopped, every request of the page
     // then going past it to the network (and failing offline).
     const sameBundle = outpostBundleWasThere && self.registration.active;
-    if (sameBundle) return undefined;
-    setTimeout(takeOver, 1000); // once installed, if still waiting
-    return self.skipWaiting();
+    return sameBundle ? undefined : self.skipWaiting();
   }));
 });
-
-// Chromium gives up a skipWaiting activation when a request reaches the old
-// worker just as it would hand over, and leaves the new worker waiting
-// until every page of the site is closed: a deploy would reach nobody who
-// keeps a tab open. So a new bundle asks again, once a second while it is
-// still waiting (while this instance runs; a page that loads later asks it
-// again with `outpost:activate`).
-const TAKE_OVER_TRIES = 30;
-
-function stillWaiting() {
-  return self.serviceWorker ? self.serviceWorker.state === 'installed' : self.registration.waiting !== null;
-}
-
-async function takeOver() {
-  for (let i = 0; i < TAKE_OVER_TRIES && stillWaiting(); i++) {
-    self.skipWaiting();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
-
-// Whether another bundle's wasm is in Cache Storage: each bundle's cache
-// lives until a newer bundle activates, so while this worker waits, that is
-// the active worker's (a worker of this bundle with another config finds
-// only its own, and keeps waiting; see install).
-async function anotherBundleIsActive() {
-  return (await caches.keys()).some((name) => name.startsWith('outpost-wasm-') && name !== OUTPOST_CACHE);
-}
 
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
@@ -189,11 +160,6 @@ self.addEventListener('message', (event) => {
     // A page loaded with a hard reload is not controlled; the page client
     // asks the worker to take it over.
     event.waitUntil(self.clients.claim());
-  } else if (data.type === 'outpost:activate') {
-    // A page found this worker waiting (see takeOver).
-    event.waitUntil(anotherBundleIsActive().then((another) => {
-      if (another) return takeOver();
-    }));
   } else if (data.type === 'outpost:timings' && port) {
     port.postMessage(OUTPOST_TIMINGS); // answered by the bootstrap, wasm or not
   } else if (typeof data.type === 'string' && data.type.startsWith('outpost:') && port) {

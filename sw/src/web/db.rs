@@ -325,13 +325,7 @@ pub async fn get_bytes(db: &Db, store: &str, key: &str) -> Result<Option<Vec<u8>
 
 /// Puts values under string keys, several stores in one transaction.
 pub async fn put_all(db: &Db, rows: &[(&str, &str, JsValue)]) -> Result<()> {
-    let mut stores: Vec<&str> = rows.iter().map(|r| r.0).collect();
-    stores.dedup();
-    let tx = db.transaction(&stores, true)?;
-    for (name, key, value) in rows {
-        put_value(&store(&tx, name)?, value, &(*key).into()).await?;
-    }
-    done(&tx).await
+    put_all_unless(db, None, rows).await.map(|_| ())
 }
 
 pub fn bytes(b: &[u8]) -> JsValue {
@@ -368,22 +362,24 @@ pub async fn commit(db: &Db, delivered: &[u64], user: Option<&str>, pairs: &[(St
     done(&tx).await
 }
 
-/// Puts `rows` in one transaction, unless the value under `key` in `name`
-/// (read in that transaction) is kept, by `replaces` saying no. Whether
-/// they were put.
-pub async fn put_all_unless(
-    db: &Db,
-    name: &str,
-    key: &str,
-    replaces: &dyn Fn(Option<&[u8]>) -> bool,
-    rows: &[(&str, &str, JsValue)],
-) -> Result<bool> {
-    let mut stores: Vec<&str> = rows.iter().map(|r| r.0).chain([name]).collect();
+/// Whether a value stored may be replaced (`put_all_unless`): its store,
+/// its key, and what decides from its bytes (None: nothing there).
+pub type Guard<'a> = (&'a str, &'a str, &'a dyn Fn(Option<&[u8]>) -> bool);
+
+/// Puts `rows` in one transaction, unless `guard` keeps the value it names
+/// (read in that transaction). Whether they were put.
+pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &str, JsValue)]) -> Result<bool> {
+    let mut stores: Vec<&str> = rows.iter().map(|r| r.0).chain(guard.map(|g| g.0)).collect();
     stores.sort_unstable();
     stores.dedup();
     let tx = db.transaction(&stores, true)?;
-    let existing = get_value(&store(&tx, name)?, &key.into()).await?.map(|v| bytes_of(&v));
-    let put = replaces(existing.as_deref());
+    let put = match guard {
+        Some((name, key, replaces)) => {
+            let existing = get_value(&store(&tx, name)?, &key.into()).await?.map(|v| bytes_of(&v));
+            replaces(existing.as_deref())
+        }
+        None => true,
+    };
     if put {
         for (name, key, value) in rows {
             put_value(&store(&tx, name)?, value, &(*key).into()).await?;

@@ -212,7 +212,7 @@ impl Reads {
         let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
         let rows = [(db::READS, key, db::bytes(&bytes)), (db::READS_META, key, db::bytes(&reads::encode(&meta)))];
         let replaces = |existing: Option<&[u8]>| reads::replaces(copy.stored_at, existing);
-        if db::put_all_unless(&self.db, db::READS, key, &replaces, &rows).await? {
+        if db::put_all_unless(&self.db, Some((db::READS, key, &replaces)), &rows).await? {
             self.evict().await?;
         }
         Ok(())
