@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use harness::{wait_until, PATIENCE};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 struct Size {
     writes: usize,
@@ -234,32 +234,10 @@ async fn fault_new_bundle_while_writes_are_pending() {
     // Redeploy with writes pending: the new worker must replay what the old
     // one queued.
     let new = harness::rebuilt_bundle(b"fault-suite");
+    harness::mark_active_worker(&s.tab).await;
     s.stage.origin.restart(s.stage.state.with_bundle(new.clone()));
-    s.tab.eval("navigator.serviceWorker.getRegistration().then((r) => r.update()).then(() => true)").await;
-    let asked = std::time::Instant::now();
-    let mut reloaded = false;
-    wait_until("the new worker to take over", PATIENCE, || {
-        // Sometimes only a navigation moves an open page to the new worker
-        // (see worker_boot.rs); a user's next page load does the same.
-        let reload = !reloaded && asked.elapsed() > Duration::from_secs(10);
-        reloaded |= reload;
-        let (tab, want, config) = (&s.tab, &new.hash, &s.config);
-        async move {
-            let v: Value = tab.try_eval("outpost.version()").await.unwrap_or_default();
-            if v == want.as_str() {
-                return Some(());
-            }
-            if reload {
-                tab.reload().await;
-                tab.register_outpost_with(config).await;
-            }
-            let _ = tab
-                .try_eval("navigator.serviceWorker.getRegistration().then((r) => r.update()).then(() => true)")
-                .await;
-            None
-        }
-    })
-    .await;
+    harness::wait_for_new_worker(&s.tab).await;
+    assert_eq!(s.tab.eval("outpost.version()").await, new.hash.as_str(), "the new worker answers the page");
     assert_ne!(old, new.hash.as_str());
     report("new-bundle", &sent, &s.settle(&session, n).await);
     s.chromium.close().await;

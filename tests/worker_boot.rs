@@ -22,13 +22,6 @@ async fn wasm_version(tab: &harness::Tab) -> Result<String, String> {
     Ok(res["body"]["version"].as_str().unwrap().to_string())
 }
 
-/// The states of a registration's workers and the page's controller, for
-/// failure messages.
-const REGISTRATION_STATE: &str = "navigator.serviceWorker.getRegistration().then(r => r && ({ \
-     installing: r.installing && r.installing.state, waiting: r.waiting && r.waiting.state, \
-     active: r.active && r.active.state, controller: navigator.serviceWorker.controller && \
-     navigator.serviceWorker.controller.state }))";
-
 /// A same-origin page that does not register the worker by itself (the
 /// demo at `/` registers it with its own config).
 const PAGE: &str = "/api/health";
@@ -133,40 +126,9 @@ async fn a_new_bundle_replaces_the_old_worker() {
 
     // Redeploy: same origin, new bundle. The browser's update check sees a
     // changed sw.js, installs it, and the new worker takes over the open tab.
-    tab.eval("navigator.serviceWorker.getRegistration().then((r) => { window.oldActive = r.active; return true; })")
-        .await;
+    harness::mark_active_worker(&tab).await;
     origin.restart(state.with_bundle(new.clone()));
-    // While it waits, only the registration is looked at: Chromium hands
-    // over once the old worker is idle, and a request to it every few
-    // milliseconds (as a poll of the version route would be) keeps it busy
-    // for up to Chromium's 5-minute limit (docs/contract.md, "Updates").
-    let took_over = "navigator.serviceWorker.getRegistration().then((r) => { \
-                     if (r.active !== window.oldActive && r.active.state === 'activated') return 'new'; \
-                     if (r.installing || r.waiting) return 'coming'; \
-                     return r.update().then(() => 'asked', (e) => 'update failed: ' + e); })";
-    let seen = std::sync::Mutex::new(String::from("nothing yet"));
-    // Twice the usual patience: if Chromium's request to stop the old
-    // worker at once came while it was stopped, it hands over after the old
-    // worker's ordinary idle time (30 s).
-    let waited = tokio::time::timeout(
-        PATIENCE * 2,
-        wait_until("the new worker", PATIENCE * 3, || {
-            let (tab, seen) = (&tab, &seen);
-            async move {
-                let state = tab.try_eval(took_over).await;
-                if state.as_ref().ok().and_then(Value::as_str) == Some("new") {
-                    return Some(());
-                }
-                *seen.lock().unwrap() = format!("{state:?}; registration {:?}", tab.try_eval(REGISTRATION_STATE).await);
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                None
-            }
-        }),
-    )
-    .await;
-    if waited.is_err() {
-        panic!("the new worker did not take over within {:?}; last seen: {}", PATIENCE * 2, seen.lock().unwrap());
-    }
+    harness::wait_for_new_worker(&tab).await;
     assert_eq!(wasm_version(&tab).await.unwrap(), new.hash, "the new worker's wasm answers");
     assert_eq!(tab.eval("window.outpost.version()").await, Value::String(new.hash.clone()));
     // The old wasm's cache is dropped once the new worker has activated.

@@ -57,6 +57,44 @@ where
     }
 }
 
+/// Notes the page's active worker, before a redeploy, for
+/// `wait_for_new_worker`.
+pub async fn mark_active_worker(tab: &impl Js) {
+    tab.eval("navigator.serviceWorker.getRegistration().then((r) => { window.oldActive = r.active; return true; })")
+        .await;
+}
+
+/// Waits until a worker other than the one `mark_active_worker` noted is
+/// active, asking for an update while nothing new is found. Only the
+/// registration is looked at: Chromium hands over once the old worker is
+/// idle, and a request to it every few milliseconds (a poll of the
+/// worker's version) keeps it for up to 5 minutes (docs/contract.md,
+/// "Updates"). Up to 60 s: if Chromium's request to stop the old worker
+/// at once found it stopped, the handover waits for its ordinary idle
+/// time (30 s).
+pub async fn wait_for_new_worker(tab: &impl Js) {
+    const TOOK_OVER: &str = "navigator.serviceWorker.getRegistration().then((r) => { \
+        if (r.active !== window.oldActive && r.active.state === 'activated') return 'new'; \
+        if (r.installing || r.waiting) return 'coming'; \
+        return r.update().then(() => 'asked', (e) => 'update failed: ' + e); })";
+    const STATE: &str = "navigator.serviceWorker.getRegistration().then((r) => r && ({ \
+        installing: r.installing && r.installing.state, waiting: r.waiting && r.waiting.state, \
+        active: r.active && r.active.state, controller: navigator.serviceWorker.controller && \
+        navigator.serviceWorker.controller.state }))";
+    let limit = PATIENCE * 2;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let state = tab.try_eval(TOOK_OVER).await;
+        if state.as_ref().ok().and_then(Value::as_str) == Some("new") {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("the new worker did not take over within {limit:?}: {state:?}; {:?}", tab.try_eval(STATE).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Script in a page of either engine (Chromium's `Tab`, Firefox's
 /// `FirefoxTab`), so one scenario can run in both.
 #[allow(async_fn_in_trait)] // used by the tests of this crate only
