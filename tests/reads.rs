@@ -171,15 +171,7 @@ async fn a_slow_origin_gets_the_stored_copy_at_the_timeout_and_refreshes_it_late
     // own store (the copy's bytes hold the project's name).
     s.faults.slow_projects_ms.store(0, Ordering::SeqCst);
     let mut s = s;
-    let stored = "(async () => { const db = await new Promise((res, rej) => { const r = indexedDB.open('outpost'); \
-                  r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); }); \
-                  const all = await new Promise((res) => { const q = db.transaction('reads').objectStore('reads').getAll(); \
-                  q.onsuccess = () => res(q.result); }); db.close(); \
-                  return all.some((v) => new TextDecoder().decode(v).includes('\"two\"')); })()";
-    wait_until("the late answer in the worker's store", PATIENCE, || async {
-        (s.tab.try_eval(stored).await.ok()? == true).then_some(())
-    })
-    .await;
+    harness::wait_for_stored_read(&s.tab, "\"two\"").await;
     s.origin.stop();
     let later = s.get("/api/projects").await;
     assert_eq!(later["headers"]["outpost-cache"], "stale");

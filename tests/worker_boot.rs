@@ -202,15 +202,7 @@ async fn a_change_of_config_leaves_a_worker_that_starts_offline() {
     // The worker writes a read's copy just after answering it; stopping
     // workers in those milliseconds (no browser stops a worker that soon)
     // would leave the login warm-up's older copy. Wait until it is stored.
-    let stored = "(async () => { const db = await new Promise((res, rej) => { const r = indexedDB.open('outpost'); \
-                  r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); }); \
-                  const all = await new Promise((res) => { const q = db.transaction('reads').objectStore('reads').getAll(); \
-                  q.onsuccess = () => res(q.result); }); db.close(); \
-                  return all.some((v) => new TextDecoder().decode(v).includes('\"kept\"')); })()";
-    wait_until("the session list's copy in the worker's store", PATIENCE, || async {
-        (tab.try_eval(stored).await.ok()? == true).then_some(())
-    })
-    .await;
+    harness::wait_for_stored_read(&tab, "\"kept\"").await;
     origin.stop();
     tab.stop_all_workers().await;
     let res = tab.fetch("/api/chat/sessions").await.unwrap_or_else(|e| {

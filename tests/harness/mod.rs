@@ -57,6 +57,23 @@ where
     }
 }
 
+/// Waits until one of the worker's stored read copies holds `needle`
+/// (read from its IndexedDB by the page): the copy is written just after
+/// the answer, so a test that stops workers or the origin next waits here.
+pub async fn wait_for_stored_read(tab: &impl Js, needle: &str) {
+    let js = format!(
+        "(async () => {{ const db = await new Promise((res, rej) => {{ const r = indexedDB.open('outpost'); \
+         r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); }}); \
+         const all = await new Promise((res) => {{ const q = db.transaction('reads').objectStore('reads').getAll(); \
+         q.onsuccess = () => res(q.result); }}); db.close(); \
+         return all.some((v) => new TextDecoder().decode(v).includes({needle:?})); }})()"
+    );
+    wait_until(&format!("a stored copy holding {needle}"), PATIENCE, || async {
+        (tab.try_eval(&js).await.ok()? == true).then_some(())
+    })
+    .await;
+}
+
 /// Notes the page's active worker, before a redeploy, for
 /// `wait_for_new_worker`.
 pub async fn mark_active_worker(tab: &impl Js) {
