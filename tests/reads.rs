@@ -26,6 +26,8 @@ struct Faults {
     /// Delay of the answer to `GET /api/projects` once it is made (the
     /// origin's state read, the answer held), in ms.
     late_projects_ms: AtomicU64,
+    /// Delay of `POST /api/projects` before the origin stores it, in ms.
+    hold_project_writes_ms: AtomicU64,
     /// `GET /api/projects` requests the origin answered.
     projects: AtomicUsize,
     /// `GET /api/projects` answered with `Cache-Control: no-store`.
@@ -55,6 +57,10 @@ fn origin_with(state: AppState, faults: &Arc<Faults>) -> axum::Router {
                 if delay > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
+            }
+            let hold = f.hold_project_writes_ms.load(Ordering::SeqCst);
+            if hold > 0 && req.method() == Method::POST && req.uri().path() == "/api/projects" {
+                tokio::time::sleep(Duration::from_millis(hold)).await;
             }
             let delay = f.slow_projects_ms.load(Ordering::SeqCst);
             if projects && delay > 0 {
@@ -212,6 +218,50 @@ async fn an_answer_that_arrives_late_does_not_bring_back_an_older_copy() {
         assert_eq!(names(&offline["body"]), ["one", "two"], "the copy went back to before the write: {offline}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    s.chromium.close().await;
+}
+
+/// A page reads its list again when the worker says a queued write was
+/// delivered (`replayed`), as the Next.js example does. A read of the same
+/// list sent before the write reached the origin, and still in flight,
+/// must not answer it: that list lacks the write the event announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_made_after_a_replay_never_gets_the_answer_to_one_sent_before() {
+    // No warm-up (its reads would come between); the held read is waited
+    // for rather than answered from a copy.
+    let mut s = Scene::new(r#"{"warmUp": [], "networkTimeoutMs": 20000}"#).await;
+    s.login("alice").await;
+    s.project("one").await;
+    s.origin.stop();
+    let queued = s.post("/api/projects", json!({ "name": "two" })).await;
+    assert_eq!(queued["status"], 202, "{queued}");
+    s.tab
+        .eval(
+            "window.after = null; new BroadcastChannel('outpost').onmessage = (e) => { \
+             if (e.data.type === 'replayed' && !window.after) \
+             window.after = fetch('/api/projects').then((r) => r.json()); }; true",
+        )
+        .await;
+    // Back: the replay is held at the origin a moment before it is stored,
+    // and a read sent meanwhile is answered from the state before it and
+    // held on its way back until well after the replay's answer.
+    s.faults.hold_project_writes_ms.store(1_500, Ordering::SeqCst);
+    s.faults.late_projects_ms.store(6_000, Ordering::SeqCst);
+    s.up();
+    s.tab.eval("window.early = fetch('/api/projects').then((r) => r.json()); true").await;
+    wait_until("the early read answered by the origin", PATIENCE, || async {
+        (s.faults.projects.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    s.faults.late_projects_ms.store(0, Ordering::SeqCst);
+    let after = wait_until("a read made on `replayed`", PATIENCE, || async {
+        let v = s.tab.eval("window.after").await;
+        v.is_array().then_some(v)
+    })
+    .await;
+    let early = s.tab.eval("window.early").await;
+    assert_eq!(names(&early), ["one"], "the early read was sent before the write was stored");
+    assert_eq!(names(&after), ["one", "two"], "the read made on `replayed` shared the one before it: {after}");
     s.chromium.close().await;
 }
 

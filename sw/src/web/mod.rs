@@ -50,7 +50,7 @@ struct Inner {
     /// meanwhile (another tab, another component) waits for the same one.
     /// A few at a time: a `Vec` (a `HashMap` cost the wasm its hashing and
     /// table code).
-    inflight: Rc<RefCell<Vec<(String, Promise)>>>,
+    inflight: InFlight,
     /// Work that outlives the request that started it (the login warm-up):
     /// the bootstrap keeps the worker alive until it settles (`settled`).
     background: RefCell<Vec<Promise>>,
@@ -61,6 +61,12 @@ struct Inner {
     /// worker's one thread with it.
     cold_answers: RefCell<Vec<Promise>>,
 }
+
+/// Reads in flight, shared by identical reads (`Inner::shared_fetch`).
+/// Whatever makes a write reach the origin (the page's write, a replay, a
+/// finished upload) empties it: a read made after that must not get the
+/// answer to one sent before it.
+pub(crate) type InFlight = Rc<RefCell<Vec<(String, Promise)>>>;
 
 /// How long the start's own work gives way to the requests that came
 /// before storage was ready.
@@ -403,17 +409,24 @@ impl Outpost {
                 Rc::clone(&db),
                 Rc::clone(&identity),
                 Rc::clone(&clock),
+                Rc::clone(&inner.inflight),
             );
             let reads =
                 Rc::new(Reads::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity), Rc::clone(&clock)));
             let waiting = Rc::clone(&outbox);
+            let in_flight = Rc::clone(&inner.inflight);
             let uploads = Uploads::new(
                 config,
                 db,
                 Rc::clone(&identity),
                 inner.origin.clone(),
                 Rc::clone(&clock),
-                Box::new(move || waiting.kick(Trigger::Hint)),
+                // An upload the origin confirmed: the page reads its lists
+                // again (`uploaded`), and must not share a read sent before.
+                Box::new(move || {
+                    in_flight.borrow_mut().clear();
+                    waiting.kick(Trigger::Hint)
+                }),
             );
             // The one timer runs whichever part is due.
             let (o, u) = (Rc::downgrade(&outbox), Rc::downgrade(&uploads));

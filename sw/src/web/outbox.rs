@@ -17,7 +17,7 @@ use super::events::Events;
 use super::global::Fetched;
 use super::identity::Identity;
 use super::runner::Runner;
-use super::{db, global, request, response};
+use super::{db, global, request, response, InFlight};
 use crate::core::backoff::parse_retry_after;
 use crate::core::batch;
 use crate::core::clock::{self, Heard};
@@ -36,6 +36,8 @@ const STATUS_QUEUE_LEN: usize = 50;
 const LOCK: &str = "outpost-outbox";
 
 pub struct Outbox {
+    /// The worker's shared reads, emptied when a replay is delivered.
+    reads_in_flight: InFlight,
     config: Rc<Config>,
     /// The worker's origin: a replay goes only to a write route of it.
     origin: String,
@@ -169,8 +171,16 @@ fn with(mut v: Value, field: &str, value: Value) -> Value {
 }
 
 impl Outbox {
-    pub fn new(config: Rc<Config>, origin: String, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Rc<Outbox> {
+    pub fn new(
+        config: Rc<Config>,
+        origin: String,
+        db: Rc<Db>,
+        identity: Rc<Identity>,
+        clock: Rc<Clock>,
+        reads_in_flight: InFlight,
+    ) -> Rc<Outbox> {
         Rc::new(Outbox {
+            reads_in_flight,
             config,
             origin,
             db,
@@ -661,6 +671,9 @@ impl Outbox {
         }
         db::commit(&self.db, &done.ids, done.user.as_deref(), &done.learned).await?;
         done.any = true;
+        // The origin has them: pages read again on `replayed`, and a read
+        // in flight may have been sent before these arrived.
+        self.reads_in_flight.borrow_mut().clear();
         for ev in done.events.drain(..) {
             self.events.emit(Event::Replayed, ev);
         }
