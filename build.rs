@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 
 #[path = "src/bundle/assemble.rs"]
 mod assemble;
+#[path = "src/bundle/imports.rs"]
+mod imports;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const SETUP: &str = "./scripts/setup.sh";
@@ -23,7 +25,15 @@ fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
     // The root Cargo.toml holds the `wasm` profile the worker is built with.
-    for path in ["sw/src", "sw/Cargo.toml", "Cargo.toml", "shim", "Cargo.lock", "src/bundle/assemble.rs"] {
+    for path in [
+        "sw/src",
+        "sw/Cargo.toml",
+        "Cargo.toml",
+        "shim",
+        "Cargo.lock",
+        "src/bundle/assemble.rs",
+        "src/bundle/imports.rs",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     for var in ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
@@ -46,7 +56,8 @@ fn main() {
         .generate_output()
         .unwrap_or_else(|e| fail(&format!("wasm-bindgen failed on {}: {e:#}", raw_wasm.display())));
     let wasm = maybe_wasm_opt(output.wasm_mut().emit_wasm(), &out_dir);
-    let glue = output.js().to_string();
+    let (wasm, glue) = imports::shorten_imports(&wasm, output.js())
+        .unwrap_or_else(|e| fail(&format!("giving the wasm's imports short names: {e}")));
 
     let bootstrap = fs::read_to_string(root.join("shim/sw.js")).expect("shim/sw.js is readable");
     let bundle = assemble::assemble(&wasm, &glue, &bootstrap);

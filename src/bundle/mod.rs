@@ -1,6 +1,8 @@
 //! The service-worker bundle: `sw.js`, its wasm, and the page client.
 
 mod assemble;
+#[cfg(test)]
+mod imports;
 
 use std::fs;
 use std::io;
