@@ -38,14 +38,24 @@ pub fn assemble(wasm: &[u8], glue_js: &str, bootstrap_js: &str) -> Assembled {
 }
 
 /// The script without its whole-line comments (`// …`, and `/** … */`
-/// blocks that start a line) and blank lines: the comments are for the
-/// source's readers, and every start of the worker pays for the bytes.
-/// Code is kept byte for byte; a comment after code on the same line stays.
+/// blocks that start a line), blank lines and indentation: the comments
+/// and the spaces are for the source's readers, and every start of the
+/// worker pays for the bytes. Code is kept byte for byte; a comment after
+/// code on the same line stays. Inside a template literal that spans lines
+/// (an odd number of backticks so far) lines are kept as they are, since
+/// there the spaces are the string's: a backtick inside an ordinary string
+/// can only make this keep more than it needed to.
 pub fn strip_comments(js: &str) -> String {
     let mut out = String::with_capacity(js.len());
-    let mut in_block = false;
+    let (mut in_block, mut in_template) = (false, false);
     for line in js.lines() {
         let t = line.trim_start();
+        if in_template {
+            in_template = line.matches('`').count() % 2 == 0;
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
         if in_block {
             in_block = !t.contains("*/");
             continue;
@@ -57,7 +67,8 @@ pub fn strip_comments(js: &str) -> String {
         if t.is_empty() || t.starts_with("//") {
             continue;
         }
-        out.push_str(line);
+        in_template = t.matches('`').count() % 2 == 1;
+        out.push_str(t);
         out.push('\n');
     }
     out
@@ -82,6 +93,12 @@ mod tests {
     fn whole_line_comments_are_left_out_and_code_is_not() {
         let js = "// a comment\n/**\n * doc\n */\nconst a = '//x'; // kept\n\n  /* one */\nlet b = 1;\n";
         assert_eq!(strip_comments(js), "const a = '//x'; // kept\nlet b = 1;\n");
+    }
+
+    #[test]
+    fn indentation_goes_except_inside_a_template_literal() {
+        let js = "  if (a) {\n    f(`x ${a}`);\n    const t = `one\n      two\n  // three\n`;\n  }\n";
+        assert_eq!(strip_comments(js), "if (a) {\nf(`x ${a}`);\nconst t = `one\n      two\n  // three\n`;\n}\n");
     }
 
     #[test]
