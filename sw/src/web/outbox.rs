@@ -203,12 +203,9 @@ impl Outbox {
     /// Runs a login or logout request with no replay attempt in flight:
     /// the running pass stops before its next attempt and the request waits
     /// for the outbox lock (which every worker instance shares).
-    pub async fn switching_user<F>(&self, work: F) -> Result<JsValue>
-    where
-        F: std::future::Future<Output = Result<JsValue>> + 'static,
-    {
+    pub async fn switching_user(&self, work: global::Work) -> Result<JsValue> {
         self.identity.begin_switch();
-        let result = global::with_lock(LOCK, work).await;
+        let result = global::locked(LOCK, work).await;
         self.identity.end_switch();
         result
     }
@@ -588,16 +585,16 @@ impl Outbox {
     pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<bool> {
         let me = Rc::clone(self);
         self.runner
-            .run(trigger, move |trigger| {
+            .run(trigger, &move |trigger| {
                 // Passes are serialised across worker instances too; each one
                 // reads the outbox afresh under the lock, so no instance writes
                 // back a stale copy of an entry another one delivered.
                 let me = Rc::clone(&me);
-                async move {
+                Box::pin(async move {
                     global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) })
                         .await
                         .map(drop)
-                }
+                })
             })
             .await?;
         Ok(self.left.get())

@@ -4,12 +4,12 @@
 
 use super::error::Result;
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
+use super::global::Work;
 use crate::core::clock::Trigger;
 
 #[derive(Default)]
@@ -22,11 +22,9 @@ pub struct Runner {
 
 impl Runner {
     /// Runs `pass(trigger)`, or joins the pass already running.
-    pub async fn run<F, Fut>(&self, trigger: Trigger, mut pass: F) -> Result<()>
-    where
-        F: FnMut(Trigger) -> Fut,
-        Fut: Future<Output = Result<()>>,
-    {
+    /// `pass` hands back a boxed future, so this is compiled once for both
+    /// parts rather than once per part's closure.
+    pub async fn run(&self, trigger: Trigger, pass: &dyn Fn(Trigger) -> Work<Result<()>>) -> Result<()> {
         if self.running.get() {
             self.again.set(Some(self.again.get().map_or(trigger, |t| t.max(trigger))));
             let done = Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push(resolve));

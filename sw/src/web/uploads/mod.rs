@@ -160,9 +160,9 @@ impl Uploads {
     pub async fn replay(self: &Rc<Self>, trigger: Trigger) -> Result<()> {
         let me = Rc::clone(self);
         self.runner
-            .run(trigger, move |trigger| {
+            .run(trigger, &move |trigger| {
                 let me = Rc::clone(&me);
-                async move {
+                Box::pin(async move {
                     let inner = Rc::clone(&me);
                     let pass =
                         global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
@@ -175,7 +175,7 @@ impl Uploads {
                     };
                     me.clock.report(Part::Uploads, clock::after_pass(at, now), silent);
                     result
-                }
+                })
             })
             .await
     }
