@@ -182,10 +182,9 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, RecordError> {
 /// postcard bytes behind a one-byte schema version: the shape of every
 /// record the worker keeps (outbox entries, cached reads, uploads).
 pub fn versioned<T: Serialize>(schema: u8, value: &T) -> Vec<u8> {
-    let mut out = vec![schema];
-    // postcard into a Vec cannot fail for these plain types.
-    out.extend(postcard::to_allocvec(value).expect("records always serialise"));
-    out
+    // postcard into a Vec cannot fail for these plain types. Written after
+    // the schema byte in place: no second buffer.
+    postcard::to_extend(value, vec![schema]).expect("records always serialise")
 }
 
 /// Reads a record written by `versioned(schema, …)`; another schema byte is
