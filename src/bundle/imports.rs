@@ -15,6 +15,8 @@ const GLUE_MODULE: &str = "./outpost_sw_bg.js";
 /// differently): the build stops rather than ship a glue that does not
 /// match its wasm.
 ///
+/// The `target_features` custom section is left out.
+///
 /// The exports wasm-bindgen makes for itself (`__wbindgen_malloc`, the
 /// closure shims named after their whole Rust type, 300 characters each)
 /// get short names too (`x0`, …), wherever the glue names them as a whole
@@ -35,6 +37,9 @@ pub fn shorten_imports(wasm: &[u8], glue_js: &str) -> Result<(Vec<u8>, String), 
         let body = match id {
             2 => rename_imports(body, &mut glue)?,
             7 => rename_exports(body, &mut glue)?,
+            // The features the compiler used, for linkers: a browser never
+            // reads it (148 B).
+            0 if name(body, 0)?.0 == "target_features" => continue,
             _ => body.to_vec(),
         };
         out.push(id);
@@ -288,6 +293,15 @@ mod tests {
         assert_eq!(out, want);
         // A short name the glue already uses is an error, not a clash.
         assert!(shorten_imports(&wasm, "\"./outpost_sw_bg.js\": i; wasm.__wbindgen_malloc(x1)").is_err());
+    }
+
+    #[test]
+    fn the_target_features_section_is_left_out_and_other_custom_sections_kept() {
+        let mut wasm = b"\0asm\x01\0\0\0".to_vec();
+        wasm.extend_from_slice(b"\0\x11\x0ftarget_features\0");
+        wasm.extend_from_slice(b"\0\x05\x04name");
+        let (out, _) = shorten_imports(&wasm, "\"./outpost_sw_bg.js\": i").unwrap();
+        assert_eq!(out, b"\0asm\x01\0\0\0\0\x05\x04name");
     }
 
     #[test]
