@@ -19,11 +19,15 @@ const ASK_TIMEOUT_MS = 15000;
  * a worker the browser stopped gets woken. */
 const WAKE_SLACK_MS = 500;
 
-/** How long a wake may take to answer (it waits for the passes it runs). */
-const WAKE_TIMEOUT_MS = 60000;
+/** How long a wake may go unanswered (it waits for the passes it runs)
+ * before the page wakes the worker again: a browser may stop a worker in the
+ * middle of a pass (Firefox, at its extended timeout), and its answer then
+ * never comes. A worker still in its pass just takes the new wake as a
+ * further reason to stay alive. */
+const WAKE_TIMEOUT_MS = 8000;
 
 /** After a wake the worker did not answer, the page tries again this soon. */
-const WAKE_RETRY_MS = 5000;
+const WAKE_RETRY_MS = 1000;
 
 /** The worker script's URL for a config: the config travels in the query, so
  * a changed config is a changed script and the browser installs it. */
@@ -67,7 +71,7 @@ export class Outpost {
     if (typeof at !== 'number') return;
     const delay = Math.max(0, at - Date.now()) + WAKE_SLACK_MS;
     this.wakeTimer = setTimeout(() => {
-      // Long enough for a big replay; a worker that never answers is asked again.
+      // A worker that does not answer in time (stopped, or in a long pass) is woken again.
       this.ask('wake', {}, WAKE_TIMEOUT_MS).then(
         (r) => this.wakeAt(r.nextWakeAt),
         () => this.wakeAt(Date.now() + WAKE_RETRY_MS),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use harness::firefox::Firefox;
+use harness::firefox::{Firefox, IDLE_EXTENDED_TIMEOUT_MS, IDLE_TIMEOUT_MS};
 use harness::scenes::{assert_clean, page_now, queue_upload, queue_writes, setup, want, World, PAGE, WRITES};
 use harness::webkit::WebKit;
 use harness::{wait_until, Chromium, Js, PATIENCE};
@@ -217,4 +217,52 @@ async fn webkit_writes_made_in_an_outage_arrive_when_the_app_is_opened_again() {
     let tab = webkit.open(&w.origin.url(PAGE)).await;
     let what = "WebKit, {outage}, tab closed and opened again";
     reopened(&mut w, tab, async |t| t.close().await, async |url| webkit.open(&url).await, what).await;
+}
+
+/// The origin, holding every upload call (presign, complete) `hold` before
+/// it answers.
+fn slow_upload_app(state: AppState, hold: Duration) -> axum::Router {
+    use axum::extract::Request;
+    use axum::middleware::Next;
+    outpost::app(state).layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
+        let path = req.uri().path();
+        if path == "/api/assets/presign" || path.ends_with("/complete") {
+            tokio::time::sleep(hold).await;
+        }
+        next.run(req).await
+    }))
+}
+
+/// Firefox stops a worker whose pass no event keeps alive (one its own
+/// timer started) once it has idled past its timeout, and caps any event's
+/// keep-alive at the extended timeout. An upload whose calls each take
+/// longer than the idle timeout, and whose pass takes longer than the
+/// extended one, must still arrive with the tab left open: the page keeps
+/// waking the worker while a pass runs, and wakes it again when the
+/// browser stopped it mid-pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_an_upload_slower_than_the_workers_lifetime_arrives_with_the_tab_left_open() {
+    let hold = Duration::from_millis(u64::from(IDLE_EXTENDED_TIMEOUT_MS) * 6 / 10);
+    assert!(hold > Duration::from_millis(u64::from(IDLE_TIMEOUT_MS)) * 2);
+    let mut w = World::new().await;
+    let firefox = Firefox::launch().await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    w.origin.stop();
+    queue_upload(&tab).await;
+    let queued_at = page_now(&tab).await;
+    w.origin.restart_app(slow_upload_app(w.state.clone(), hold));
+    let back = Instant::now();
+    // Presign and complete, each held, with the PUT between: a pass longer
+    // than the extended timeout. A stopped worker redoes the held call.
+    let deadline = hold * 6 + PATIENCE;
+    let took = wait_until("the slow upload", deadline, || async { (w.uploaded().await >= 1).then(Instant::now) }).await;
+    println!(
+        "delivery: Firefox, upload calls held {} ms each: stored {} ms after the origin's return",
+        hold.as_millis(),
+        (took - back).as_millis()
+    );
+    let status = assert_clean(&tab, "Firefox, slow upload").await;
+    let started = status["workerStartedAt"].as_u64().unwrap();
+    assert!(started > queued_at, "the worker that queued the upload was stopped meanwhile ({started} <= {queued_at})");
 }

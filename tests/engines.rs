@@ -113,6 +113,8 @@ async fn outbox<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
 async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFnOnce() -> bool) {
     let online = tab.eval("fetch('/api/chat/sessions').then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache') }))").await;
     assert_eq!(online, json!({ "status": 200, "cache": null }), "{engine}");
+    // The copy is stored after the answer; `stop` may kill the worker at once.
+    harness::wait_for_stored_read(tab, "outage").await;
     w.origin.stop();
     let before = page_now(tab).await;
     let cold = stop().await;
@@ -145,10 +147,22 @@ async fn upload<T: Js>(w: &mut World, tab: &T, engine: &str) {
     w.origin.stop();
     queue_upload(tab).await;
     w.up();
-    wait_until(&format!("{engine}: the offline upload to finish"), PATIENCE, || async {
-        (w.uploaded().await >= 1).then_some(())
-    })
-    .await;
+    // Not `wait_until`: when it fails, what the worker and the page say is
+    // what tells a stalled wake from a stalled upload.
+    let deadline = Instant::now() + PATIENCE;
+    while w.uploaded().await < 1 {
+        if Instant::now() >= deadline {
+            let status = tab.try_eval("outpost.status()").await;
+            let timer = tab.try_eval("outpost.wakeTimer !== null").await;
+            let log = tab.engine_log();
+            let tail = &log[log.char_indices().rev().nth(6_000).map_or(0, |(i, _)| i)..];
+            panic!(
+                "{engine}: the offline upload did not reach the store within {PATIENCE:?}\n\
+                 the worker's status: {status:?}\nthe page's wake timer set: {timer:?}\nthe browser's log (end):\n{tail}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let (key,): (String,) = sqlx::query_as("SELECT object_key FROM assets WHERE status = 'uploaded'")
         .fetch_one(&w.state.api.db.pool)
         .await

@@ -190,6 +190,10 @@ impl FirefoxTab<'_> {
 }
 
 impl Js for FirefoxTab<'_> {
+    fn engine_log(&self) -> String {
+        self.firefox.log()
+    }
+
     async fn try_eval(&self, js: &str) -> Result<Value, String> {
         // The value crosses as JSON text (BiDi's own serialisation of
         // objects is a tree of typed nodes); a global eval takes scripts of

@@ -130,6 +130,12 @@ pub trait Js {
     async fn register_outpost_with(&self, config: &str) {
         self.eval(&register_js(config)).await;
     }
+
+    /// What the browser printed, where the harness can read it (Firefox's
+    /// log, with the console of pages and workers): for a failure's message.
+    fn engine_log(&self) -> String {
+        String::new()
+    }
 }
 
 /// The page-side script that registers Outpost as `window.outpost`.

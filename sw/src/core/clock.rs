@@ -34,6 +34,14 @@ pub enum Trigger {
 /// The least time between two attempts of an item that a hint may cause.
 pub const HINT_GAP_MS: u64 = 2_000;
 
+/// While a pass runs, pages are told to wake the worker this long after it
+/// began. A browser may stop a worker in the middle of a pass (Firefox does,
+/// when no event keeps it alive: a pass its own timer started); the pass
+/// then never reports its next wake, and a page told "nothing pending" would
+/// never start the worker again. A worker still running its pass when the
+/// page's wake comes just joins the pass, and the wake's event keeps it alive.
+pub const RUNNING_RECHECK_MS: u64 = 2_000;
+
 /// The probe gap grows with the item's age: one millisecond of gap per this
 /// many of waiting (a write 90 s old is probed every 2 s, one 20 minutes old
 /// every 30 s), between the schedule's first and last steps.
@@ -136,6 +144,8 @@ pub struct Wakes<const N: usize> {
     /// Wakes noted by `due_by` since the part's pass began.
     noted: [Option<u64>; N],
     noted_silent: [bool; N],
+    /// When the part's running pass began (None: no pass runs).
+    since: [Option<u64>; N],
 }
 
 impl<const N: usize> Default for Wakes<N> {
@@ -146,13 +156,14 @@ impl<const N: usize> Default for Wakes<N> {
 
 impl<const N: usize> Wakes<N> {
     pub fn new() -> Self {
-        Wakes { at: [None; N], silent: [false; N], noted: [None; N], noted_silent: [false; N] }
+        Wakes { at: [None; N], silent: [false; N], noted: [None; N], noted_silent: [false; N], since: [None; N] }
     }
 
-    /// A pass of `part` begins: it is about to read what it holds.
-    pub fn begin(&mut self, part: usize) {
+    /// A pass of `part` begins at `now`: it is about to read what it holds.
+    pub fn begin(&mut self, part: usize, now: u64) {
         self.noted[part] = None;
         self.noted_silent[part] = false;
+        self.since[part] = Some(now);
     }
 
     /// The part's pass ended: its next wake as it saw it, merged with any
@@ -161,6 +172,7 @@ impl<const N: usize> Wakes<N> {
         let noted = self.noted[part].take();
         let noted_silent = std::mem::take(&mut self.noted_silent[part]);
         let merged = earliest([at, noted]);
+        self.since[part] = None;
         self.at[part] = merged;
         self.silent[part] = merged.is_some() && (silent || noted_silent);
     }
@@ -180,9 +192,17 @@ impl<const N: usize> Wakes<N> {
         self.silent[part] = false;
     }
 
-    /// The earliest wake of any part.
+    /// The earliest wake of any part: what the worker's own timer is set to.
     pub fn next(&self) -> Option<u64> {
         earliest(self.at)
+    }
+
+    /// The wake pages are told: the earliest due item, or soon after a
+    /// running pass began (`RUNNING_RECHECK_MS`), so that a worker stopped
+    /// in the middle of its pass is started again.
+    pub fn told(&self) -> Option<u64> {
+        let running = self.since.iter().map(|s| s.map(|at| at.saturating_add(RUNNING_RECHECK_MS)));
+        earliest(self.at.iter().copied().chain(running))
     }
 
     /// When `part` wakes (None: nothing pending).
@@ -309,13 +329,13 @@ mod tests {
     #[test]
     fn an_item_stored_during_a_pass_keeps_its_wake() {
         let mut w = Wakes::<2>::new();
-        w.begin(0); // the pass reads an empty outbox
+        w.begin(0, 1_000); // the pass reads an empty outbox
         w.due_by(0, 5_000, false); // a write is queued meanwhile
         w.report(0, None, false); // the pass saw nothing
         assert_eq!(w.next(), Some(5_000), "the queued write still wakes the worker");
         assert!(!w.silent(0));
         // The next pass read it and delivered it: nothing left, no wake.
-        w.begin(0);
+        w.begin(0, 6_000);
         w.report(0, None, false);
         assert_eq!(w.next(), None);
     }
@@ -327,14 +347,36 @@ mod tests {
         assert_eq!((w.of(1), w.silent(1)), (Some(5_000), true));
         w.running(1);
         assert_eq!(w.next(), None, "a running part asks for no wake");
-        w.begin(1);
+        w.begin(1, 5_000);
         w.report(1, None, false);
         assert_eq!(w.next(), None, "delivered in the pass: no stale wake");
-        w.begin(1);
+        w.begin(1, 6_000);
         w.due_by(1, 9_000, true);
         w.report(1, Some(7_000), false);
         assert_eq!((w.of(1), w.silent(1)), (Some(7_000), true), "earliest wins; silence is kept");
         assert_eq!(w.of(0), None);
+    }
+
+    #[test]
+    fn pages_are_never_told_nothing_is_pending_while_a_pass_runs() {
+        let mut w = Wakes::<2>::new();
+        w.due_by(1, 5_000, true); // an upload waits for the network
+        assert_eq!(w.told(), Some(5_000));
+        // Its timer fires: the uploads run, and ask the timer for nothing.
+        w.running(1);
+        w.begin(1, 5_000);
+        assert_eq!(w.next(), None);
+        // The outbox's pass ends with nothing left while the upload's runs:
+        // pages still wake the worker soon, in case it is stopped mid-pass.
+        w.begin(0, 5_100);
+        w.report(0, None, false);
+        assert_eq!(w.told(), Some(5_000 + RUNNING_RECHECK_MS));
+        // The upload's pass ends: its own next wake, or nothing at all.
+        w.report(1, Some(9_000), true);
+        assert_eq!((w.next(), w.told()), (Some(9_000), Some(9_000)));
+        w.begin(1, 9_000);
+        w.report(1, None, false);
+        assert_eq!((w.next(), w.told()), (None, None), "nothing pending, nothing running: nothing to wake for");
     }
 
     #[test]

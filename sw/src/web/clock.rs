@@ -60,9 +60,11 @@ impl Clock {
         *self.run.borrow_mut() = Some(run);
     }
 
-    /// A pass of `part` begins (before it reads what it holds).
-    pub fn begin(&self, part: Part) {
-        self.wakes.borrow_mut().begin(part as usize);
+    /// A pass of `part` begins (before it reads what it holds): pages are
+    /// told to wake the worker soon, should it be stopped before it ends.
+    pub fn begin(self: &Rc<Self>, part: Part) {
+        self.wakes.borrow_mut().begin(part as usize, global::now_ms());
+        self.tell();
     }
 
     /// After a pass: the part's next due time and whether it waits for the
@@ -83,6 +85,12 @@ impl Clock {
     /// When the worker wakes next for a due item (None: nothing pending).
     pub fn next(&self) -> Option<u64> {
         self.wakes.borrow().next()
+    }
+
+    /// When pages are to wake the worker (`core::clock::Wakes::told`): the
+    /// next due item, or soon while a pass runs.
+    pub fn told(&self) -> Option<u64> {
+        self.wakes.borrow().told()
     }
 
     /// The origin answered, or a page said the network is back: parts that
@@ -162,7 +170,7 @@ impl Clock {
 
     /// Tells pages the next wake, when it changed.
     fn tell(&self) {
-        let next = self.next();
+        let next = self.told();
         if self.told.get() == Some(next) {
             return;
         }

@@ -641,7 +641,7 @@ impl Outpost {
                 // The page went online or became visible: a hint.
                 protocol::Request::Online => {
                     parts.clock.hint(None);
-                    obj! { "nextWakeAt": parts.clock.next() }
+                    obj! { "nextWakeAt": parts.clock.told() }
                 }
                 // A page's timer, at the worker's next due time: the browser
                 // may have stopped this worker (and its timer) meanwhile.
@@ -650,7 +650,7 @@ impl Outpost {
                 protocol::Request::Wake => {
                     outbox.replay(Trigger::Scheduled).await?;
                     uploads.replay(Trigger::Scheduled).await?;
-                    obj! { "nextWakeAt": parts.clock.next() }
+                    obj! { "nextWakeAt": parts.clock.told() }
                 }
                 protocol::Request::Retry(id) => match uploads.retry(&id).await? {
                     Some(ok) => obj! { "ok": ok },

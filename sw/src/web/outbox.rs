@@ -973,7 +973,7 @@ impl Outbox {
             dead_letters,
             uploads: Vec::new(),
             storage: protocol::Storage::default(),
-            next_wake_at: self.clock.next(),
+            next_wake_at: self.clock.told(),
             worker_started_at: 0,
             storage_error: None,
         })

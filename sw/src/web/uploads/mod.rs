@@ -163,12 +163,12 @@ impl Uploads {
             .run(trigger, &move |trigger| {
                 let me = Rc::clone(&me);
                 Box::pin(async move {
+                    me.clock.begin(Part::Uploads);
                     let inner = Rc::clone(&me);
                     let pass =
                         global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
                     let result = pass.await.map(drop);
                     let now = global::now_ms();
-                    me.clock.begin(Part::Uploads);
                     let (at, silent) = match me.uploads().await {
                         Ok(all) => upload::next_wake(&all, me.identity.current().as_deref()),
                         Err(_) => (Some(now), true),
