@@ -20,3 +20,4 @@ pub mod tempid;
 pub mod upload;
 pub mod url;
 pub mod warmup;
+pub mod wire;

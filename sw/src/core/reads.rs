@@ -9,7 +9,7 @@
 //! `staleWhileRevalidate` answer from the copy at once and refresh it
 //! behind the page's back.
 
-use serde::{Deserialize, Serialize};
+use super::wire::{wire_struct, Wire};
 
 use super::evict::{self, Budget, Item, Plan};
 use super::record::RecordError;
@@ -109,7 +109,8 @@ pub fn keep_header(name: &str) -> bool {
 pub const SCHEMA: u8 = 1;
 
 /// A stored answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct CachedRead {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -118,6 +119,8 @@ pub struct CachedRead {
     /// `Age` counts from, and what orders two copies of one read.
     pub stored_at: u64,
 }
+
+wire_struct!(CachedRead { status, headers, body, stored_at });
 
 /// Whether the copy of an answer to a request sent at `sent_at` takes the
 /// place of the copy stored (`existing`, encoded). Not when that copy's
@@ -133,17 +136,20 @@ pub fn replaces(sent_at: u64, existing: Option<&[u8]>) -> bool {
 }
 
 /// The small record kept beside each copy, so eviction never reads bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct ReadMeta {
     pub size: u64,
     pub last_used: u64,
 }
 
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+wire_struct!(ReadMeta { size, last_used });
+
+pub fn encode<T: Wire>(value: &T) -> Vec<u8> {
     super::record::versioned(SCHEMA, value)
 }
 
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, RecordError> {
+pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, RecordError> {
     super::record::unversioned(SCHEMA, bytes)
 }
 

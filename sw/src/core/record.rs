@@ -1,26 +1,43 @@
 //! The outbox's record format: what one queued write looks like in
-//! IndexedDB. postcard bytes behind a one-byte schema version, so a worker
-//! can tell a record it understands from one it must upgrade or quarantine.
+//! IndexedDB. postcard's bytes (`core::wire`) behind a one-byte schema
+//! version, so a worker can tell a record it understands from one it must
+//! upgrade or quarantine.
 //!
 //! Bodies are kept as the raw bytes the page sent (FormData included, with
 //! its multipart boundary in the stored `Content-Type`), so a replay is
 //! byte-identical to the original request.
 
-use serde::{Deserialize, Serialize};
+use super::wire::{self, varint, wire_struct, Reader, Wire};
 
 /// The version written by this build.
 pub const SCHEMA: u8 = 1;
 
 /// How the request's credentials were to be sent (`Request.credentials`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub enum Credentials {
     Omit,
     SameOrigin,
     Include,
 }
 
+impl Wire for Credentials {
+    fn put(&self, out: &mut Vec<u8>) {
+        varint(out, *self as u64);
+    }
+    fn get(r: &mut Reader<'_>) -> Self {
+        match r.variant() {
+            0 => Credentials::Omit,
+            1 => Credentials::SameOrigin,
+            2 => Credentials::Include,
+            _ => r.unknown(Credentials::Omit),
+        }
+    }
+}
+
 /// Everything needed to send the request again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct StoredRequest {
     pub method: String,
     pub url: String,
@@ -29,6 +46,8 @@ pub struct StoredRequest {
     pub body: Vec<u8>,
     pub credentials: Credentials,
 }
+
+wire_struct!(StoredRequest { method, url, headers, body, credentials });
 
 impl StoredRequest {
     /// A header's value, by case-insensitive name.
@@ -48,7 +67,8 @@ impl StoredRequest {
 }
 
 /// Why an entry stopped being retried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub enum DeadReason {
     /// The origin answered with a status a retry cannot change.
     Refused { status: u16 },
@@ -61,6 +81,34 @@ pub enum DeadReason {
     NotAWrite,
     /// An upload's file is no longer on the device (site data cleared).
     FileGone,
+}
+
+impl Wire for DeadReason {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            DeadReason::Refused { status } => {
+                varint(out, 0);
+                status.put(out);
+            }
+            DeadReason::RetriesExhausted { status } => {
+                varint(out, 1);
+                status.put(out);
+            }
+            DeadReason::Expired => varint(out, 2),
+            DeadReason::NotAWrite => varint(out, 3),
+            DeadReason::FileGone => varint(out, 4),
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Self {
+        match r.variant() {
+            0 => DeadReason::Refused { status: Wire::get(r) },
+            1 => DeadReason::RetriesExhausted { status: Wire::get(r) },
+            2 => DeadReason::Expired,
+            3 => DeadReason::NotAWrite,
+            4 => DeadReason::FileGone,
+            _ => r.unknown(DeadReason::Expired),
+        }
+    }
 }
 
 impl DeadReason {
@@ -81,7 +129,8 @@ impl DeadReason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub enum State {
     /// Waiting for its turn at `next_at`.
     Pending,
@@ -89,8 +138,29 @@ pub enum State {
     Dead { reason: DeadReason, at: u64 },
 }
 
+impl Wire for State {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            State::Pending => varint(out, 0),
+            State::Dead { reason, at } => {
+                varint(out, 1);
+                reason.put(out);
+                at.put(out);
+            }
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Self {
+        match r.variant() {
+            0 => State::Pending,
+            1 => State::Dead { reason: Wire::get(r), at: Wire::get(r) },
+            _ => r.unknown(State::Pending),
+        }
+    }
+}
+
 /// One queued write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct Entry {
     /// Monotonic: the IndexedDB key, and the FIFO order.
     pub id: u64,
@@ -112,13 +182,27 @@ pub struct Entry {
     pub request: StoredRequest,
 }
 
+wire_struct!(Entry {
+    id,
+    user,
+    queue,
+    idempotency_key,
+    created_at,
+    retries,
+    next_at,
+    state,
+    last_status,
+    last_attempt_at,
+    request
+});
+
 /// The schema byte of a quarantined record: the unreadable bytes and the
 /// user who was logged in when they were found, so each user sees (and can
 /// discard) only their own. Raw bytes of the previous build have no owner.
 pub const QUARANTINE_SCHEMA: u8 = 0xF1;
 
 pub fn quarantined(user: Option<&str>, bytes: &[u8]) -> Vec<u8> {
-    versioned(QUARANTINE_SCHEMA, &(user, bytes))
+    versioned(QUARANTINE_SCHEMA, &(user.map(String::from), bytes.to_vec()))
 }
 
 /// The quarantine key of an unreadable upload record (`upload:<temp id>`)
@@ -156,7 +240,7 @@ pub enum RecordError {
     /// Written by a newer Outpost: kept aside, never guessed at.
     UnknownSchema(u8),
     /// Bytes that do not decode: truncated or damaged.
-    Corrupt(String),
+    Corrupt(&'static str),
 }
 
 impl core::fmt::Display for RecordError {
@@ -179,23 +263,23 @@ pub fn decode(bytes: &[u8]) -> Result<Entry, RecordError> {
     unversioned(SCHEMA, bytes)
 }
 
-/// postcard bytes behind a one-byte schema version: the shape of every
-/// record the worker keeps (outbox entries, cached reads, uploads).
-pub fn versioned<T: Serialize>(schema: u8, value: &T) -> Vec<u8> {
-    // postcard into a Vec cannot fail for these plain types. Written after
-    // the schema byte in place: no second buffer.
-    postcard::to_extend(value, vec![schema]).expect("records always serialise")
+/// postcard's bytes (`core::wire`) behind a one-byte schema version: the
+/// shape of every record the worker keeps (outbox entries, cached reads,
+/// uploads).
+pub fn versioned<T: Wire>(schema: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![schema];
+    value.put(&mut out);
+    out
 }
 
 /// Reads a record written by `versioned(schema, …)`; another schema byte is
 /// `UnknownSchema`, never a guess.
-pub fn unversioned<'a, T: Deserialize<'a>>(schema: u8, bytes: &'a [u8]) -> Result<T, RecordError> {
-    postcard::from_bytes(payload(schema, bytes)?).map_err(corrupt)
+pub fn unversioned<T: Wire>(schema: u8, bytes: &[u8]) -> Result<T, RecordError> {
+    wire::read(payload(schema, bytes)?).map_err(|wire::Corrupt(why)| RecordError::Corrupt(why))
 }
 
-// The parts of `unversioned` that do not depend on `T`, kept out of line:
-// seven record types instantiate it, and each copy carried the schema
-// check and the error's formatting (896 B of wasm raw in all, 32 B gzip).
+// The part of `unversioned` that does not depend on `T`, kept out of line:
+// seven record types instantiate it.
 #[inline(never)]
 fn payload(schema: u8, bytes: &[u8]) -> Result<&[u8], RecordError> {
     let (&version, payload) = bytes.split_first().ok_or(RecordError::Empty)?;
@@ -203,11 +287,6 @@ fn payload(schema: u8, bytes: &[u8]) -> Result<&[u8], RecordError> {
         return Err(RecordError::UnknownSchema(version));
     }
     Ok(payload)
-}
-
-#[inline(never)]
-fn corrupt(e: postcard::Error) -> RecordError {
-    RecordError::Corrupt(e.to_string())
 }
 
 #[cfg(test)]
@@ -262,6 +341,37 @@ mod tests {
             "0107010275310764656661756c74036b2d31e8070288270001f703b817\
              04504f53540e687474703a2f2f682f6170692f78010c636f6e74656e742d74797065106170706c69636174696f6e2f6a736f6e077b2261223a317d01"
         );
+    }
+
+    /// `core::wire` writes what postcard wrote, and reads it back.
+    #[test]
+    fn bytes_are_postcards_both_ways() {
+        let e = sample();
+        let reasons = [
+            DeadReason::Refused { status: 409 },
+            DeadReason::RetriesExhausted { status: None },
+            DeadReason::RetriesExhausted { status: Some(503) },
+            DeadReason::Expired,
+            DeadReason::NotAWrite,
+            DeadReason::FileGone,
+        ];
+        let mut entries = vec![e.clone()];
+        for (i, reason) in reasons.into_iter().enumerate() {
+            let mut d = e.clone();
+            d.state = State::Dead { reason, at: 1 << (i * 9) };
+            d.user = None;
+            d.last_status = None;
+            d.request.credentials = [Credentials::Omit, Credentials::Include][i % 2];
+            d.request.body = vec![0xff; i * 70];
+            entries.push(d);
+        }
+        for entry in entries {
+            let ours = encode(&entry);
+            assert_eq!(ours[1..], postcard::to_allocvec(&entry).unwrap()[..]);
+            assert_eq!(postcard::from_bytes::<Entry>(&ours[1..]).unwrap(), entry);
+        }
+        let q = quarantined(Some("u"), b"junk");
+        assert_eq!(q[1..], postcard::to_allocvec(&(Some("u"), b"junk".as_slice())).unwrap()[..]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! can retry or discard. The bytes stay on the device until the origin has
 //! confirmed the upload.
 
-use serde::{Deserialize, Serialize};
+use super::wire::{varint, wire_struct, Reader, Wire};
 
 pub mod api;
 mod room;
@@ -38,7 +38,8 @@ pub fn names_temp_id(url: &str, body: &[u8]) -> bool {
 /// URLs are still used.)
 pub const PRESIGN_MARGIN_MS: u64 = 60_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub enum Phase {
     /// Ask the origin for a presigned PUT (or a multipart upload).
     Presign,
@@ -52,7 +53,46 @@ pub enum Phase {
     Done,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Wire for Phase {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            Phase::Presign => varint(out, 0),
+            Phase::Put { url, headers, issued_at, expires_at } => {
+                varint(out, 1);
+                url.put(out);
+                headers.put(out);
+                issued_at.put(out);
+                expires_at.put(out);
+            }
+            Phase::Parts { part_size, part_count, done } => {
+                varint(out, 2);
+                part_size.put(out);
+                part_count.put(out);
+                done.put(out);
+            }
+            Phase::Complete => varint(out, 3),
+            Phase::Done => varint(out, 4),
+        }
+    }
+    fn get(r: &mut Reader<'_>) -> Self {
+        match r.variant() {
+            0 => Phase::Presign,
+            1 => Phase::Put {
+                url: Wire::get(r),
+                headers: Wire::get(r),
+                issued_at: Wire::get(r),
+                expires_at: Wire::get(r),
+            },
+            2 => Phase::Parts { part_size: Wire::get(r), part_count: Wire::get(r), done: Wire::get(r) },
+            3 => Phase::Complete,
+            4 => Phase::Done,
+            _ => r.unknown(Phase::Presign),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct Upload {
     /// The temp asset id given to the page (`local-…`): the key of the
     /// record and of the blob.
@@ -76,6 +116,24 @@ pub struct Upload {
     /// When the last step ended (0: never tried). Schema 2.
     pub last_attempt_at: u64,
 }
+
+wire_struct!(Upload {
+    id,
+    asset_id,
+    user,
+    filename,
+    content_type,
+    size,
+    project_id,
+    idempotency_key,
+    created_at,
+    phase,
+    retries,
+    next_at,
+    last_status,
+    dead,
+    last_attempt_at
+});
 
 /// What the worker does next for an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,7 +388,6 @@ fn legacy_reason(text: &str) -> DeadReason {
 }
 
 /// Schema 2: `dead` as text.
-#[derive(Deserialize)]
 struct UploadV2 {
     id: String,
     asset_id: Option<String>,
@@ -348,6 +405,24 @@ struct UploadV2 {
     dead: Option<String>,
     last_attempt_at: u64,
 }
+
+wire_struct!(UploadV2 {
+    id,
+    asset_id,
+    user,
+    filename,
+    content_type,
+    size,
+    project_id,
+    idempotency_key,
+    created_at,
+    phase,
+    retries,
+    next_at,
+    last_status,
+    dead,
+    last_attempt_at
+});
 
 impl From<UploadV2> for Upload {
     fn from(v: UploadV2) -> Upload {
@@ -372,7 +447,6 @@ impl From<UploadV2> for Upload {
 }
 
 /// Schema 1: the same fields without `last_attempt_at`.
-#[derive(Deserialize)]
 struct UploadV1 {
     id: String,
     asset_id: Option<String>,
@@ -389,6 +463,23 @@ struct UploadV1 {
     last_status: Option<u16>,
     dead: Option<String>,
 }
+
+wire_struct!(UploadV1 {
+    id,
+    asset_id,
+    user,
+    filename,
+    content_type,
+    size,
+    project_id,
+    idempotency_key,
+    created_at,
+    phase,
+    retries,
+    next_at,
+    last_status,
+    dead
+});
 
 impl From<UploadV1> for UploadV2 {
     fn from(v: UploadV1) -> UploadV2 {
@@ -641,6 +732,60 @@ mod tests {
         presigned(&mut u, "srv".into(), Phase::Parts { part_size: 1, part_count: 3, done: vec![1] });
         assert_eq!(decode(&encode(&u)), Ok(u));
         assert_eq!(decode(&[7]), Err(RecordError::UnknownSchema(7)));
+    }
+
+    /// `core::wire` writes what postcard wrote, and reads it back: every
+    /// phase, every record kept beside a file.
+    #[test]
+    fn record_bytes_are_postcards_both_ways() {
+        fn same<T>(value: &T, schema: u8, ours: Vec<u8>)
+        where
+            T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + core::fmt::Debug,
+        {
+            assert_eq!(ours[0], schema);
+            assert_eq!(ours[1..], postcard::to_allocvec(value).unwrap()[..], "{value:?}");
+            assert_eq!(&postcard::from_bytes::<T>(&ours[1..]).unwrap(), value);
+        }
+        let put = Phase::Put {
+            url: "https://s3/b/k?sig=1".into(),
+            headers: vec![("content-type".into(), "image/png".into())],
+            issued_at: 1_700_000_000_000,
+            expires_at: 1_700_003_600_000,
+        };
+        let phases = [
+            Phase::Presign,
+            put,
+            Phase::Parts { part_size: 8 << 20, part_count: 300, done: vec![1, 2, 299] },
+            Phase::Complete,
+            Phase::Done,
+        ];
+        for (i, phase) in phases.into_iter().enumerate() {
+            let mut u = upload(1 << (i * 8));
+            u.phase = phase;
+            u.asset_id = (i % 2 == 0).then(|| "a1".into());
+            u.dead = (i == 3).then_some(DeadReason::Refused { status: 413 });
+            u.last_status = (i > 1).then_some(503);
+            same(&u, SCHEMA, encode(&u));
+            assert_eq!(decode(&encode(&u)), Ok(u));
+        }
+        let meta = BlobMeta {
+            size: 5,
+            last_used: 9,
+            pinned: true,
+            asset_id: None,
+            user: Some("u".into()),
+            content_type: "image/png".into(),
+        };
+        same(&meta, crate::core::reads::SCHEMA, crate::core::reads::encode(&meta));
+        let read = crate::core::reads::CachedRead {
+            status: 200,
+            headers: vec![("etag".into(), "\"x\"".into())],
+            body: b"[1]".to_vec(),
+            stored_at: 42,
+        };
+        same(&read, crate::core::reads::SCHEMA, crate::core::reads::encode(&read));
+        let used = crate::core::reads::ReadMeta { size: 3, last_used: 43 };
+        same(&used, crate::core::reads::SCHEMA, crate::core::reads::encode(&used));
     }
 
     #[test]

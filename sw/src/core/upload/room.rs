@@ -2,7 +2,7 @@
 //! which kept files go (least recently used, never one not yet uploaded).
 //! The messages a page gets when a file does not fit are made here too.
 
-use serde::{Deserialize, Serialize};
+use crate::core::wire::wire_struct;
 
 /// Whether a failed write of `incoming` bytes is the browser's quota, by
 /// what `navigator.storage.estimate()` says. Some engines report a full
@@ -23,7 +23,8 @@ pub fn blob_budget(config_budget: u64, quota: Option<u64>) -> u64 {
 }
 
 /// What the device keeps beside each local blob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize, serde::Deserialize))]
 pub struct BlobMeta {
     pub size: u64,
     pub last_used: u64,
@@ -34,6 +35,8 @@ pub struct BlobMeta {
     pub user: Option<String>,
     pub content_type: String,
 }
+
+wire_struct!(BlobMeta { size, last_used, pinned, asset_id, user, content_type });
 
 /// The outcome of planning room for `incoming` bytes (0: just tidy up).
 #[derive(Debug, Clone, PartialEq, Eq)]
