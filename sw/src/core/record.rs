@@ -275,7 +275,13 @@ pub fn versioned<T: Wire>(schema: u8, value: &T) -> Vec<u8> {
 /// Reads a record written by `versioned(schema, …)`; another schema byte is
 /// `UnknownSchema`, never a guess.
 pub fn unversioned<T: Wire>(schema: u8, bytes: &[u8]) -> Result<T, RecordError> {
-    wire::read(payload(schema, bytes)?).map_err(|wire::Corrupt(why)| RecordError::Corrupt(why))
+    unversioned_by(schema, bytes, T::get)
+}
+
+/// `unversioned` with the reader of one schema's fields (older schemas of
+/// a record, read into today's type).
+pub fn unversioned_by<T>(schema: u8, bytes: &[u8], get: impl FnOnce(&mut Reader<'_>) -> T) -> Result<T, RecordError> {
+    wire::read_by(payload(schema, bytes)?, get).map_err(|wire::Corrupt(why)| RecordError::Corrupt(why))
 }
 
 // The part of `unversioned` that does not depend on `T`, kept out of line:

@@ -31,8 +31,13 @@ pub struct Reader<'a> {
 
 /// Reads a `T` from `bytes` (bytes after it are left alone, as postcard did).
 pub fn read<T: Wire>(bytes: &[u8]) -> Result<T, Corrupt> {
+    read_by(bytes, T::get)
+}
+
+/// Reads from `bytes` with `get` (a record whose fields depend on its schema).
+pub fn read_by<T>(bytes: &[u8], get: impl FnOnce(&mut Reader<'_>) -> T) -> Result<T, Corrupt> {
     let mut r = Reader { bytes, failed: None };
-    let value = T::get(&mut r);
+    let value = get(&mut r);
     match r.failed {
         None => Ok(value),
         Some(why) => Err(Corrupt(why)),

@@ -8,7 +8,7 @@
 //! can retry or discard. The bytes stay on the device until the origin has
 //! confirmed the upload.
 
-use super::wire::{varint, wire_struct, Reader, Wire};
+use super::wire::{varint, Reader, Wire};
 
 pub mod api;
 mod room;
@@ -117,23 +117,53 @@ pub struct Upload {
     pub last_attempt_at: u64,
 }
 
-wire_struct!(Upload {
-    id,
-    asset_id,
-    user,
-    filename,
-    content_type,
-    size,
-    project_id,
-    idempotency_key,
-    created_at,
-    phase,
-    retries,
-    next_at,
-    last_status,
-    dead,
-    last_attempt_at
-});
+impl Wire for Upload {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.id.put(out);
+        self.asset_id.put(out);
+        self.user.put(out);
+        self.filename.put(out);
+        self.content_type.put(out);
+        self.size.put(out);
+        self.project_id.put(out);
+        self.idempotency_key.put(out);
+        self.created_at.put(out);
+        self.phase.put(out);
+        self.retries.put(out);
+        self.next_at.put(out);
+        self.last_status.put(out);
+        self.dead.put(out);
+        self.last_attempt_at.put(out);
+    }
+    fn get(r: &mut Reader<'_>) -> Self {
+        read_upload(r, SCHEMA)
+    }
+}
+
+/// The fields of an upload record of `schema`, in the order written: schema
+/// 1 had no `last_attempt_at`, schemas 1 and 2 kept `dead` as text.
+fn read_upload(r: &mut Reader<'_>, schema: u8) -> Upload {
+    Upload {
+        id: Wire::get(r),
+        asset_id: Wire::get(r),
+        user: Wire::get(r),
+        filename: Wire::get(r),
+        content_type: Wire::get(r),
+        size: Wire::get(r),
+        project_id: Wire::get(r),
+        idempotency_key: Wire::get(r),
+        created_at: Wire::get(r),
+        phase: Wire::get(r),
+        retries: Wire::get(r),
+        next_at: Wire::get(r),
+        last_status: Wire::get(r),
+        dead: match schema {
+            1 | 2 => Option::<String>::get(r).as_deref().map(legacy_reason),
+            _ => Wire::get(r),
+        },
+        last_attempt_at: if schema == 1 { 0 } else { Wire::get(r) },
+    }
+}
 
 /// What the worker does next for an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,11 +398,11 @@ pub fn encode(u: &Upload) -> Vec<u8> {
 /// Reads an upload record of this schema or an older one (an upload left
 /// by an earlier build, upgraded as it is read).
 pub fn decode(bytes: &[u8]) -> Result<Upload, RecordError> {
-    match bytes.first() {
-        Some(1) => super::record::unversioned::<UploadV1>(1, bytes).map(|v| UploadV2::from(v).into()),
-        Some(2) => super::record::unversioned::<UploadV2>(2, bytes).map(Upload::from),
-        _ => super::record::unversioned(SCHEMA, bytes),
-    }
+    let schema = match bytes.first() {
+        Some(&old @ (1 | 2)) => old,
+        _ => SCHEMA,
+    };
+    super::record::unversioned_by(schema, bytes, |r| read_upload(r, schema))
 }
 
 /// The reason an older build wrote as text, as the `DeadReason` it meant.
@@ -385,122 +415,6 @@ fn legacy_reason(text: &str) -> DeadReason {
         return DeadReason::FileGone;
     }
     DeadReason::RetriesExhausted { status }
-}
-
-/// Schema 2: `dead` as text.
-struct UploadV2 {
-    id: String,
-    asset_id: Option<String>,
-    user: Option<String>,
-    filename: String,
-    content_type: String,
-    size: u64,
-    project_id: Option<String>,
-    idempotency_key: String,
-    created_at: u64,
-    phase: Phase,
-    retries: u32,
-    next_at: u64,
-    last_status: Option<u16>,
-    dead: Option<String>,
-    last_attempt_at: u64,
-}
-
-wire_struct!(UploadV2 {
-    id,
-    asset_id,
-    user,
-    filename,
-    content_type,
-    size,
-    project_id,
-    idempotency_key,
-    created_at,
-    phase,
-    retries,
-    next_at,
-    last_status,
-    dead,
-    last_attempt_at
-});
-
-impl From<UploadV2> for Upload {
-    fn from(v: UploadV2) -> Upload {
-        Upload {
-            id: v.id,
-            asset_id: v.asset_id,
-            user: v.user,
-            filename: v.filename,
-            content_type: v.content_type,
-            size: v.size,
-            project_id: v.project_id,
-            idempotency_key: v.idempotency_key,
-            created_at: v.created_at,
-            phase: v.phase,
-            retries: v.retries,
-            next_at: v.next_at,
-            last_status: v.last_status,
-            dead: v.dead.as_deref().map(legacy_reason),
-            last_attempt_at: v.last_attempt_at,
-        }
-    }
-}
-
-/// Schema 1: the same fields without `last_attempt_at`.
-struct UploadV1 {
-    id: String,
-    asset_id: Option<String>,
-    user: Option<String>,
-    filename: String,
-    content_type: String,
-    size: u64,
-    project_id: Option<String>,
-    idempotency_key: String,
-    created_at: u64,
-    phase: Phase,
-    retries: u32,
-    next_at: u64,
-    last_status: Option<u16>,
-    dead: Option<String>,
-}
-
-wire_struct!(UploadV1 {
-    id,
-    asset_id,
-    user,
-    filename,
-    content_type,
-    size,
-    project_id,
-    idempotency_key,
-    created_at,
-    phase,
-    retries,
-    next_at,
-    last_status,
-    dead
-});
-
-impl From<UploadV1> for UploadV2 {
-    fn from(v: UploadV1) -> UploadV2 {
-        UploadV2 {
-            id: v.id,
-            asset_id: v.asset_id,
-            user: v.user,
-            filename: v.filename,
-            content_type: v.content_type,
-            size: v.size,
-            project_id: v.project_id,
-            idempotency_key: v.idempotency_key,
-            created_at: v.created_at,
-            phase: v.phase,
-            retries: v.retries,
-            next_at: v.next_at,
-            last_status: v.last_status,
-            dead: v.dead,
-            last_attempt_at: 0,
-        }
-    }
 }
 
 #[cfg(test)]
