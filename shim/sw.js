@@ -53,6 +53,20 @@ function outpostMatches(pattern, path) {
 // `outpost:timings`; the benchmark prints them.
 const OUTPOST_TIMINGS = (self.outpostTimings = { script: performance.now() });
 
+// Called by the wasm (`web::global::bootstrap`). A mark is set once.
+self.outpostMark = (name) => {
+  if (!(name in OUTPOST_TIMINGS)) OUTPOST_TIMINGS[name] = performance.now();
+};
+// `[usage, quota]` in bytes, or null where the browser does not tell.
+self.outpostEstimate = async () => {
+  try {
+    const { usage, quota } = await navigator.storage.estimate();
+    return typeof usage === 'number' && typeof quota === 'number' ? [usage, quota] : null;
+  } catch {
+    return null;
+  }
+};
+
 let outpost = null;
 // Whether this bundle's wasm was already in Cache Storage when this worker
 // started: at install, that means an older worker of the same bundle (with

@@ -40,7 +40,7 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
 /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP/1.1
 /// senders must use, to Unix milliseconds.
 fn parse_http_date(s: &str) -> Option<u64> {
-    let rest = s.split_once(", ")?.1;
+    let rest = super::text::after(s, ", ")?;
     let mut parts = rest.split(' ');
     let day: u64 = parts.next()?.parse().ok()?;
     let month = match parts.next()? {

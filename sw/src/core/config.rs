@@ -265,7 +265,7 @@ impl Config {
         if ![&self.presign_path, &self.parts_path, &self.complete_path].iter().all(|p| p.starts_with('/')) {
             return Err(ConfigError::Invalid("presignPath, partsPath and completePath must start with '/'"));
         }
-        if !(self.parts_path.contains("{id}") && self.complete_path.contains("{id}")) {
+        if !(super::text::contains(&self.parts_path, "{id}") && super::text::contains(&self.complete_path, "{id}")) {
             return Err(ConfigError::Invalid("partsPath and completePath must hold {id}, where the asset id goes"));
         }
         if !self.warm_up.iter().all(|p| p.starts_with('/')) {

@@ -17,6 +17,7 @@ pub mod reads;
 pub mod record;
 pub mod route;
 pub mod tempid;
+pub mod text;
 pub mod upload;
 pub mod url;
 pub mod warmup;

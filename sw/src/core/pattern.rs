@@ -41,7 +41,7 @@ impl Pattern {
         }
         let body = source.strip_suffix('*').unwrap_or(source);
         for segment in body.split('/') {
-            if segment.contains('*') && segment != "*" {
+            if segment.as_bytes().contains(&b'*') && segment != "*" {
                 return Err(PatternError::BadWildcard(source.into()));
             }
         }

@@ -57,7 +57,7 @@ impl StoredRequest {
 
     /// Whether the body is JSON, the only kind temp ids are rewritten in.
     pub fn is_json(&self) -> bool {
-        self.header("content-type").is_some_and(|ct| ct.to_ascii_lowercase().contains("json"))
+        self.header("content-type").is_some_and(|ct| super::text::contains(&ct.to_ascii_lowercase(), "json"))
     }
 
     /// The page's own Idempotency-Key, which wins over a minted one.

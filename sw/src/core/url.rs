@@ -19,7 +19,7 @@ pub struct UrlParts<'a> {
 /// Splits an absolute URL. Returns `None` for URLs without an authority
 /// (`data:`, `blob:`), which no route can match.
 pub fn split(url: &str) -> Option<UrlParts<'_>> {
-    let scheme_end = url.find("://")?;
+    let scheme_end = super::text::find(url, "://")?;
     let after_scheme = scheme_end + 3;
     let rest = &url[after_scheme..];
     let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());

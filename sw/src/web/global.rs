@@ -25,17 +25,23 @@ pub fn now_ms() -> u64 {
 /// (`outpost:timings`), once: `performance.now()`, ms since the browser
 /// started this worker.
 pub fn mark(name: &str) {
-    let global = scope();
-    let Ok(timings) = Reflect::get(&global, &"outpostTimings".into()) else { return };
-    if !timings.is_object() || Reflect::has(&timings, &name.into()).unwrap_or(true) {
-        return;
-    }
-    let now = Reflect::get(&global, &"performance".into())
-        .ok()
-        .and_then(|p| Some((Reflect::get(&p, &"now".into()).ok()?.dyn_into::<Function>().ok()?, p)))
-        .and_then(|(now, p)| now.call0(&p).ok());
-    if let Some(now) = now {
-        let _ = Reflect::set(&timings, &name.into(), &now);
+    bootstrap::mark(name);
+}
+
+/// Functions the bootstrap (`shim/sw.js`) defines for the wasm: a few lines
+/// of script each, where the same through `Reflect` cost the wasm about
+/// 1.5 KB of lookups and checks.
+mod bootstrap {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        #[wasm_bindgen(js_name = outpostMark)]
+        pub fn mark(name: &str);
+        /// `navigator.storage.estimate()` as `[usage, quota]`, or `null`
+        /// where the browser does not tell.
+        #[wasm_bindgen(js_name = outpostEstimate)]
+        pub fn estimate() -> js_sys::Promise;
     }
 }
 
@@ -304,10 +310,6 @@ pub fn headers_of(headers: &web_sys::Headers) -> Vec<(String, String)> {
 /// `navigator.storage.estimate()`: `(usage, quota)` in bytes, where the
 /// browser tells.
 pub async fn storage_estimate() -> Option<(f64, f64)> {
-    let storage = Reflect::get(&scope().navigator(), &"storage".into()).ok()?;
-    let estimate: Function = Reflect::get(&storage, &"estimate".into()).ok()?.dyn_into().ok()?;
-    let promise: Promise = estimate.call0(&storage).ok()?.dyn_into().ok()?;
-    let value = JsFuture::from(promise).await.ok()?;
-    let number = |name: &str| Reflect::get(&value, &name.into()).ok()?.as_f64();
-    Some((number("usage")?, number("quota")?))
+    let value: js_sys::Array = JsFuture::from(bootstrap::estimate()).await.ok()?.dyn_into().ok()?;
+    Some((value.get(0).as_f64()?, value.get(1).as_f64()?))
 }

@@ -310,7 +310,7 @@ impl Inner {
     /// this worker could see it), then lets the outbox replay.
     async fn refresh_user(&self) -> Result<()> {
         let me = self.config.auth.me.as_str();
-        if !me.contains('*') {
+        if !me.as_bytes().contains(&b'*') {
             let url = format!("{}{me}", self.origin);
             let sent_at = self.parts().await?.identity.generation();
             let answer = global::fetch_within(

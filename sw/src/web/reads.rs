@@ -260,7 +260,7 @@ impl Reads {
     /// first visit loads them before the worker controls it).
     pub async fn warm_shell(self: &Rc<Self>, origin: &str) {
         let route = ReadRoute { shell: true, swr: false, names_user: false };
-        for pattern in self.config.shell.iter().filter(|p| !p.as_str().contains('*')) {
+        for pattern in self.config.shell.iter().filter(|p| !p.as_str().as_bytes().contains(&b'*')) {
             let url = format!("{origin}{}", pattern.as_str());
             if db::get(&self.db, db::READS, &self.key(route, &url)).await.ok().flatten().is_some() {
                 continue;

@@ -85,7 +85,7 @@ pub enum Then {
 }
 
 fn path(template: &str, asset_id: &str) -> String {
-    template.replace("{id}", asset_id)
+    crate::core::text::replace(template, "{id}", asset_id)
 }
 
 fn origin(step: Step, method: Method, path: String, body: Option<Value>) -> OriginCall {

@@ -30,7 +30,7 @@ pub const TEMP_PREFIX: &str = "local-";
 /// look before reading the id map: most writes name none).
 pub fn names_temp_id(url: &str, body: &[u8]) -> bool {
     let needle = TEMP_PREFIX.as_bytes();
-    url.contains(TEMP_PREFIX) || body.windows(needle.len()).any(|w| w == needle)
+    super::text::contains(url, TEMP_PREFIX) || body.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A URL this close to its expiry is not used: a fresh one is asked for.
@@ -407,11 +407,11 @@ pub fn decode(bytes: &[u8]) -> Result<Upload, RecordError> {
 
 /// The reason an older build wrote as text, as the `DeadReason` it meant.
 fn legacy_reason(text: &str) -> DeadReason {
-    let status = text.split("HTTP ").nth(1).and_then(|s| s.trim_end_matches(')').parse::<u16>().ok());
+    let status = super::text::after(text, "HTTP ").and_then(|s| s.trim_end_matches(')').parse::<u16>().ok());
     if text.starts_with("refused") {
         return DeadReason::Refused { status: status.unwrap_or(400) };
     }
-    if text.contains("no longer on this device") {
+    if super::text::contains(text, "no longer on this device") {
         return DeadReason::FileGone;
     }
     DeadReason::RetriesExhausted { status }

@@ -22,7 +22,7 @@ impl Uploads {
         // A `<video>` asks for ranges to seek; served by slicing the Blob.
         let range = request.headers().get("range")?;
         let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
-        let id = path.trim_end_matches("/content").rsplit('/').next().unwrap_or_default().to_string();
+        let id = path.strip_suffix("/content").unwrap_or(&path).rsplit('/').next().unwrap_or_default().to_string();
         let user = self.identity.current();
         let metas = self.blob_metas().await?;
         let local =
