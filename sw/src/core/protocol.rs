@@ -99,11 +99,14 @@ pub enum RequestError {
 impl std::fmt::Display for RequestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RequestError::Unknown(kind) => write!(
-                f,
-                "outpost: unknown request \"{kind}\"; one of {}",
-                Request::NAMES.map(|n| format!("{REQUEST_PREFIX}{n}")).join(", ")
-            ),
+            RequestError::Unknown(kind) => {
+                write!(f, "outpost: unknown request \"{kind}\"; one of ")?;
+                for (i, name) in Request::NAMES.iter().enumerate() {
+                    let sep = if i > 0 { ", " } else { "" };
+                    write!(f, "{sep}{REQUEST_PREFIX}{name}")?;
+                }
+                Ok(())
+            }
             RequestError::MissingId(name) => write!(f, "outpost: \"{REQUEST_PREFIX}{name}\" needs an id"),
         }
     }

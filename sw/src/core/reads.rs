@@ -49,7 +49,7 @@ pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers:
         .collect();
     relevant.sort();
     let generation = generation.map_or("-".to_string(), |g| g.to_string());
-    format!("{credentials}|{generation}|{}|{url}", relevant.join("|"))
+    format!("{credentials}|{generation}|{}|{url}", super::text::join(&relevant, "|"))
 }
 
 /// The prefix shared by every key of a partition.

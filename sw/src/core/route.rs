@@ -123,7 +123,10 @@ pub fn static_routes(config: &Config) -> String {
             or.push(claim);
         }
     }
-    [r#"[{"condition":{"not":{"or":["#, &or.join(","), r#"]}},"source":"network"}]"#].concat()
+    let mut rule = String::from(r#"[{"condition":{"not":{"or":["#);
+    rule.push_str(&super::text::join(&or, ","));
+    rule.push_str(r#"]}},"source":"network"}]"#);
+    rule
 }
 
 /// A route pattern (`core::pattern`) as a URLPattern pathname that matches

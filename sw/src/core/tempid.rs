@@ -126,7 +126,7 @@ impl IdMap {
         if !changed {
             return None;
         }
-        let mut out = format!("{}{}", parts.origin, path.join("/"));
+        let mut out = format!("{}{}", parts.origin, super::text::join(&path, "/"));
         if let Some(q) = parts.query {
             out.push('?');
             out.push_str(q);

@@ -44,7 +44,10 @@ fn expand_one(route: &str, answer: &Value) -> Vec<String> {
             _ => continue,
         };
         // Values go into a path: only what cannot leave its segment.
-        if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')) || text == ".." {
+        if text.is_empty()
+            || !text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+            || text == ".."
+        {
             continue;
         }
         for rest in expand_one(tail, answer) {
