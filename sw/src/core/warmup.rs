@@ -69,9 +69,11 @@ fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
         for v in current {
             let picked: Vec<&Value> = match (name, v) {
                 ("*", Value::Array(items)) => items.iter().collect(),
-                (n, Value::Array(items)) if n.parse::<usize>().is_ok() => {
-                    items.get(n.parse::<usize>().unwrap_or(usize::MAX)).into_iter().collect()
-                }
+                // (As u64: the one integer parser the wasm carries.)
+                (n, Value::Array(items)) if n.parse::<u64>().is_ok() => items
+                    .get(n.parse::<u64>().ok().and_then(|i| usize::try_from(i).ok()).unwrap_or(usize::MAX))
+                    .into_iter()
+                    .collect(),
                 (n, Value::Object(map)) => map.get(n).into_iter().collect(),
                 _ => Vec::new(),
             };

@@ -22,7 +22,8 @@ impl Uploads {
         // A `<video>` asks for ranges to seek; served by slicing the Blob.
         let range = request.headers().get("range")?;
         let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
-        let id = path.strip_suffix("/content").unwrap_or(&path).rsplit('/').next().unwrap_or_default().to_string();
+        let named = path.strip_suffix("/content").unwrap_or(&path);
+        let id = named[named.rfind('/').map_or(0, |i| i + 1)..].to_string();
         let user = self.identity.current();
         let metas = self.blob_metas().await?;
         let local =
@@ -58,8 +59,8 @@ impl Uploads {
                 }
             },
             // The origin's refusal (404, 403…) goes to the page as it is.
-            Some(s) if crate::core::json::parse(&answer).is_ok() => {
-                return response::json(s, &String::from_utf8_lossy(&answer));
+            Some(s) if crate::core::json::parse(&answer).is_ok() && std::str::from_utf8(&answer).is_ok() => {
+                return response::json(s, std::str::from_utf8(&answer).unwrap_or_default());
             }
             Some(s) => {
                 let message = format!("The origin answered HTTP {s} for asset {server_id}.");
