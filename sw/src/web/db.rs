@@ -25,6 +25,7 @@
 use super::error::{Error, Result};
 use crate::core::tempid;
 use js_sys::{Array, Promise, Uint8Array};
+use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
@@ -122,11 +123,14 @@ fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
 }
 
 /// Settles when the transaction has committed; a transaction the browser
-/// aborted (a full quota is reported here) fails with its reason.
+/// aborted (a full quota is reported here) fails with its reason. A request
+/// that fails aborts its transaction with that request's error (nothing
+/// here cancels the error event), so `abort` alone carries every failure,
+/// and with the precise error (at the request's `error` event the
+/// transaction's own `error` is not set yet).
 async fn done(tx: &IdbTransaction) -> Result<()> {
     let promise = Promise::new(&mut |resolve, reject| {
         tx.set_oncomplete(Some(&resolve));
-        tx.set_onerror(Some(&reject));
         tx.set_onabort(Some(&reject));
     });
     match JsFuture::from(promise).await {
@@ -143,12 +147,53 @@ async fn get_value(s: &IdbObjectStore, key: &JsValue) -> Result<Option<JsValue>>
     Ok((!v.is_undefined()).then_some(v))
 }
 
-async fn put_value(s: &IdbObjectStore, value: &JsValue, key: &JsValue) -> Result<()> {
-    wait(&s.put_with_key(value, key)?).await.map(drop)
+/// One change a transaction makes (`write`): a put of `(store, key,
+/// value)`, or a delete of `(store, key)`.
+pub enum Op<'a> {
+    Put(&'a str, JsValue, JsValue),
+    Delete(&'a str, JsValue),
 }
 
-async fn delete_value(s: &IdbObjectStore, key: &JsValue) -> Result<()> {
-    wait(&s.delete(key)?).await.map(drop)
+impl Op<'_> {
+    fn store(&self) -> &str {
+        match self {
+            Op::Put(name, ..) | Op::Delete(name, _) => name,
+        }
+    }
+}
+
+/// Makes `ops` in `tx`, in order, without awaiting each: a transaction runs
+/// its requests in the order they were made, and one that fails aborts it
+/// (`done` says why). One that cannot even be made (a key IndexedDB
+/// refuses) aborts the transaction here, so none of the others lands.
+fn issue(tx: &IdbTransaction, ops: &[Op<'_>]) -> Result<()> {
+    let made = ops.iter().try_for_each(|op| -> Result<()> {
+        let s = store(tx, op.store())?;
+        match op {
+            Op::Put(_, key, value) => s.put_with_key(value, key).map(drop)?,
+            Op::Delete(_, key) => s.delete(key).map(drop)?,
+        }
+        Ok(())
+    });
+    if made.is_err() {
+        let _ = tx.abort();
+    }
+    made
+}
+
+/// Makes `ops` in one read-write transaction; settles once it has committed.
+/// (Every write of the worker but those that read first comes here: each
+/// transaction function of its own cost the wasm about 1 KB.)
+pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = ops.iter().map(Op::store).collect();
+    names.sort_unstable();
+    names.dedup();
+    let tx = db.transaction(&names, true)?;
+    issue(&tx, &ops)?;
+    done(&tx).await
 }
 
 async fn all(request: std::result::Result<IdbRequest, JsValue>) -> Result<Vec<JsValue>> {
@@ -181,44 +226,42 @@ fn bytes_of(v: &JsValue) -> Vec<u8> {
     }
 }
 
-pub async fn put(db: &Db, name: &str, id: u64, bytes: &[u8]) -> Result<()> {
-    let tx = db.transaction(&[name], true)?;
-    put_value(&store(&tx, name)?, &Uint8Array::from(bytes).into(), &key(id)).await?;
-    done(&tx).await
+pub fn put<'a>(db: &'a Db, name: &'a str, id: u64, bytes: &[u8]) -> impl Future<Output = Result<()>> + 'a {
+    write(db, vec![Op::Put(name, key(id), self::bytes(bytes))])
 }
 
-pub async fn delete(db: &Db, name: &str, id: u64) -> Result<()> {
-    delete_key(db, name, key(id)).await
+pub fn delete<'a>(db: &'a Db, name: &'a str, id: u64) -> impl Future<Output = Result<()>> + 'a {
+    delete_key(db, name, key(id))
 }
 
-pub async fn delete_key(db: &Db, name: &str, key: JsValue) -> Result<()> {
-    let tx = db.transaction(&[name], true)?;
-    delete_value(&store(&tx, name)?, &key).await?;
-    done(&tx).await
+pub fn delete_key<'a>(db: &'a Db, name: &'a str, key: JsValue) -> impl Future<Output = Result<()>> + 'a {
+    write(db, vec![Op::Delete(name, key)])
 }
 
 /// Moves an unreadable record out of the outbox, under the same key, in
 /// one transaction.
 /// `user`: who was logged in when it was found (it is theirs to see).
-pub async fn quarantine(db: &Db, key: &JsValue, bytes: &[u8], user: Option<&str>) -> Result<()> {
-    quarantine_from(db, OUTBOX, key, key, bytes, user).await
+pub fn quarantine<'a>(
+    db: &'a Db,
+    key: &JsValue,
+    bytes: &[u8],
+    user: Option<&str>,
+) -> impl Future<Output = Result<()>> + 'a {
+    quarantine_from(db, OUTBOX, key, key, bytes, user)
 }
 
 /// Moves an unreadable record of `store` to the quarantine under `kept_as`,
 /// in one transaction.
-pub async fn quarantine_from(
-    db: &Db,
-    name: &str,
+pub fn quarantine_from<'a>(
+    db: &'a Db,
+    name: &'a str,
     key: &JsValue,
     kept_as: &JsValue,
     bytes: &[u8],
     user: Option<&str>,
-) -> Result<()> {
-    let kept = crate::core::record::quarantined(user, bytes);
-    let tx = db.transaction(&[name, QUARANTINE], true)?;
-    put_value(&store(&tx, QUARANTINE)?, &Uint8Array::from(&kept[..]).into(), kept_as).await?;
-    delete_value(&store(&tx, name)?, key).await?;
-    done(&tx).await
+) -> impl Future<Output = Result<()>> + 'a {
+    let kept = self::bytes(&crate::core::record::quarantined(user, bytes));
+    write(db, vec![Op::Put(QUARANTINE, kept_as.clone(), kept), Op::Delete(name, key.clone())])
 }
 
 /// Stores a new entry under the next id, in one transaction, so two
@@ -228,9 +271,8 @@ pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
     let meta = store(&tx, META)?;
     let last = get_value(&meta, &SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
     let id = last + 1;
-    put_value(&meta, &JsValue::from_f64(id as f64), &SEQ.into()).await?;
-    let bytes = make(id);
-    put_value(&store(&tx, OUTBOX)?, &Uint8Array::from(&bytes[..]).into(), &key(id)).await?;
+    let entry = Op::Put(OUTBOX, key(id), self::bytes(&make(id)));
+    issue(&tx, &[Op::Put(META, SEQ.into(), JsValue::from_f64(id as f64)), entry])?;
     done(&tx).await?;
     Ok(id)
 }
@@ -253,25 +295,26 @@ pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>
 /// needs them any more).
 pub async fn prune_ids(db: &Db, user: Option<&str>) -> Result<()> {
     let tx = db.transaction(&[META], true)?;
-    let s = store(&tx, META)?;
-    for k in all(s.get_all_keys()).await? {
-        if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
-            delete_value(&s, &k).await?;
-        }
-    }
+    let keys = all(store(&tx, META)?.get_all_keys()).await?;
+    let pruned: Vec<Op> = keys
+        .into_iter()
+        .filter(|k| k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)))
+        .map(|k| Op::Delete(META, k))
+        .collect();
+    issue(&tx, &pruned)?;
     done(&tx).await
 }
 
-pub async fn save_ids(db: &Db, user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
-    if pairs.is_empty() {
-        return Ok(());
-    }
-    let tx = db.transaction(&[META], true)?;
-    let s = store(&tx, META)?;
-    for (temp, id) in pairs {
-        put_value(&s, &id.into(), &tempid::map_key(user, temp).into()).await?;
-    }
-    done(&tx).await
+pub fn save_ids<'a>(
+    db: &'a Db,
+    user: Option<&str>,
+    pairs: &[(String, String)],
+) -> impl Future<Output = Result<()>> + 'a {
+    write(db, id_puts(user, pairs))
+}
+
+fn id_puts(user: Option<&str>, pairs: &[(String, String)]) -> Vec<Op<'static>> {
+    pairs.iter().map(|(temp, id)| Op::Put(META, tempid::map_key(user, temp).into(), id.into())).collect()
 }
 
 /// The entry id a key stands for, if it is one (a positive integer).
@@ -324,8 +367,8 @@ pub async fn get_bytes(db: &Db, store: &str, key: &str) -> Result<Option<Vec<u8>
 }
 
 /// Puts values under string keys, several stores in one transaction.
-pub async fn put_all(db: &Db, rows: &[(&str, &str, JsValue)]) -> Result<()> {
-    put_all_unless(db, None, rows).await.map(|_| ())
+pub fn put_all<'a>(db: &'a Db, rows: &[(&'a str, &str, JsValue)]) -> impl Future<Output = Result<()>> + 'a {
+    write(db, rows.iter().map(|(name, key, value)| Op::Put(name, (*key).into(), value.clone())).collect())
 }
 
 pub fn bytes(b: &[u8]) -> JsValue {
@@ -333,33 +376,22 @@ pub fn bytes(b: &[u8]) -> JsValue {
 }
 
 /// Deletes `keys` from every one of `stores`, in one transaction.
-pub async fn delete_keys(db: &Db, stores: &[&str], keys: &[String]) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let tx = db.transaction(stores, true)?;
-    for name in stores {
-        let s = store(&tx, name)?;
-        for key in keys {
-            delete_value(&s, &key.as_str().into()).await?;
-        }
-    }
-    done(&tx).await
+pub fn delete_keys<'a>(db: &'a Db, stores: &[&'a str], keys: &[String]) -> impl Future<Output = Result<()>> + 'a {
+    let ops = stores.iter().flat_map(|name| keys.iter().map(|key| Op::Delete(name, key.as_str().into())));
+    write(db, ops.collect())
 }
 
 /// Removes delivered entries and saves the temp-id pairs they taught, in one
 /// transaction.
-pub async fn commit(db: &Db, delivered: &[u64], user: Option<&str>, pairs: &[(String, String)]) -> Result<()> {
-    let tx = db.transaction(&[OUTBOX, META], true)?;
-    let outbox = store(&tx, OUTBOX)?;
-    for id in delivered {
-        delete_value(&outbox, &key(*id)).await?;
-    }
-    let meta = store(&tx, META)?;
-    for (temp, id) in pairs {
-        put_value(&meta, &id.into(), &tempid::map_key(user, temp).into()).await?;
-    }
-    done(&tx).await
+pub fn commit<'a>(
+    db: &'a Db,
+    delivered: &[u64],
+    user: Option<&str>,
+    pairs: &[(String, String)],
+) -> impl Future<Output = Result<()>> + 'a {
+    let mut ops: Vec<Op> = delivered.iter().map(|id| Op::Delete(OUTBOX, key(*id))).collect();
+    ops.extend(id_puts(user, pairs));
+    write(db, ops)
 }
 
 /// Whether a value stored may be replaced (`put_all_unless`): its store,
@@ -381,9 +413,8 @@ pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &s
         None => true,
     };
     if put {
-        for (name, key, value) in rows {
-            put_value(&store(&tx, name)?, value, &(*key).into()).await?;
-        }
+        let ops: Vec<Op> = rows.iter().map(|(name, key, value)| Op::Put(name, (*key).into(), value.clone())).collect();
+        issue(&tx, &ops)?;
     }
     done(&tx).await?;
     Ok(put)
