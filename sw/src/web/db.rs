@@ -43,9 +43,9 @@ pub const BLOB_META: &str = "blob_meta";
 const STORES: [&str; 8] = [OUTBOX, QUARANTINE, META, READS, READS_META, UPLOADS, BLOBS, BLOB_META];
 const SEQ: &str = "seq";
 
-/// The open database. IndexedDB is used directly (requests awaited as
-/// promises): a wrapper crate cost the wasm about 25 KB for the few calls
-/// below.
+/// The open database. IndexedDB is used directly (reads awaited as
+/// promises, writes made as one list per transaction: `write`): a wrapper
+/// crate cost the wasm about 25 KB for the few calls below.
 pub struct Db(IdbDatabase);
 
 pub async fn open() -> Result<Db> {
