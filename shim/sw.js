@@ -57,6 +57,17 @@ const OUTPOST_TIMINGS = (self.outpostTimings = { script: performance.now() });
 self.outpostMark = (name) => {
   if (!(name in OUTPOST_TIMINGS)) OUTPOST_TIMINGS[name] = performance.now();
 };
+// `work()` while holding the Web Lock `name`, which every worker instance of
+// this origin shares (an old and a new worker overlap during an update);
+// unguarded where there is no Web Locks API.
+self.outpostLocked = async (name, work) => (navigator.locks ? navigator.locks.request(name, work) : work());
+// A Background Sync event for `tag`, where the browser has Background Sync
+// (refusals change nothing: the other triggers still replay).
+self.outpostRegisterSync = async (tag) => {
+  try {
+    await self.registration.sync?.register(tag);
+  } catch {}
+};
 // `[usage, quota]` in bytes, or null where the browser does not tell.
 self.outpostEstimate = async () => {
   try {
