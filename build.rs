@@ -36,7 +36,7 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={path}");
     }
-    for var in ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
+    for var in ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "OUTPOST_WASM_NAMES", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -50,11 +50,15 @@ fn main() {
         .no_modules(true)
         .expect("no-modules is a valid wasm-bindgen target")
         .typescript(false)
-        .remove_name_section(true)
+        // OUTPOST_WASM_NAMES=1 keeps the function names, so
+        // `scripts/wasm-size.py` can read the shipped wasm (not for release:
+        // the names are a third of the file).
+        .remove_name_section(env::var_os("OUTPOST_WASM_NAMES").is_none())
         .remove_producers_section(true);
     let mut output = bindgen
         .generate_output()
         .unwrap_or_else(|e| fail(&format!("wasm-bindgen failed on {}: {e:#}", raw_wasm.display())));
+    prune_closure_shims(output.wasm_mut());
     let wasm = maybe_wasm_opt(output.wasm_mut().emit_wasm(), &out_dir);
     let (wasm, glue) = imports::shorten_imports(&wasm, output.js())
         .unwrap_or_else(|e| fail(&format!("giving the wasm's imports short names: {e}")));
@@ -287,6 +291,49 @@ fn target_root(out_dir: &Path) -> PathBuf {
 /// this wasm, it makes the raw file 9 % smaller and the gzip 1 % larger
 /// (docs/weight.md), and the gzip is what every start pays. A failure keeps
 /// the unoptimised wasm and says so.
+/// wasm-bindgen finds a closure's shim through the function table (its
+/// descriptors name the slot), so every shim of every closure type the
+/// crates mention is in the table: ours, and js_sys's own (`forEach` over
+/// each typed array, …). The glue calls the shims it needs through exports
+/// (`makeMutClosure(…, xe)`); once the descriptors are gone no code names the
+/// other slots, but no pass can tell, so they stayed: 43 of 47 here, about
+/// 5 KB of code. Their slots now hold one function that traps, and the
+/// shims go. A call that did reach such a slot would fail loudly (the
+/// trap, or the signature check of `call_indirect`) rather than run
+/// something else; every closure the worker makes is called by the tests.
+fn prune_closure_shims(module: &mut walrus::Module) {
+    use std::collections::HashSet;
+    let exported: HashSet<walrus::FunctionId> = module
+        .exports
+        .iter()
+        .filter_map(|e| match e.item {
+            walrus::ExportItem::Function(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    let dead: HashSet<walrus::FunctionId> = module
+        .funcs
+        .iter()
+        .filter(|f| !exported.contains(&f.id()))
+        .filter(|f| f.name.as_deref().is_some_and(|n| n.contains("closures") && n.contains("invoke")))
+        .map(|f| f.id())
+        .collect();
+    if dead.is_empty() {
+        return;
+    }
+    let mut trap = walrus::FunctionBuilder::new(&mut module.types, &[], &[]);
+    trap.func_body().unreachable();
+    let trap = trap.finish(vec![], &mut module.funcs);
+    for element in module.elements.iter_mut() {
+        if let walrus::ElementItems::Functions(funcs) = &mut element.items {
+            for f in funcs.iter_mut().filter(|f| dead.contains(f)) {
+                *f = trap;
+            }
+        }
+    }
+    walrus::passes::gc::run(module);
+}
+
 fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
     if env::var("OUTPOST_WASM_OPT").as_deref() != Ok("1") {
         return wasm;
