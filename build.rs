@@ -36,7 +36,9 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={path}");
     }
-    for var in ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "OUTPOST_WASM_NAMES", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"] {
+    for var in
+        ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "OUTPOST_WASM_NAMES", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"]
+    {
         println!("cargo:rerun-if-env-changed={var}");
     }
 

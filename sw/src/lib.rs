@@ -6,6 +6,7 @@
 //! wasm32, so `cargo test` on the host exercises the whole policy.
 
 pub mod core;
+pub mod heap;
 
 #[cfg(target_arch = "wasm32")]
 mod web;
