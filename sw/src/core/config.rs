@@ -164,13 +164,10 @@ fn patterns<'a>(f: &mut Fields<'a>, field: &'a str, into: &mut Vec<Pattern>) -> 
     if let Some(v) = f.take(field) {
         let want = "an array of route patterns (strings)";
         let items = v.as_array().ok_or_else(|| f.wrong(field, want))?;
-        *into = items
-            .iter()
-            .map(|t| {
-                let text = t.as_str().ok_or_else(|| f.wrong(field, want))?;
-                Pattern::parse(text).map_err(|e| format!("`{}`: {e}", f.at(field)))
-            })
-            .collect::<Result<_, _>>()?;
+        *into = json::map_all(items, |t| {
+            let text = t.as_str().ok_or_else(|| f.wrong(field, want))?;
+            Pattern::parse(text).map_err(|e| format!("`{}`: {e}", f.at(field)))
+        })?;
     }
     Ok(())
 }
@@ -242,7 +239,7 @@ impl Config {
         f.bool("keepUploadedBlobs", &mut c.keep_uploaded_blobs)?;
         if let Some(batches) = f.take("batches") {
             let items = batches.as_array().ok_or_else(|| f.wrong("batches", "an array"))?;
-            c.batches = items.iter().map(BatchRoute::read).collect::<Result<_, _>>()?;
+            c.batches = json::map_all(items, BatchRoute::read)?;
         }
         f.u32("batchDelayMs", &mut c.batch_delay_ms)?;
         f.u32("batchMaxItems", &mut c.batch_max_items)?;

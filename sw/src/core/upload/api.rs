@@ -202,7 +202,7 @@ impl PartsAnswer {
     fn read(body: &[u8]) -> Option<PartsAnswer> {
         let v = object(body)?;
         let uploaded = optional(&v, "uploaded", |u| {
-            u.as_array()?.iter().map(|p| p.get("partNumber").and_then(number)).collect::<Option<Vec<_>>>()
+            json::map_all(u.as_array()?, |p| p.get("partNumber").and_then(number).ok_or(())).ok()
         })?;
         Some(PartsAnswer {
             asset_id: optional(&v, "assetId", string)?,
