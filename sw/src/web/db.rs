@@ -196,9 +196,10 @@ pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
     done(&tx).await
 }
 
-async fn all(request: std::result::Result<IdbRequest, JsValue>) -> Result<Vec<JsValue>> {
-    let array: Array = wait(&request?).await?.unchecked_into();
-    Ok(array.iter().collect())
+// The helpers below walk the JS arrays by index into plain loops: each
+// iterator chain over them was a few generic functions of its own.
+async fn all(request: std::result::Result<IdbRequest, JsValue>) -> Result<Array> {
+    Ok(wait(&request?).await?.unchecked_into())
 }
 
 fn key(id: u64) -> JsValue {
@@ -213,7 +214,11 @@ pub async fn records(db: &Db, name: &str) -> Result<Vec<(JsValue, Vec<u8>)>> {
     let s = store(&tx, name)?;
     let keys = all(s.get_all_keys()).await?;
     let values = all(s.get_all()).await?;
-    Ok(keys.into_iter().zip(values).map(|(k, v)| (k, bytes_of(&v))).collect())
+    let mut out = Vec::with_capacity(keys.length() as usize);
+    for i in 0..keys.length().min(values.length()) {
+        out.push((keys.get(i), bytes_of(&values.get(i))));
+    }
+    Ok(out)
 }
 
 fn bytes_of(v: &JsValue) -> Vec<u8> {
@@ -284,11 +289,14 @@ pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>
     // The meta store is small: read it whole and keep the id-map rows.
     let keys = all(s.get_all_keys()).await?;
     let values = all(s.get_all()).await?;
-    Ok(keys
-        .into_iter()
-        .zip(values)
-        .filter_map(|(k, v)| Some((tempid::temp_of(&k.as_string()?, user)?.to_string(), v.as_string()?)))
-        .collect())
+    let mut out = Vec::new();
+    for i in 0..keys.length().min(values.length()) {
+        let (Some(k), Some(v)) = (keys.get(i).as_string(), values.get(i).as_string()) else { continue };
+        if let Some(temp) = tempid::temp_of(&k, user) {
+            out.push((temp.to_string(), v));
+        }
+    }
+    Ok(out)
 }
 
 /// Forgets the temp ids learned for `user` (no write or upload of theirs
@@ -296,11 +304,12 @@ pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>
 pub async fn prune_ids(db: &Db, user: Option<&str>) -> Result<()> {
     let tx = db.transaction(&[META], true)?;
     let keys = all(store(&tx, META)?.get_all_keys()).await?;
-    let pruned: Vec<Op> = keys
-        .into_iter()
-        .filter(|k| k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)))
-        .map(|k| Op::Delete(META, k))
-        .collect();
+    let mut pruned = Vec::new();
+    for k in (0..keys.length()).map(|i| keys.get(i)) {
+        if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
+            pruned.push(Op::Delete(META, k));
+        }
+    }
     issue(&tx, &pruned)?;
     done(&tx).await
 }

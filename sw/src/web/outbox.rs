@@ -125,16 +125,8 @@ impl HeldWrite {
 /// An answer's headers to pass on with a share of its body (its length and
 /// encoding no longer apply).
 fn response_headers(r: &Response) -> Vec<(String, String)> {
-    let mut headers = Vec::new();
-    if let Ok(Some(iter)) = js_sys::try_iter(&r.headers()) {
-        for pair in iter.flatten() {
-            let pair: js_sys::Array = pair.unchecked_into();
-            let name = pair.get(0).as_string().unwrap_or_default();
-            if name != "content-length" && name != "content-encoding" {
-                headers.push((name, pair.get(1).as_string().unwrap_or_default()));
-            }
-        }
-    }
+    let mut headers = global::headers_of(&r.headers());
+    headers.retain(|(name, _)| name != "content-length" && name != "content-encoding");
     headers
 }
 

@@ -1,8 +1,7 @@
 //! `Request` <-> `core::record::StoredRequest`.
 
 use super::error::Result;
-use js_sys::{Array, Uint8Array};
-use wasm_bindgen::JsCast;
+use js_sys::Uint8Array;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestCredentials, RequestInit};
 
@@ -29,14 +28,7 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
 /// A request's headers, as the page set them (names as the browser gives
 /// them, lowercase).
 pub fn headers_of(request: &Request) -> Result<Vec<(String, String)>> {
-    let mut headers = Vec::new();
-    if let Some(iter) = js_sys::try_iter(&request.headers())? {
-        for pair in iter {
-            let pair: Array = pair?.unchecked_into();
-            headers.push((pair.get(0).as_string().unwrap_or_default(), pair.get(1).as_string().unwrap_or_default()));
-        }
-    }
-    Ok(headers)
+    Ok(super::global::headers_of(&request.headers()))
 }
 
 /// How a built request is sent.
