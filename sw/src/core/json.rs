@@ -607,7 +607,9 @@ impl<'a> Fields<'a> {
     pub fn strings(&mut self, field: &'a str, into: &mut Vec<String>) -> Result<(), FieldError> {
         if let Some(v) = self.take(field) {
             let items = v.as_array().ok_or_else(|| self.wrong(field, "an array of strings"))?;
-            *into = map_all(items, |s| s.as_str().map(String::from).ok_or_else(|| self.wrong(field, "an array of strings")))?;
+            *into = map_all(items, |s| {
+                s.as_str().map(String::from).ok_or_else(|| self.wrong(field, "an array of strings"))
+            })?;
         }
         Ok(())
     }
@@ -633,7 +635,9 @@ impl<'a> Fields<'a> {
         if let Some(v) = self.take(field) {
             let want = "an array of whole numbers";
             let items = v.as_array().ok_or_else(|| self.wrong(field, want))?;
-            *into = map_all(items, |n| n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| self.wrong(field, want)))?;
+            *into = map_all(items, |n| {
+                n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| self.wrong(field, want))
+            })?;
         }
         Ok(())
     }

@@ -41,12 +41,13 @@ const UNVARYING: &[&str] =
 /// every header that may change the answer (sorted, names lowercase).
 pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers: &[(String, String)]) -> String {
     let url = url.split('#').next().unwrap_or(url);
-    let mut relevant: Vec<String> = headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .filter(|(k, _)| !UNVARYING.contains(&k.as_str()))
-        .map(|(k, v)| format!("{}:{k}={}:{v}", k.len(), v.len()))
-        .collect();
+    let mut relevant: Vec<String> = Vec::new();
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        if !UNVARYING.contains(&k.as_str()) {
+            relevant.push(format!("{}:{k}={}:{v}", k.len(), v.len()));
+        }
+    }
     relevant.sort();
     let generation = generation.map_or("-".to_string(), |g| g.to_string());
     format!("{credentials}|{generation}|{}|{url}", super::text::join(&relevant, "|"))

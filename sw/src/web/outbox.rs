@@ -760,22 +760,23 @@ impl Outbox {
 
     /// `user`'s uploads still under way.
     async fn pending_uploads(&self, user: Option<&str>) -> Result<Vec<crate::core::upload::Upload>> {
-        Ok(db::records(&self.db, db::UPLOADS)
-            .await?
-            .into_iter()
-            .filter_map(|(_, v)| crate::core::upload::decode(&v).ok())
-            .filter(|u| u.is_pending() && u.user.as_deref() == user)
-            .collect())
+        let mut pending = Vec::new();
+        for (_, v) in db::records(&self.db, db::UPLOADS).await? {
+            if let Ok(u) = crate::core::upload::decode(&v) {
+                if u.is_pending() && u.user.as_deref() == user {
+                    pending.push(u);
+                }
+            }
+        }
+        Ok(pending)
     }
 
     /// The quarantined records `user` may see and discard: theirs, and
     /// those of the previous build, whose owner is unknown.
     async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>> {
-        let all = db::records(&self.db, db::QUARANTINE).await?;
-        Ok(all
-            .into_iter()
-            .filter(|(_, v)| record::quarantine_owner(v).is_none_or(|owner| owner.as_deref() == user))
-            .collect())
+        let mut all = db::records(&self.db, db::QUARANTINE).await?;
+        all.retain(|(_, v)| record::quarantine_owner(v).is_none_or(|owner| owner.as_deref() == user));
+        Ok(all)
     }
 
     /// Sends the entries of `run` (indexes into `entries`, the due head

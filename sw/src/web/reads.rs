@@ -220,11 +220,12 @@ impl Reads {
 
     /// Drops least recently used copies past the configured bounds.
     async fn evict(&self) -> Result<()> {
-        let index: Vec<(String, ReadMeta)> = db::records(&self.db, db::READS_META)
-            .await?
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.as_string()?, reads::decode(&v).ok()?)))
-            .collect();
+        let mut index: Vec<(String, ReadMeta)> = Vec::new();
+        for (k, v) in db::records(&self.db, db::READS_META).await? {
+            if let (Some(k), Ok(meta)) = (k.as_string(), reads::decode(&v)) {
+                index.push((k, meta));
+            }
+        }
         let plan = reads::plan_eviction(&index, self.config.read_cache_max_entries, self.config.read_cache_max_bytes);
         db::delete_keys(&self.db, &[db::READS, db::READS_META], &plan.evict).await
     }
@@ -276,12 +277,13 @@ impl Reads {
     /// Forgets every user's cached reads (on logout); the shared app shell
     /// stays.
     pub async fn clear_users(&self) -> Result<()> {
-        let keys: Vec<String> = db::records(&self.db, db::READS_META)
-            .await?
-            .into_iter()
-            .filter_map(|(k, _)| k.as_string())
-            .filter(|k| !k.starts_with(&reads::partition_prefix(Partition::Shared)))
-            .collect();
+        let shared = reads::partition_prefix(Partition::Shared);
+        let mut keys = Vec::new();
+        for (k, _) in db::records(&self.db, db::READS_META).await? {
+            if let Some(k) = k.as_string().filter(|k| !k.starts_with(&shared)) {
+                keys.push(k);
+            }
+        }
         db::delete_keys(&self.db, &[db::READS, db::READS_META], &keys).await
     }
 }

@@ -215,11 +215,8 @@ impl PartsAnswer {
 
 fn part_urls(body: &[u8]) -> Option<Vec<PartUrl>> {
     let v = object(body)?;
-    v.get("parts")?
-        .as_array()?
-        .iter()
-        .map(|p| Some(PartUrl { part_number: number(p.get("partNumber")?)?, url: string(p.get("url")?)? }))
-        .collect()
+    let read = |p: &Value| Some(PartUrl { part_number: number(p.get("partNumber")?)?, url: string(p.get("url")?)? });
+    json::map_all(v.get("parts")?.as_array()?, |p| read(p).ok_or(())).ok()
 }
 
 /// A presigned PUT's phase. The URL's lifetime as the origin counts it
@@ -311,13 +308,12 @@ pub fn on_origin(
             let (Phase::Parts { part_size, .. }, Some(urls)) = (&u.phase, part_urls(body)) else {
                 return failed(u, garbled);
             };
-            let puts = urls
-                .into_iter()
-                .filter_map(|p| {
-                    let (start, end) = part_range(p.part_number, *part_size, u.size)?;
-                    Some(PartPut { number: p.part_number, url: p.url, start, end })
-                })
-                .collect();
+            let mut puts = Vec::with_capacity(urls.len());
+            for p in urls {
+                if let Some((start, end)) = part_range(p.part_number, *part_size, u.size) {
+                    puts.push(PartPut { number: p.part_number, url: p.url, start, end });
+                }
+            }
             Then::Next(Call::Parts(puts))
         }
         Step::Complete => unreachable!("answered above"),

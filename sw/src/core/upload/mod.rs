@@ -269,7 +269,13 @@ pub fn part_range(n: u32, part_size: u64, size: u64) -> Option<(u64, u64)> {
 
 /// Parts still to send, ascending, given those the store reports.
 pub fn missing_parts(part_count: u32, have: &[u32]) -> Vec<u32> {
-    (1..=part_count).filter(|n| !have.contains(n)).collect()
+    let mut missing = Vec::new();
+    for n in 1..=part_count {
+        if !have.contains(&n) {
+            missing.push(n);
+        }
+    }
+    missing
 }
 
 /// The presign answered: where the bytes go.
