@@ -323,7 +323,11 @@ pub fn save_ids<'a>(
 }
 
 fn id_puts(user: Option<&str>, pairs: &[(String, String)]) -> Vec<Op<'static>> {
-    pairs.iter().map(|(temp, id)| Op::Put(META, tempid::map_key(user, temp).into(), id.into())).collect()
+    let mut ops = Vec::with_capacity(pairs.len());
+    for (temp, id) in pairs {
+        ops.push(Op::Put(META, tempid::map_key(user, temp).into(), id.into()));
+    }
+    ops
 }
 
 /// The entry id a key stands for, if it is one (a positive integer).
@@ -377,7 +381,15 @@ pub async fn get_bytes(db: &Db, store: &str, key: &str) -> Result<Option<Vec<u8>
 
 /// Puts values under string keys, several stores in one transaction.
 pub fn put_all<'a>(db: &'a Db, rows: &[(&'a str, &str, JsValue)]) -> impl Future<Output = Result<()>> + 'a {
-    write(db, rows.iter().map(|(name, key, value)| Op::Put(name, (*key).into(), value.clone())).collect())
+    write(db, puts(rows))
+}
+
+fn puts<'a>(rows: &[(&'a str, &str, JsValue)]) -> Vec<Op<'a>> {
+    let mut ops = Vec::with_capacity(rows.len());
+    for (name, key, value) in rows {
+        ops.push(Op::Put(name, (*key).into(), value.clone()));
+    }
+    ops
 }
 
 pub fn bytes(b: &[u8]) -> JsValue {
@@ -386,8 +398,13 @@ pub fn bytes(b: &[u8]) -> JsValue {
 
 /// Deletes `keys` from every one of `stores`, in one transaction.
 pub fn delete_keys<'a>(db: &'a Db, stores: &[&'a str], keys: &[String]) -> impl Future<Output = Result<()>> + 'a {
-    let ops = stores.iter().flat_map(|name| keys.iter().map(|key| Op::Delete(name, key.as_str().into())));
-    write(db, ops.collect())
+    let mut ops = Vec::with_capacity(stores.len() * keys.len());
+    for name in stores {
+        for key in keys {
+            ops.push(Op::Delete(name, key.as_str().into()));
+        }
+    }
+    write(db, ops)
 }
 
 /// Removes delivered entries and saves the temp-id pairs they taught, in one
@@ -398,8 +415,10 @@ pub fn commit<'a>(
     user: Option<&str>,
     pairs: &[(String, String)],
 ) -> impl Future<Output = Result<()>> + 'a {
-    let mut ops: Vec<Op> = delivered.iter().map(|id| Op::Delete(OUTBOX, key(*id))).collect();
-    ops.extend(id_puts(user, pairs));
+    let mut ops = id_puts(user, pairs);
+    for id in delivered {
+        ops.push(Op::Delete(OUTBOX, key(*id)));
+    }
     write(db, ops)
 }
 
@@ -410,7 +429,13 @@ pub type Guard<'a> = (&'a str, &'a str, &'a dyn Fn(Option<&[u8]>) -> bool);
 /// Puts `rows` in one transaction, unless `guard` keeps the value it names
 /// (read in that transaction). Whether they were put.
 pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &str, JsValue)]) -> Result<bool> {
-    let mut stores: Vec<&str> = rows.iter().map(|r| r.0).chain(guard.map(|g| g.0)).collect();
+    let mut stores: Vec<&str> = Vec::with_capacity(rows.len() + 1);
+    for r in rows {
+        stores.push(r.0);
+    }
+    if let Some(g) = &guard {
+        stores.push(g.0);
+    }
     stores.sort_unstable();
     stores.dedup();
     let tx = db.transaction(&stores, true)?;
@@ -422,8 +447,7 @@ pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &s
         None => true,
     };
     if put {
-        let ops: Vec<Op> = rows.iter().map(|(name, key, value)| Op::Put(name, (*key).into(), value.clone())).collect();
-        issue(&tx, &ops)?;
+        issue(&tx, &puts(rows))?;
     }
     done(&tx).await?;
     Ok(put)

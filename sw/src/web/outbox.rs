@@ -753,8 +753,12 @@ impl Outbox {
         for (temp, id) in db::id_map(&self.db, user).await? {
             ids.insert(temp, id);
         }
-        let waiting: Vec<String> =
-            self.pending_uploads(user).await?.into_iter().filter(|u| u.asset_id.is_none()).map(|u| u.id).collect();
+        let mut waiting = Vec::new();
+        for u in self.pending_uploads(user).await? {
+            if u.asset_id.is_none() {
+                waiting.push(u.id);
+            }
+        }
         Ok((ids, waiting))
     }
 
@@ -793,16 +797,17 @@ impl Outbox {
         done: &mut Delivered,
     ) -> Result<Sent> {
         let merged = if run.len() > 1 {
-            let bodies: Vec<Vec<u8>> = run
-                .iter()
-                .map(|&k| {
-                    let e = &entries[k];
-                    ids.rewrite_json(&e.request.body).unwrap_or_else(|| e.request.body.clone())
-                })
-                .collect();
+            let mut bodies: Vec<Vec<u8>> = Vec::with_capacity(run.len());
+            for &k in run {
+                let e = &entries[k];
+                bodies.push(ids.rewrite_json(&e.request.body).unwrap_or_else(|| e.request.body.clone()));
+            }
             let path = crate::core::url::split(&entries[run[0]].request.url).map(|p| p.path).unwrap_or("");
             let route = batch::route_of(&self.config, &entries[run[0]].request.method, path);
-            let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+            let mut refs: Vec<&[u8]> = Vec::with_capacity(bodies.len());
+            for b in &bodies {
+                refs.push(b);
+            }
             route.and_then(|r| batch::merged(r, &refs))
         } else {
             None
@@ -916,13 +921,28 @@ impl Outbox {
     pub async fn status(&self) -> Result<protocol::Status> {
         let user = self.identity.current();
         let entries = self.pending().await?;
-        let (mine, others): (Vec<&Entry>, Vec<&Entry>) = entries.iter().partition(|e| e.user == user);
-        let pending = mine.iter().filter(|e| e.state == State::Pending).count();
-        let parked = others.iter().filter(|e| e.state == State::Pending).count();
-        let mut dead_letters: Vec<protocol::DeadLetter> = mine
-            .iter()
-            .filter_map(|e| match &e.state {
-                State::Dead { reason, at } => Some(protocol::DeadLetter {
+        let (mut pending, mut parked) = (0, 0);
+        let (mut dead_letters, mut queue) = (Vec::new(), Vec::new());
+        for e in &entries {
+            match &e.state {
+                State::Pending if e.user != user => parked += 1,
+                State::Pending => {
+                    pending += 1;
+                    // The first waiting writes, for a page to show when each goes next.
+                    if queue.len() < STATUS_QUEUE_LEN {
+                        queue.push(protocol::QueuedWrite {
+                            id: e.id.to_string(),
+                            method: e.request.method.clone(),
+                            url: e.request.url.clone(),
+                            retries: e.retries,
+                            next_at: e.next_at,
+                            status: e.last_status,
+                            created_at: e.created_at,
+                        });
+                    }
+                }
+                State::Dead { .. } if e.user != user => {}
+                State::Dead { reason, at } => dead_letters.push(protocol::DeadLetter {
                     id: e.id.to_string(),
                     method: Some(e.request.method.clone()),
                     url: Some(e.request.url.clone()),
@@ -930,9 +950,8 @@ impl Outbox {
                     reason: reason.text(),
                     at: Some(*at),
                 }),
-                State::Pending => None,
-            })
-            .collect();
+            }
+        }
         for (key, _) in self.quarantined(user.as_deref()).await? {
             dead_letters.push(protocol::DeadLetter {
                 id: db::key_text(&key),
@@ -943,21 +962,6 @@ impl Outbox {
                 at: None,
             });
         }
-        // The first waiting writes, for a page to show when each goes next.
-        let queue = mine
-            .iter()
-            .filter(|e| e.state == State::Pending)
-            .take(STATUS_QUEUE_LEN)
-            .map(|e| protocol::QueuedWrite {
-                id: e.id.to_string(),
-                method: e.request.method.clone(),
-                url: e.request.url.clone(),
-                retries: e.retries,
-                next_at: e.next_at,
-                status: e.last_status,
-                created_at: e.created_at,
-            })
-            .collect();
         Ok(protocol::Status {
             user,
             pending,

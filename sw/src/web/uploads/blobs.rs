@@ -165,13 +165,12 @@ impl Uploads {
     /// Forgets the users' kept copies (on logout); files not yet uploaded
     /// stay, parked for their user.
     pub async fn forget_copies(&self) -> Result<()> {
-        let keys: Vec<String> = self
-            .blob_metas()
-            .await?
-            .into_iter()
-            .filter(|(_, m)| !m.pinned && m.user.is_some())
-            .map(|(k, _)| k)
-            .collect();
+        let mut keys = Vec::new();
+        for (k, m) in self.blob_metas().await? {
+            if !m.pinned && m.user.is_some() {
+                keys.push(k);
+            }
+        }
         db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], &keys).await
     }
 

@@ -38,7 +38,14 @@ impl Uploads {
         // Not on the device: a temp id may have its server id by now.
         let server_id = if id.starts_with(upload::TEMP_PREFIX) {
             let user = self.identity.current();
-            db::id_map(&self.db, user.as_deref()).await?.into_iter().find(|(t, _)| *t == id).map(|(_, s)| s)
+            let mut known = None;
+            for (temp, server) in db::id_map(&self.db, user.as_deref()).await? {
+                if temp == id {
+                    known = Some(server);
+                    break;
+                }
+            }
+            known
         } else {
             Some(id.clone())
         };

@@ -322,15 +322,29 @@ impl Uploads {
     /// of the current user's uploads.
     pub async fn status(&self) -> Result<Vec<UploadStatus>> {
         let user = self.identity.current();
-        Ok(self.uploads().await?.iter().filter(|u| u.user == user).map(upload::status).collect())
+        let mut status = Vec::new();
+        for u in self.uploads().await? {
+            if u.user == user {
+                status.push(upload::status(&u));
+            }
+        }
+        Ok(status)
+    }
+
+    /// The current user's upload `id`.
+    async fn find(&self, id: &str) -> Result<Option<Upload>> {
+        let user = self.identity.current();
+        for u in self.uploads().await? {
+            if u.id == id && u.user == user {
+                return Ok(Some(u));
+            }
+        }
+        Ok(None)
     }
 
     /// Retries a dead upload; `None` when `id` is not one of this user's.
     pub async fn retry(self: &Rc<Self>, id: &str) -> Result<Option<bool>> {
-        let user = self.identity.current();
-        let Some(mut u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
-            return Ok(None);
-        };
+        let Some(mut u) = self.find(id).await? else { return Ok(None) };
         let revived = upload::revive(&mut u, global::now_ms());
         if revived {
             self.save(&u).await?;
@@ -342,10 +356,7 @@ impl Uploads {
     /// Drops a dead upload and its file; `None` when `id` is not one of
     /// this user's uploads, `Some(false)` when it is still going.
     pub async fn discard(&self, id: &str) -> Result<Option<bool>> {
-        let user = self.identity.current();
-        let Some(u) = self.uploads().await?.into_iter().find(|u| u.id == id && u.user == user) else {
-            return Ok(None);
-        };
+        let Some(u) = self.find(id).await? else { return Ok(None) };
         if u.dead.is_none() {
             return Ok(Some(false));
         }
