@@ -44,12 +44,18 @@ pub struct Plan<K> {
 /// below the high one keeps eviction from running on every write).
 pub fn plan<K: Clone>(items: &[Item<K>], high: Budget, low: Budget) -> Plan<K> {
     let mut entries = items.len() as u64;
-    let mut bytes: u64 = items.iter().map(|i| i.size).sum();
+    let mut bytes: u64 = 0;
+    let mut order: Vec<&Item<K>> = Vec::with_capacity(items.len());
+    for i in items {
+        bytes += i.size;
+        if i.evictable {
+            order.push(i);
+        }
+    }
     let mut out = Plan { evict: Vec::new(), freed_bytes: 0, entries, bytes, short: false };
     if high.holds(entries, bytes) {
         return out;
     }
-    let mut order: Vec<&Item<K>> = items.iter().filter(|i| i.evictable).collect();
     // Stable: among equal times the earlier listed goes first.
     order.sort_by_key(|i| i.last_used);
     for item in order {

@@ -234,15 +234,24 @@ pub struct Storage {
     pub blobs: u64,
 }
 
+/// A JSON array of `items`, each as `each` writes it.
+fn list<T>(items: &[T], each: fn(&T) -> Value) -> Value {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(each(item));
+    }
+    Value::Array(out)
+}
+
 impl Status {
     pub fn to_json(&self) -> Value {
         let mut v = obj! {
             "user": self.user.as_deref(),
             "pending": self.pending,
             "parked": self.parked,
-            "queue": self.queue.iter().map(QueuedWrite::to_json).collect::<Vec<_>>(),
-            "deadLetters": self.dead_letters.iter().map(DeadLetter::to_json).collect::<Vec<_>>(),
-            "uploads": self.uploads.iter().map(UploadStatus::to_json).collect::<Vec<_>>(),
+            "queue": list(&self.queue, QueuedWrite::to_json),
+            "deadLetters": list(&self.dead_letters, DeadLetter::to_json),
+            "uploads": list(&self.uploads, UploadStatus::to_json),
             "storage": self.storage.to_json(),
             "nextWakeAt": self.next_wake_at,
             "workerStartedAt": self.worker_started_at,

@@ -146,12 +146,19 @@ fn replayable(entry: &Entry, user: Option<&str>) -> bool {
 /// of other users are parked, not heads.
 fn heads<'a>(entries: &'a [Entry], user: Option<&str>) -> Vec<&'a Entry> {
     let mut heads: Vec<&Entry> = Vec::new();
-    for e in entries.iter().filter(|e| replayable(e, user)) {
-        match heads.iter_mut().find(|h| h.queue == e.queue) {
-            Some(h) if e.id < h.id => *h = e,
-            Some(_) => {}
-            None => heads.push(e),
+    'entries: for e in entries {
+        if !replayable(e, user) {
+            continue;
         }
+        for h in heads.iter_mut() {
+            if h.queue == e.queue {
+                if e.id < h.id {
+                    *h = e;
+                }
+                continue 'entries;
+            }
+        }
+        heads.push(e);
     }
     heads.sort_by_key(|e| e.id);
     heads
@@ -171,12 +178,16 @@ pub fn due(
     limit: usize,
     trigger: Trigger,
 ) -> Vec<u64> {
-    heads(entries, user)
-        .into_iter()
-        .filter(|e| clock::due(timing(e), now, trigger) && !in_flight.contains(&e.id))
-        .map(|e| e.id)
-        .take(limit)
-        .collect()
+    let mut ids = Vec::new();
+    for e in heads(entries, user) {
+        if ids.len() == limit {
+            break;
+        }
+        if clock::due(timing(e), now, trigger) && !in_flight.contains(&e.id) {
+            ids.push(e.id);
+        }
+    }
+    ids
 }
 
 /// Whether a head of `user`'s is waiting for the network (its last attempt

@@ -157,10 +157,10 @@ pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, RecordError> {
 /// Which copies to drop after storing one. Cached reads have one budget:
 /// past it, the least recently used go until it holds again.
 pub fn plan_eviction(index: &[(String, ReadMeta)], max_entries: u32, max_bytes: u64) -> Plan<String> {
-    let items: Vec<Item<String>> = index
-        .iter()
-        .map(|(key, m)| Item { key: key.clone(), size: m.size, last_used: m.last_used, evictable: true })
-        .collect();
+    let mut items = Vec::with_capacity(index.len());
+    for (key, m) in index {
+        items.push(Item { key: key.clone(), size: m.size, last_used: m.last_used, evictable: true });
+    }
     let budget = Budget { entries: u64::from(max_entries), bytes: max_bytes };
     evict::plan(&items, budget, budget)
 }

@@ -67,20 +67,24 @@ fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
         };
         let mut next = Vec::new();
         for v in current {
-            let picked: Vec<&Value> = match (name, v) {
-                ("*", Value::Array(items)) => items.iter().collect(),
+            let (all, one): (&[Value], Option<&Value>) = match (name, v) {
+                ("*", Value::Array(items)) => (items, None),
                 // (As u64: the one integer parser the wasm carries.)
-                (n, Value::Array(items)) if n.parse::<u64>().is_ok() => items
-                    .get(n.parse::<u64>().ok().and_then(|i| usize::try_from(i).ok()).unwrap_or(usize::MAX))
-                    .into_iter()
-                    .collect(),
-                (n, Value::Object(map)) => map.get(n).into_iter().collect(),
-                _ => Vec::new(),
+                (n, Value::Array(items)) => match n.parse::<u64>() {
+                    Ok(i) => (&[], usize::try_from(i).ok().and_then(|i| items.get(i))),
+                    Err(_) => (&[], None),
+                },
+                (n, Value::Object(map)) => (&[], map.get(n)),
+                _ => (&[], None),
             };
-            for p in picked {
+            for p in all.iter().chain(one) {
                 match (filter, p) {
                     (Some((field, want)), Value::Array(items)) => {
-                        next.extend(items.iter().filter(|item| matches(item.get(field), want)));
+                        for item in items {
+                            if matches(item.get(field), want) {
+                                next.push(item);
+                            }
+                        }
                     }
                     (Some(_), _) => {}
                     (None, p) => next.push(p),

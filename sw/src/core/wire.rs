@@ -189,7 +189,11 @@ impl<T: Wire> Wire for Vec<T> {
     }
     fn get(r: &mut Reader<'_>) -> Self {
         let n = r.len();
-        (0..n).map(|_| T::get(r)).collect()
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(T::get(r));
+        }
+        items
     }
 }
 

@@ -114,7 +114,13 @@ impl Clock {
 
     fn waiting(&self, except: Option<Part>) -> Vec<Part> {
         let wakes = self.wakes.borrow();
-        PARTS.into_iter().filter(|p| wakes.silent(*p as usize) && Some(*p) != except).collect()
+        let mut parts = Vec::new();
+        for p in PARTS {
+            if wakes.silent(p as usize) && Some(p) != except {
+                parts.push(p);
+            }
+        }
+        parts
     }
 
     fn run_parts(&self, parts: &[Part], trigger: Trigger) {
@@ -160,8 +166,12 @@ impl Clock {
         if self.gate.borrow_mut().fire(now) {
             self.run_parts(&self.waiting(None), Trigger::Hint);
         }
-        let due: Vec<Part> =
-            PARTS.into_iter().filter(|p| self.wakes.borrow().of(*p as usize).is_some_and(|at| at <= now)).collect();
+        let mut due = Vec::new();
+        for p in PARTS {
+            if self.wakes.borrow().of(p as usize).is_some_and(|at| at <= now) {
+                due.push(p);
+            }
+        }
         self.run_parts(&due, Trigger::Scheduled);
         self.rearm();
         // The closure that called us may be dropped now that we are leaving it.

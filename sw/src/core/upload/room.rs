@@ -68,10 +68,10 @@ pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, make: Make) -> Room 
         Make::AllEvictable => (0, 0),
     };
     use crate::core::evict::{plan, Budget, Item};
-    let mut items: Vec<Item<Option<&str>>> = blobs
-        .iter()
-        .map(|(k, m)| Item { key: Some(k.as_str()), size: m.size, last_used: m.last_used, evictable: !m.pinned })
-        .collect();
+    let mut items: Vec<Item<Option<&str>>> = Vec::with_capacity(blobs.len() + 1);
+    for (k, m) in blobs {
+        items.push(Item { key: Some(k.as_str()), size: m.size, last_used: m.last_used, evictable: !m.pinned });
+    }
     if incoming > 0 {
         items.push(Item { key: None, size: incoming, last_used: u64::MAX, evictable: false });
     }
@@ -79,12 +79,11 @@ pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, make: Make) -> Room 
     let high = Budget { entries: many, bytes: budget / 10 * 9 };
     let low = Budget { entries: many, bytes: budget / 10 * 7 };
     let p = plan(&items, high, low);
-    Room {
-        evict: p.evict.into_iter().flatten().map(str::to_string).collect(),
-        freed_bytes: p.freed_bytes,
-        usage: p.bytes,
-        fits: p.bytes <= budget,
+    let mut evict = Vec::with_capacity(p.evict.len());
+    for k in p.evict.into_iter().flatten() {
+        evict.push(k.to_string());
     }
+    Room { evict, freed_bytes: p.freed_bytes, usage: p.bytes, fits: p.bytes <= budget }
 }
 
 /// `bytes` in MiB with one decimal, rounded half up, in integers (`u64`:
