@@ -306,7 +306,11 @@ impl From<Object> for Value {
 
 impl<T: Into<Value>> From<Vec<T>> for Value {
     fn from(items: Vec<T>) -> Value {
-        Value::Array(items.into_iter().map(Into::into).collect())
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(item.into());
+        }
+        Value::Array(out)
     }
 }
 
@@ -651,10 +655,12 @@ impl<'a> Fields<'a> {
 
     /// Every field was read: an unknown one is named.
     pub fn finish(self) -> Result<(), FieldError> {
-        match self.object.iter().find(|(k, _)| !self.seen.contains(&k.as_str())) {
-            Some((k, _)) => Err(format!("unknown field `{k}` in {}", name(self.place))),
-            None => Ok(()),
+        for (k, _) in self.object.iter() {
+            if !self.seen.contains(&k.as_str()) {
+                return Err(format!("unknown field `{k}` in {}", name(self.place)));
+            }
         }
+        Ok(())
     }
 }
 

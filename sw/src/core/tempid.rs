@@ -112,21 +112,22 @@ impl IdMap {
         }
         let parts = super::url::split(url)?;
         let mut changed = false;
-        let path: Vec<&str> = parts
-            .path
-            .split('/')
-            .map(|seg| match self.get(seg) {
+        let mut out = String::from(parts.origin);
+        for (i, seg) in parts.path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            match self.get(seg) {
                 Some(id) => {
                     changed = true;
-                    id
+                    out.push_str(id);
                 }
-                None => seg,
-            })
-            .collect();
+                None => out.push_str(seg),
+            }
+        }
         if !changed {
             return None;
         }
-        let mut out = format!("{}{}", parts.origin, super::text::join(&path, "/"));
         if let Some(q) = parts.query {
             out.push('?');
             out.push_str(q);

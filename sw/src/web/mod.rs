@@ -123,7 +123,10 @@ impl Inner {
                 global::on_settled(&p, move || {
                     // Only this entry: after a write, a new read of the
                     // same key may be in flight under it.
-                    inflight.borrow_mut().retain(|(_, q)| !q.loose_eq(&mine));
+                    let mut inflight = inflight.borrow_mut();
+                    if let Some(i) = inflight.iter().position(|(_, q)| q.loose_eq(&mine)) {
+                        drop(inflight.remove(i));
+                    }
                 });
                 p
             }
@@ -471,7 +474,7 @@ impl Outpost {
             let me = Rc::clone(&inner);
             let shell = Rc::clone(&reads);
             global::spawn(async move {
-                let first: js_sys::Array = me.cold_answers.borrow_mut().drain(..).collect();
+                let first = take_all(&me.cold_answers);
                 if first.length() > 0 {
                     let _ = global::race(Promise::all_settled(&first), START_YIELD_MS).await;
                 }
@@ -669,7 +672,7 @@ impl Outpost {
     /// waits for it in the event that started it, so a browser does not stop
     /// the worker in the middle of a warm-up).
     pub fn settled(&self) -> Promise {
-        let work: js_sys::Array = self.inner.background.borrow_mut().drain(..).collect();
+        let work = take_all(&self.inner.background);
         if work.length() == 0 {
             return Promise::resolve(&JsValue::UNDEFINED);
         }
@@ -695,6 +698,15 @@ impl Outpost {
     fn route(&self, method: &str, url: &str, navigate: bool) -> Route {
         route_request(&self.inner.config, &self.inner.origin, method, url, navigate)
     }
+}
+
+/// The promises in `list`, taken out, as one JS array.
+fn take_all(list: &RefCell<Vec<Promise>>) -> js_sys::Array {
+    let all = js_sys::Array::new();
+    for p in std::mem::take(&mut *list.borrow_mut()) {
+        all.push(&p);
+    }
+    all
 }
 
 /// The device's own answer while a logout is owed to the origin.

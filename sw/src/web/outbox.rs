@@ -125,8 +125,12 @@ impl HeldWrite {
 /// An answer's headers to pass on with a share of its body (its length and
 /// encoding no longer apply).
 fn response_headers(r: &Response) -> Vec<(String, String)> {
-    let mut headers = global::headers_of(&r.headers());
-    headers.retain(|(name, _)| name != "content-length" && name != "content-encoding");
+    let mut headers = Vec::new();
+    for (name, value) in global::headers_of(&r.headers()) {
+        if name != "content-length" && name != "content-encoding" {
+            headers.push((name, value));
+        }
+    }
     headers
 }
 
@@ -357,7 +361,10 @@ impl Outbox {
         }
         let path = crate::core::url::split(&writes[0].stored.url).map(|p| p.path.to_string()).unwrap_or_default();
         let merged = batch::route_of(&self.config, "POST", &path).and_then(|route| {
-            let bodies: Vec<&[u8]> = writes.iter().map(|w| w.stored.body.as_slice()).collect();
+            let mut bodies: Vec<&[u8]> = Vec::with_capacity(writes.len());
+            for w in &writes {
+                bodies.push(&w.stored.body);
+            }
             batch::merged(route, &bodies)
         });
         let Some(body) = merged else {
@@ -384,7 +391,10 @@ impl Outbox {
         let status = answer.response().map(Response::status);
         if let Some(r) = answer.response() {
             if let Err(e) = self.identity.observe(r, sent_at).await {
-                return writes.into_iter().for_each(|w| w.reply.send(Err(e.clone())));
+                for w in writes {
+                    w.reply.send(Err(e.clone()));
+                }
+                return;
             }
             if heard.is_hint() {
                 self.clock.hint(None);
@@ -394,7 +404,10 @@ impl Outbox {
             (Fetched::Answer(r), Some(200..=299)) => {
                 let headers = response_headers(&r);
                 let bytes = global::body_bytes(&r).await.unwrap_or_default();
-                let counts: Vec<usize> = writes.iter().map(|w| w.items).collect();
+                let mut counts = Vec::with_capacity(writes.len());
+                for w in &writes {
+                    counts.push(w.items);
+                }
                 for (w, share) in writes.into_iter().zip(batch::split(&bytes, &counts)) {
                     w.reply.send(response::build(r.status(), &headers, &share));
                 }
@@ -778,9 +791,13 @@ impl Outbox {
     /// The quarantined records `user` may see and discard: theirs, and
     /// those of the previous build, whose owner is unknown.
     async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>> {
-        let mut all = db::records(&self.db, db::QUARANTINE).await?;
-        all.retain(|(_, v)| record::quarantine_owner(v).is_none_or(|owner| owner.as_deref() == user));
-        Ok(all)
+        let mut theirs = Vec::new();
+        for (k, v) in db::records(&self.db, db::QUARANTINE).await? {
+            if record::quarantine_owner(&v).is_none_or(|owner| owner.as_deref() == user) {
+                theirs.push((k, v));
+            }
+        }
+        Ok(theirs)
     }
 
     /// Sends the entries of `run` (indexes into `entries`, the due head

@@ -187,8 +187,12 @@ impl Reads {
         let cache_control = headers.iter().find(|(k, _)| k == "cache-control").map(|(_, v)| v.as_str());
         match (reads::keep(status, cache_control), key) {
             (Keep::Store, Some(key)) => {
-                let kept: Vec<(String, String)> =
-                    headers.iter().filter(|(k, _)| reads::keep_header(k)).cloned().collect();
+                let mut kept: Vec<(String, String)> = Vec::new();
+                for (k, v) in &headers {
+                    if reads::keep_header(k) {
+                        kept.push((k.clone(), v.clone()));
+                    }
+                }
                 let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: owner.sent_at };
                 // The page does not wait for the copy to be written.
                 let me = Rc::clone(self);

@@ -186,7 +186,11 @@ impl PutAnswer {
     fn read(body: &[u8]) -> Option<PutAnswer> {
         let v = object(body)?;
         let headers = optional(&v, "headers", |h| {
-            h.as_object()?.iter().map(|(k, v)| Some((k.clone(), string(v)?))).collect::<Option<Vec<_>>>()
+            let mut pairs = Vec::new();
+            for (k, v) in h.as_object()?.iter() {
+                pairs.push((k.clone(), string(v)?));
+            }
+            Some(pairs)
         })?;
         Some(PutAnswer {
             asset_id: optional(&v, "assetId", string)?,
