@@ -45,20 +45,22 @@ pub struct Plan<K> {
 pub fn plan<K: Clone>(items: &[Item<K>], high: Budget, low: Budget) -> Plan<K> {
     let mut entries = items.len() as u64;
     let mut bytes: u64 = 0;
-    let mut order: Vec<&Item<K>> = Vec::with_capacity(items.len());
-    for i in items {
+    // (time, position): sorted, the earlier listed goes first among equal
+    // times, as a stable sort would; and one sort serves every kind of key.
+    let mut order: Vec<(u64, usize)> = Vec::with_capacity(items.len());
+    for (at, i) in items.iter().enumerate() {
         bytes += i.size;
         if i.evictable {
-            order.push(i);
+            order.push((i.last_used, at));
         }
     }
     let mut out = Plan { evict: Vec::new(), freed_bytes: 0, entries, bytes, short: false };
     if high.holds(entries, bytes) {
         return out;
     }
-    // Stable: among equal times the earlier listed goes first.
-    order.sort_by_key(|i| i.last_used);
-    for item in order {
+    order.sort_unstable();
+    for (_, at) in order {
+        let item = &items[at];
         if low.holds(entries, bytes) {
             break;
         }

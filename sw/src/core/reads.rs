@@ -48,7 +48,7 @@ pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers:
             relevant.push(format!("{}:{k}={}:{v}", k.len(), v.len()));
         }
     }
-    relevant.sort();
+    relevant.sort_unstable(); // equal strings are interchangeable
     let generation = generation.map_or("-".to_string(), |g| g.to_string());
     format!("{credentials}|{generation}|{}|{url}", super::text::join(&relevant, "|"))
 }

@@ -129,7 +129,8 @@ impl Uploads {
                 Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).await?,
             }
         }
-        all.sort_by(|a: &Upload, b: &Upload| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        // Ids are unique, so no two compare equal.
+        all.sort_unstable_by(|a: &Upload, b: &Upload| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(all)
     }
 
