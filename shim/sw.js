@@ -68,6 +68,17 @@ self.outpostRegisterSync = async (tag) => {
     await self.registration.sync?.register(tag);
   } catch {}
 };
+// An IndexedDB request as a promise of its result (rejected with its
+// DOMException), and a transaction's end (rejected with its error, or an
+// AbortError, when it aborts). Listening starts at once.
+self.outpostRequest = (r) => new Promise((ok, fail) => {
+  r.onsuccess = () => ok(r.result);
+  r.onerror = () => fail(r.error);
+});
+self.outpostDone = (tx) => new Promise((ok, fail) => {
+  tx.oncomplete = () => ok();
+  tx.onabort = () => fail(tx.error || new DOMException('an IndexedDB transaction was aborted', 'AbortError'));
+});
 // `[usage, quota]` in bytes, or null where the browser does not tell.
 self.outpostEstimate = async () => {
   try {

@@ -23,8 +23,9 @@
 //! opening creates what is missing and keeps older stores as they are.
 
 use super::error::{Error, Result};
+use super::global::bootstrap;
 use crate::core::tempid;
-use js_sys::{Array, Promise, Uint8Array};
+use js_sys::{Array, Uint8Array};
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -86,28 +87,10 @@ pub async fn open() -> Result<Db> {
 /// A request's result once it succeeds; its `DOMException` when it fails.
 /// The continuation runs in a microtask of the success event, while the
 /// transaction is still active, so the next request may follow.
-async fn wait(request: &IdbRequest) -> Result<JsValue> {
-    let outcome = settled(request).await;
-    result(request, outcome)
-}
-
-/// Listens to the request at once (not when first polled), so several
-/// requests can be made before any is awaited.
-fn settled(request: &IdbRequest) -> JsFuture {
-    JsFuture::from(Promise::new(&mut |resolve, reject| {
-        request.set_onsuccess(Some(&resolve));
-        request.set_onerror(Some(&reject));
-    }))
-}
-
-fn result(request: &IdbRequest, outcome: std::result::Result<JsValue, JsValue>) -> Result<JsValue> {
-    match outcome {
-        Ok(_) => Ok(request.result()?),
-        Err(_) => Err(match request.error() {
-            Ok(Some(e)) => Error::from(JsValue::from(e)),
-            _ => Error::new("UnknownError", "an IndexedDB request failed"),
-        }),
-    }
+/// (Through the bootstrap's `outpostRequest`: a plain future, not one of
+/// our own state machines per helper.)
+fn wait(request: &IdbRequest) -> JsFuture {
+    JsFuture::from(bootstrap::request(request))
 }
 
 impl Db {
@@ -128,18 +111,10 @@ fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
 /// here cancels the error event), so `abort` alone carries every failure,
 /// and with the precise error (at the request's `error` event the
 /// transaction's own `error` is not set yet).
-async fn done(tx: &IdbTransaction) -> Result<()> {
-    let promise = Promise::new(&mut |resolve, reject| {
-        tx.set_oncomplete(Some(&resolve));
-        tx.set_onabort(Some(&reject));
-    });
-    match JsFuture::from(promise).await {
-        Ok(_) => Ok(()),
-        Err(_) => Err(match tx.error() {
-            Some(e) => Error::from(JsValue::from(e)),
-            None => Error::new("AbortError", "an IndexedDB transaction was aborted"),
-        }),
-    }
+/// The transaction's end: `Ok` once it completes, its error if it aborts
+/// (the bootstrap's `outpostDone`).
+fn done(tx: &IdbTransaction) -> JsFuture {
+    JsFuture::from(bootstrap::done(tx))
 }
 
 async fn get_value(s: &IdbObjectStore, key: &JsValue) -> Result<Option<JsValue>> {
@@ -193,7 +168,8 @@ pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
     names.dedup();
     let tx = db.transaction(&names, true)?;
     issue(&tx, &ops)?;
-    done(&tx).await
+    done(&tx).await?;
+    Ok(())
 }
 
 // The helpers below walk the JS arrays by index into plain loops: each
@@ -311,7 +287,8 @@ pub async fn prune_ids(db: &Db, user: Option<&str>) -> Result<()> {
         }
     }
     issue(&tx, &pruned)?;
-    done(&tx).await
+    done(&tx).await?;
+    Ok(())
 }
 
 pub fn save_ids<'a>(
@@ -364,12 +341,11 @@ pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> R
     let mut pending = Vec::with_capacity(N);
     for key in keys {
         let request = s.get(&key.into())?;
-        let done = settled(&request);
-        pending.push((request, done));
+        pending.push(wait(&request));
     }
     let mut out = [const { None }; N];
-    for (slot, (request, done)) in out.iter_mut().zip(pending) {
-        let v = result(&request, done.await)?;
+    for (slot, done) in out.iter_mut().zip(pending) {
+        let v = done.await?;
         *slot = (!v.is_undefined()).then_some(v);
     }
     Ok(out)

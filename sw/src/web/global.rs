@@ -31,7 +31,7 @@ pub fn mark(name: &str) {
 /// Functions the bootstrap (`shim/sw.js`) defines for the wasm: a few lines
 /// of script each, where the same through `Reflect` cost the wasm about
 /// 2.5 KB of lookups and checks.
-mod bootstrap {
+pub(super) mod bootstrap {
     use wasm_bindgen::prelude::*;
 
     #[wasm_bindgen]
@@ -50,6 +50,15 @@ mod bootstrap {
         /// has Background Sync; never rejects.
         #[wasm_bindgen(js_name = outpostRegisterSync)]
         pub fn register_sync(tag: &str) -> js_sys::Promise;
+        /// An IndexedDB request as a promise: its result, or its
+        /// `DOMException`. Listens at once, so several requests can be
+        /// made before any is awaited.
+        #[wasm_bindgen(js_name = outpostRequest)]
+        pub fn request(request: &web_sys::IdbRequest) -> js_sys::Promise;
+        /// Settles when the transaction completes; rejects with its error
+        /// (an `AbortError` when it has none) when it aborts.
+        #[wasm_bindgen(js_name = outpostDone)]
+        pub fn done(tx: &web_sys::IdbTransaction) -> js_sys::Promise;
     }
 }
 
