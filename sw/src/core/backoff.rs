@@ -29,7 +29,7 @@ pub fn delay_ms(config: &Config, retry: u32, jitter: f64, retry_after_ms: Option
 /// Parses `Retry-After` (delay-seconds or an HTTP date) into milliseconds
 /// from `now_ms`. An unparseable or past value means "no opinion".
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
-    let value = value.trim();
+    let value = value.trim_ascii();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(secs.saturating_mul(1000));
     }

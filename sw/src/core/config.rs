@@ -195,7 +195,7 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Parses a config; an empty or blank string means all defaults.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let json = json.trim();
+        let json = json.trim_ascii();
         if json.is_empty() {
             return Ok(Self::default());
         }

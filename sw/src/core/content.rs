@@ -18,7 +18,7 @@ pub const CSP: &str = "sandbox; default-src 'none'; img-src 'self' data:; media-
 
 /// The media type itself, lowercase, without parameters.
 fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    content_type.split(';').next().unwrap_or("").trim_ascii().to_ascii_lowercase()
 }
 
 /// Whether bytes of this type may be shown inline.
@@ -49,18 +49,18 @@ pub enum Ranged {
 /// Reads a `Range` header (RFC 9110 §14.2) for a body of `size` bytes:
 /// `bytes=a-b`, `bytes=a-` and the suffix form `bytes=-n`, one range only.
 pub fn range(header: Option<&str>, size: u64) -> Ranged {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ranged::Whole };
+    let Some(spec) = header.and_then(|h| h.trim_ascii().strip_prefix("bytes=")) else { return Ranged::Whole };
     if spec.as_bytes().contains(&b',') {
         return Ranged::Whole; // several ranges: the whole body is a valid answer
     }
-    let Some((first, last)) = spec.trim().split_once('-') else { return Ranged::Whole };
-    let number = |s: &str| s.trim().parse::<u64>().ok();
-    match (first.trim().is_empty(), number(first), number(last)) {
+    let Some((first, last)) = spec.trim_ascii().split_once('-') else { return Ranged::Whole };
+    let number = |s: &str| s.trim_ascii().parse::<u64>().ok();
+    match (first.trim_ascii().is_empty(), number(first), number(last)) {
         // The last n bytes.
         (true, _, Some(n)) if n > 0 && size > 0 => Ranged::Part { start: size.saturating_sub(n), end: size },
         (true, _, Some(_)) => Ranged::Unsatisfiable,
         (false, Some(start), _) if start >= size => Ranged::Unsatisfiable,
-        (false, Some(start), None) if last.trim().is_empty() => Ranged::Part { start, end: size },
+        (false, Some(start), None) if last.trim_ascii().is_empty() => Ranged::Part { start, end: size },
         (false, Some(start), Some(end)) if end >= start => Ranged::Part { start, end: (end + 1).min(size) },
         _ => Ranged::Whole,
     }

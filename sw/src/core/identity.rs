@@ -17,7 +17,7 @@ pub const EXPECT_HEADER: &str = "outpost-expect-user";
 
 /// What an answer's `Outpost-User` header says: the user, when present.
 pub fn from_header(value: Option<&str>) -> Learned {
-    match value.map(str::trim) {
+    match value.map(str::trim_ascii) {
         Some(id) if !id.is_empty() => Learned::User(id.to_string()),
         _ => Learned::Nothing,
     }

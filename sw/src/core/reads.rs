@@ -76,7 +76,8 @@ pub enum Keep {
 
 pub fn keep(status: u16, cache_control: Option<&str>) -> Keep {
     let no_store = cache_control.is_some_and(|cc| {
-        cc.split(',').any(|d| d.trim().split('=').next().is_some_and(|n| n.trim().eq_ignore_ascii_case("no-store")))
+        cc.split(',')
+            .any(|d| d.trim_ascii().split('=').next().is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case("no-store")))
     });
     match status {
         _ if no_store => Keep::Forget,

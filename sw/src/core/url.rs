@@ -22,7 +22,7 @@ pub fn split(url: &str) -> Option<UrlParts<'_>> {
     let scheme_end = super::text::find(url, "://")?;
     let after_scheme = scheme_end + 3;
     let rest = &url[after_scheme..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority_len = rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
     let origin = &url[..after_scheme + authority_len];
     let rest = &rest[authority_len..];
     let rest = match rest.find('#') {

@@ -45,7 +45,7 @@ fn expand_one(route: &str, answer: &Value) -> Vec<String> {
         };
         // Values go into a path: only what cannot leave its segment.
         if text.is_empty()
-            || !text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+            || !text.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~'))
             || text == ".."
         {
             continue;
