@@ -250,7 +250,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.api_prefix.starts_with('/') && self.api_prefix.ends_with('/')) {
+        if !(self.api_prefix.starts_with("/") && self.api_prefix.ends_with("/")) {
             return Err(ConfigError::Invalid("apiPrefix must start and end with '/'"));
         }
         if self.backoff_ms.is_empty() {
@@ -259,13 +259,13 @@ impl Config {
         if self.network_timeout_ms == 0 || self.write_timeout_ms == 0 {
             return Err(ConfigError::Invalid("networkTimeoutMs and writeTimeoutMs must be above 0"));
         }
-        if ![&self.presign_path, &self.parts_path, &self.complete_path].iter().all(|p| p.starts_with('/')) {
+        if ![&self.presign_path, &self.parts_path, &self.complete_path].iter().all(|p| p.starts_with("/")) {
             return Err(ConfigError::Invalid("presignPath, partsPath and completePath must start with '/'"));
         }
         if !(super::text::contains(&self.parts_path, "{id}") && super::text::contains(&self.complete_path, "{id}")) {
             return Err(ConfigError::Invalid("partsPath and completePath must hold {id}, where the asset id goes"));
         }
-        if !self.warm_up.iter().all(|p| p.starts_with('/')) {
+        if !self.warm_up.iter().all(|p| p.starts_with("/")) {
             return Err(ConfigError::Invalid("warmUp routes must start with '/'"));
         }
         if self.batch_max_items == 0 {

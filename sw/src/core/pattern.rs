@@ -36,10 +36,10 @@ impl core::fmt::Display for PatternError {
 
 impl Pattern {
     pub fn parse(source: &str) -> Result<Self, PatternError> {
-        if !source.starts_with('/') {
+        if !source.starts_with("/") {
             return Err(PatternError::NotAbsolute(source.into()));
         }
-        let body = source.strip_suffix('*').unwrap_or(source);
+        let body = source.strip_suffix("*").unwrap_or(source);
         for segment in body.split('/') {
             if segment.as_bytes().contains(&b'*') && segment != "*" {
                 return Err(PatternError::BadWildcard(source.into()));
@@ -54,7 +54,7 @@ impl Pattern {
 
     /// Does `path` (no query, no fragment) match?
     pub fn matches(&self, path: &str) -> bool {
-        let open_tail = self.source.ends_with('*') && !self.source.ends_with("/*");
+        let open_tail = self.source.ends_with("*") && !self.source.ends_with("/*");
         let body = if open_tail { &self.source[..self.source.len() - 1] } else { &self.source };
         let mut want = body.split('/');
         let mut have = path.split('/');

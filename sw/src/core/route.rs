@@ -133,7 +133,7 @@ pub fn static_routes(config: &Config) -> String {
 /// every path it matches: literal characters escaped, a `*` segment and
 /// an open tail as URLPattern's `*` (any characters, `/` included).
 fn url_pattern(pattern: &str) -> String {
-    let open_tail = pattern.ends_with('*') && !pattern.ends_with("/*");
+    let open_tail = pattern.ends_with("*") && !pattern.ends_with("/*");
     let body = if open_tail { &pattern[..pattern.len() - 1] } else { pattern };
     let mut out = String::with_capacity(pattern.len() + 4);
     for (i, segment) in body.split('/').enumerate() {

@@ -62,7 +62,7 @@ fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut current = vec![value];
     for segment in path.split('.') {
         let (name, filter) = match segment.split_once('[') {
-            Some((name, f)) => (name, f.strip_suffix(']').and_then(|f| f.split_once('='))),
+            Some((name, f)) => (name, f.strip_suffix("]").and_then(|f| f.split_once('='))),
             None => (segment, None),
         };
         let mut next = Vec::new();
@@ -98,7 +98,7 @@ fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
 
 fn matches(value: Option<&Value>, want: &str) -> bool {
     let Some(Value::String(s)) = value else { return false };
-    match want.strip_suffix('*') {
+    match want.strip_suffix("*") {
         Some(prefix) => s.starts_with(prefix),
         None => s == want,
     }

@@ -413,7 +413,7 @@ pub fn decode(bytes: &[u8]) -> Result<Upload, RecordError> {
 
 /// The reason an older build wrote as text, as the `DeadReason` it meant.
 fn legacy_reason(text: &str) -> DeadReason {
-    let status = super::text::after(text, "HTTP ").and_then(|s| s.strip_suffix(')').unwrap_or(s).parse::<u16>().ok());
+    let status = super::text::after(text, "HTTP ").and_then(|s| s.strip_suffix(")").unwrap_or(s).parse::<u16>().ok());
     if text.starts_with("refused") {
         return DeadReason::Refused { status: status.unwrap_or(400) };
     }
