@@ -36,7 +36,12 @@ impl IdMap {
     }
 
     pub fn insert(&mut self, temp: impl Into<String>, id: impl Into<String>) {
-        let (temp, id) = (temp.into(), id.into());
+        self.insert_owned(temp.into(), id.into());
+    }
+
+    // Out of line: one copy, whatever `insert` was given.
+    #[inline(never)]
+    fn insert_owned(&mut self, temp: String, id: String) {
         if temp != id {
             match self.map.binary_search_by(|(k, _)| k.cmp(&temp)) {
                 Ok(i) => self.map[i].1 = id,
