@@ -97,6 +97,10 @@ def analyse(data):
     return funcs, sizes_by_section
 
 
+PRIMITIVES = {"str", "char", "bool", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64",
+              "i128", "isize", "f32", "f64"}
+
+
 def owner(name):
     """(crate, our module or None) of a mangled function name."""
     if name.startswith("__wbindgen_describe") or "WasmDescribe" in name or "wasm_bindgen..describe" in name:
@@ -142,7 +146,26 @@ def owner(name):
                 j = k + int(mm.group(1))
             return crate, "::".join(parts) or None
         return "std (v0 names)", None
-    return name.split("::")[0][:40], None
+    # Demangled names (a wasm built with OUTPOST_WASM_NAMES=1 keeps
+    # wasm-bindgen's, which look like `<outpost_sw[abcd…]::web::Outpost>::handle`):
+    # the first path, without the crate hashes and leading `<`s.
+    plain = re.sub(r"\[[0-9a-f]{16}\]", "", name).lstrip("<&* ")
+    if plain.startswith("mut "):
+        plain = plain[4:]
+    segs = plain.split("::")
+    crate = re.match(r"[A-Za-z_][A-Za-z_0-9]*", segs[0])
+    crate = crate.group(0) if crate else segs[0][:40]
+    if plain[:1] in "[(" or crate in PRIMITIVES:
+        crate = "core"  # `<str>::…`, `<[u8]>::…`: core's impls on primitives
+    if crate == "outpost_sw" and len(segs) > 1:
+        # Modules are snake_case; a type's name (`Outpost>`) ends the path.
+        mods = []
+        for seg in segs[1:3]:
+            if not re.fullmatch(r"[a-z_][a-z_0-9]*", seg):
+                break
+            mods.append(seg)
+        return crate, "::".join(mods) or None
+    return crate, None
 
 
 def main():
@@ -171,4 +194,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BrokenPipeError:  # piped into `head`
+        pass

@@ -385,6 +385,7 @@ async fn outpost_against_workbox() {
             md.push_str(&format!("| worker start → first answer | {:.2} |\n", median(answered)));
         }
     }
+    md.push_str(&wasm_composition());
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCH.md");
     std::fs::write(&path, &md).unwrap();
     println!("{md}");
@@ -403,6 +404,100 @@ async fn outpost_against_workbox() {
         });
         std::fs::write(json_path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
     }
+}
+
+/// What the wasm is made of, by crate and by our module, from
+/// `scripts/wasm-size.py` on the wasm cargo wrote for this build (before
+/// wasm-bindgen, which keeps the names), next to 1 December's figures
+/// (before the weight work of issue #16).
+fn wasm_composition() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let wasm = target.join("outpost-sw-wasm/wasm32-unknown-unknown/wasm/outpost_sw.wasm");
+    let mut md = String::from(
+        "\n## What the wasm is made of\n\nFunction bodies of the wasm cargo writes for this bundle, before \
+         wasm-bindgen (`python3 scripts/wasm-size.py`; wasm-bindgen's descriptors and the closure shims no glue \
+         calls are not shipped). A generic function counts for the crate whose code it is (`core` holds the drop \
+         glue and iterators over our types). *1 December* is the wasm before the work of issue #16 (then 589,864 B \
+         raw shipped, 225.7 KB gzip bundle).\n\n",
+    );
+    let out = std::process::Command::new("python3").arg(root.join("scripts/wasm-size.py")).arg(&wasm).output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            md.push_str(&format!("(wasm-size.py failed: {})\n", String::from_utf8_lossy(&o.stderr).trim()));
+            return md;
+        }
+        Err(e) => {
+            md.push_str(&format!("(could not run python3 scripts/wasm-size.py: {e})\n"));
+            return md;
+        }
+    };
+    let before_crates = [
+        ("outpost_sw", 190_792),
+        ("core", 118_467),
+        ("alloc", 57_286),
+        ("js_sys", 77_516),
+        ("serde_json", 71_448),
+        ("wasm_bindgen", 29_370),
+        ("idb + rexie + tokio", 26_096),
+        ("serde_core", 13_807),
+        ("web_sys", 12_946),
+        ("hashbrown", 11_233),
+        ("dlmalloc", 7_759),
+        ("postcard", 3_460),
+    ];
+    let before_modules = [
+        ("web::outbox", 39_814),
+        ("web::uploads", 35_238),
+        ("web", 18_913),
+        ("core::upload", 17_556),
+        ("web::db", 10_447),
+        ("web::reads", 10_366),
+        ("core::record", 7_022),
+        ("web::global", 5_270),
+        ("core::protocol", 4_616),
+    ];
+    let rows = |header: &str| -> Vec<(String, u64)> {
+        let mut rows = Vec::new();
+        let mut inside = false;
+        for line in text.lines() {
+            if line.starts_with(header) {
+                inside = true;
+                continue;
+            }
+            if inside && line.is_empty() {
+                break;
+            }
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if let (true, [name, size]) = (inside, cells.as_slice()) {
+                if let Ok(n) = size.parse::<u64>() {
+                    rows.push((name.to_string(), n));
+                }
+            }
+        }
+        rows
+    };
+    for (header, title, before) in
+        [("| crate ", "crate", &before_crates[..]), ("| outpost_sw module ", "our module", &before_modules[..])]
+    {
+        let now = rows(header);
+        md.push_str(&format!("| {title} | code bytes now | 1 December |\n|---|---|---|\n"));
+        for (name, size) in &now {
+            if *size < 1000 {
+                continue;
+            }
+            let was = before.iter().find(|(n, _)| n == name).map_or(String::new(), |(_, b)| b.to_string());
+            md.push_str(&format!("| {name} | {size} | {was} |\n"));
+        }
+        for (name, was) in before {
+            if !now.iter().any(|(n, _)| n == name) {
+                md.push_str(&format!("| {name} | 0 | {was} |\n"));
+            }
+        }
+        md.push('\n');
+    }
+    md
 }
 
 /// Whether V8's compiled-code cache serves the worker's wasm on later cold
