@@ -147,14 +147,15 @@ async function openSession(id) {
   const title = (state.sessions.find((s) => s.id === id) || {}).title || '';
   $('chat-title').textContent = `Messages · ${title}`;
   const r = await read(`/api/chat/sessions/${id}/messages`).catch(() => null);
-  const list = $('messages');
-  list.replaceChildren();
   const messages = r && r.ok ? await r.json() : [];
-  for (const m of messages) list.append(el('li', {}, m.content));
+  // Built whole, then swapped in: two renders in flight never leave the
+  // list empty or half drawn.
+  const items = messages.map((m) => el('li', {}, m.content));
   for (const m of state.pendingMessages(id)) {
-    list.append(el('li', { class: 'queued' }, m.content, el('span', { class: 'badge' }, 'queued')));
+    items.push(el('li', { class: 'queued' }, m.content, el('span', { class: 'badge' }, 'queued')));
   }
-  if (!list.children.length) list.append(el('li', { class: 'muted' }, r ? 'No messages yet.' : 'Offline and not stored on this device.'));
+  if (!items.length) items.push(el('li', { class: 'muted' }, r ? 'No messages yet.' : 'Offline and not stored on this device.'));
+  if (state.current === id) $('messages').replaceChildren(...items);
 }
 
 // Messages written offline, shown until the origin has them.
