@@ -54,7 +54,7 @@ fn main() {
         .typescript(false)
         // OUTPOST_WASM_NAMES=1 keeps the function names, so
         // `scripts/wasm-size.py` can read the shipped wasm (not for release:
-        // the names are a third of the file).
+        // the names are more than half of the file).
         .remove_name_section(env::var_os("OUTPOST_WASM_NAMES").is_none())
         .remove_producers_section(true);
     let mut output = bindgen
@@ -289,10 +289,6 @@ fn target_root(out_dir: &Path) -> PathBuf {
     out_dir.ancestors().find(|p| p.join("CACHEDIR.TAG").is_file()).unwrap_or(out_dir).to_path_buf()
 }
 
-/// Runs `wasm-opt -Oz` only when asked (OUTPOST_WASM_OPT=1): measured on
-/// this wasm, it makes the raw file 9 % smaller and the gzip 1 % larger
-/// (docs/weight.md), and the gzip is what every start pays. A failure keeps
-/// the unoptimised wasm and says so.
 /// wasm-bindgen finds a closure's shim through the function table (its
 /// descriptors name the slot), so every shim of every closure type the
 /// crates mention is in the table: ours, and js_sys's own (`forEach` over
@@ -336,6 +332,10 @@ fn prune_closure_shims(module: &mut walrus::Module) {
     walrus::passes::gc::run(module);
 }
 
+/// Runs `wasm-opt -Oz` only when asked (OUTPOST_WASM_OPT=1): measured on
+/// this wasm, it makes the raw file 9 % smaller and the gzip 1 % larger
+/// (docs/weight.md), and the gzip is what every start pays. A failure keeps
+/// the unoptimised wasm and says so.
 fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
     if env::var("OUTPOST_WASM_OPT").as_deref() != Ok("1") {
         return wasm;

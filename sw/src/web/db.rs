@@ -86,9 +86,9 @@ pub async fn open() -> Result<Db> {
 
 /// A request's result once it succeeds; its `DOMException` when it fails.
 /// The continuation runs in a microtask of the success event, while the
-/// transaction is still active, so the next request may follow.
-/// (Through the bootstrap's `outpostRequest`: a plain future, not one of
-/// our own state machines per helper.)
+/// transaction is still active, so the next request may follow. Through
+/// the bootstrap's `outpostRequest`, which listens at once, so several
+/// requests can be made before any is awaited.
 fn wait(request: &IdbRequest) -> JsFuture {
     JsFuture::from(bootstrap::request(request))
 }
@@ -110,9 +110,8 @@ fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
 /// that fails aborts its transaction with that request's error (nothing
 /// here cancels the error event), so `abort` alone carries every failure,
 /// and with the precise error (at the request's `error` event the
-/// transaction's own `error` is not set yet).
-/// The transaction's end: `Ok` once it completes, its error if it aborts
-/// (the bootstrap's `outpostDone`).
+/// transaction's own `error` is not set yet). Through the bootstrap's
+/// `outpostDone` (an `AbortError` when the transaction has no error).
 fn done(tx: &IdbTransaction) -> JsFuture {
     JsFuture::from(bootstrap::done(tx))
 }
