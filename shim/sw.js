@@ -89,6 +89,49 @@ self.outpostEstimate = async () => {
   }
 };
 
+// Cold reads. A stopped worker's first network-first reads are sent at the
+// fetch event and answered as the network answers, before the wasm is even
+// compiled; the wasm then takes the same answer as its own (stores the
+// copy, learns the user) when it is ready. Which reads qualify is the
+// wasm's table (`core::route::cold_reads`), kept in Cache Storage by the
+// wasm only while no logout is owed to the origin (a debt deletes it before
+// it is written down), and used only by the bundle and config that wrote
+// it. No table, no early answer: everything waits for the wasm as before.
+const OUTPOST_STATE = 'outpost-state';
+const OUTPOST_COLD_KEY = new URL('__outpost/cold-reads', self.registration.scope).href;
+let outpostColdText = null; // the entry as this start found it
+const outpostColdTable = caches
+  .match(OUTPOST_COLD_KEY, { cacheName: OUTPOST_STATE })
+  .then((r) => (r ? r.text() : null))
+  .then((text) => {
+    outpostColdText = text;
+    const e = text && JSON.parse(text);
+    return e && e.v === OUTPOST_VERSION && e.c === OUTPOST_CONFIG ? JSON.parse(e.t) : null;
+  })
+  .catch(() => null);
+// Until a claimed request that is not a cold read arrives (a write, say):
+// a read sent after it must not overtake it to the origin.
+let outpostColdOpen = true;
+// Called by the wasm: the table to keep, or null to stop cold reads.
+self.outpostColdReads = async (table) => {
+  if (table == null) {
+    outpostColdText = null;
+    await caches.delete(OUTPOST_STATE);
+    return;
+  }
+  const text = JSON.stringify({ v: OUTPOST_VERSION, c: OUTPOST_CONFIG, t: table });
+  if (text === outpostColdText) return;
+  await (await caches.open(OUTPOST_STATE)).put(OUTPOST_COLD_KEY, new Response(text));
+  outpostColdText = text;
+};
+
+function isColdRead(request, table) {
+  if (!table || request.method !== 'GET') return false;
+  const path = new URL(request.url).pathname;
+  const any = (patterns) => patterns.some((p) => outpostMatches(p, path));
+  return path.startsWith(table.prefix) && any(table.reads) && !any(table.not);
+}
+
 let outpost = null;
 // Whether this bundle's wasm was already in Cache Storage when this worker
 // started: at install, that means an older worker of the same bundle (with
@@ -167,21 +210,54 @@ function mayClaim(request) {
   return request.method === 'GET' && OUTPOST_SHELL.some((p) => outpostMatches(p, url.pathname));
 }
 
+// The wasm's handling of the cold reads answered so far: later requests
+// reach the wasm after it, so an offline read right after a cold one finds
+// the copy the cold one brought (as when the wasm answered it).
+let outpostColdTaken = Promise.resolve();
+
+function viaWasm(request) {
+  return ready.then(
+    (o) => outpostColdTaken.then(() =>
+      o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request)),
+    () => fetch(request),
+  );
+}
+
+// A cold read: the page gets the network's answer as it comes (below 500:
+// what the wasm would hand it unchanged), or else whatever the wasm makes of
+// it (a 5xx, no answer, the network timeout: the stored copy).
+function coldRead(request, kept) {
+  OUTPOST_TIMINGS.coldRead ??= performance.now();
+  const sent = fetch(request);
+  const taken = ready.then((o) => o.handle(request, sent), () => sent);
+  kept.push(taken.catch(() => {}));
+  outpostColdTaken = Promise.all([outpostColdTaken, kept[0]]);
+  const early = sent.then((r) => (r.status < 500 ? r.clone() : taken), () => taken);
+  return Promise.race([early, taken.catch(() => early)]);
+}
+
 self.addEventListener('fetch', (event) => {
   const request = event.request;
   const claimed = outpost ? outpost.claims(request.method, request.url, request.mode) : mayClaim(request);
   if (!claimed) return;
-  const answer = ready.then(
-    (o) => (o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request)),
-    () => fetch(request),
-  );
+  const kept = [];
+  let answer;
+  if (!outpost && outpostColdOpen && request.method === 'GET') {
+    answer = outpostColdTable.then((table) =>
+      !outpost && outpostColdOpen && isColdRead(request, table) ? coldRead(request, kept) : viaWasm(request));
+  } else {
+    if (!outpost) outpostColdOpen = false;
+    answer = viaWasm(request);
+  }
   event.respondWith(answer);
   if (OUTPOST_TIMINGS.fetch === undefined) {
     OUTPOST_TIMINGS.fetch = performance.now();
     answer.then(() => (OUTPOST_TIMINGS.answered = performance.now()), () => {});
   }
-  // Work the request started (a login's warm-up) keeps the worker alive.
-  event.waitUntil(answer.then(() => outpost && outpost.settled(), () => {}));
+  // Work the request started (a login's warm-up, a cold read's copy) keeps
+  // the worker alive.
+  const settled = () => Promise.all([...kept, outpost && outpost.settled()]);
+  event.waitUntil(answer.then(settled, settled));
 });
 
 self.addEventListener('sync', (event) => {

@@ -134,7 +134,8 @@ async fn a_new_bundle_replaces_the_old_worker() {
     // The old wasm's cache is dropped once the new worker has activated.
     let only_new = serde_json::json!([format!("outpost-wasm-{}", new.hash)]);
     wait_until("the old wasm cache to be deleted", PATIENCE, || async {
-        (tab.eval("caches.keys()").await == only_new).then_some(())
+        let wasm = "caches.keys().then((ks) => ks.filter((k) => k.startsWith('outpost-wasm-')))";
+        (tab.eval(wasm).await == only_new).then_some(())
     })
     .await;
     chromium.close().await;
@@ -263,5 +264,68 @@ async fn requests_the_worker_would_not_claim_never_start_it() {
     let version = wasm_version(&tab).await.expect("the version route, from the worker");
     assert_eq!(version, Bundle::embedded().hash);
     assert!(running(&tab) > 0, "{:?}", tab.worker_versions());
+    chromium.close().await;
+}
+
+/// The cold-read table the wasm keeps for the next start's bootstrap
+/// (`shim/sw.js`), as the page sees Cache Storage: its text, or null.
+pub const COLD_TABLE_JS: &str = "caches.match(new URL('/__outpost/cold-reads', location.href).href, \
+     { cacheName: 'outpost-state' }).then((r) => (r ? r.text() : null))";
+
+/// The worker's marks for its last start (`outpost:timings`).
+const TIMINGS_JS: &str = "new Promise((ok) => { const c = new MessageChannel(); c.port1.onmessage = (e) => ok(e.data); \
+     navigator.serviceWorker.controller.postMessage({ type: 'outpost:timings' }, [c.port2]); })";
+
+/// A stopped worker's first read goes to the network at the fetch event
+/// and is answered as the network answers, before the wasm is ready; the
+/// wasm still takes that answer as its own: the copy it keeps serves the
+/// same read offline right after, and the origin heard the read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_read_is_answered_before_the_wasm_is_ready_and_still_kept() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (state, _data) = harness::sqlite_state().await;
+    // How many times the origin heard `GET /api/projects`.
+    let heard = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&heard);
+    let app = outpost::app(state).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            if req.method() == "GET" && req.uri().path() == "/api/projects" {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            next.run(req)
+        },
+    ));
+    let mut origin = Origin::start_app(app);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    tab.register_outpost().await;
+    let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
+    assert_eq!(login["status"], 200, "{login}");
+    let table = wait_until("the wasm to keep the cold-read table", PATIENCE, || async {
+        tab.eval(COLD_TABLE_JS).await.as_str().map(str::to_string)
+    })
+    .await;
+    let table: Value = serde_json::from_str(&table).unwrap();
+    assert_eq!(table["v"], Bundle::embedded().hash, "{table}");
+    let reads: Value = serde_json::from_str(table["t"].as_str().unwrap()).unwrap();
+    assert!(reads["reads"].as_array().unwrap().contains(&"/api/projects*".into()), "{reads}");
+
+    tab.stop_all_workers().await;
+    let before = heard.load(Ordering::SeqCst);
+    let online = tab.fetch("/api/projects").await.unwrap();
+    assert_eq!(online["status"], 200, "{online}");
+    let marks = tab.eval(TIMINGS_JS).await;
+    let (sent, ready) = (marks["coldRead"].as_f64(), marks["ready"].as_f64());
+    assert!(sent.is_some(), "the bootstrap sent the read itself: {marks}");
+    assert!(ready.is_none_or(|ready| sent.unwrap() < ready), "sent before the wasm was ready: {marks}");
+
+    assert_eq!(heard.load(Ordering::SeqCst) - before, 1, "the wasm took the bootstrap's answer, not a second read");
+    origin.stop();
+    let offline = tab.fetch("/api/projects").await.unwrap();
+    assert_eq!(offline["status"], 200, "the copy the cold read brought: {offline}");
+    assert_eq!(offline["headers"]["outpost-cache"], "stale", "{offline}");
+    assert_eq!(offline["body"], online["body"]);
+    assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
     chromium.close().await;
 }

@@ -129,6 +129,40 @@ pub fn static_routes(config: &Config) -> String {
     rule
 }
 
+/// The reads a cold start's bootstrap may answer from the network before
+/// the wasm is ready (`shim/sw.js`, `outpostColdRead`), as JSON text:
+/// `{"prefix": …, "reads": […], "not": […]}`. A GET whose path starts with
+/// `prefix`, matches a pattern of `reads` and none of `not` is exactly a
+/// request `route` makes a `Route::Read` that is not stale-while-revalidate:
+/// a network-first read, whose answer (below 500) the worker hands to the
+/// page as it came anyway. `not` holds the routes `route` tries before the
+/// reads (version, `me`, content) and the stale-while-revalidate patterns
+/// (answered from the copy first).
+pub fn cold_reads(config: &Config) -> String {
+    let version = config.version_path();
+    let mut not = vec![version.as_str(), config.auth.me.as_str(), config.content_path.as_str()];
+    for p in &config.stale_while_revalidate {
+        not.push(p.as_str());
+    }
+    let mut reads = Vec::new();
+    for p in &config.reads {
+        reads.push(p.as_str());
+    }
+    let mut out = String::from(r#"{"prefix":"#);
+    json::write_str(&config.api_prefix, &mut out);
+    for (name, items) in [(r#","reads":["#, reads), (r#"],"not":["#, not)] {
+        out.push_str(name);
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_str(item, &mut out);
+        }
+    }
+    out.push_str("]}");
+    out
+}
+
 /// A route pattern (`core::pattern`) as a URLPattern pathname that matches
 /// every path it matches: literal characters escaped, a `*` segment and
 /// an open tail as URLPattern's `*` (any characters, `/` included).
@@ -277,6 +311,54 @@ mod tests {
         assert_eq!(url_pattern("/a:b/(c)+{d}?"), r"/a\:b/\(c\)\+\{d\}\?");
         assert!(url_pattern_matches(&url_pattern("/a:b/(c)"), "/a:b/(c)"));
         assert!(!url_pattern_matches(&url_pattern("/a:b"), "/a:bc"));
+    }
+
+    /// What the bootstrap answers from the network before the wasm is
+    /// ready is exactly what `route` makes a network-first read: the table
+    /// read the way `shim/sw.js` reads it, against `route`, over paths made
+    /// from each config's own patterns.
+    #[test]
+    fn cold_reads_are_exactly_the_network_first_reads() {
+        let configs = [
+            Config::default(),
+            Config::from_json(r#"{"staleWhileRevalidate": ["/api/projects*"], "shell": ["/"]}"#).unwrap(),
+            Config::from_json(
+                r#"{"apiPrefix": "/v1/", "reads": ["/v1/*", "/v1/notes*"], "writes": ["/v1/notes/*"],
+                    "auth": {"login": "/v1/login", "logout": "/v1/logout", "me": "/v1/me"},
+                    "uploadPath": "/v1/files", "contentPath": "/v1/files/*/bytes",
+                    "staleWhileRevalidate": ["/v1/feed"]}"#,
+            )
+            .unwrap(),
+        ];
+        for config in &configs {
+            let table = json::parse(cold_reads(config).as_bytes()).unwrap();
+            let strings = |name: &str| -> Vec<super::super::pattern::Pattern> {
+                let Value::Array(items) = table.get(name).unwrap() else { panic!("{name} is a list") };
+                items.iter().map(|v| super::super::pattern::Pattern::parse(v.as_str().unwrap()).unwrap()).collect()
+            };
+            let prefix = table.get("prefix").unwrap().as_str().unwrap().to_string();
+            let (reads, not) = (strings("reads"), strings("not"));
+            let mut paths: Vec<String> =
+                ["/", "/api/", "/api/health", "/v1/", "/v1/health", "/v1/me", "/v1/feed"].map(String::from).into();
+            paths.push(config.version_path());
+            let all = config.reads.iter().chain(&config.writes).chain(&config.shell).chain(&config.stale_while_revalidate);
+            for p in all.chain([&config.auth.me, &config.content_path, &config.upload_path]) {
+                for fill in ["x", "", "a/b", "7"] {
+                    paths.push(p.as_str().replace('*', fill));
+                }
+            }
+            let mut fast = 0;
+            for path in &paths {
+                let swr = config.stale_while_revalidate.iter().any(|p| p.matches(path));
+                let want = matches!(route(config, O, "GET", &format!("{O}{path}?q=1")), Route::Read(_)) && !swr;
+                let bootstrap = path.starts_with(prefix.as_str())
+                    && reads.iter().any(|p| p.matches(path))
+                    && !not.iter().any(|p| p.matches(path));
+                assert_eq!(bootstrap, want, "GET {path}");
+                fast += want as usize;
+            }
+            assert!(fast > 2, "the corpus has cold reads: {fast}");
+        }
     }
 
     /// Every request `route` claims, the router leaves to the worker: paths

@@ -59,6 +59,11 @@ pub(super) mod bootstrap {
         /// (an `AbortError` when it has none) when it aborts.
         #[wasm_bindgen(js_name = outpostDone)]
         pub fn done(tx: &web_sys::IdbTransaction) -> js_sys::Promise;
+        /// Writes the cold-read table (`core::route::cold_reads`) where the
+        /// next start's bootstrap reads it before the wasm loads, or with
+        /// `None` deletes it; rejects if Cache Storage refuses.
+        #[wasm_bindgen(js_name = outpostColdReads)]
+        pub fn cold_reads(table: Option<String>) -> js_sys::Promise;
     }
 }
 
@@ -77,6 +82,13 @@ pub fn uuid() -> String {
         .crypto()
         .map(|c| c.random_uuid())
         .unwrap_or_else(|_| format!("{:x}-{:x}", now_ms(), (random() * 1e15) as u64))
+}
+
+/// Lets the next cold start answer network-first reads before the wasm is
+/// ready (`Some(table)`), or stops it (`None`): see `Identity::allow_cold_reads`.
+pub async fn cold_reads(table: Option<String>) -> Result<()> {
+    JsFuture::from(bootstrap::cold_reads(table)).await?;
+    Ok(())
 }
 
 /// Asks for a Background Sync event, where the browser has Background Sync

@@ -34,6 +34,9 @@ pub struct Identity {
     /// (HttpOnly, out of the worker's reach) is still the old user's, so
     /// nothing may go out before the logout does.
     logout_pending: Cell<bool>,
+    /// This config's cold-read table (`core::route::cold_reads`), kept for
+    /// the next start's bootstrap only while no logout is owed.
+    cold_reads: String,
 }
 
 fn decode(stored: Option<String>) -> (bool, Option<String>) {
@@ -43,7 +46,7 @@ fn decode(stored: Option<String>) -> (bool, Option<String>) {
 }
 
 impl Identity {
-    pub async fn load(db: Rc<Db>) -> Result<Identity> {
+    pub async fn load(db: Rc<Db>, cold_reads: String) -> Result<Identity> {
         // One transaction for both: a cold start waits for this before its
         // first answer.
         let [user, logout] = db::get_many(&db, db::META, [KEY, LOGOUT_KEY]).await?;
@@ -51,6 +54,7 @@ impl Identity {
         let logout_pending = logout.and_then(|v| v.as_string()).is_some();
         Ok(Identity {
             logout_pending: Cell::new(logout_pending),
+            cold_reads,
             db,
             user: RefCell::new(user),
             known: Cell::new(known),
@@ -156,15 +160,35 @@ impl Identity {
         self.logout_pending.get()
     }
 
-    /// Records whether a logout still has to reach the origin.
+    /// Records whether a logout still has to reach the origin. The next
+    /// start's bootstrap answers reads from the network before it could
+    /// know (`allow_cold_reads`): that stops before the debt is written,
+    /// and starts again only once it is cleared, so a debt on record never
+    /// has the table beside it. Runs under the outbox lock (`auth`).
     pub async fn set_logout_pending(&self, pending: bool) -> Result<()> {
         if self.logout_pending.replace(pending) == pending {
             return Ok(());
         }
         if pending {
+            if let Err(e) = super::global::cold_reads(None).await {
+                // The debt is still written: the bootstrap's table is of
+                // this version and config, and the next start deletes it
+                // again before anything (`allow_cold_reads`).
+                super::global::log_error("could not stop cold reads", &e);
+            }
             db::put_all(&self.db, &[(db::META, LOGOUT_KEY, JsValue::from_str("1"))]).await
         } else {
-            db::delete_keys(&self.db, &[db::META], &[LOGOUT_KEY.to_string()]).await
+            db::delete_keys(&self.db, &[db::META], &[LOGOUT_KEY.to_string()]).await?;
+            super::global::cold_reads(Some(self.cold_reads.clone())).await
         }
+    }
+
+    /// At each start, under the outbox lock: the table for the next cold
+    /// start while no logout is owed, as IndexedDB says now (another
+    /// worker instance may have logged out since this one loaded), and
+    /// none while one is.
+    pub async fn allow_cold_reads(&self) -> Result<()> {
+        let owed = db::get(&self.db, db::META, LOGOUT_KEY).await?.is_some();
+        super::global::cold_reads((!owed).then(|| self.cold_reads.clone())).await
     }
 }

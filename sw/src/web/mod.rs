@@ -402,7 +402,8 @@ impl Outpost {
             })?;
             let db = Rc::new(db);
             global::mark("opened");
-            let identity = Rc::new(Identity::load(Rc::clone(&db)).await?);
+            let cold_reads = crate::core::route::cold_reads(&inner.config);
+            let identity = Rc::new(Identity::load(Rc::clone(&db), cold_reads).await?);
             global::mark("identity");
             let config = Rc::clone(&inner.config);
             let clock = Clock::new();
@@ -481,9 +482,23 @@ impl Outpost {
                 // Asking `me` with a cookie whose logout is still owed would
                 // bring the previous user back.
                 if !me.settle_logout().await.unwrap_or(false) {
+                    // No read before the wasm knows, while the debt stands.
+                    if let Err(e) = global::cold_reads(None).await {
+                        global::log_error("could not stop cold reads", &e);
+                    }
                     outbox.kick(Trigger::Hint);
                     uploads.kick(Trigger::Hint);
                     return;
+                }
+                // The next cold start may answer reads before it could know
+                // whether a logout is owed, as long as none is: checked and
+                // written under the lock logins and logouts take.
+                if let Ok(parts) = me.parts().await {
+                    let identity = parts.identity;
+                    let work = async move { identity.allow_cold_reads().await.map(|()| JsValue::UNDEFINED) };
+                    if let Err(e) = outbox.switching_user(Box::pin(work)).await {
+                        global::log_error("could not keep the cold-read table", &e);
+                    }
                 }
                 if let Err(e) = me.refresh_user().await {
                     global::log_error("could not learn the current user", &e);
@@ -517,7 +532,12 @@ impl Outpost {
     }
 
     /// Answers a request that `claims` accepted.
-    pub fn handle(&self, request: Request) -> Promise {
+    ///
+    /// `started`: the network request of a cold read the bootstrap sent
+    /// before the wasm was ready (`core::route::cold_reads`); the worker
+    /// takes its answer as its own (stores the copy, learns the user) instead
+    /// of sending the read again.
+    pub fn handle(&self, request: Request, started: Option<Promise>) -> Promise {
         let inner = Rc::clone(&self.inner);
         let navigate =
             Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
@@ -532,7 +552,7 @@ impl Outpost {
             // A cold start does not wait for storage before a read's network
             // request (see below); its answer is dropped if a logout turns out
             // to be owed. Everything else waits to know.
-            let cold_read = matches!(route, Route::Read(_)) && inner.parts.borrow().is_none();
+            let cold_read = matches!(route, Route::Read(_)) && (inner.parts.borrow().is_none() || started.is_some());
             if needs_session && !cold_read && !inner.settle_logout().await.unwrap_or(true) {
                 return logged_out();
             }
@@ -554,7 +574,10 @@ impl Outpost {
                 Route::Read(_) | Route::Shell(_) => {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.
-                    let started = inner.shared_fetch(&request)?;
+                    let started = match started {
+                        Some(sent) if cold_read => sent,
+                        _ => inner.shared_fetch(&request)?,
+                    };
                     match inner.parts().await {
                         Ok(parts) if cold_read && parts.identity.logout_pending() => {
                             let me = Rc::clone(&inner);
