@@ -112,6 +112,9 @@ const outpostColdTable = caches
 // Until a claimed request that is not a cold read arrives (a write, say):
 // a read sent after it must not overtake it to the origin.
 let outpostColdOpen = true;
+// The network answer (or failure) of this start's first cold read.
+let outpostColdFirst = null;
+const OUTPOST_COLD_FIRST_MS = 30;
 // Called by the wasm: the table to keep, or null to stop cold reads.
 self.outpostColdReads = async (table) => {
   if (table == null) {
@@ -151,6 +154,15 @@ async function loadWasm() {
     await (await caches.open(OUTPOST_CACHE)).put(OUTPOST_WASM_URL, response.clone());
   }
   OUTPOST_TIMINGS.cache = performance.now();
+  // A cold read sent by now (the fetch event came first) is answered
+  // before the wasm is compiled: compiling and starting it takes the
+  // worker's thread and the device's cores for several ms, which the
+  // read's answer would otherwise wait behind. At most OUTPOST_COLD_FIRST_MS:
+  // on a slow network the compile overlaps the wait, as before.
+  await outpostColdTable;
+  if (outpostColdFirst) {
+    await Promise.race([outpostColdFirst, new Promise((ok) => setTimeout(ok, OUTPOST_COLD_FIRST_MS))]);
+  }
   // Streamed from a response typed application/wasm: compiled as it is
   // read, and eligible for the engine's compiled-code cache.
   await wasm_bindgen({ module_or_path: response });
@@ -229,6 +241,7 @@ function viaWasm(request) {
 function coldRead(request, kept) {
   OUTPOST_TIMINGS.coldRead ??= performance.now();
   const sent = fetch(request);
+  outpostColdFirst ??= sent.catch(() => {});
   const taken = ready.then((o) => o.handle(request, sent), () => sent);
   kept.push(taken.catch(() => {}));
   outpostColdTaken = Promise.all([outpostColdTaken, kept[0]]);

@@ -103,7 +103,7 @@ const TIMINGS: &str = r#"new Promise((resolve) => {
 })"#;
 
 /// The phases of a cold start, from the worker's timings: (label, from, to).
-const PHASES: [(&str, &str, &str); 11] = [
+const PHASES: [(&str, &str, &str); 13] = [
     ("worker start → sw.js running (thread, script fetch, compile, glue)", "", "script"),
     ("wasm out of Cache Storage", "script", "cache"),
     ("wasm compiled and instantiated (streaming)", "cache", "wasm"),
@@ -112,6 +112,8 @@ const PHASES: [(&str, &str, &str); 11] = [
     ("the wasm holds the database → user loaded", "opened", "identity"),
     ("wasm ready → storage ready (outbox, reads, uploads set up)", "ready", "storage"),
     ("wasm ready → the read's network answer", "ready", "network"),
+    ("the fetch event → the bootstrap sends the cold read (its table out of Cache Storage)", "fetch", "coldRead"),
+    ("sw.js running → the cold-read table known (the fetch event waits for it)", "script", "coldRead"),
     ("the fetch event → wasm ready", "fetch", "ready"),
     ("wasm ready → first request answered", "ready", "answered"),
     ("the fetch event → first request answered", "fetch", "answered"),
@@ -147,7 +149,9 @@ async fn run(mode: Mode) -> Round {
             .await;
         colds.push(ms.as_f64().unwrap());
         if mode == Mode::Outpost {
-            round.cold_phases.push(tab.eval(TIMINGS).await);
+            let marks = tab.eval(TIMINGS).await;
+            eprintln!("cold start marks: {marks}");
+            round.cold_phases.push(marks);
         }
     }
     round.cold_ms = median(colds);
