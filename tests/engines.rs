@@ -110,11 +110,20 @@ async fn outbox<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
 /// Network first online; offline the stored copy (stale, with Age), a 504
 /// for what was never stored, and a cold start offline if `stop` can stop
 /// the worker.
-async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFnOnce() -> bool) {
+async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFn() -> bool) {
     let online = tab.eval("fetch('/api/chat/sessions').then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache') }))").await;
     assert_eq!(online, json!({ "status": 200, "cache": null }), "{engine}");
     // The copy is stored after the answer; `stop` may kill the worker at once.
     harness::wait_for_stored_read(tab, "outage").await;
+    // A cold start online: the bootstrap sends the read at the fetch event
+    // and answers it from the network before the wasm is ready.
+    if stop().await {
+        let first = tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await;
+        assert_eq!(first, 200, "{engine}");
+        let marks = tab.eval(harness::TIMINGS_JS).await;
+        let sent = marks["coldRead"].as_f64().unwrap_or_else(|| panic!("{engine}: no cold read: {marks}"));
+        assert!(marks["ready"].as_f64().is_none_or(|ready| sent < ready), "{engine}: {marks}");
+    }
     w.origin.stop();
     let before = page_now(tab).await;
     let cold = stop().await;
@@ -282,7 +291,7 @@ async fn exported<T: Js>(open: impl AsyncFnOnce(String) -> T, engine: &str) {
     w.stored_within(&session, 3, 0, Instant::now(), PATIENCE, &format!("{engine}: exported bundle")).await;
 }
 
-async fn suite<T: Js>(tab: &T, w: &mut World, engine: &str, stop: impl AsyncFnOnce() -> bool) {
+async fn suite<T: Js>(tab: &T, w: &mut World, engine: &str, stop: impl AsyncFn() -> bool) {
     let t = Instant::now();
     let session = setup(tab).await;
     outbox(w, tab, &session, engine).await;

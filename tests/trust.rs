@@ -307,9 +307,17 @@ async fn offline_logout<T: Js>(engine: &str, open: impl AsyncFn(String) -> T, st
     let mut w = World::new().await;
     let tab = open(w.origin.url(PAGE)).await;
     setup(&tab).await;
+    // While no logout is owed, the next cold start may answer reads before
+    // its wasm is ready (the table); once one is, it must not.
+    wait_until("the cold-read table", PATIENCE, || async {
+        tab.eval(harness::COLD_TABLE_JS).await.as_str().map(|_| ())
+    })
+    .await;
     w.origin.stop();
     let out = tab.eval("outpost.logout()").await;
     assert_eq!(out, json!({ "ok": false, "status": 0 }), "offline: the origin did not hear it");
+    let table = tab.eval(harness::COLD_TABLE_JS).await;
+    assert!(table.is_null(), "{engine}: no cold reads while the logout is owed: {table}");
     let me = tab.eval("fetch('/api/auth/me').then((r) => r.status)").await;
     assert_eq!(me, 401, "offline, the device answers as logged out");
     w.up();
@@ -326,6 +334,10 @@ async fn offline_logout<T: Js>(engine: &str, open: impl AsyncFn(String) -> T, st
     // And a new login works as ever.
     let bob = tab.eval("post('/api/auth/login', { user: 'bob' })").await;
     assert_eq!(bob["status"], 200);
+    wait_until("the cold-read table again, the debt paid", PATIENCE, || async {
+        tab.eval(harness::COLD_TABLE_JS).await.as_str().map(|_| ())
+    })
+    .await;
     let me = tab.eval("fetch('/api/auth/me').then((r) => r.json())").await;
     assert_eq!(me["name"], "bob", "{me}");
 }

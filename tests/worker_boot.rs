@@ -267,15 +267,6 @@ async fn requests_the_worker_would_not_claim_never_start_it() {
     chromium.close().await;
 }
 
-/// The cold-read table the wasm keeps for the next start's bootstrap
-/// (`shim/sw.js`), as the page sees Cache Storage: its text, or null.
-pub const COLD_TABLE_JS: &str = "caches.match(new URL('/__outpost/cold-reads', location.href).href, \
-     { cacheName: 'outpost-state' }).then((r) => (r ? r.text() : null))";
-
-/// The worker's marks for its last start (`outpost:timings`).
-const TIMINGS_JS: &str = "new Promise((ok) => { const c = new MessageChannel(); c.port1.onmessage = (e) => ok(e.data); \
-     navigator.serviceWorker.controller.postMessage({ type: 'outpost:timings' }, [c.port2]); })";
-
 /// A stopped worker's first read goes to the network at the fetch event
 /// and is answered as the network answers, before the wasm is ready; the
 /// wasm still takes that answer as its own: the copy it keeps serves the
@@ -303,7 +294,7 @@ async fn a_cold_read_is_answered_before_the_wasm_is_ready_and_still_kept() {
     let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
     assert_eq!(login["status"], 200, "{login}");
     let table = wait_until("the wasm to keep the cold-read table", PATIENCE, || async {
-        tab.eval(COLD_TABLE_JS).await.as_str().map(str::to_string)
+        tab.eval(harness::COLD_TABLE_JS).await.as_str().map(str::to_string)
     })
     .await;
     let table: Value = serde_json::from_str(&table).unwrap();
@@ -315,7 +306,7 @@ async fn a_cold_read_is_answered_before_the_wasm_is_ready_and_still_kept() {
     let before = heard.load(Ordering::SeqCst);
     let online = tab.fetch("/api/projects").await.unwrap();
     assert_eq!(online["status"], 200, "{online}");
-    let marks = tab.eval(TIMINGS_JS).await;
+    let marks = tab.eval(harness::TIMINGS_JS).await;
     let (sent, ready) = (marks["coldRead"].as_f64(), marks["ready"].as_f64());
     assert!(sent.is_some(), "the bootstrap sent the read itself: {marks}");
     assert!(ready.is_none_or(|ready| sent.unwrap() < ready), "sent before the wasm was ready: {marks}");

@@ -115,6 +115,16 @@ pub async fn wait_for_new_worker(tab: &impl Js) {
 /// Script in a page of either engine (Chromium's `Tab`, Firefox's
 /// `FirefoxTab`), so one scenario can run in both.
 #[allow(async_fn_in_trait)] // used by the tests of this crate only
+/// The cold-read table the wasm keeps for the next start's bootstrap
+/// (`shim/sw.js`), as the page sees Cache Storage: its text, or null.
+pub const COLD_TABLE_JS: &str = "caches.match(new URL('/__outpost/cold-reads', location.href).href, \
+     { cacheName: 'outpost-state' }).then((r) => (r ? r.text() : null))";
+
+/// The worker's marks for its last start (`outpost:timings`, shim/sw.js).
+pub const TIMINGS_JS: &str = "new Promise((ok) => { const c = new MessageChannel(); \
+     c.port1.onmessage = (e) => ok(e.data); \
+     navigator.serviceWorker.controller.postMessage({ type: 'outpost:timings' }, [c.port2]); })";
+
 pub trait Js {
     /// Evaluates `js` in the page, awaiting a returned promise; a thrown
     /// error or rejection is an `Err` with its message.

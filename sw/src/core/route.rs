@@ -341,7 +341,8 @@ mod tests {
             let mut paths: Vec<String> =
                 ["/", "/api/", "/api/health", "/v1/", "/v1/health", "/v1/me", "/v1/feed"].map(String::from).into();
             paths.push(config.version_path());
-            let all = config.reads.iter().chain(&config.writes).chain(&config.shell).chain(&config.stale_while_revalidate);
+            let all =
+                config.reads.iter().chain(&config.writes).chain(&config.shell).chain(&config.stale_while_revalidate);
             for p in all.chain([&config.auth.me, &config.content_path, &config.upload_path]) {
                 for fill in ["x", "", "a/b", "7"] {
                     paths.push(p.as_str().replace('*', fill));
