@@ -46,7 +46,8 @@ function outpostMatches(pattern, path) {
 // (`performance.now()`): `script` when this file runs (after the glue),
 // `cache` once the wasm is out of Cache Storage, `wasm` once compiled and
 // instantiated, `ready` once IndexedDB is open and the user known, and for
-// the first request it answered, `fetch` (its event) and `answered`; the
+// the first request it answered, `fetch` (its event) and `answered`,
+// `coldRead` when this file sent a cold read itself (below); the
 // wasm adds `opened` (IndexedDB open), `identity` (user loaded) and
 // `storage` (its parts set up), in the background, and `network` (the first
 // read's network answer). A page asks with
@@ -132,7 +133,7 @@ function isColdRead(request, table) {
   if (!table || request.method !== 'GET') return false;
   const path = new URL(request.url).pathname;
   const any = (patterns) => patterns.some((p) => outpostMatches(p, path));
-  return path.startsWith(table.prefix) && any(table.reads) && !any(table.not);
+  return path.startsWith(table.prefix) ? any(table.reads) && !any(table.not) : any(table.shell);
 }
 
 let outpost = null;

@@ -320,3 +320,32 @@ async fn a_cold_read_is_answered_before_the_wasm_is_ready_and_still_kept() {
     assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
     chromium.close().await;
 }
+
+/// The same for the app shell (a `shell` GET outside the API, what a page
+/// load asks first): answered from the network before the wasm is ready,
+/// and the copy kept for offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_shell_read_is_answered_before_the_wasm_is_ready() {
+    let (state, _data) = harness::sqlite_state().await;
+    let mut origin = Origin::start(state);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    tab.register_outpost_with(r#"{ "shell": ["/style.css"] }"#).await;
+    wait_until("the wasm to keep the cold-read table", PATIENCE, || async {
+        let table = tab.eval(harness::COLD_TABLE_JS).await;
+        table.as_str().is_some_and(|t| t.contains("style.css")).then_some(())
+    })
+    .await;
+    tab.stop_all_workers().await;
+    let online = tab.fetch("/style.css").await.unwrap();
+    assert_eq!(online["status"], 200, "{online}");
+    let marks = tab.eval(harness::TIMINGS_JS).await;
+    let sent = marks["coldRead"].as_f64().unwrap_or_else(|| panic!("the bootstrap sent the read itself: {marks}"));
+    assert!(marks["ready"].as_f64().is_none_or(|ready| sent < ready), "sent before the wasm was ready: {marks}");
+    origin.stop();
+    let offline = tab.fetch("/style.css").await.unwrap();
+    assert_eq!(offline["status"], 200, "the copy: {offline}");
+    assert_eq!(offline["body"], online["body"]);
+    assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
+    chromium.close().await;
+}

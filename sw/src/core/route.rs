@@ -131,10 +131,12 @@ pub fn static_routes(config: &Config) -> String {
 
 /// The reads a cold start's bootstrap may answer from the network before
 /// the wasm is ready (`shim/sw.js`, `outpostColdRead`), as JSON text:
-/// `{"prefix": …, "reads": […], "not": […]}`. A GET whose path starts with
-/// `prefix`, matches a pattern of `reads` and none of `not` is exactly a
-/// request `route` makes a `Route::Read` that is not stale-while-revalidate:
-/// a network-first read, whose answer (below 500) the worker hands to the
+/// `{"prefix": …, "reads": […], "not": […], "shell": […]}`. A GET whose
+/// path starts with `prefix`, matches a pattern of `reads` and none of
+/// `not` is exactly a request `route` makes a `Route::Read` that is not
+/// stale-while-revalidate; one whose path does not start with `prefix` and
+/// matches a pattern of `shell` is exactly a `Route::Shell`. Both are
+/// network-first reads, whose answer (below 500) the worker hands to the
 /// page as it came anyway. `not` holds the routes `route` tries before the
 /// reads (version, `me`, content) and the stale-while-revalidate patterns
 /// (answered from the copy first).
@@ -148,9 +150,13 @@ pub fn cold_reads(config: &Config) -> String {
     for p in &config.reads {
         reads.push(p.as_str());
     }
+    let mut shell = Vec::new();
+    for p in &config.shell {
+        shell.push(p.as_str());
+    }
     let mut out = String::from(r#"{"prefix":"#);
     json::write_str(&config.api_prefix, &mut out);
-    for (name, items) in [(r#","reads":["#, reads), (r#"],"not":["#, not)] {
+    for (name, items) in [(r#","reads":["#, reads), (r#"],"not":["#, not), (r#"],"shell":["#, shell)] {
         out.push_str(name);
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
@@ -321,7 +327,8 @@ mod tests {
     fn cold_reads_are_exactly_the_network_first_reads() {
         let configs = [
             Config::default(),
-            Config::from_json(r#"{"staleWhileRevalidate": ["/api/projects*"], "shell": ["/"]}"#).unwrap(),
+            Config::from_json(r#"{"staleWhileRevalidate": ["/api/projects*"], "shell": ["/", "/static/*", "/app*"]}"#)
+                .unwrap(),
             Config::from_json(
                 r#"{"apiPrefix": "/v1/", "reads": ["/v1/*", "/v1/notes*"], "writes": ["/v1/notes/*"],
                     "auth": {"login": "/v1/login", "logout": "/v1/logout", "me": "/v1/me"},
@@ -337,9 +344,11 @@ mod tests {
                 items.iter().map(|v| super::super::pattern::Pattern::parse(v.as_str().unwrap()).unwrap()).collect()
             };
             let prefix = table.get("prefix").unwrap().as_str().unwrap().to_string();
-            let (reads, not) = (strings("reads"), strings("not"));
+            let (reads, not, shell) = (strings("reads"), strings("not"), strings("shell"));
             let mut paths: Vec<String> =
-                ["/", "/api/", "/api/health", "/v1/", "/v1/health", "/v1/me", "/v1/feed"].map(String::from).into();
+                ["/", "/api/", "/api/health", "/v1/", "/v1/health", "/v1/me", "/v1/feed", "/index.html", "/appx/y"]
+                    .map(String::from)
+                    .into();
             paths.push(config.version_path());
             let all =
                 config.reads.iter().chain(&config.writes).chain(&config.shell).chain(&config.stale_while_revalidate);
@@ -351,10 +360,16 @@ mod tests {
             let mut fast = 0;
             for path in &paths {
                 let swr = config.stale_while_revalidate.iter().any(|p| p.matches(path));
-                let want = matches!(route(config, O, "GET", &format!("{O}{path}?q=1")), Route::Read(_)) && !swr;
-                let bootstrap = path.starts_with(prefix.as_str())
-                    && reads.iter().any(|p| p.matches(path))
-                    && !not.iter().any(|p| p.matches(path));
+                let want = match route(config, O, "GET", &format!("{O}{path}?q=1")) {
+                    Route::Read(_) => !swr,
+                    Route::Shell(_) => true,
+                    _ => false,
+                };
+                let bootstrap = if path.starts_with(prefix.as_str()) {
+                    reads.iter().any(|p| p.matches(path)) && !not.iter().any(|p| p.matches(path))
+                } else {
+                    shell.iter().any(|p| p.matches(path))
+                };
                 assert_eq!(bootstrap, want, "GET {path}");
                 fast += want as usize;
             }

@@ -575,7 +575,7 @@ impl Outpost {
                     let how = inner.read_route(&request.url(), matches!(route, Route::Shell(_)));
                     // The network first, while storage may still be opening.
                     let started = match started {
-                        Some(sent) if cold_read => sent,
+                        Some(sent) if cold_read || matches!(route, Route::Shell(_)) => sent,
                         _ => inner.shared_fetch(&request)?,
                     };
                     match inner.parts().await {
