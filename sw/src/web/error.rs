@@ -9,19 +9,36 @@ use std::fmt;
 
 use wasm_bindgen::{JsCast, JsValue};
 
+///
+/// Boxed: a `Result` carries one pointer, so the many `?` on the worker's
+/// async paths move a word, not two strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<Parts>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts {
     /// The exception's `name` (`QuotaExceededError`, `TypeError`,
     /// `VersionError`…); `Error` when it had none.
     pub name: String,
     pub message: String,
 }
 
+impl std::ops::Deref for Error {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(name: &str, message: impl Into<String>) -> Error {
-        Error { name: name.to_string(), message: message.into() }
+        Error::of(name.to_string(), message.into())
+    }
+
+    fn of(name: String, message: String) -> Error {
+        Error(Box::new(Parts { name, message }))
     }
 
     /// The worker's own failure, not the browser's.
@@ -36,7 +53,9 @@ impl Error {
 
     /// Another message, the same name (context added on the way up).
     pub fn context(self, what: &str) -> Error {
-        Error { message: format!("{what}: {}", self.message), ..self }
+        let mut e = self;
+        e.0.message = format!("{what}: {}", e.0.message);
+        e
     }
 }
 
@@ -57,7 +76,7 @@ impl From<JsValue> for Error {
             js_sys::Reflect::get(&value, &name.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty())
         };
         match (field("name"), field("message")) {
-            (Some(name), message) => Error { name, message: message.unwrap_or_default() },
+            (Some(name), message) => Error::of(name, message.unwrap_or_default()),
             (None, Some(message)) => Error::new("Error", message),
             (None, None) => {
                 let text = value.dyn_ref::<js_sys::Object>().map(|o| String::from(o.to_string()));

@@ -179,7 +179,11 @@ impl Identity {
             db::put_all(&self.db, &[(db::META, LOGOUT_KEY, JsValue::from_str("1"))]).await
         } else {
             db::delete_keys(&self.db, &[db::META], &[LOGOUT_KEY.to_string()]).await?;
-            super::global::cold_reads(Some(self.cold_reads.clone())).await
+            // Without the table the next start only waits for its wasm.
+            if let Err(e) = super::global::cold_reads(Some(self.cold_reads.clone())).await {
+                super::global::log_error("could not keep the cold-read table", &e);
+            }
+            Ok(())
         }
     }
 
