@@ -43,7 +43,7 @@ struct Inner {
     /// When this worker instance started (browsers stop idle workers and
     /// start new ones; `status()` shows which one answers).
     started_at: u64,
-    parts: RefCell<Option<Parts>>,
+    parts: RefCell<Option<Rc<Parts>>>,
     /// Resolves once `parts` is set (or rejects with why it could not be).
     opening: RefCell<Option<Promise>>,
     /// Reads in flight, by `core::reads::share_key`: an identical read made
@@ -135,7 +135,7 @@ impl Inner {
     }
 
     /// The opened parts, waiting for IndexedDB to open if it has not yet.
-    async fn parts(&self) -> Result<Parts> {
+    async fn parts(&self) -> Result<Rc<Parts>> {
         if let Some(parts) = self.parts.borrow().clone() {
             return Ok(parts);
         }
@@ -150,7 +150,7 @@ impl Inner {
     }
 
     async fn outbox(&self) -> Result<Rc<Outbox>> {
-        Ok(self.parts().await?.outbox)
+        Ok(Rc::clone(&self.parts().await?.outbox))
     }
 
     /// Acts on what an answer said about the user. A logout takes effect
@@ -200,7 +200,7 @@ impl Inner {
         // other request can go out with the new cookie.
         let me = Rc::clone(self);
         let work = async move {
-            let identity = me.parts().await?.identity;
+            let identity = Rc::clone(&me.parts().await?.identity);
             match global::fetch(&request).await {
                 Ok(r) => {
                     // An answered logout ended the session at the origin; a
@@ -465,13 +465,13 @@ impl Outpost {
                 u.kick(Trigger::Hint);
             }));
             global::mark("storage");
-            *inner.parts.borrow_mut() = Some(Parts {
+            *inner.parts.borrow_mut() = Some(Rc::new(Parts {
                 outbox: Rc::clone(&outbox),
                 reads: Rc::clone(&reads),
                 uploads: Rc::clone(&uploads),
                 identity,
                 clock,
-            });
+            }));
             let me = Rc::clone(&inner);
             let shell = Rc::clone(&reads);
             global::spawn(async move {
@@ -494,7 +494,7 @@ impl Outpost {
                 // whether a logout is owed, as long as none is: checked and
                 // written under the lock logins and logouts take.
                 if let Ok(parts) = me.parts().await {
-                    let identity = parts.identity;
+                    let identity = Rc::clone(&parts.identity);
                     let work = async move { identity.allow_cold_reads().await.map(|()| JsValue::UNDEFINED) };
                     if let Err(e) = outbox.switching_user(Box::pin(work)).await {
                         global::log_error("could not keep the cold-read table", &e);
