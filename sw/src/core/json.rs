@@ -96,10 +96,11 @@ impl PartialEq for Object {
 impl Object {
     /// `obj!`'s object: one function for every size of object, where
     /// collecting from an array made one per size.
-    pub fn from_pairs(pairs: Vec<(String, Value)>) -> Object {
+    /// The names are copied here, once, not at each `obj!`.
+    pub fn from_pairs(pairs: Vec<(&str, Value)>) -> Object {
         let mut o = Object(Vec::with_capacity(pairs.len()));
         for (k, v) in pairs {
-            o.insert(k, v);
+            o.insert(k.to_string(), v);
         }
         o
     }
@@ -325,7 +326,7 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 macro_rules! obj {
     ($($name:literal : $value:expr),* $(,)?) => {
         $crate::core::json::Value::Object(
-            $crate::core::json::Object::from_pairs(vec![$(($name.to_string(), $crate::core::json::Value::from($value))),*]),
+            $crate::core::json::Object::from_pairs(vec![$(($name, $crate::core::json::Value::from($value))),*]),
         )
     };
 }
