@@ -101,10 +101,13 @@ self.outpostEstimate = async () => {
 const OUTPOST_STATE = 'outpost-state';
 const OUTPOST_COLD_KEY = new URL('__outpost/cold-reads', self.registration.scope).href;
 let outpostColdText = null; // the entry as this start found it
+// The entry's text is in a header, not the body: known as soon as the
+// lookup answers, with no body to read after it.
+const OUTPOST_COLD_HEADER = 'x-outpost-cold-reads';
 const outpostColdTable = caches
   .match(OUTPOST_COLD_KEY, { cacheName: OUTPOST_STATE })
-  .then((r) => (r ? r.text() : null))
-  .then((text) => {
+  .then((r) => {
+    const text = r ? decodeURIComponent(r.headers.get(OUTPOST_COLD_HEADER) || '') : '';
     outpostColdText = text;
     const e = text && JSON.parse(text);
     return e && e.v === OUTPOST_VERSION && e.c === OUTPOST_CONFIG ? JSON.parse(e.t) : null;
@@ -113,7 +116,8 @@ const outpostColdTable = caches
 // Until a claimed request that is not a cold read arrives (a write, say):
 // a read sent after it must not overtake it to the origin.
 let outpostColdOpen = true;
-// The network answer (or failure) of this start's first cold read.
+// The network answer (or failure) of this start's first cold read, its
+// body read to the end.
 let outpostColdFirst = null;
 const OUTPOST_COLD_FIRST_MS = 30;
 // Called by the wasm: the table to keep, or null to stop cold reads.
@@ -125,7 +129,8 @@ self.outpostColdReads = async (table) => {
   }
   const text = JSON.stringify({ v: OUTPOST_VERSION, c: OUTPOST_CONFIG, t: table });
   if (text === outpostColdText) return;
-  await (await caches.open(OUTPOST_STATE)).put(OUTPOST_COLD_KEY, new Response(text));
+  const entry = new Response(null, { headers: { [OUTPOST_COLD_HEADER]: encodeURIComponent(text) } });
+  await (await caches.open(OUTPOST_STATE)).put(OUTPOST_COLD_KEY, entry);
   outpostColdText = text;
 };
 
@@ -242,7 +247,9 @@ function viaWasm(request) {
 function coldRead(request, kept) {
   OUTPOST_TIMINGS.coldRead ??= performance.now();
   const sent = fetch(request);
-  outpostColdFirst ??= sent.catch(() => {});
+  // Its body passes through this thread to the page: the compile waits
+  // until all of it has arrived (a third branch of the body, read here).
+  outpostColdFirst ??= sent.then((r) => r.clone().arrayBuffer()).catch(() => {});
   const taken = ready.then((o) => o.handle(request, sent), () => sent);
   kept.push(taken.catch(() => {}));
   outpostColdTaken = Promise.all([outpostColdTaken, kept[0]]);

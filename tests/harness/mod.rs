@@ -118,7 +118,7 @@ pub async fn wait_for_new_worker(tab: &impl Js) {
 /// The cold-read table the wasm keeps for the next start's bootstrap
 /// (`shim/sw.js`), as the page sees Cache Storage: its text, or null.
 pub const COLD_TABLE_JS: &str = "caches.match(new URL('/__outpost/cold-reads', location.href).href, \
-     { cacheName: 'outpost-state' }).then((r) => (r ? r.text() : null))";
+     { cacheName: 'outpost-state' }).then((r) => (r ? decodeURIComponent(r.headers.get('x-outpost-cold-reads')) : null))";
 
 /// The worker's marks for its last start (`outpost:timings`, shim/sw.js).
 pub const TIMINGS_JS: &str = "new Promise((ok) => { const c = new MessageChannel(); \
