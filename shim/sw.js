@@ -212,8 +212,12 @@ self.addEventListener('activate', (event) => {
     for (const name of await caches.keys()) {
       if (name.startsWith('outpost-wasm-') && name !== OUTPOST_CACHE) await caches.delete(name);
     }
+    // A worker of an older bundle may have recorded a logout debt without
+    // knowing of the cold-read table: the table goes, and is written again
+    // once the debt has been read (under the outbox lock).
+    await self.outpostColdReads(null);
     await self.clients.claim();
-    await ready;
+    await (await ready).keepColdReads();
   })());
 });
 
@@ -228,15 +232,22 @@ function mayClaim(request) {
   return request.method === 'GET' && OUTPOST_SHELL.some((p) => outpostMatches(p, url.pathname));
 }
 
-// The wasm's handling of the cold reads answered so far: later requests
-// reach the wasm after it, so an offline read right after a cold one finds
-// the copy the cold one brought (as when the wasm answered it).
+// The wasm's handling of the cold reads answered so far: later reads reach
+// the wasm after it (at most OUTPOST_COLD_WAIT_MS), so an offline read right
+// after a cold one finds the copy the cold one brought, as when the wasm
+// answered it. Other requests do not wait.
 let outpostColdTaken = Promise.resolve();
+let outpostColdPending = 0;
+const OUTPOST_COLD_WAIT_MS = 1000;
 
 function viaWasm(request) {
   return ready.then(
-    (o) => outpostColdTaken.then(() =>
-      o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request)),
+    (o) => {
+      const go = () => (o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request));
+      if (!outpostColdPending || request.method !== 'GET') return go();
+      const bound = new Promise((ok) => setTimeout(ok, OUTPOST_COLD_WAIT_MS));
+      return Promise.race([outpostColdTaken, bound]).then(go);
+    },
     () => fetch(request),
   );
 }
@@ -249,10 +260,15 @@ function coldRead(request, kept) {
   const sent = fetch(request);
   // Its body passes through this thread to the page: the compile waits
   // until all of it has arrived (a third branch of the body, read here).
-  outpostColdFirst ??= sent.then((r) => r.clone().arrayBuffer()).catch(() => {});
+  outpostColdFirst ??= sent.then((r) => r.clone().arrayBuffer()).then(() => {}, () => {});
   const taken = ready.then((o) => o.handle(request, sent), () => sent);
-  kept.push(taken.catch(() => {}));
-  outpostColdTaken = Promise.all([outpostColdTaken, kept[0]]);
+  // Settled with nothing: the responses are not held after use.
+  outpostColdPending++;
+  const done = () => {
+    outpostColdPending--;
+  };
+  kept.push(taken.then(done, done));
+  outpostColdTaken = Promise.all([outpostColdTaken, kept[0]]).then(() => {});
   const early = sent.then((r) => (r.status < 500 ? r.clone() : taken), () => taken);
   return Promise.race([early, taken.catch(() => early)]);
 }
@@ -264,8 +280,11 @@ self.addEventListener('fetch', (event) => {
   const kept = [];
   let answer;
   if (!outpost && outpostColdOpen && request.method === 'GET') {
-    answer = outpostColdTable.then((table) =>
-      !outpost && outpostColdOpen && isColdRead(request, table) ? coldRead(request, kept) : viaWasm(request));
+    answer = outpostColdTable.then((table) => {
+      if (!outpost && outpostColdOpen && isColdRead(request, table)) return coldRead(request, kept);
+      if (!outpost) outpostColdOpen = false;
+      return viaWasm(request);
+    });
   } else {
     if (!outpost) outpostColdOpen = false;
     answer = viaWasm(request);

@@ -349,3 +349,51 @@ async fn a_cold_shell_read_is_answered_before_the_wasm_is_ready() {
     assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
     chromium.close().await;
 }
+
+/// A cold read whose answer is slow holds up nothing else: a write made
+/// right after it is answered while the read still waits on the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_cold_read_holds_up_no_write() {
+    let (state, _data) = harness::sqlite_state().await;
+    let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hold = std::sync::Arc::clone(&slow);
+    let app = outpost::app(state).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let held = req.method() == "GET"
+                && req.uri().path() == "/api/projects"
+                && hold.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if held {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                }
+                next.run(req).await
+            }
+        },
+    ));
+    let origin = Origin::start_app(app);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    tab.register_outpost().await;
+    let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
+    assert_eq!(login["status"], 200, "{login}");
+    wait_until("the cold-read table", PATIENCE, || async {
+        tab.eval(harness::COLD_TABLE_JS).await.as_str().map(|_| ())
+    })
+    .await;
+    slow.store(true, std::sync::atomic::Ordering::SeqCst);
+    tab.stop_all_workers().await;
+    let raced = tab
+        .eval(
+            "(async () => { const read = fetch('/api/projects').then((r) => ['read', r.status]); \
+             await new Promise((ok) => setTimeout(ok, 50)); \
+             const write = fetch('/api/projects', { method: 'POST', headers: { 'Content-Type': 'application/json' }, \
+               body: JSON.stringify({ name: 'not held' }) }).then((r) => ['write', r.status]); \
+             return Promise.race([read, write]); })()",
+        )
+        .await;
+    assert_eq!(raced[0], "write", "the write was answered first: {raced}");
+    assert!(raced[1].as_u64().is_some_and(|s| s < 300), "{raced}");
+    let marks = tab.eval(harness::TIMINGS_JS).await;
+    assert!(marks["coldRead"].is_number(), "the read was a cold read: {marks}");
+    chromium.close().await;
+}

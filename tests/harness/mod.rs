@@ -116,9 +116,13 @@ pub async fn wait_for_new_worker(tab: &impl Js) {
 /// `FirefoxTab`), so one scenario can run in both.
 #[allow(async_fn_in_trait)] // used by the tests of this crate only
 /// The cold-read table the wasm keeps for the next start's bootstrap
-/// (`shim/sw.js`), as the page sees Cache Storage: its text, or null.
-pub const COLD_TABLE_JS: &str = "caches.match(new URL('/__outpost/cold-reads', location.href).href, \
-     { cacheName: 'outpost-state' }).then((r) => (r ? decodeURIComponent(r.headers.get('x-outpost-cold-reads')) : null))";
+/// (`shim/sw.js`), as the page sees Cache Storage: its text, or null; null
+/// too until the worker has activated (activation deletes the table and
+/// writes it again).
+pub const COLD_TABLE_JS: &str =
+    "navigator.serviceWorker.ready.then((reg) => reg.active.state !== 'activated' ? null : \
+     caches.match(new URL('/__outpost/cold-reads', location.href).href, { cacheName: 'outpost-state' }) \
+     .then((r) => (r ? decodeURIComponent(r.headers.get('x-outpost-cold-reads')) : null)))";
 
 /// The worker's marks for its last start (`outpost:timings`, shim/sw.js).
 pub const TIMINGS_JS: &str = "new Promise((ok) => { const c = new MessageChannel(); \

@@ -130,7 +130,7 @@ pub fn static_routes(config: &Config) -> String {
 }
 
 /// The reads a cold start's bootstrap may answer from the network before
-/// the wasm is ready (`shim/sw.js`, `outpostColdRead`), as JSON text:
+/// the wasm is ready (`shim/sw.js`, `coldRead`), as JSON text:
 /// `{"prefix": …, "reads": […], "not": […], "shell": […]}`. A GET whose
 /// path starts with `prefix`, matches a pattern of `reads` and none of
 /// `not` is exactly a request `route` makes a `Route::Read` that is not

@@ -164,16 +164,18 @@ impl Identity {
     /// start's bootstrap answers reads from the network before it could
     /// know (`allow_cold_reads`): that stops before the debt is written,
     /// and starts again only once it is cleared, so a debt on record never
-    /// has the table beside it. Runs under the outbox lock (`auth`).
+    /// has the table beside it. Runs under the outbox lock (`auth`). Both
+    /// are written whatever this instance believed: another instance may
+    /// have paid or made a debt since.
     pub async fn set_logout_pending(&self, pending: bool) -> Result<()> {
-        if self.logout_pending.replace(pending) == pending {
-            return Ok(());
-        }
+        self.logout_pending.set(pending);
         if pending {
             if let Err(e) = super::global::cold_reads(None).await {
-                // The debt is still written: the bootstrap's table is of
-                // this version and config, and the next start deletes it
-                // again before anything (`allow_cold_reads`).
+                // Cache Storage refused a delete: the debt is still
+                // written, and the next start deletes the table once its
+                // wasm reads the debt, but that start's first reads may
+                // have gone out with the table. Logged, as nothing else
+                // can be done here.
                 super::global::log_error("could not stop cold reads", &e);
             }
             db::put_all(&self.db, &[(db::META, LOGOUT_KEY, JsValue::from_str("1"))]).await

@@ -309,6 +309,19 @@ impl Inner {
         Ok(!parts.identity.logout_pending())
     }
 
+    /// The next cold start may answer reads before it could know whether a
+    /// logout is owed, as long as none is: the table checked against the
+    /// debt in IndexedDB and written (or deleted) under the lock logins and
+    /// logouts take. At each start, and at activation (`keepColdReads`).
+    async fn keep_cold_reads(&self) {
+        let Ok(parts) = self.parts().await else { return };
+        let identity = Rc::clone(&parts.identity);
+        let work = async move { identity.allow_cold_reads().await.map(|()| JsValue::UNDEFINED) };
+        if let Err(e) = parts.outbox.switching_user(Box::pin(work)).await {
+            global::log_error("could not keep the cold-read table", &e);
+        }
+    }
+
     /// Asks the origin who is logged in (a login may have happened before
     /// this worker could see it), then lets the outbox replay.
     async fn refresh_user(&self) -> Result<()> {
@@ -490,16 +503,7 @@ impl Outpost {
                     uploads.kick(Trigger::Hint);
                     return;
                 }
-                // The next cold start may answer reads before it could know
-                // whether a logout is owed, as long as none is: checked and
-                // written under the lock logins and logouts take.
-                if let Ok(parts) = me.parts().await {
-                    let identity = Rc::clone(&parts.identity);
-                    let work = async move { identity.allow_cold_reads().await.map(|()| JsValue::UNDEFINED) };
-                    if let Err(e) = outbox.switching_user(Box::pin(work)).await {
-                        global::log_error("could not keep the cold-read table", &e);
-                    }
-                }
+                me.keep_cold_reads().await;
                 if let Err(e) = me.refresh_user().await {
                     global::log_error("could not learn the current user", &e);
                 }
@@ -549,10 +553,12 @@ impl Outpost {
             // would otherwise make the next request the previous user's).
             let needs_session = !matches!(route, Route::Version | Route::Passthrough | Route::Shell(_))
                 && !matches!(route, Route::Auth(AuthRoute::Login | AuthRoute::Logout));
-            // A cold start does not wait for storage before a read's network
-            // request (see below); its answer is dropped if a logout turns out
-            // to be owed. Everything else waits to know.
-            let cold_read = matches!(route, Route::Read(_)) && (inner.parts.borrow().is_none() || started.is_some());
+            // A cold read the bootstrap already sent (it had the table, which
+            // exists only while no logout is owed) does not wait for storage;
+            // if a logout turns out to be owed all the same, its answer is
+            // dropped. Everything else waits to know, so nothing goes out with
+            // the cookie of a user who logged out.
+            let cold_read = matches!(route, Route::Read(_)) && started.is_some();
             if needs_session && !cold_read && !inner.settle_logout().await.unwrap_or(true) {
                 return logged_out();
             }
@@ -708,6 +714,17 @@ impl Outpost {
     #[wasm_bindgen(js_name = staticRoutes)]
     pub fn static_routes(&self) -> String {
         crate::core::route::static_routes(&self.inner.config)
+    }
+
+    /// Writes the cold-read table again if no logout is owed (the
+    /// bootstrap deletes it when this worker activates).
+    #[wasm_bindgen(js_name = keepColdReads)]
+    pub fn keep_cold_reads(&self) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.keep_cold_reads().await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// The bundle hash this worker runs.
