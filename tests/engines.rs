@@ -118,9 +118,9 @@ async fn reads<T: Js>(w: &mut World, tab: &T, engine: &str, stop: impl AsyncFn()
     // A cold start online: the bootstrap sends the read at the fetch event
     // and answers it from the network before the wasm is ready.
     if stop().await {
-        let first = tab.eval("fetch('/api/chat/sessions').then((r) => r.status)").await;
+        let (first, marks, _) =
+            harness::cold_request(tab, &stop, "fetch('/api/chat/sessions').then((r) => r.status)").await;
         assert_eq!(first, 200, "{engine}");
-        let marks = tab.eval(harness::TIMINGS_JS).await;
         let sent = marks["coldRead"].as_f64().unwrap_or_else(|| panic!("{engine}: no cold read: {marks}"));
         assert!(marks["ready"].as_f64().is_none_or(|ready| sent < ready), "{engine}: {marks}");
     }
