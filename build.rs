@@ -33,11 +33,21 @@ fn main() {
         "Cargo.lock",
         "src/bundle/assemble.rs",
         "src/bundle/imports.rs",
+        "tools/package-lock.json",
+        // Written by `npm ci` in tools/: a build made before esbuild was
+        // there runs again once it is.
+        "tools/node_modules/.package-lock.json",
     ] {
         println!("cargo:rerun-if-changed={path}");
     }
     for var in
-        ["OUTPOST_WASM_OPT", "OUTPOST_SW_PANIC", "OUTPOST_WASM_NAMES", "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER"]
+    [
+        "OUTPOST_WASM_OPT",
+        "OUTPOST_SW_MINIFY",
+        "OUTPOST_SW_PANIC",
+        "OUTPOST_WASM_NAMES",
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER",
+    ]
     {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -61,17 +71,22 @@ fn main() {
         .generate_output()
         .unwrap_or_else(|e| fail(&format!("wasm-bindgen failed on {}: {e:#}", raw_wasm.display())));
     prune_closure_shims(output.wasm_mut());
-    let wasm = maybe_wasm_opt(output.wasm_mut().emit_wasm(), &out_dir);
+    let wasm = wasm_opt(output.wasm_mut().emit_wasm(), &root, &out_dir);
     let (wasm, glue) = imports::shorten_imports(&wasm, output.js())
         .unwrap_or_else(|e| fail(&format!("giving the wasm's imports short names: {e}")));
 
     let bootstrap = fs::read_to_string(root.join("shim/sw.js")).expect("shim/sw.js is readable");
+    let (glue, bootstrap) = match Minifier::find(&root) {
+        Some(esbuild) => (esbuild.minify(&glue, "the wasm-bindgen glue"), esbuild.minify(&bootstrap, "shim/sw.js")),
+        None => (glue, bootstrap),
+    };
     let bundle = assemble::assemble(&wasm, &glue, &bootstrap);
 
     let dir = out_dir.join("bundle");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("sw.js"), &bundle.sw_js).unwrap();
     fs::write(dir.join("glue.js"), &glue).unwrap();
+    fs::write(dir.join("bootstrap.js"), &bootstrap).unwrap();
     fs::write(dir.join("outpost_sw.wasm"), &wasm).unwrap();
     fs::write(
         out_dir.join("bundle.rs"),
@@ -80,6 +95,7 @@ fn main() {
              pub const WASM_FILE: &str = {file:?};\n\
              pub static SW_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/sw.js\"));\n\
              pub static GLUE_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/glue.js\"));\n\
+             pub static BOOTSTRAP_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/bootstrap.js\"));\n\
              pub static WASM: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/bundle/outpost_sw.wasm\"));\n",
             hash = bundle.hash,
             file = bundle.wasm_file,
@@ -332,12 +348,26 @@ fn prune_closure_shims(module: &mut walrus::Module) {
     walrus::passes::gc::run(module);
 }
 
-/// Runs `wasm-opt -Oz` only when asked (OUTPOST_WASM_OPT=1): measured on
-/// this wasm, it makes the raw file 9 % smaller and the gzip 1 % larger
-/// (docs/weight.md), and the gzip is what every start pays. A failure keeps
-/// the unoptimised wasm and says so.
-fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
-    if env::var("OUTPOST_WASM_OPT").as_deref() != Ok("1") {
+/// Runs binaryen's `wasm-opt -O1` on the wasm wasm-bindgen hands back:
+/// measured on this wasm (docs/weight.md), `-O1` takes 0.8 KB off the gzip,
+/// while `-Oz` and `-O2` make the raw file smaller and the gzip larger (the
+/// gzip is what every start pays). It is binaryen 132 from npm (`tools/`,
+/// pinned), never a `wasm-opt` on `PATH`: Debian's binaryen 108 rewrites
+/// this wasm with its table export pointing at the wrong table (the glue
+/// then fails at instantiation), so the output is checked for that too.
+/// `OUTPOST_WASM_OPT` picks other flags (`-Oz`, …) or `0` for none. Without
+/// the tool, or if it fails, the wasm ships as it is and the build says so.
+fn wasm_opt(wasm: Vec<u8>, root: &Path, out_dir: &Path) -> Vec<u8> {
+    let level = env::var("OUTPOST_WASM_OPT").unwrap_or_else(|_| "-O1".into());
+    if level == "0" {
+        return wasm;
+    }
+    let tool = root.join("tools/node_modules/.bin/wasm-opt");
+    if !tool.exists() {
+        println!(
+            "cargo:warning=no wasm-opt in tools/node_modules: the wasm ships unoptimised (about 0.8 KB gzip \
+             larger). {SETUP} installs it (npm ci in tools/)."
+        );
         return wasm;
     }
     let input = out_dir.join("pre-opt.wasm");
@@ -351,18 +381,112 @@ fn maybe_wasm_opt(wasm: Vec<u8>, out_dir: &Path) -> Vec<u8> {
         "--enable-reference-types",
         "--enable-multivalue",
     ];
-    let run = Command::new("wasm-opt").arg("-Oz").args(features).arg(&input).arg("-o").arg(&output).output();
-    match run {
-        Ok(out) if out.status.success() => fs::read(&output).unwrap_or(wasm),
+    let mut cmd = Command::new(&tool);
+    cmd.args(level.split_whitespace()).args(features).arg(&input).arg("-o").arg(&output);
+    if env::var_os("OUTPOST_WASM_NAMES").is_some() {
+        cmd.arg("--debuginfo"); // keep the name section it was asked to keep
+    }
+    let optimised = match cmd.output() {
+        Ok(out) if out.status.success() => fs::read(&output).ok(),
         Ok(out) => {
             let err = String::from_utf8_lossy(&out.stderr);
-            println!(
-                "cargo:warning=wasm-opt failed, keeping the unoptimised wasm: {}",
-                err.lines().next().unwrap_or("")
-            );
-            wasm
+            println!("cargo:warning=wasm-opt {level} failed, the wasm ships unoptimised: {}", err.lines().next().unwrap_or(""));
+            None
         }
-        Err(_) => wasm, // not installed
+        Err(e) => {
+            println!("cargo:warning=could not run {}: {e}; the wasm ships unoptimised", tool.display());
+            None
+        }
+    };
+    let Some(optimised) = optimised else { return wasm };
+    if let Err(e) = same_exports(&wasm, &optimised) {
+        fail(&format!("wasm-opt {level} changed what the wasm exports ({e}); set OUTPOST_WASM_OPT=0 to build without it"));
+    }
+    optimised
+}
+
+/// The exports the glue uses, by name, must be the same kind of thing after
+/// wasm-opt as before (a table of the same element type, a function of the
+/// same signature).
+fn same_exports(before: &[u8], after: &[u8]) -> Result<(), String> {
+    fn list(wasm: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let m = walrus::Module::from_buffer(wasm).map_err(|e| e.to_string())?;
+        let mut out: Vec<(String, String)> = m
+            .exports
+            .iter()
+            .map(|e| {
+                let what = match e.item {
+                    walrus::ExportItem::Function(f) => {
+                        let ty = m.types.get(m.funcs.get(f).ty());
+                        format!("function {:?} -> {:?}", ty.params(), ty.results())
+                    }
+                    walrus::ExportItem::Table(t) => format!("table of {:?}", m.tables.get(t).element_ty),
+                    walrus::ExportItem::Memory(_) => "memory".into(),
+                    walrus::ExportItem::Global(g) => format!("global {:?}", m.globals.get(g).ty),
+                    walrus::ExportItem::Tag(_) => "tag".into(),
+                };
+                (e.name.clone(), what)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+    let (b, a) = (list(before)?, list(after)?);
+    for (name, what) in &b {
+        match a.iter().find(|(n, _)| n == name) {
+            Some((_, w)) if w == what => {}
+            Some((_, w)) => return Err(format!("`{name}` was a {what}, is a {w}")),
+            None => return Err(format!("`{name}` is gone")),
+        }
+    }
+    Ok(())
+}
+
+/// esbuild, which minifies the two parts of `sw.js` (the glue and the
+/// bootstrap) one by one, as scripts: their top-level names are shared
+/// between them (`wasm_bindgen`, the bootstrap's `outpost*` functions the
+/// glue calls) and are kept; names inside functions are shortened and
+/// whitespace goes. The bundle's hash is taken over the minified text, and
+/// the library keeps the minified bootstrap to assemble with
+/// (`Bundle::embedded_bootstrap`). `OUTPOST_SW_MINIFY=0` ships them as
+/// written (without comments), for reading in a browser's debugger.
+struct Minifier(PathBuf);
+
+impl Minifier {
+    fn find(root: &Path) -> Option<Minifier> {
+        if env::var("OUTPOST_SW_MINIFY").as_deref() == Ok("0") {
+            return None;
+        }
+        let esbuild = root.join("tools/node_modules/.bin/esbuild");
+        let works = Command::new(&esbuild).arg("--version").output().is_ok_and(|o| o.status.success());
+        if !works {
+            println!(
+                "cargo:warning=no esbuild in tools/node_modules: sw.js ships unminified (about 1.4 KB gzip larger). \
+                 {SETUP} installs it (npm ci in tools/)."
+            );
+            return None;
+        }
+        Some(Minifier(esbuild))
+    }
+
+    fn minify(&self, js: &str, what: &str) -> String {
+        use std::io::Write;
+        let child = Command::new(&self.0)
+            .args(["--minify", "--loader=js", "--charset=utf8", "--log-level=warning"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = child.unwrap_or_else(|e| fail(&format!("could not run {}: {e}", self.0.display())));
+        child.stdin.take().unwrap().write_all(js.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            fail(&format!("esbuild could not minify {what}:\n{}", String::from_utf8_lossy(&out.stderr)));
+        }
+        for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty()) {
+            println!("cargo:warning=esbuild ({what}): {line}");
+        }
+        String::from_utf8(out.stdout).expect("esbuild writes UTF-8")
     }
 }
 

@@ -6,7 +6,8 @@
 # - Chromium and ChromeDriver, Firefox ESR, and WebKitGTK (MiniBrowser with
 #   WebKitWebDriver, under Xvfb) for the browser tests;
 # - PostgreSQL's server binaries for the tests that cover PostgreSQL;
-# - Garage (built with cargo install, once) for the test against a real S3.
+# - Garage (built with cargo install, once) for the test against a real S3;
+# - wasm-opt (binaryen) and esbuild, from npm (tools/), which make the bundle smaller.
 # Safe to run again: with everything present it only checks (seconds).
 set -euo pipefail
 
@@ -151,6 +152,32 @@ else
   apt_install npm
   command -v npm >/dev/null || die "npm: no npm on PATH after installing Debian's npm"
 fi
+
+# 2f. The bundle's build tools, which build.rs runs on every build of the
+#     worker, at the versions tools/package-lock.json pins: binaryen 132's
+#     wasm-opt (-O1 on the wasm: about 0.8 KB gzip less; not Debian's
+#     binaryen 108, which miswires this wasm's table export) and esbuild
+#     (minifies sw.js: about 1.4 KB gzip less; the version the Workbox
+#     reference worker of the benchmark is minified with). Without them the
+#     build still works, says so, and ships the larger bundle.
+TOOLS_DIR="$(cd "$(dirname "$0")/.." && pwd)/tools"
+tools_ready() {
+  # Each tool answers, at the version the lock file pins.
+  node -e '
+    const dir = process.argv[1], lock = require(dir + "/package-lock.json").packages;
+    for (const name of ["esbuild", "binaryen"]) {
+      let have = null;
+      try { have = require(dir + "/node_modules/" + name + "/package.json").version; } catch {}
+      if (have !== lock["node_modules/" + name].version) process.exit(1);
+    }' "$TOOLS_DIR" && "$TOOLS_DIR/node_modules/.bin/esbuild" --version >/dev/null 2>&1 &&
+    "$TOOLS_DIR/node_modules/.bin/wasm-opt" --version >/dev/null 2>&1
+}
+if ! tools_ready; then
+  (cd "$TOOLS_DIR" && npm ci --no-audit --no-fund --loglevel=error) ||
+    die "tools: 'npm ci' in $TOOLS_DIR failed (see above); the npm registry must be reachable once"
+  tools_ready || die "tools: esbuild or wasm-opt in $TOOLS_DIR/node_modules does not run after 'npm ci'"
+fi
+say "tools: esbuild $("$TOOLS_DIR/node_modules/.bin/esbuild" --version), $("$TOOLS_DIR/node_modules/.bin/wasm-opt" --version) ($TOOLS_DIR)"
 
 # 2e. ffmpeg, which makes the video clip the demo test plays and seeks offline.
 if command -v ffmpeg >/dev/null; then

@@ -56,6 +56,12 @@ impl Bundle {
         embedded::GLUE_JS
     }
 
+    /// The embedded bundle's bootstrap as it was assembled: `shim/sw.js`,
+    /// minified when the build had esbuild (`BOOTSTRAP_JS` is the source).
+    pub fn embedded_bootstrap() -> &'static str {
+        embedded::BOOTSTRAP_JS
+    }
+
     /// Stamps a bundle from its parts, exactly as the build does.
     pub fn assemble(wasm: Vec<u8>, glue_js: &str, bootstrap_js: &str) -> Self {
         let a = assemble::assemble(&wasm, glue_js, bootstrap_js);
@@ -188,7 +194,7 @@ mod tests {
         assert!(sw.contains(&format!("const OUTPOST_WASM = '{}';", b.wasm_file)));
         assert!(sw.contains("wasm_bindgen"));
         assert!(
-            sw.ends_with(&assemble::strip_comments(BOOTSTRAP_JS)),
+            sw.ends_with(&assemble::strip_comments(Bundle::embedded_bootstrap())),
             "the bootstrap comes last, without its comments"
         );
     }
@@ -196,7 +202,7 @@ mod tests {
     #[test]
     fn reassembling_the_same_parts_gives_the_same_bundle() {
         let b = Bundle::embedded();
-        let again = Bundle::assemble(b.wasm.to_vec(), Bundle::embedded_glue(), BOOTSTRAP_JS);
+        let again = Bundle::assemble(b.wasm.to_vec(), Bundle::embedded_glue(), Bundle::embedded_bootstrap());
         assert_eq!(again.hash, b.hash);
         assert_eq!(again.sw_js, b.sw_js);
     }
