@@ -303,28 +303,42 @@ async fn a_cold_read_is_answered_before_the_wasm_is_ready_and_still_kept() {
     assert!(reads["reads"].as_array().unwrap().contains(&"/api/projects*".into()), "{reads}");
 
     let before = heard.load(Ordering::SeqCst);
-    let stop = async || {
-        tab.stop_all_workers().await;
-        true
-    };
     let js = "fetch('/api/projects').then(async (r) => ({ status: r.status, body: await r.json() }))";
-    let (online, marks, tries) = harness::cold_request(&tab, stop, js).await;
-    assert_eq!(online["status"], 200, "{online}");
+    let (online, tries) = answered_by_the_bootstrap(&tab, js).await;
     let heard = heard.load(Ordering::SeqCst) - before;
-    let (sent, ready) = (marks["coldRead"].as_f64(), marks["ready"].as_f64());
-    assert!(sent.is_some(), "the bootstrap sent the read itself: {marks}");
-    assert!(ready.is_none_or(|ready| sent.unwrap() < ready), "sent before the wasm was ready: {marks}");
-
     // One request at the origin per try (a try whose worker something else
     // started is a warm read, also one request).
     assert_eq!(heard, tries, "the wasm took the bootstrap's answer, not a second read");
     origin.stop();
-    let offline = tab.fetch("/api/projects").await.unwrap();
-    assert_eq!(offline["status"], 200, "the copy the cold read brought: {offline}");
+    let offline = kept_for_offline(&tab, "/api/projects", &online).await;
     assert_eq!(offline["headers"]["outpost-cache"], "stale", "{offline}");
+    chromium.close().await;
+}
+
+/// Stops the workers and makes the read `js` (a page fetch resolving to
+/// `{status, body}`) start one: it must be answered (200), and the bootstrap
+/// must have sent it before the wasm was ready. Returns the answer and how
+/// many tries that took (`harness::cold_request`).
+async fn answered_by_the_bootstrap(tab: &harness::Tab, js: &str) -> (Value, u64) {
+    let stop = async || {
+        tab.stop_all_workers().await;
+        true
+    };
+    let (online, marks, tries) = harness::cold_request(tab, stop, js).await;
+    assert_eq!(online["status"], 200, "{online}");
+    let sent = marks["coldRead"].as_f64().unwrap_or_else(|| panic!("the bootstrap sent the read itself: {marks}"));
+    assert!(marks["ready"].as_f64().is_none_or(|ready| sent < ready), "sent before the wasm was ready: {marks}");
+    (online, tries)
+}
+
+/// With the origin stopped, `path` is answered from the copy the cold read
+/// `online` brought, and the worker logged no error. Returns that answer.
+async fn kept_for_offline(tab: &harness::Tab, path: &str, online: &Value) -> Value {
+    let offline = tab.fetch(path).await.unwrap();
+    assert_eq!(offline["status"], 200, "the copy the cold read brought: {offline}");
     assert_eq!(offline["body"], online["body"]);
     assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
-    chromium.close().await;
+    offline
 }
 
 /// The same for the app shell (a `shell` GET outside the API, what a page
@@ -342,20 +356,10 @@ async fn a_cold_shell_read_is_answered_before_the_wasm_is_ready() {
         table.as_str().is_some_and(|t| t.contains("style.css")).then_some(())
     })
     .await;
-    let stop = async || {
-        tab.stop_all_workers().await;
-        true
-    };
     let js = "fetch('/style.css').then(async (r) => ({ status: r.status, body: await r.text() }))";
-    let (online, marks, _) = harness::cold_request(&tab, stop, js).await;
-    assert_eq!(online["status"], 200, "{online}");
-    let sent = marks["coldRead"].as_f64().unwrap_or_else(|| panic!("the bootstrap sent the read itself: {marks}"));
-    assert!(marks["ready"].as_f64().is_none_or(|ready| sent < ready), "sent before the wasm was ready: {marks}");
+    let (online, _) = answered_by_the_bootstrap(&tab, js).await;
     origin.stop();
-    let offline = tab.fetch("/style.css").await.unwrap();
-    assert_eq!(offline["status"], 200, "the copy: {offline}");
-    assert_eq!(offline["body"], online["body"]);
-    assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
+    kept_for_offline(&tab, "/style.css", &online).await;
     chromium.close().await;
 }
 
