@@ -15,4 +15,6 @@ command -v npm >/dev/null || { echo "bench: npm is needed to build the Workbox w
   npm ci --no-audit --no-fund --loglevel=error
   npm run -s build
 )
-cargo test --release --test bench_workbox -- --ignored --nocapture
+# The benchmark alone: the file's other ignored test (the wasm code-cache
+# trace, on demand) would otherwise run beside it and share its 2 cores.
+cargo test --release --test bench_workbox -- --ignored --nocapture --exact outpost_against_workbox

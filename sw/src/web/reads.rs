@@ -19,7 +19,7 @@ use crate::core::config::Config;
 use crate::core::identity::{self, Learned, Source};
 use crate::core::json::obj;
 use crate::core::protocol::Event;
-use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta};
+use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta, Touches};
 
 pub struct Reads {
     config: Rc<Config>,
@@ -27,6 +27,8 @@ pub struct Reads {
     identity: Rc<Identity>,
     events: Events,
     clock: Rc<Clock>,
+    /// The copies' uses recorded lately (`core::reads::Touches`).
+    touches: std::cell::RefCell<Touches>,
 }
 
 /// How one read is handled.
@@ -52,7 +54,7 @@ struct Owner {
 
 impl Reads {
     pub fn new(config: Rc<Config>, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
-        Reads { config, db, identity, events: Events::new(), clock }
+        Reads { config, db, identity, events: Events::new(), clock, touches: Default::default() }
     }
 
     fn key(&self, route: ReadRoute, url: &str) -> String {
@@ -234,22 +236,25 @@ impl Reads {
         db::delete_keys(&self.db, &[db::READS, db::READS_META], &plan.evict).await
     }
 
-    /// The stored copy under `key`, if it is readable; reading it counts as
-    /// a use.
     /// Whether this user's device holds a copy of the read at `url`.
     pub async fn has_copy(&self, url: &str) -> bool {
         let route = ReadRoute { shell: false, swr: false, names_user: false };
         db::get_bytes(&self.db, db::READS, &self.key(route, url)).await.ok().flatten().is_some()
     }
 
+    /// The stored copy under `key`, if it is readable; reading it counts as
+    /// a use (recorded at most once a minute, `core::reads::Touches`).
     async fn stored(self: &Rc<Self>, key: &str) -> Option<CachedRead> {
         let bytes = db::get_bytes(&self.db, db::READS, key).await.ok()??;
         let copy: CachedRead = reads::decode(&bytes).ok()?;
-        let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: global::now_ms() };
-        let (me, key) = (Rc::clone(self), key.to_string());
-        global::spawn(async move {
-            let _ = db::put_all(&me.db, &[(db::READS_META, &key, db::bytes(&reads::encode(&meta)))]).await;
-        });
+        let now = global::now_ms();
+        if self.touches.borrow_mut().due(key, now) {
+            let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
+            let (me, key) = (Rc::clone(self), key.to_string());
+            global::spawn(async move {
+                let _ = db::put_all(&me.db, &[(db::READS_META, &key, db::bytes(&reads::encode(&meta)))]).await;
+            });
+        }
         Some(copy)
     }
 
