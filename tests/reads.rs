@@ -318,6 +318,20 @@ async fn cold_start_offline_the_app_and_its_metadata_still_open() {
     s.tab.reload().await; // the page itself now comes through the worker
     let online = s.get("/api/sync/init").await;
     assert_eq!(online["status"], 200);
+    assert_eq!(names(&online["body"]["projects"]), ["offline-ready"], "{online}");
+    // The worker writes the copy just after the page has the answer, and the
+    // workers are stopped below by force (CDP; a browser lets the write end):
+    // wait until the device holds it, read straight from IndexedDB.
+    let held = "new Promise((resolve) => { const open = indexedDB.open('outpost'); open.onsuccess = () => { \
+         const c = open.result.transaction('reads', 'readonly').objectStore('reads').openCursor(); \
+         c.onsuccess = () => { const at = c.result; if (!at) return resolve(false); \
+         if (String(at.key).endsWith('/api/sync/init') && \
+             new TextDecoder().decode(at.value).includes('offline-ready')) return resolve(true); \
+         at.continue(); }; }; })";
+    wait_until("the copy of /api/sync/init on the device", PATIENCE, || async {
+        (s.tab.eval(held).await == true).then_some(())
+    })
+    .await;
 
     s.tab.stop_all_workers().await;
     s.origin.stop();
