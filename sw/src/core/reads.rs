@@ -207,22 +207,24 @@ pub fn plan_eviction(index: &[(String, ReadMeta)], max_entries: u32, max_bytes: 
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_copys_use_is_recorded_at_most_once_a_minute() {
-        let mut t = super::Touches::default();
+        let mut t = Touches::default();
         assert!(t.due("a", 1_000), "the first use is recorded");
         assert!(!t.due("a", 1_001), "again at once: not");
-        assert!(!t.due("a", 1_000 + super::TOUCH_EVERY_MS - 1));
+        assert!(!t.due("a", 1_000 + TOUCH_EVERY_MS - 1));
         assert!(t.due("b", 1_002), "another copy has its own minute");
-        assert!(t.due("a", 1_000 + super::TOUCH_EVERY_MS), "a minute on: recorded");
-        assert!(!t.due("a", 1_000 + super::TOUCH_EVERY_MS + 5));
+        assert!(t.due("a", 1_000 + TOUCH_EVERY_MS), "a minute on: recorded");
+        assert!(!t.due("a", 1_000 + TOUCH_EVERY_MS + 5));
         assert!(t.due("a", 10), "a clock that went back records");
     }
 
     #[test]
     fn touches_remember_a_bounded_number_of_copies() {
-        let mut t = super::Touches::default();
-        for i in 0..super::TOUCHES_KEPT as u64 {
+        let mut t = Touches::default();
+        for i in 0..TOUCHES_KEPT as u64 {
             assert!(t.due(&format!("k{i}"), 100 + i));
         }
         assert!(!t.due("k5", 200), "all of them remembered");
@@ -231,8 +233,6 @@ mod tests {
         assert!(t.due("k5", 501), "a forgotten copy's use is recorded again");
         assert!(!t.due("new", 502));
     }
-
-    use super::*;
 
     #[test]
     fn reads_share_a_request_only_when_nothing_that_shapes_the_answer_differs() {
