@@ -40,15 +40,13 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={path}");
     }
-    for var in
-    [
+    for var in [
         "OUTPOST_WASM_OPT",
         "OUTPOST_SW_MINIFY",
         "OUTPOST_SW_PANIC",
         "OUTPOST_WASM_NAMES",
         "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER",
-    ]
-    {
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -390,7 +388,10 @@ fn wasm_opt(wasm: Vec<u8>, root: &Path, out_dir: &Path) -> Vec<u8> {
         Ok(out) if out.status.success() => fs::read(&output).ok(),
         Ok(out) => {
             let err = String::from_utf8_lossy(&out.stderr);
-            println!("cargo:warning=wasm-opt {level} failed, the wasm ships unoptimised: {}", err.lines().next().unwrap_or(""));
+            println!(
+                "cargo:warning=wasm-opt {level} failed, the wasm ships unoptimised: {}",
+                err.lines().next().unwrap_or("")
+            );
             None
         }
         Err(e) => {
@@ -400,7 +401,9 @@ fn wasm_opt(wasm: Vec<u8>, root: &Path, out_dir: &Path) -> Vec<u8> {
     };
     let Some(optimised) = optimised else { return wasm };
     if let Err(e) = same_exports(&wasm, &optimised) {
-        fail(&format!("wasm-opt {level} changed what the wasm exports ({e}); set OUTPOST_WASM_OPT=0 to build without it"));
+        fail(&format!(
+            "wasm-opt {level} changed what the wasm exports ({e}); set OUTPOST_WASM_OPT=0 to build without it"
+        ));
     }
     optimised
 }

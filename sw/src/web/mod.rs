@@ -51,9 +51,10 @@ struct Inner {
     /// A few at a time: a `Vec` (a `HashMap` cost the wasm its hashing and
     /// table code).
     inflight: InFlight,
-    /// Work that outlives the request that started it (the login warm-up):
-    /// the bootstrap keeps the worker alive until it settles (`settled`).
-    background: RefCell<Vec<Promise>>,
+    /// Work that outlives the request that started it (the login warm-up, a
+    /// read's copy): the bootstrap keeps the worker alive until it settles
+    /// (`settled`).
+    background: Background,
     /// Answers to the requests that came before storage was ready (the
     /// request that started this worker, mostly): the start's own work
     /// (replays, the user check, the shell) waits for them, at most
@@ -67,6 +68,9 @@ struct Inner {
 /// finished upload) empties it: a read made after that must not get the
 /// answer to one sent before it.
 pub(crate) type InFlight = Rc<RefCell<Vec<(String, Promise)>>>;
+
+/// Work the event that started it waits for (`Outpost::settled`).
+pub(crate) type Background = Rc<RefCell<Vec<Promise>>>;
 
 /// How long the start's own work gives way to the requests that came
 /// before storage was ready.
@@ -394,7 +398,7 @@ impl Outpost {
             started_at: global::now_ms(),
             parts: RefCell::new(None),
             inflight: Rc::default(),
-            background: RefCell::default(),
+            background: Background::default(),
             cold_answers: RefCell::default(),
             opening: RefCell::new(None),
         };
@@ -428,8 +432,13 @@ impl Outpost {
                 Rc::clone(&clock),
                 Rc::clone(&inner.inflight),
             );
-            let reads =
-                Rc::new(Reads::new(Rc::clone(&config), Rc::clone(&db), Rc::clone(&identity), Rc::clone(&clock)));
+            let reads = Rc::new(Reads::new(
+                Rc::clone(&config),
+                Rc::clone(&db),
+                Rc::clone(&identity),
+                Rc::clone(&clock),
+                Rc::clone(&inner.background),
+            ));
             let waiting = Rc::clone(&outbox);
             let in_flight = Rc::clone(&inner.inflight);
             let uploads = Uploads::new(

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::web::db::Db;
 use js_sys::Promise;
+use wasm_bindgen::JsValue;
 use web_sys::{Request, Response};
 
 use super::clock::Clock;
@@ -29,6 +30,10 @@ pub struct Reads {
     clock: Rc<Clock>,
     /// The copies' uses recorded lately (`core::reads::Touches`).
     touches: std::cell::RefCell<Touches>,
+    /// Where the writes that outlive an answer go (a copy, a refresh), so
+    /// the fetch event that started them waits for them: a worker the
+    /// browser stops once its events have settled would lose them.
+    background: super::Background,
 }
 
 /// How one read is handled.
@@ -53,8 +58,23 @@ struct Owner {
 }
 
 impl Reads {
-    pub fn new(config: Rc<Config>, db: Rc<Db>, identity: Rc<Identity>, clock: Rc<Clock>) -> Reads {
-        Reads { config, db, identity, events: Events::new(), clock, touches: Default::default() }
+    pub fn new(
+        config: Rc<Config>,
+        db: Rc<Db>,
+        identity: Rc<Identity>,
+        clock: Rc<Clock>,
+        background: super::Background,
+    ) -> Reads {
+        Reads { config, db, identity, events: Events::new(), clock, touches: Default::default(), background }
+    }
+
+    /// Runs `work` after the answer, inside the event that asked for it.
+    fn behind(&self, work: impl std::future::Future<Output = ()> + 'static) {
+        let work = global::boxed_promise(Box::pin(async move {
+            work.await;
+            Ok(JsValue::UNDEFINED)
+        }));
+        self.background.borrow_mut().push(work);
     }
 
     fn key(&self, route: ReadRoute, url: &str) -> String {
@@ -78,7 +98,7 @@ impl Reads {
                 let old_body = copy.body.clone();
                 let refresh_url = url.clone();
                 let refresh_owner = owner.clone();
-                global::spawn(async move {
+                self.behind(async move {
                     let Some(r) = global::answer_of(started).await else { return };
                     if let Ok((fresh, body)) = me.take(r, route, &refresh_url, &refresh_owner).await {
                         if fresh.status() < 300 && body != old_body {
@@ -99,7 +119,7 @@ impl Reads {
                     // The copy answers now; the late answer still refreshes it.
                     let me = Rc::clone(self);
                     let (late_owner, late_url) = (owner.clone(), url.clone());
-                    global::spawn(async move {
+                    self.behind(async move {
                         if let Some(r) = global::answer_of(fetch).await {
                             let _ = me.take(r, route, &late_url, &late_owner).await;
                         }
@@ -196,9 +216,10 @@ impl Reads {
                     }
                 }
                 let copy = CachedRead { status, headers: kept, body: body.clone(), stored_at: owner.sent_at };
-                // The page does not wait for the copy to be written.
+                // The page does not wait for the copy to be written; the
+                // event does.
                 let me = Rc::clone(self);
-                global::spawn(async move {
+                self.behind(async move {
                     if let Err(e) = me.store(&key, &copy, global::now_ms()).await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
