@@ -242,40 +242,40 @@ impl Outbox {
         // A write to a batch route waits up to `batchDelayMs` for others to
         // join it (`core::batch`); anything else first sends what is held.
         let items = self.batchable(&stored);
-        if let Some(n) = items {
-            if let Some(reply) = self.join_held(&stored, &key, &user, n) {
-                if self.held_full() {
-                    self.flush_held().await;
-                }
-                drop(turn);
-                return reply.await;
-            }
-        }
-        self.flush_held().await;
-        let waiting = self.first_in_flight.get() > 0
-            || match self.queue_busy.get() {
-                Some(busy) => busy,
-                None => queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE, user.as_deref()),
-            };
-        if !queue::may_go_first(waiting) {
-            return self.enqueue(stored, key, user, None).await;
-        }
-        let now = global::now_ms();
-        let burst = self.last_batch_at.get().is_some_and(|t| now < t + u64::from(self.config.batch_delay_ms));
-        if let Some(n) = items.filter(|_| burst) {
-            // Writes in a burst wait for each other; an isolated one (none
-            // sent within `batchDelayMs`) goes at once, below.
-            let reply = self.hold(stored, key, user, n);
-            if self.held_full() {
+        let reply = match items.and_then(|n| self.join_held(&stored, &key, &user, n)) {
+            Some(reply) => reply,
+            None => {
                 self.flush_held().await;
+                let waiting = self.first_in_flight.get() > 0
+                    || match self.queue_busy.get() {
+                        Some(busy) => busy,
+                        None => queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE, user.as_deref()),
+                    };
+                if !queue::may_go_first(waiting) {
+                    return self.enqueue(stored, key, user, None).await;
+                }
+                let now = global::now_ms();
+                let burst = self.last_batch_at.get().is_some_and(|t| now < t + u64::from(self.config.batch_delay_ms));
+                match items.filter(|_| burst) {
+                    // Writes in a burst wait for each other; an isolated one
+                    // (none sent within `batchDelayMs`) goes at once.
+                    Some(n) => self.hold(stored, key, user, n),
+                    None => {
+                        if items.is_some() {
+                            self.last_batch_at.set(Some(now));
+                        }
+                        return self.first_attempt(stored, key, user).await;
+                    }
+                }
             }
-            drop(turn);
-            return reply.await;
+        };
+        // Held (joined to the batch, or starting one): sent when full, else
+        // when `batchDelayMs` is up.
+        if self.held_full() {
+            self.flush_held().await;
         }
-        if items.is_some() {
-            self.last_batch_at.set(Some(now));
-        }
-        self.first_attempt(stored, key, user).await
+        drop(turn);
+        reply.await
     }
 
     /// The items of a write that may be held for a batch: a POST to a batch
@@ -353,84 +353,79 @@ impl Outbox {
         let Some(held) = self.held.borrow_mut().take() else { return };
         let Held { user, writes, .. } = held;
         self.last_batch_at.set(Some(global::now_ms()));
-        if writes.len() == 1 {
-            let w = writes.into_iter().next().expect("one write");
-            let answer = self.first_attempt(w.stored, w.key, user).await;
-            w.reply.send(answer);
-            return;
-        }
         let path = crate::core::url::split(&writes[0].stored.url).map(|p| p.path.to_string()).unwrap_or_default();
-        let merged = batch::route_of(&self.config, "POST", &path).and_then(|route| {
-            let mut bodies: Vec<&[u8]> = Vec::with_capacity(writes.len());
-            for w in &writes {
-                bodies.push(&w.stored.body);
-            }
-            batch::merged(route, &bodies)
-        });
-        let Some(body) = merged else {
-            for w in writes {
-                let answer = self.first_attempt(w.stored, w.key, user.clone()).await;
-                w.reply.send(answer);
-            }
-            return;
-        };
-        let head = &writes[0].stored;
-        let key = global::uuid();
-        let sent_at = self.identity.generation();
-        self.first_in_flight.set(self.first_in_flight.get() + 1);
-        let answer = global::fetch_within(
-            |signal| {
-                let how = request::Send { signal, replay: false, expect_user: user.as_deref() };
-                request::build(head, &head.url, &body, &key, how)
-            },
-            self.config.write_timeout_ms,
-        )
-        .await;
-        self.first_in_flight.set(self.first_in_flight.get() - 1);
-        let heard = answer.heard();
-        let status = answer.response().map(Response::status);
-        if let Some(r) = answer.response() {
-            if let Err(e) = self.identity.observe(r, sent_at).await {
-                for w in writes {
-                    w.reply.send(Err(e.clone()));
-                }
-                return;
-            }
-            if heard.is_hint() {
-                self.clock.hint(None);
-            }
-        }
-        match (answer, status) {
-            (Fetched::Answer(r), Some(200..=299)) => {
-                let headers = response_headers(&r);
-                let bytes = global::body_bytes(&r).await.unwrap_or_default();
-                let mut counts = Vec::with_capacity(writes.len());
+        let merged = match writes.len() {
+            1 => None,
+            _ => batch::route_of(&self.config, "POST", &path).and_then(|route| {
+                let mut bodies: Vec<&[u8]> = Vec::with_capacity(writes.len());
                 for w in &writes {
-                    counts.push(w.items);
+                    bodies.push(&w.stored.body);
                 }
-                for (w, share) in writes.into_iter().zip(batch::split(&bytes, &counts)) {
-                    w.reply.send(response::build(r.status(), &headers, &share));
+                batch::merged(route, &bodies)
+            }),
+        };
+        // What each write gets after the batch (one await for every case,
+        // so each write's attempt is compiled once): its own first attempt,
+        // or a place in the queue.
+        let mut queued: Option<Option<(Heard, Option<String>)>> = None;
+        if let Some(body) = merged {
+            let head = &writes[0].stored;
+            let key = global::uuid();
+            let sent_at = self.identity.generation();
+            self.first_in_flight.set(self.first_in_flight.get() + 1);
+            let answer = global::fetch_within(
+                |signal| {
+                    let how = request::Send { signal, replay: false, expect_user: user.as_deref() };
+                    request::build(head, &head.url, &body, &key, how)
+                },
+                self.config.write_timeout_ms,
+            )
+            .await;
+            self.first_in_flight.set(self.first_in_flight.get() - 1);
+            let heard = answer.heard();
+            let status = answer.response().map(Response::status);
+            if let Some(r) = answer.response() {
+                if let Err(e) = self.identity.observe(r, sent_at).await {
+                    for w in writes {
+                        w.reply.send(Err(e.clone()));
+                    }
+                    return;
                 }
-                self.kick(Trigger::Scheduled);
+                if heard.is_hint() {
+                    self.clock.hint(None);
+                }
             }
-            (answer, status) if queue_on_first_attempt(status) => {
+            match (answer, status) {
+                (Fetched::Answer(r), Some(200..=299)) => {
+                    let headers = response_headers(&r);
+                    let bytes = global::body_bytes(&r).await.unwrap_or_default();
+                    let mut counts = Vec::with_capacity(writes.len());
+                    for w in &writes {
+                        counts.push(w.items);
+                    }
+                    for (w, share) in writes.into_iter().zip(batch::split(&bytes, &counts)) {
+                        w.reply.send(response::build(r.status(), &headers, &share));
+                    }
+                    self.kick(Trigger::Scheduled);
+                    return;
+                }
                 // Queued in order: the first with the attempt's answer, the
                 // others behind it, never tried.
-                let retry_after = answer.response().and_then(|r| r.headers().get("retry-after").ok().flatten());
-                let mut failed = Some((heard, retry_after));
-                for w in writes {
-                    let answer = self.enqueue(w.stored, w.key, user.clone(), failed.take()).await;
-                    w.reply.send(answer);
+                (answer, status) if queue_on_first_attempt(status) => {
+                    let retry_after = answer.response().and_then(|r| r.headers().get("retry-after").ok().flatten());
+                    queued = Some(Some((heard, retry_after)));
                 }
-            }
-            _ => {
                 // Refused as a whole (one bad item refuses the batch): each
                 // write on its own, so only a bad one is refused.
-                for w in writes {
-                    let answer = self.first_attempt(w.stored, w.key, user.clone()).await;
-                    w.reply.send(answer);
-                }
+                _ => {}
             }
+        }
+        for w in writes {
+            let answer = match queued.as_mut() {
+                Some(failed) => self.enqueue(w.stored, w.key, user.clone(), failed.take()).await,
+                None => self.first_attempt(w.stored, w.key, user.clone()).await,
+            };
+            w.reply.send(answer);
         }
     }
 
@@ -830,98 +825,96 @@ impl Outbox {
             None
         };
         let run = if merged.is_some() { run } else { &run[..1] };
-        let entry = &mut entries[run[0]];
-        if !queue::still_a_write(&self.config, &self.origin, entry) {
-            queue::off_route(entry, global::now_ms());
-            db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
-            self.dead_event(entry);
-            return Ok(Sent::Kept);
-        }
-        let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
-        let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
-        let body = merged.as_deref().or(rewritten.as_deref()).unwrap_or(&entry.request.body);
-        let key = if merged.is_some() { global::uuid() } else { entry.idempotency_key.clone() };
-        let sent_at = self.identity.generation();
-        let answer = global::fetch_within(
-            |signal| {
-                request::build(
-                    &entry.request,
-                    &url,
-                    body,
-                    &key,
-                    request::Send { signal, replay: true, expect_user: entry.user.as_deref() },
-                )
-            },
-            self.config.write_timeout_ms,
-        )
-        .await;
-        let now = global::now_ms();
-        let heard = answer.heard();
-        if heard.is_hint() {
-            // Uploads waiting for the network may go too.
-            self.clock.hint(Some(Part::Outbox));
-        }
-        if let Some(r) = answer.response() {
-            // Named by the origin: a user other than the entry's (412) is
-            // learned here, and the pass stops before the next attempt.
-            self.identity.observe(r, sent_at).await?;
-        }
-        let (retry_after, response_body) = match answer.response() {
-            Some(r) => {
-                let retry_after =
-                    r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
-                let body = if r.ok() {
-                    match r.array_buffer() {
-                        Ok(p) => JsFuture::from(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
-                        Err(_) => None,
+        // What is written back after the attempt (one write for every end
+        // but delivery, so the write's future is compiled once).
+        let after = 'attempt: {
+            let entry = &mut entries[run[0]];
+            if !queue::still_a_write(&self.config, &self.origin, entry) {
+                break 'attempt Step::Dead(queue::off_route(entry, global::now_ms()));
+            }
+            let url = ids.rewrite_url(&entry.request.url).unwrap_or_else(|| entry.request.url.clone());
+            let rewritten = if entry.request.is_json() { ids.rewrite_json(&entry.request.body) } else { None };
+            let body = merged.as_deref().or(rewritten.as_deref()).unwrap_or(&entry.request.body);
+            let key = if merged.is_some() { global::uuid() } else { entry.idempotency_key.clone() };
+            let sent_at = self.identity.generation();
+            let answer = global::fetch_within(
+                |signal| {
+                    request::build(
+                        &entry.request,
+                        &url,
+                        body,
+                        &key,
+                        request::Send { signal, replay: true, expect_user: entry.user.as_deref() },
+                    )
+                },
+                self.config.write_timeout_ms,
+            )
+            .await;
+            let now = global::now_ms();
+            let heard = answer.heard();
+            if heard.is_hint() {
+                // Uploads waiting for the network may go too.
+                self.clock.hint(Some(Part::Outbox));
+            }
+            if let Some(r) = answer.response() {
+                // Named by the origin: a user other than the entry's (412) is
+                // learned here, and the pass stops before the next attempt.
+                self.identity.observe(r, sent_at).await?;
+            }
+            let (retry_after, response_body) = match answer.response() {
+                Some(r) => {
+                    let retry_after =
+                        r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
+                    let body = if r.ok() {
+                        match r.array_buffer() {
+                            Ok(p) => JsFuture::from(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
+                            Err(_) => None,
+                        }
+                    } else {
+                        None
+                    };
+                    (retry_after, body)
+                }
+                None => (None, None),
+            };
+            if run.len() > 1 && classify(heard.status()) == Outcome::Refused {
+                return Ok(Sent::Split);
+            }
+            let entry = &mut entries[run[0]];
+            match queue::after_attempt(
+                &self.config,
+                entry,
+                Attempt { heard, retry_after_ms: retry_after },
+                now,
+                global::random(),
+            ) {
+                Step::Delivered => {
+                    if let Some(body) = response_body {
+                        done.learned.extend(ids.learn_from_response(&body));
                     }
-                } else {
-                    None
-                };
-                (retry_after, body)
+                    let status = entry.last_status;
+                    for &k in run {
+                        let e = &mut entries[k];
+                        e.last_status = status;
+                        done.ids.push(e.id);
+                        done.events.push(event(e));
+                    }
+                    return Ok(Sent::Delivered);
+                }
+                step => step,
             }
-            None => (None, None),
         };
-        if run.len() > 1 && classify(heard.status()) == Outcome::Refused {
-            return Ok(Sent::Split);
-        }
-        let entry = &mut entries[run[0]];
-        match queue::after_attempt(
-            &self.config,
-            entry,
-            Attempt { heard, retry_after_ms: retry_after },
-            now,
-            global::random(),
-        ) {
-            Step::Delivered => {
-                if let Some(body) = response_body {
-                    done.learned.extend(ids.learn_from_response(&body));
-                }
-                let status = entry.last_status;
-                for &k in run {
-                    let e = &mut entries[k];
-                    e.last_status = status;
-                    done.ids.push(e.id);
-                    done.events.push(event(e));
-                }
-                Ok(Sent::Delivered)
-            }
-            Step::Parked => {
-                db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
-                Ok(Sent::Parked)
-            }
+        let entry = &entries[run[0]];
+        db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
+        match after {
+            Step::Parked => return Ok(Sent::Parked),
             Step::Retry { at } => {
-                db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
                 let ev = with(event(entry), "retryAt", at.into());
                 self.events.emit(Event::RetryScheduled, with(ev, "retries", entry.retries.into()));
-                Ok(Sent::Kept)
             }
-            Step::Dead(_) => {
-                db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
-                self.dead_event(entry);
-                Ok(Sent::Kept)
-            }
+            _ => self.dead_event(entry),
         }
+        Ok(Sent::Kept)
     }
 
     fn dead_event(&self, entry: &Entry) {

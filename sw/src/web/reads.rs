@@ -91,60 +91,45 @@ impl Reads {
     pub async fn handle(self: &Rc<Self>, request: Request, route: ReadRoute, started: Promise) -> Result<Response> {
         let url = request.url();
         let owner = self.owner(route, &url);
+        // A fetch the copy answers before, if there is one: the refresh of a
+        // stale-while-revalidate read, or a network-first read's fetch that
+        // outlived `networkTimeoutMs`.
+        let (mut answer, mut waiting) = (None, None);
         if route.swr {
+            waiting = Some(started);
+        } else {
+            match global::race(started, self.config.network_timeout_ms).await {
+                Raced::Answer(r) => answer = Some(r),
+                Raced::Failed => {}
+                Raced::Late(fetch) => waiting = Some(fetch),
+            }
+            global::mark("network");
+        }
+        if let Some(fetch) = waiting {
             if let Some(copy) = self.stored(&owner.key).await {
-                // The started request is the refresh.
-                let me = Rc::clone(self);
-                let old_body = copy.body.clone();
-                let refresh_url = url.clone();
-                let refresh_owner = owner.clone();
-                self.behind(async move {
-                    let Some(r) = global::answer_of(started).await else { return };
-                    if let Ok((fresh, body)) = me.take(r, route, &refresh_url, &refresh_owner).await {
-                        if fresh.status() < 300 && body != old_body {
-                            me.events.emit(Event::Updated, obj! { "url": &refresh_url });
-                        }
-                    }
-                });
+                // The copy answers now; the fetch still refreshes it (and
+                // pages hear of a stale-while-revalidate read that changed).
+                let old_body = route.swr.then(|| copy.body.clone());
+                self.behind(Rc::clone(self).refresh(fetch, route, url, owner, old_body));
                 return self.answer_from_copy(&copy);
             }
+            // Nothing to fall back on: the network is still the best bet.
+            answer = global::answer_of(fetch).await;
         }
-        let raced = global::race(started, self.config.network_timeout_ms).await;
-        global::mark("network");
-        let answer = match raced {
-            Raced::Answer(r) => Some(r),
-            Raced::Failed => None,
-            Raced::Late(fetch) => {
-                if let Some(copy) = self.stored(&owner.key).await {
-                    // The copy answers now; the late answer still refreshes it.
-                    let me = Rc::clone(self);
-                    let (late_owner, late_url) = (owner.clone(), url.clone());
-                    self.behind(async move {
-                        if let Some(r) = global::answer_of(fetch).await {
-                            let _ = me.take(r, route, &late_url, &late_owner).await;
-                        }
-                    });
-                    return self.answer_from_copy(&copy);
-                }
-                // Nothing to fall back on: the network is still the best bet.
-                global::answer_of(fetch).await
-            }
-        };
+        let mut fresh = None;
         if let Some(r) = answer {
             let status = r.status();
-            let (fresh, _) = self.take(r, route, &url, &owner).await?;
+            let (taken, _) = self.take(r, route, &url, &owner).await?;
             if !reads::serve_stored(Some(status)) {
-                return Ok(fresh);
+                return Ok(taken);
             }
             // A 5xx: the copy, if there is one, else the answer as it came.
-            return Ok(match self.stored(&owner.key).await {
-                Some(copy) => self.answer_from_copy(&copy)?,
-                None => fresh,
-            });
+            fresh = Some(taken);
         }
-        match self.stored(&owner.key).await {
-            Some(copy) => self.answer_from_copy(&copy),
-            None => response::json(
+        match (self.stored(&owner.key).await, fresh) {
+            (Some(copy), _) => self.answer_from_copy(&copy),
+            (None, Some(fresh)) => Ok(fresh),
+            (None, None) => response::json(
                 504,
                 &obj! { "error": obj! {
                     "code": "offline",
@@ -155,6 +140,25 @@ impl Reads {
                 }}
                 .to_json(),
             ),
+        }
+    }
+
+    /// Takes the answer of a fetch the copy already answered for; `old_body`
+    /// (a stale-while-revalidate read's copy) makes a changed answer an
+    /// `updated` event.
+    async fn refresh(
+        self: Rc<Self>,
+        fetch: Promise,
+        route: ReadRoute,
+        url: String,
+        owner: Owner,
+        old_body: Option<Vec<u8>>,
+    ) {
+        let Some(r) = global::answer_of(fetch).await else { return };
+        if let Ok((fresh, body)) = self.take(r, route, &url, &owner).await {
+            if old_body.is_some_and(|old| fresh.status() < 300 && body != old) {
+                self.events.emit(Event::Updated, obj! { "url": &url });
+            }
         }
     }
 
