@@ -6,22 +6,21 @@ use crate::core::json::Value;
 use crate::core::protocol::{Event, CHANNEL};
 
 pub struct Events {
-    channel: Option<BroadcastChannel>,
+    channel: BroadcastChannel,
 }
 
 impl Events {
     pub fn new() -> Self {
-        Events { channel: BroadcastChannel::new(CHANNEL).ok() }
+        Events { channel: super::global::channel(CHANNEL) }
     }
 
     /// Posts `{type, ...fields}`; a page that is not listening loses nothing.
     pub fn emit(&self, event: Event, mut fields: Value) {
-        let Some(channel) = &self.channel else { return };
         if let Some(map) = fields.as_object_mut() {
             map.insert("type", event.name().into());
         }
         if let Ok(js) = js_sys::JSON::parse(&fields.to_json()) {
-            let _ = channel.post_message(&js);
+            let _ = self.channel.post_message(&js);
         }
     }
 }

@@ -67,6 +67,113 @@ pub(super) mod bootstrap {
     }
 }
 
+/// What several web types share, bound once: web-sys binds each type's
+/// `arrayBuffer()`, `blob()`, `clone()` and each `Response` constructor on
+/// its own, an import and an exception-catching wrapper in the wasm each.
+pub(super) mod shared {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        /// A `Request`, a `Response` (the Body mixin) or a `Blob`.
+        pub type Body;
+        #[wasm_bindgen(method, catch, js_name = arrayBuffer)]
+        pub fn array_buffer(this: &Body) -> Result<js_sys::Promise, JsValue>;
+        /// A `Request`'s or a `Response`'s body as a `Blob`.
+        #[wasm_bindgen(method, catch)]
+        pub fn blob(this: &Body) -> Result<js_sys::Promise, JsValue>;
+        /// A copy of a `Request` or `Response` with its own body; throws if
+        /// the body was already read.
+        #[wasm_bindgen(method, catch, js_name = clone)]
+        pub fn copy(this: &Body) -> Result<Body, JsValue>;
+
+        #[wasm_bindgen(js_name = Response)]
+        pub type NewResponse;
+        /// `new Response(body, init)`: `body` a string, a `Blob`, a buffer,
+        /// or null.
+        #[wasm_bindgen(constructor, catch, js_class = Response)]
+        pub fn new(body: &JsValue, init: &web_sys::ResponseInit) -> Result<NewResponse, JsValue>;
+
+        // Constructors and a method that cannot throw as the worker calls
+        // them (no arguments, or numbers only): bound without the wrapper
+        // that catches an exception, and without an error path at each call.
+        #[wasm_bindgen(js_name = Headers)]
+        pub type NewHeaders;
+        #[wasm_bindgen(constructor, js_class = Headers)]
+        pub fn new() -> NewHeaders;
+        #[wasm_bindgen(js_name = AbortController)]
+        pub type NewAbortController;
+        #[wasm_bindgen(constructor, js_class = AbortController)]
+        pub fn new() -> NewAbortController;
+        /// `Headers.get(name)`: throws only for a name that is not a valid
+        /// header name, and the worker's are constants.
+        pub type HeaderList;
+        #[wasm_bindgen(method, js_name = get)]
+        pub fn get(this: &HeaderList, name: &str) -> Option<String>;
+        /// `setTimeout(f, ms)`.
+        #[wasm_bindgen(js_name = setTimeout)]
+        pub fn set_timeout(f: &js_sys::Function, ms: i32) -> i32;
+        /// `new Blob([part])`, `part` an `ArrayBuffer`.
+        #[wasm_bindgen(js_name = Blob)]
+        pub type NewBlob;
+        #[wasm_bindgen(constructor, js_class = Blob)]
+        pub fn new(parts: &js_sys::Array) -> NewBlob;
+        /// `new BroadcastChannel(name)`.
+        #[wasm_bindgen(js_name = BroadcastChannel)]
+        pub type NewChannel;
+        #[wasm_bindgen(constructor, js_class = BroadcastChannel)]
+        pub fn new(name: &str) -> NewChannel;
+        /// `Blob.slice(start, end)`.
+        #[wasm_bindgen(method, js_name = slice)]
+        pub fn slice(this: &Body, start: f64, end: f64) -> web_sys::Blob;
+    }
+}
+
+/// `body`'s `arrayBuffer()`: a `Request`, `Response` or `Blob`.
+pub fn array_buffer(body: &JsValue) -> Result<Promise> {
+    Ok(body.unchecked_ref::<shared::Body>().array_buffer()?)
+}
+
+/// `body`'s `blob()`: a `Request` or `Response`.
+pub fn blob(body: &JsValue) -> Result<Promise> {
+    Ok(body.unchecked_ref::<shared::Body>().blob()?)
+}
+
+/// A copy of a `Request` or `Response` (`T`) with its own body.
+pub fn copy<T: JsCast>(of: &T) -> Result<T> {
+    Ok(of.unchecked_ref::<shared::Body>().copy()?.unchecked_into())
+}
+
+/// The header `name` (a constant) of a request's or response's `headers`.
+pub fn header(headers: &web_sys::Headers, name: &str) -> Option<String> {
+    headers.unchecked_ref::<shared::HeaderList>().get(name)
+}
+
+/// A Blob of the bytes of `buffer` (an `ArrayBuffer`).
+pub fn blob_of(buffer: &JsValue) -> web_sys::Blob {
+    shared::NewBlob::new(&js_sys::Array::of1(buffer)).unchecked_into()
+}
+
+/// `new BroadcastChannel(name)`.
+pub fn channel(name: &str) -> web_sys::BroadcastChannel {
+    shared::NewChannel::new(name).unchecked_into()
+}
+
+/// `new Headers()`.
+pub fn headers() -> web_sys::Headers {
+    shared::NewHeaders::new().unchecked_into()
+}
+
+/// `blob.slice(start, end)`.
+pub fn slice(blob: &web_sys::Blob, start: u64, end: u64) -> web_sys::Blob {
+    blob.unchecked_ref::<shared::Body>().slice(start as f64, end as f64)
+}
+
+/// `new Response(body, init)`.
+pub fn new_response(body: &JsValue, init: &web_sys::ResponseInit) -> Result<Response> {
+    Ok(shared::NewResponse::new(body, init)?.unchecked_into())
+}
+
 /// A JS value as text, for messages: its JSON, or "undefined".
 pub fn js_text(value: &JsValue) -> String {
     js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string()).unwrap_or_else(|| "undefined".into())
@@ -102,7 +209,7 @@ pub async fn register_sync(tag: &str) {
 
 /// Runs `f` after `ms` milliseconds (while the worker stays alive).
 pub fn set_timeout(f: &Function, ms: u64) -> Option<i32> {
-    scope().set_timeout_with_callback_and_timeout_and_arguments_0(f, ms.min(i32::MAX as u64) as i32).ok()
+    Some(shared::set_timeout(f, ms.min(i32::MAX as u64) as i32))
 }
 
 pub fn clear_timeout(handle: i32) {
@@ -211,7 +318,7 @@ pub fn on_settled(promise: &Promise, f: impl FnOnce() + 'static) {
 /// rejection passes through): several readers of one answer, each with its
 /// own body.
 pub fn cloned_response(promise: &Promise) -> Promise {
-    then2(promise, |r| Ok(r.dyn_into::<Response>()?.clone()?.into()), Err)
+    then2(promise, |r| Ok(r.dyn_into::<Response>()?.unchecked_ref::<shared::Body>().copy()?.into()), Err)
 }
 
 /// How a fetch with a deadline ended.
@@ -251,13 +358,14 @@ pub fn fetch_within(
     make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>,
     timeout_ms: u32,
 ) -> impl std::future::Future<Output = Fetched> {
-    let made = web_sys::AbortController::new().ok().and_then(|controller| match make(&controller.signal()) {
+    let controller: web_sys::AbortController = shared::NewAbortController::new().unchecked_into();
+    let made = match make(&controller.signal()) {
         Ok(request) => Some((controller, request)),
         Err(e) => {
             log_error("a request could not be made", &e);
             None
         }
-    });
+    };
     send_within(made, timeout_ms)
 }
 
@@ -306,7 +414,7 @@ pub async fn answer_of(late: Promise) -> Option<Response> {
 
 /// A response's whole body.
 pub async fn body_bytes(response: &Response) -> Result<Vec<u8>> {
-    let buffer = JsFuture::from(response.array_buffer()?).await?;
+    let buffer = JsFuture::from(array_buffer(response)?).await?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 

@@ -148,7 +148,7 @@ impl Identity {
     /// the origin knows who is logged in better than any guess, including
     /// after a login this worker did not see (`sent_at` as for `apply`).
     pub async fn observe(&self, answer: &web_sys::Response, sent_at: u64) -> Result<()> {
-        let named = answer.headers().get(identity::USER_HEADER).ok().flatten();
+        let named = super::global::header(&answer.headers(), identity::USER_HEADER);
         let learned = identity::from_header(named.as_deref());
         if learned != Learned::Nothing {
             self.apply(&learned, sent_at).await?;

@@ -182,7 +182,7 @@ impl Inner {
         if Heard::Status(answer.status()).is_hint() {
             parts.clock.hint(None);
         }
-        let body = match answer.clone() {
+        let body = match global::copy(&answer) {
             Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };

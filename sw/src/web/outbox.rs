@@ -412,7 +412,7 @@ impl Outbox {
                 // Queued in order: the first with the attempt's answer, the
                 // others behind it, never tried.
                 (answer, status) if queue_on_first_attempt(status) => {
-                    let retry_after = answer.response().and_then(|r| r.headers().get("retry-after").ok().flatten());
+                    let retry_after = answer.response().and_then(|r| global::header(&r.headers(), "retry-after"));
                     queued = Some(Some((heard, retry_after)));
                 }
                 // Refused as a whole (one bad item refuses the batch): each
@@ -473,7 +473,7 @@ impl Outbox {
                 self.kick(Trigger::Scheduled);
                 return Ok(response);
             }
-            let retry_after = response.headers().get("retry-after").ok().flatten();
+            let retry_after = global::header(&response.headers(), "retry-after");
             return self.enqueue(stored, key, user, Some((heard, retry_after))).await;
         }
         self.enqueue(stored, key, user, Some((heard, None))).await
@@ -864,9 +864,9 @@ impl Outbox {
             let (retry_after, response_body) = match answer.response() {
                 Some(r) => {
                     let retry_after =
-                        r.headers().get("retry-after").ok().flatten().and_then(|v| parse_retry_after(&v, now));
+                        global::header(&r.headers(), "retry-after").and_then(|v| parse_retry_after(&v, now));
                     let body = if r.ok() {
-                        match r.array_buffer() {
+                        match global::array_buffer(r) {
                             Ok(p) => JsFuture::from(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
                             Err(_) => None,
                         }

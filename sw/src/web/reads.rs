@@ -181,7 +181,7 @@ impl Reads {
             // The origin answers: writes and uploads waiting for the network may go.
             self.clock.hint(None);
         }
-        let body = global::body_bytes(&r.clone()?).await?;
+        let body = global::body_bytes(&global::copy(&r)?).await?;
         // An answer that names its user is filed under that user; any other
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
@@ -189,7 +189,7 @@ impl Reads {
         // An answer to a read sent as bob that arrives after alice logged in
         // is bob's (filed under him), but does not make him current again
         // (`Identity::apply` with the generation the read was sent at).
-        let named = identity::from_header(r.headers().get(identity::USER_HEADER).ok().flatten().as_deref());
+        let named = identity::from_header(global::header(&r.headers(), identity::USER_HEADER).as_deref());
         if let (Learned::User(u), false) = (&named, route.shell) {
             // The origin names whose answer this is: filed under them, and
             // they are the current user from now on.
@@ -300,7 +300,7 @@ impl Reads {
             if db::get(&self.db, db::READS, &self.key(route, &url)).await.ok().flatten().is_some() {
                 continue;
             }
-            let Ok(request) = Request::new_with_str(&url) else { continue };
+            let Ok(request) = Request::new_with_str_and_init(&url, &web_sys::RequestInit::new()) else { continue };
             let owner = self.owner(route, &url);
             if let Ok(r) = global::fetch(&request).await {
                 let _ = self.take(r, route, &url, &owner).await;

@@ -3,7 +3,7 @@
 use super::error::Result;
 use js_sys::Uint8Array;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, Request, RequestCredentials, RequestInit};
+use web_sys::{Request, RequestCredentials, RequestInit};
 
 use crate::core::record::{Credentials, StoredRequest};
 
@@ -13,7 +13,8 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
     let body = if method == "GET" || method == "HEAD" {
         Vec::new()
     } else {
-        let buffer = JsFuture::from(request.clone()?.array_buffer()?).await?;
+        let copy = super::global::copy(request)?;
+        let buffer = JsFuture::from(super::global::array_buffer(&copy)?).await?;
         Uint8Array::new(&buffer).to_vec()
     };
     let headers = headers_of(request)?;
@@ -47,7 +48,7 @@ pub struct Send<'a> {
 /// A request to send: the stored one, with `url` and `body` (possibly
 /// rewritten) and the entry's Idempotency-Key.
 pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &str, how: Send<'_>) -> Result<Request> {
-    let headers = Headers::new()?;
+    let headers = super::global::headers();
     for (name, value) in &stored.headers {
         if !name.eq_ignore_ascii_case("idempotency-key") {
             headers.append(name, value)?;

@@ -64,7 +64,7 @@ impl Uploads {
                     // WebKit refuses Blobs in IndexedDB in ephemeral sessions
                     // (Safari's private windows, automation) with a bare
                     // error, but takes the same bytes as an ArrayBuffer.
-                    file = await_js(blob.array_buffer()).await?;
+                    file = await_js(global::array_buffer(blob)?).await?;
                 }
                 Err(e) => {
                     global::log_error("the browser refused to store a file", &e);
@@ -157,7 +157,7 @@ impl Uploads {
             return Ok(Some(stored.unchecked_into()));
         }
         if stored.is_instance_of::<js_sys::ArrayBuffer>() {
-            return Ok(Some(Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&stored))?));
+            return Ok(Some(global::blob_of(&stored)));
         }
         Ok(None)
     }

@@ -20,7 +20,7 @@ impl Uploads {
     pub async fn content(self: &Rc<Self>, request: Request) -> Result<Response> {
         let url = request.url();
         // A `<video>` asks for ranges to seek; served by slicing the Blob.
-        let range = request.headers().get("range")?;
+        let range = global::header(&request.headers(), "range");
         let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
         let named = path.strip_suffix("/content").unwrap_or(&path);
         let id = named[named.rfind('/').map_or(0, |i| i + 1)..].to_string();
@@ -88,8 +88,9 @@ impl Uploads {
         if !r.ok() {
             return api_error(502, "store_error", &format!("The object store answered HTTP {}.", r.status()));
         }
-        let content_type = r.headers().get("content-type")?.unwrap_or_else(|| "application/octet-stream".into());
-        let blob: Blob = await_js(r.blob()?).await?.dyn_into()?;
+        let content_type =
+            global::header(&r.headers(), "content-type").unwrap_or_else(|| "application/octet-stream".into());
+        let blob: Blob = await_js(global::blob(&r)?).await?.dyn_into()?;
         let meta = BlobMeta {
             size: blob.size() as u64,
             last_used: global::now_ms(),
@@ -109,7 +110,7 @@ impl Uploads {
 fn blob_response(blob: &Blob, content_type: &str, source: &str, range: Option<&str>) -> Result<Response> {
     let size = blob.size() as u64;
     let ranged = content::range(range, size);
-    let headers = web_sys::Headers::new()?;
+    let headers = global::headers();
     headers.set("Content-Type", content_type)?;
     headers.set("Accept-Ranges", "bytes")?;
     if let Some(value) = content::content_range(ranged, size) {
@@ -128,17 +129,17 @@ fn blob_response(blob: &Blob, content_type: &str, source: &str, range: Option<&s
     match ranged {
         Ranged::Whole => {
             init.set_status(200);
-            Ok(Response::new_with_opt_blob_and_init(Some(blob), &init)?)
+            global::new_response(blob, &init)
         }
         Ranged::Part { start, end } => {
             init.set_status(206);
             headers.set("Content-Length", &(end - start).to_string())?;
-            let part = blob.slice_with_f64_and_f64(start as f64, end as f64)?;
-            Ok(Response::new_with_opt_blob_and_init(Some(&part), &init)?)
+            let part = global::slice(blob, start, end);
+            global::new_response(&part, &init)
         }
         Ranged::Unsatisfiable => {
             init.set_status(416);
-            Ok(Response::new_with_opt_str_and_init(None, &init)?)
+            global::new_response(&wasm_bindgen::JsValue::NULL, &init)
         }
     }
 }

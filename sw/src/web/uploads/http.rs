@@ -26,7 +26,7 @@ impl Uploads {
                 init.set_method(call.method.as_str());
                 init.set_signal(Some(signal));
                 init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-                let headers = web_sys::Headers::new()?;
+                let headers = crate::web::global::headers();
                 if let Some(b) = &call.body {
                     headers.set("Content-Type", "application/json")?;
                     init.set_body(&JsValue::from_str(b));
@@ -69,7 +69,7 @@ pub(super) fn start_put(url: &str, headers: &[(String, String)], body: &Blob) ->
     let init = RequestInit::new();
     init.set_method("PUT");
     init.set_credentials(web_sys::RequestCredentials::Omit);
-    let h = web_sys::Headers::new().ok()?;
+    let h = crate::web::global::headers();
     for (k, v) in headers {
         h.set(k, v).ok()?;
     }

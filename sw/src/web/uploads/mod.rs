@@ -88,12 +88,10 @@ impl Uploads {
                 (k == name).then(|| js_sys::decode_uri_component(&v.replace('+', " ")).ok()?.as_string()).flatten()
             })
         };
-        let content_type = request
-            .headers()
-            .get("content-type")?
+        let content_type = global::header(&request.headers(), "content-type")
             .filter(|ct| !ct.is_empty())
             .unwrap_or_else(|| "application/octet-stream".into());
-        let blob: Blob = await_js(request.blob()?).await?.dyn_into()?;
+        let blob: Blob = await_js(global::blob(&request)?).await?.dyn_into()?;
         let size = blob.size() as u64;
         if size == 0 {
             return api_error(400, "empty_body", "The upload has no bytes; send the file as the request body.");
@@ -279,7 +277,7 @@ impl Uploads {
         for batch in puts.chunks(PARTS_IN_FLIGHT) {
             let mut sent = Vec::new();
             for part in batch {
-                let slice = blob.slice_with_f64_and_f64(part.start as f64, part.end as f64)?;
+                let slice = global::slice(&blob, part.start, part.end);
                 sent.push((part.number, start_put(&part.url, &[], &slice)));
             }
             let mut heard = Vec::new();
