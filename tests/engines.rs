@@ -416,3 +416,51 @@ async fn firefox_shares_reads_and_warms_up_after_a_login() {
     }
     w.up();
 }
+
+/// A worker the browser stops almost as soon as its events have settled
+/// (Firefox with a 50 ms idle time; at 1 ms or less Firefox stops it while
+/// it evaluates the script at registration) still answers offline with the
+/// copy of the latest online read, from a worker started again. No wait for
+/// storage between the two reads, unlike `reads` above. The copy is written
+/// inside the fetch event that asked (`Reads::behind`); at 50 ms the write
+/// also ends in time without that (tried: three passes with the write
+/// spawned outside the event), so this holds the behaviour, not that line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_a_worker_stopped_as_soon_as_it_is_idle_has_kept_the_reads_copy() {
+    let mut w = World::new().await;
+    let firefox = Firefox::launch_with(&[
+        ("dom.serviceWorkers.idle_timeout", "50"),
+        ("dom.serviceWorkers.idle_extended_timeout", "50"),
+    ])
+    .await;
+    let tab = firefox.open(&w.origin.url(PAGE)).await;
+    setup(&tab).await;
+    for round in 1..=3 {
+        let name = format!("round {round}");
+        assert_eq!(tab.eval(&format!("post('/api/projects', {{ name: {name:?} }})")).await["status"], 201, "{name}");
+        let online = tab
+            .eval("fetch('/api/projects').then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache'), body: await r.json() }))")
+            .await;
+        assert_eq!((online["status"].as_u64(), online["cache"].as_str()), (Some(200), None), "{name}: {online}");
+        assert!(online["body"].as_array().unwrap().iter().any(|p| p["name"] == name.as_str()), "{name}: {online}");
+        // Long enough for Firefox to have stopped the idle worker.
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+        w.origin.stop();
+        let before = page_now(&tab).await;
+        let offline = tab
+            .eval("fetch('/api/projects').then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache'), body: await r.json() }))")
+            .await;
+        assert_eq!(
+            (offline["status"].as_u64(), offline["cache"].as_str()),
+            (Some(200), Some("stale")),
+            "{name}: {offline}"
+        );
+        assert!(
+            offline["body"].as_array().unwrap().iter().any(|p| p["name"] == name.as_str()),
+            "{name}: the copy before the last answered offline: {offline}"
+        );
+        let started = tab.eval("outpost.status()").await["workerStartedAt"].as_u64().unwrap();
+        assert!(started > before, "{name}: the worker was not stopped between the two reads");
+        w.up();
+    }
+}
