@@ -58,10 +58,38 @@ const OUTPOST_TIMINGS = (self.outpostTimings = { script: performance.now() });
 self.outpostMark = (name) => {
   if (!(name in OUTPOST_TIMINGS)) OUTPOST_TIMINGS[name] = performance.now();
 };
-// `work()` while holding the Web Lock `name`, which every worker instance of
-// this origin shares (an old and a new worker overlap during an update);
-// unguarded where there is no Web Locks API.
-self.outpostLocked = async (name, work) => (navigator.locks ? navigator.locks.request(name, work) : work());
+// The Web Lock `name`, which every worker instance of this origin shares (an
+// old and a new worker overlap during an update): resolves once it is held
+// with the function that releases it (a no-op where there is no Web Locks
+// API: the work then runs unguarded).
+self.outpostLock = (name) =>
+  new Promise((held, failed) => {
+    if (!navigator.locks) return held(() => {});
+    navigator.locks.request(name, () => new Promise((release) => held(release))).catch(failed);
+  });
+// A clone of the response `p` resolves to, with its own body (a rejection
+// passes through).
+self.outpostCloned = (p) => p.then((r) => r.clone());
+// `[promise, resolve, reject]`: a promise the wasm settles later.
+self.outpostDeferred = () => {
+  let ok, fail;
+  const p = new Promise((a, b) => ((ok = a), (fail = b)));
+  return [p, ok, fail];
+};
+// Resolves after `ms` milliseconds (while the worker stays alive).
+self.outpostSleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+// Opens the IndexedDB database `name` at `version`, creating the stores of
+// `stores` it lacks (older stores stay as they are).
+self.outpostOpen = (name, version, stores) =>
+  new Promise((ok, fail) => {
+    if (!self.indexedDB) throw new DOMException('this browser gives the worker no IndexedDB', 'InvalidStateError');
+    const r = indexedDB.open(name, version);
+    r.onupgradeneeded = () => {
+      for (const s of stores) if (!r.result.objectStoreNames.contains(s)) r.result.createObjectStore(s);
+    };
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => fail(r.error);
+  });
 // A Background Sync event for `tag`, where the browser has Background Sync
 // (refusals change nothing: the other triggers still replay).
 self.outpostRegisterSync = async (tag) => {

@@ -51,26 +51,8 @@ pub struct Db(IdbDatabase);
 
 pub async fn open() -> Result<Db> {
     let opened = async {
-        let factory = super::global::scope()
-            .indexed_db()?
-            .ok_or_else(|| Error::new("InvalidStateError", "this browser gives the worker no IndexedDB"))?;
-        let request = factory.open_with_u32(NAME, VERSION)?;
-        // Creates the stores this version has and the database lacks; older
-        // stores stay as they are.
-        let upgrade = wasm_bindgen::closure::Closure::once_into_js({
-            let request = request.clone();
-            move || {
-                let Ok(db) = request.result().map(JsCast::unchecked_into::<IdbDatabase>) else { return };
-                for store in STORES {
-                    if !db.object_store_names().contains(store) {
-                        let _ = db.create_object_store(store);
-                    }
-                }
-            }
-        });
-        request.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
-        let db = wait(&request).await?;
-        request.set_onupgradeneeded(None);
+        let stores: Array = STORES.iter().map(|s| JsValue::from_str(s)).collect();
+        let db = JsFuture::from(bootstrap::open(NAME, VERSION, &stores)).await?;
         Ok(Db(db.unchecked_into()))
     };
     opened.await.map_err(|e: Error| {

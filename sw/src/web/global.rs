@@ -2,7 +2,7 @@
 //! everything is reached through `js_sys::global()`.
 
 use super::error::{Error, Result};
-use js_sys::{Function, Promise, Reflect};
+use js_sys::{Function, Promise};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response, ServiceWorkerGlobalScope};
@@ -42,10 +42,23 @@ pub(super) mod bootstrap {
         /// where the browser does not tell.
         #[wasm_bindgen(js_name = outpostEstimate)]
         pub fn estimate() -> js_sys::Promise;
-        /// `work()` while holding the Web Lock `name` (unguarded without
-        /// the Web Locks API); settles as `work`'s promise does.
-        #[wasm_bindgen(js_name = outpostLocked)]
-        pub fn locked(name: &str, work: &JsValue) -> js_sys::Promise;
+        /// Resolves once the Web Lock `name` is held (at once without the
+        /// Web Locks API) with the function that releases it.
+        #[wasm_bindgen(js_name = outpostLock)]
+        pub fn lock(name: &str) -> js_sys::Promise;
+        /// `[promise, resolve, reject]`.
+        #[wasm_bindgen(js_name = outpostDeferred)]
+        pub fn deferred() -> js_sys::Array;
+        /// `promise.then((r) => r.clone())`.
+        #[wasm_bindgen(js_name = outpostCloned)]
+        pub fn cloned(promise: &js_sys::Promise) -> js_sys::Promise;
+        /// Resolves after `ms` milliseconds.
+        #[wasm_bindgen(js_name = outpostSleep)]
+        pub fn sleep(ms: u32) -> js_sys::Promise;
+        /// Opens the database `name` at `version`, creating the stores of
+        /// `stores` it lacks; rejects with the browser's error.
+        #[wasm_bindgen(js_name = outpostOpen)]
+        pub fn open(name: &str, version: u32, stores: &js_sys::Array) -> js_sys::Promise;
         /// Asks for a Background Sync event with `tag` where the browser
         /// has Background Sync; never rejects.
         #[wasm_bindgen(js_name = outpostRegisterSync)]
@@ -252,73 +265,50 @@ fn spawn_boxed(work: Work<()>) {
 }
 
 pub async fn locked(name: &str, work: Work) -> Result<JsValue> {
-    let callback = wasm_bindgen::closure::Closure::once_into_js(move |_lock: JsValue| boxed_promise(work));
-    Ok(JsFuture::from(bootstrap::locked(name, &callback)).await?)
+    let release: Function = JsFuture::from(bootstrap::lock(name)).await?.unchecked_into();
+    let result = work.await;
+    // Released whatever `work` ended with, so the next holder may go.
+    let _ = release.call0(&JsValue::UNDEFINED);
+    result
 }
 
-type Settle = wasm_bindgen::closure::Closure<dyn FnMut(JsValue) -> std::result::Result<JsValue, JsValue>>;
+/// A promise settled later by calling `resolve` or `reject` (the
+/// bootstrap's `outpostDeferred`: no Rust closure for the executor).
+pub struct Deferred {
+    pub promise: Promise,
+    pub resolve: Function,
+    pub reject: Function,
+}
 
-/// `promise.then(ok, failed)` with Rust closures. Exactly one of them runs;
-/// both are dropped after it (a closure never called would otherwise be
-/// leaked, one per read).
-fn then2(
-    promise: &Promise,
-    ok: impl FnOnce(JsValue) -> std::result::Result<JsValue, JsValue> + 'static,
-    failed: impl FnOnce(JsValue) -> std::result::Result<JsValue, JsValue> + 'static,
-) -> Promise {
-    use std::cell::{Cell, RefCell};
-    use std::rc::Rc;
-    let held: Rc<RefCell<Option<(Settle, Settle)>>> = Rc::default();
-    let side = |f: Box<dyn FnOnce(JsValue) -> std::result::Result<JsValue, JsValue>>| {
-        let f = Cell::new(Some(f));
-        let held = Rc::clone(&held);
-        Settle::new(move |v: JsValue| {
-            // Dropped once this call has returned, never while it runs.
-            let both = held.borrow_mut().take();
-            spawn(async move { drop(both) });
-            match f.take() {
-                Some(f) => f(v),
-                None => Ok(v),
-            }
-        })
-    };
-    let (ok, failed) = (side(Box::new(ok)), side(Box::new(failed)));
-    let next = Reflect::get(promise, &"then".into())
-        .and_then(|then| then.dyn_into::<Function>())
-        .and_then(|then| then.call2(promise, ok.as_ref(), failed.as_ref()))
-        .and_then(|p| p.dyn_into::<Promise>());
-    *held.borrow_mut() = Some((ok, failed));
-    next.unwrap_or_else(|_| promise.clone())
+pub fn deferred() -> Deferred {
+    let parts = bootstrap::deferred();
+    Deferred {
+        promise: parts.get(0).unchecked_into(),
+        resolve: parts.get(1).unchecked_into(),
+        reject: parts.get(2).unchecked_into(),
+    }
+}
+
+/// Waits `ms` milliseconds (while the worker stays alive).
+pub async fn sleep(ms: u32) {
+    let _ = JsFuture::from(bootstrap::sleep(ms)).await;
 }
 
 /// Runs `f` once `promise` settles, fulfilled or rejected.
 pub fn on_settled(promise: &Promise, f: impl FnOnce() + 'static) {
-    let f = std::rc::Rc::new(std::cell::Cell::new(Some(f)));
-    let g = std::rc::Rc::clone(&f);
-    let run = move |f: &std::cell::Cell<Option<_>>| {
-        if let Some(f) = f.take() {
-            let f: Box<dyn FnOnce()> = Box::new(f);
-            f()
-        }
-    };
-    let _ = then2(
-        promise,
-        move |v| {
-            run(&f);
-            Ok(v)
-        },
-        move |e| {
-            run(&g);
-            Ok(e)
-        },
-    );
+    let settled = JsFuture::from(promise.clone());
+    spawn(async move {
+        let _ = settled.await;
+        f()
+    });
 }
 
 /// A promise of a clone of the `Response` `promise` resolves to (a
 /// rejection passes through): several readers of one answer, each with its
-/// own body.
+/// own body. The bootstrap's `outpostCloned`: a line of script where Rust
+/// closures for `then` cost the wasm about 1 KB.
 pub fn cloned_response(promise: &Promise) -> Promise {
-    then2(promise, |r| Ok(r.dyn_into::<Response>()?.unchecked_ref::<shared::Body>().copy()?.into()), Err)
+    bootstrap::cloned(promise)
 }
 
 /// How a fetch with a deadline ended.
@@ -396,9 +386,7 @@ pub enum Raced {
 
 /// Waits for a started fetch's answer, but at most `timeout_ms`.
 pub async fn race(fetch: Promise, timeout_ms: u32) -> Raced {
-    let timer = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, u64::from(timeout_ms));
-    });
+    let timer = bootstrap::sleep(timeout_ms);
     let race = Promise::race(&js_sys::Array::of2(&fetch, &timer));
     match JsFuture::from(race).await {
         Ok(v) if v.is_instance_of::<Response>() => Raced::Answer(v.unchecked_into()),

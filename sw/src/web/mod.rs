@@ -91,7 +91,7 @@ impl Inner {
     async fn status(&self, parts: &Parts) -> Result<protocol::Status> {
         let mut status = parts.outbox.status().await?;
         let estimate = global::storage_estimate().await;
-        let (blobs, budget) = parts.uploads.storage().await?;
+        let (blobs, budget) = parts.uploads.storage(estimate.map(|(_, q)| q as u64)).await?;
         status.uploads = parts.uploads.status().await?;
         status.storage = protocol::Storage {
             usage: estimate.map(|(u, _)| u as u64),

@@ -110,12 +110,8 @@ impl HeldWrite {
         key: String,
         items: usize,
     ) -> (HeldWrite, std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response>>>>) {
-        let (mut resolve, mut reject) = (None, None);
-        let promise = js_sys::Promise::new(&mut |ok, fail| {
-            resolve = Some(ok);
-            reject = Some(fail);
-        });
-        let reply = Reply { resolve: resolve.expect("set"), reject: reject.expect("set") };
+        let global::Deferred { promise, resolve, reject } = global::deferred();
+        let reply = Reply { resolve, reject };
         let write = HeldWrite { stored, key, items, reply };
         let reply = Box::pin(async move { Ok(JsFuture::from(promise).await?.unchecked_into::<Response>()) });
         (write, reply)
@@ -328,15 +324,13 @@ impl Outbox {
         *self.held.borrow_mut() = Some(Held { user, items, writes: vec![write], round });
         let me = Rc::clone(self);
         // Fires once (never cleared): a batch sent earlier has another round.
-        let fire = wasm_bindgen::closure::Closure::once_into_js(move || {
-            global::spawn(async move {
-                let _turn = me.turn().await;
-                if me.held.borrow().as_ref().is_some_and(|h| h.round == round) {
-                    me.flush_held().await;
-                }
-            });
+        global::spawn(async move {
+            global::sleep(me.config.batch_delay_ms).await;
+            let _turn = me.turn().await;
+            if me.held.borrow().as_ref().is_some_and(|h| h.round == round) {
+                me.flush_held().await;
+            }
         });
-        global::set_timeout(fire.unchecked_ref(), u64::from(self.config.batch_delay_ms));
         reply
     }
 
@@ -482,13 +476,12 @@ impl Outbox {
     /// Waits for the writes handed over before this one; the turn passes
     /// on when the returned guard is dropped.
     async fn turn(&self) -> Turn {
-        let mut release = None;
-        let mine = js_sys::Promise::new(&mut |resolve, _| release = Some(resolve));
-        let before = self.gate.replace(Some(mine));
+        let mine = global::deferred();
+        let before = self.gate.replace(Some(mine.promise));
         if let Some(before) = before {
             let _ = JsFuture::from(before).await;
         }
-        Turn(release)
+        Turn(mine.resolve)
     }
 
     /// Stores a write and answers `202`. `failed`: the first attempt's
@@ -1047,13 +1040,11 @@ struct Delivered {
 const COMMIT_EVERY: usize = 25;
 
 /// A write's turn to be sent or queued; dropping it lets the next go.
-struct Turn(Option<js_sys::Function>);
+struct Turn(js_sys::Function);
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if let Some(release) = self.0.take() {
-            let _ = release.call0(&JsValue::UNDEFINED);
-        }
+        let _ = self.0.call0(&JsValue::UNDEFINED);
     }
 }
 

@@ -5,7 +5,7 @@
 use super::error::Result;
 use std::cell::{Cell, RefCell};
 
-use js_sys::{Function, Promise};
+use js_sys::Function;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 
@@ -27,8 +27,9 @@ impl Runner {
     pub async fn run(&self, trigger: Trigger, pass: &dyn Fn(Trigger) -> Work<Result<()>>) -> Result<()> {
         if self.running.get() {
             self.again.set(Some(self.again.get().map_or(trigger, |t| t.max(trigger))));
-            let done = Promise::new(&mut |resolve, _| self.waiting.borrow_mut().push(resolve));
-            JsFuture::from(done).await?;
+            let done = super::global::deferred();
+            self.waiting.borrow_mut().push(done.resolve);
+            JsFuture::from(done.promise).await?;
             return Ok(());
         }
         self.running.set(true);

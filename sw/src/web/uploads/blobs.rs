@@ -174,10 +174,9 @@ impl Uploads {
         db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], &keys).await
     }
 
-    /// Bytes kept on the device and the budget.
-    pub async fn storage(&self) -> Result<(u64, u64)> {
+    /// Bytes kept on the device, and the budget given the browser's quota.
+    pub async fn storage(&self, quota: Option<u64>) -> Result<(u64, u64)> {
         let used = self.blob_metas().await?.iter().map(|(_, m)| m.size).sum();
-        let quota = global::storage_estimate().await.map(|(_, q)| q as u64);
         Ok((used, upload::blob_budget(self.config.blob_budget_bytes, quota)))
     }
 }
