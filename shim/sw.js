@@ -67,6 +67,17 @@ self.outpostLock = (name) =>
     if (!navigator.locks) return held(() => {});
     navigator.locks.request(name, () => new Promise((release) => held(release))).catch(failed);
   });
+// A Request or a Response from what the wasm decided: `headers` is
+// [name, value, …], each set in order (a later value of a name replaces an
+// earlier one). Throws as the constructors do (a bad URL, method or header).
+const outpostHeaders = (pairs) => {
+  const h = new Headers();
+  for (let i = 0; i < pairs.length; i += 2) h.set(pairs[i], pairs[i + 1]);
+  return h;
+};
+self.outpostNewRequest = (url, method, credentials, manual, headers, body, signal) =>
+  new Request(url, { method, credentials, redirect: manual ? 'manual' : 'follow', headers: outpostHeaders(headers), body, signal });
+self.outpostNewResponse = (status, headers, body) => new Response(body, { status, headers: outpostHeaders(headers) });
 // A clone of the response `p` resolves to, with its own body (a rejection
 // passes through).
 self.outpostCloned = (p) => p.then((r) => r.clone());

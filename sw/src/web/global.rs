@@ -46,6 +46,22 @@ pub(super) mod bootstrap {
         /// Web Locks API) with the function that releases it.
         #[wasm_bindgen(js_name = outpostLock)]
         pub fn lock(name: &str) -> js_sys::Promise;
+        /// `new Request(url, {method, credentials, redirect, headers, body,
+        /// signal})`, `headers` as `[name, value, …]`.
+        #[wasm_bindgen(js_name = outpostNewRequest, catch)]
+        pub fn new_request(
+            url: &str,
+            method: &str,
+            credentials: &str,
+            manual: bool,
+            headers: &js_sys::Array,
+            body: Option<&JsValue>,
+            signal: Option<&web_sys::AbortSignal>,
+        ) -> Result<web_sys::Request, JsValue>;
+        /// `new Response(body, {status, headers})`, `headers` as `[name,
+        /// value, …]`.
+        #[wasm_bindgen(js_name = outpostNewResponse, catch)]
+        pub fn new_response(status: u16, headers: &js_sys::Array, body: &JsValue) -> Result<web_sys::Response, JsValue>;
         /// `[promise, resolve, reject]`.
         #[wasm_bindgen(js_name = outpostDeferred)]
         pub fn deferred() -> js_sys::Array;
@@ -100,20 +116,10 @@ pub(super) mod shared {
         #[wasm_bindgen(method, catch, js_name = clone)]
         pub fn copy(this: &Body) -> Result<Body, JsValue>;
 
-        #[wasm_bindgen(js_name = Response)]
-        pub type NewResponse;
-        /// `new Response(body, init)`: `body` a string, a `Blob`, a buffer,
-        /// or null.
-        #[wasm_bindgen(constructor, catch, js_class = Response)]
-        pub fn new(body: &JsValue, init: &web_sys::ResponseInit) -> Result<NewResponse, JsValue>;
 
         // Constructors and a method that cannot throw as the worker calls
         // them (no arguments, or numbers only): bound without the wrapper
         // that catches an exception, and without an error path at each call.
-        #[wasm_bindgen(js_name = Headers)]
-        pub type NewHeaders;
-        #[wasm_bindgen(constructor, js_class = Headers)]
-        pub fn new() -> NewHeaders;
         #[wasm_bindgen(js_name = AbortController)]
         pub type NewAbortController;
         #[wasm_bindgen(constructor, js_class = AbortController)]
@@ -172,19 +178,43 @@ pub fn channel(name: &str) -> web_sys::BroadcastChannel {
     shared::NewChannel::new(name).unchecked_into()
 }
 
-/// `new Headers()`.
-pub fn headers() -> web_sys::Headers {
-    shared::NewHeaders::new().unchecked_into()
-}
-
 /// `blob.slice(start, end)`.
 pub fn slice(blob: &web_sys::Blob, start: u64, end: u64) -> web_sys::Blob {
     blob.unchecked_ref::<shared::Body>().slice(start as f64, end as f64)
 }
 
-/// `new Response(body, init)`.
-pub fn new_response(body: &JsValue, init: &web_sys::ResponseInit) -> Result<Response> {
-    Ok(shared::NewResponse::new(body, init)?.unchecked_into())
+/// How a request the worker makes is sent.
+pub struct Send<'a> {
+    pub method: &'a str,
+    /// `"omit"`, `"same-origin"` or `"include"`.
+    pub credentials: &'a str,
+    /// Redirects are answered as they are (an opaque redirect), not followed.
+    pub manual: bool,
+    pub body: Option<&'a JsValue>,
+    pub signal: Option<&'a web_sys::AbortSignal>,
+}
+
+/// A request to `url` with `headers` (`name, value, …`: see `pairs`).
+pub fn new_request(url: &str, headers: &js_sys::Array, how: Send<'_>) -> Result<Request> {
+    Ok(bootstrap::new_request(url, how.method, how.credentials, how.manual, headers, how.body, how.signal)?)
+}
+
+/// A GET to `url` with the site's cookie, as a page's `fetch(url)` sends it.
+pub fn get(url: &str, signal: Option<&web_sys::AbortSignal>) -> Result<Request> {
+    let how = Send { method: "GET", credentials: "same-origin", manual: false, body: None, signal };
+    new_request(url, &js_sys::Array::new(), how)
+}
+
+/// A response with `status`, `headers` (`name, value, …`) and `body` (a
+/// string, a `Blob`, a buffer, or null).
+pub fn new_response(status: u16, headers: &js_sys::Array, body: &JsValue) -> Result<Response> {
+    Ok(bootstrap::new_response(status, headers, body)?)
+}
+
+/// Adds a header to a list for `new_request` or `new_response`.
+pub fn pair(list: &js_sys::Array, name: &str, value: &str) {
+    list.push(&name.into());
+    list.push(&value.into());
 }
 
 /// A JS value as text, for messages: its JSON, or "undefined".

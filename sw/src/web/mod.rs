@@ -276,10 +276,7 @@ impl Inner {
     /// or kept as a file); the body when the answer was a success.
     async fn warm_read(&self, parts: &Parts, path: &str) -> Result<Option<Vec<u8>>> {
         let url = format!("{}{path}", self.origin);
-        let init = web_sys::RequestInit::new();
-        init.set_method("GET");
-        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-        let request = Request::new_with_str_and_init(&url, &init)?;
+        let request = global::get(&url, None)?;
         let answer = match route_request(&self.config, &self.origin, "GET", &url, false) {
             Route::Read(_) => {
                 let how = self.read_route(&url, false);
@@ -304,10 +301,8 @@ impl Inner {
             return Ok(true);
         }
         let url = format!("{}{}", self.origin, self.config.auth.logout.as_str());
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-        let request = Request::new_with_str_and_init(&url, &init)?;
+        let how = global::Send { method: "POST", credentials: "same-origin", manual: false, body: None, signal: None };
+        let request = global::new_request(&url, &js_sys::Array::new(), how)?;
         // `auth` clears the debt once the origin answers.
         let _ = self.auth(request, AuthRoute::Logout).await;
         Ok(!parts.identity.logout_pending())
@@ -334,12 +329,7 @@ impl Inner {
             let url = format!("{}{me}", self.origin);
             let sent_at = self.parts().await?.identity.generation();
             let answer = global::fetch_within(
-                |signal| {
-                    let init = web_sys::RequestInit::new();
-                    init.set_signal(Some(signal));
-                    init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-                    Ok(Request::new_with_str_and_init(&url, &init)?)
-                },
+                |signal| global::get(&url, Some(signal)),
                 self.config.network_timeout_ms,
             )
             .await;

@@ -300,7 +300,7 @@ impl Reads {
             if db::get(&self.db, db::READS, &self.key(route, &url)).await.ok().flatten().is_some() {
                 continue;
             }
-            let Ok(request) = Request::new_with_str_and_init(&url, &web_sys::RequestInit::new()) else { continue };
+            let Ok(request) = global::get(&url, None) else { continue };
             let owner = self.owner(route, &url);
             if let Ok(r) = global::fetch(&request).await {
                 let _ = self.take(r, route, &url, &owner).await;

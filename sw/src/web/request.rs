@@ -3,7 +3,9 @@
 use super::error::Result;
 use js_sys::Uint8Array;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, RequestCredentials, RequestInit};
+use super::global;
+use wasm_bindgen::JsValue;
+use web_sys::{Request, RequestCredentials};
 
 use crate::core::record::{Credentials, StoredRequest};
 
@@ -48,30 +50,28 @@ pub struct Send<'a> {
 /// A request to send: the stored one, with `url` and `body` (possibly
 /// rewritten) and the entry's Idempotency-Key.
 pub fn build(stored: &StoredRequest, url: &str, body: &[u8], idempotency_key: &str, how: Send<'_>) -> Result<Request> {
-    let headers = super::global::headers();
+    let headers = js_sys::Array::new();
     for (name, value) in &stored.headers {
         if !name.eq_ignore_ascii_case("idempotency-key") {
-            headers.append(name, value)?;
+            global::pair(&headers, name, value);
         }
     }
-    headers.set("Idempotency-Key", idempotency_key)?;
+    global::pair(&headers, "Idempotency-Key", idempotency_key);
     if let Some(user) = how.expect_user {
-        headers.set(crate::core::identity::EXPECT_HEADER, user)?;
+        global::pair(&headers, crate::core::identity::EXPECT_HEADER, user);
     }
-    let init = RequestInit::new();
-    init.set_method(&stored.method);
-    init.set_headers(&headers);
-    if !body.is_empty() {
-        init.set_body(&Uint8Array::from(body).into());
-    }
-    init.set_signal(Some(how.signal));
-    if how.replay {
-        init.set_redirect(web_sys::RequestRedirect::Manual);
-    }
-    init.set_credentials(match stored.credentials {
-        Credentials::Omit => RequestCredentials::Omit,
-        Credentials::SameOrigin => RequestCredentials::SameOrigin,
-        Credentials::Include => RequestCredentials::Include,
-    });
-    Ok(Request::new_with_str_and_init(url, &init)?)
+    let body = (!body.is_empty()).then(|| JsValue::from(Uint8Array::from(body)));
+    let credentials = match stored.credentials {
+        Credentials::Omit => "omit",
+        Credentials::SameOrigin => "same-origin",
+        Credentials::Include => "include",
+    };
+    let send = global::Send {
+        method: &stored.method,
+        credentials,
+        manual: how.replay,
+        body: body.as_ref(),
+        signal: Some(how.signal),
+    };
+    global::new_request(url, &headers, send)
 }

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
-use web_sys::{Blob, Request, RequestInit, Response};
+use web_sys::{Blob, Request, Response};
 
 use super::{api_error, await_js, Uploads};
 use crate::core::content::{self, Ranged};
@@ -80,8 +80,7 @@ impl Uploads {
                 return api_error(504, "offline", &message);
             }
         };
-        let init = RequestInit::new();
-        let fetched = global::fetch(&Request::new_with_str_and_init(&url, &init)?).await;
+        let fetched = global::fetch(&global::get(&url, None)?).await;
         let Ok(r) = fetched else {
             return api_error(504, "offline", "The object store could not be reached; try again online.");
         };
@@ -110,36 +109,26 @@ impl Uploads {
 fn blob_response(blob: &Blob, content_type: &str, source: &str, range: Option<&str>) -> Result<Response> {
     let size = blob.size() as u64;
     let ranged = content::range(range, size);
-    let headers = global::headers();
-    headers.set("Content-Type", content_type)?;
-    headers.set("Accept-Ranges", "bytes")?;
+    let headers = js_sys::Array::new();
+    global::pair(&headers, "Content-Type", content_type);
+    global::pair(&headers, "Accept-Ranges", "bytes");
     if let Some(value) = content::content_range(ranged, size) {
-        headers.set("Content-Range", &value)?;
+        global::pair(&headers, "Content-Range", &value);
     }
     // A kept file is data, never a page of the app (see `core::content`).
     for (name, value) in content::headers(content_type) {
-        headers.set(name, value)?;
+        global::pair(&headers, name, value);
     }
-    headers.set("Outpost-Source", if source == "local" { "worker" } else { "store" })?;
+    global::pair(&headers, "Outpost-Source", if source == "local" { "worker" } else { "store" });
     if source == "local" {
-        headers.set("Outpost-Cache", "local")?;
+        global::pair(&headers, "Outpost-Cache", "local");
     }
-    let init = web_sys::ResponseInit::new();
-    init.set_headers(&headers);
     match ranged {
-        Ranged::Whole => {
-            init.set_status(200);
-            global::new_response(blob, &init)
-        }
+        Ranged::Whole => global::new_response(200, &headers, blob),
         Ranged::Part { start, end } => {
-            init.set_status(206);
-            headers.set("Content-Length", &(end - start).to_string())?;
-            let part = global::slice(blob, start, end);
-            global::new_response(&part, &init)
+            global::pair(&headers, "Content-Length", &(end - start).to_string());
+            global::new_response(206, &headers, &global::slice(blob, start, end))
         }
-        Ranged::Unsatisfiable => {
-            init.set_status(416);
-            global::new_response(&wasm_bindgen::JsValue::NULL, &init)
-        }
+        Ranged::Unsatisfiable => global::new_response(416, &headers, &wasm_bindgen::JsValue::NULL),
     }
 }

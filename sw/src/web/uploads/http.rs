@@ -4,7 +4,7 @@
 use js_sys::Promise;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, Request, RequestInit, Response};
+use web_sys::{Blob, Response};
 
 use super::Uploads;
 use crate::core::clock::Heard;
@@ -22,23 +22,25 @@ impl Uploads {
         let sent_at = self.identity.generation();
         let answer = global::fetch_within(
             |signal| {
-                let init = RequestInit::new();
-                init.set_method(call.method.as_str());
-                init.set_signal(Some(signal));
-                init.set_credentials(web_sys::RequestCredentials::SameOrigin);
-                let headers = crate::web::global::headers();
-                if let Some(b) = &call.body {
-                    headers.set("Content-Type", "application/json")?;
-                    init.set_body(&JsValue::from_str(b));
+                let headers = js_sys::Array::new();
+                let body = call.body.as_deref().map(JsValue::from_str);
+                if body.is_some() {
+                    global::pair(&headers, "Content-Type", "application/json");
                 }
                 if let Some(k) = &call.idempotency_key {
-                    headers.set("Idempotency-Key", k)?;
+                    global::pair(&headers, "Idempotency-Key", k);
                 }
                 if let Some(u) = user {
-                    headers.set(crate::core::identity::EXPECT_HEADER, u)?;
+                    global::pair(&headers, crate::core::identity::EXPECT_HEADER, u);
                 }
-                init.set_headers(&headers);
-                Ok(Request::new_with_str_and_init(&url, &init)?)
+                let how = global::Send {
+                    method: call.method.as_str(),
+                    credentials: "same-origin",
+                    manual: false,
+                    body: body.as_ref(),
+                    signal: Some(signal),
+                };
+                global::new_request(&url, &headers, how)
             },
             self.config.write_timeout_ms,
         )
@@ -66,15 +68,11 @@ pub(super) async fn answer_heard(answer: Option<Promise>) -> Heard {
 
 /// Starts a PUT of `body` to the store (None: the request could not be made).
 pub(super) fn start_put(url: &str, headers: &[(String, String)], body: &Blob) -> Option<Promise> {
-    let init = RequestInit::new();
-    init.set_method("PUT");
-    init.set_credentials(web_sys::RequestCredentials::Omit);
-    let h = crate::web::global::headers();
+    let list = js_sys::Array::new();
     for (k, v) in headers {
-        h.set(k, v).ok()?;
+        global::pair(&list, k, v);
     }
-    init.set_headers(&h);
-    init.set_body(body);
-    let request = Request::new_with_str_and_init(url, &init).ok()?;
+    let how = global::Send { method: "PUT", credentials: "omit", manual: false, body: Some(body), signal: None };
+    let request = global::new_request(url, &list, how).ok()?;
     Some(global::scope().fetch_with_request(&request))
 }
