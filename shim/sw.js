@@ -119,6 +119,28 @@ self.outpostDone = (tx) => new Promise((ok, fail) => {
   tx.oncomplete = () => ok();
   tx.onabort = () => fail(tx.error || new DOMException('an IndexedDB transaction was aborted', 'AbortError'));
 });
+// A transaction over the stores `names` (joined by ','), and requests in it:
+// a value by key, a store's `[keys, values]`, and changes made in order
+// without awaiting each (`ops`: [store, key, value, …], value undefined for a
+// delete; one that cannot be made aborts the transaction, and throws).
+self.outpostTx = (db, names, write) => db.transaction(names.split(','), write ? 'readwrite' : 'readonly');
+self.outpostGet = (tx, name, key) => outpostRequest(tx.objectStore(name).get(key));
+self.outpostAll = (tx, name) => {
+  const s = tx.objectStore(name);
+  return Promise.all([outpostRequest(s.getAllKeys()), outpostRequest(s.getAll())]);
+};
+self.outpostOps = (tx, ops) => {
+  try {
+    for (let i = 0; i < ops.length; i += 3) {
+      const s = tx.objectStore(ops[i]);
+      if (ops[i + 2] === undefined) s.delete(ops[i + 1]);
+      else s.put(ops[i + 2], ops[i + 1]);
+    }
+  } catch (e) {
+    tx.abort();
+    throw e;
+  }
+};
 // `[usage, quota]` in bytes, or null where the browser does not tell.
 self.outpostEstimate = async () => {
   try {

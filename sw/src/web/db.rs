@@ -29,7 +29,7 @@ use js_sys::{Array, Uint8Array};
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
+use web_sys::{IdbDatabase, IdbTransaction};
 
 const NAME: &str = "outpost";
 const VERSION: u32 = 3;
@@ -44,9 +44,11 @@ pub const BLOB_META: &str = "blob_meta";
 const STORES: [&str; 8] = [OUTBOX, QUARANTINE, META, READS, READS_META, UPLOADS, BLOBS, BLOB_META];
 const SEQ: &str = "seq";
 
-/// The open database. IndexedDB is used directly (reads awaited as
-/// promises, writes made as one list per transaction: `write`): a wrapper
-/// crate cost the wasm about 25 KB for the few calls below.
+/// The open database. IndexedDB is used through a few functions of the
+/// bootstrap (`outpostTx`, `outpostGet`, `outpostAll`, `outpostOps`,
+/// `outpostDone`: reads as promises, writes made as one list per
+/// transaction): a wrapper crate cost the wasm about 25 KB for the few calls
+/// below, and web-sys's bindings one exception wrapper each.
 pub struct Db(IdbDatabase);
 
 pub async fn open() -> Result<Db> {
@@ -66,25 +68,13 @@ pub async fn open() -> Result<Db> {
     })
 }
 
-/// A request's result once it succeeds; its `DOMException` when it fails.
-/// The continuation runs in a microtask of the success event, while the
-/// transaction is still active, so the next request may follow. Through
-/// the bootstrap's `outpostRequest`, which listens at once, so several
-/// requests can be made before any is awaited.
-fn wait(request: &IdbRequest) -> JsFuture {
-    JsFuture::from(bootstrap::request(request))
-}
-
 impl Db {
+    /// A transaction over `stores`. Requests made in it are answered in a
+    /// microtask of their success event, while it is still active, so the
+    /// next request may follow.
     fn transaction(&self, stores: &[&str], write: bool) -> Result<IdbTransaction> {
-        let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
-        let mode = if write { IdbTransactionMode::Readwrite } else { IdbTransactionMode::Readonly };
-        Ok(self.0.transaction_with_str_sequence_and_mode(&names, mode)?)
+        Ok(bootstrap::tx(&self.0, &crate::core::text::join(stores, ","), write)?)
     }
-}
-
-fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore> {
-    Ok(tx.object_store(name)?)
 }
 
 /// Settles when the transaction has committed; a transaction the browser
@@ -98,8 +88,8 @@ fn done(tx: &IdbTransaction) -> JsFuture {
     JsFuture::from(bootstrap::done(tx))
 }
 
-async fn get_value(s: &IdbObjectStore, key: &JsValue) -> Result<Option<JsValue>> {
-    let v = wait(&s.get(key)?).await?;
+async fn get_value(tx: &IdbTransaction, name: &str, key: &JsValue) -> Result<Option<JsValue>> {
+    let v = JsFuture::from(bootstrap::get(tx, name, key)?).await?;
     Ok((!v.is_undefined()).then_some(v))
 }
 
@@ -123,18 +113,17 @@ impl Op<'_> {
 /// (`done` says why). One that cannot even be made (a key IndexedDB
 /// refuses) aborts the transaction here, so none of the others lands.
 fn issue(tx: &IdbTransaction, ops: &[Op<'_>]) -> Result<()> {
-    let made = ops.iter().try_for_each(|op| -> Result<()> {
-        let s = store(tx, op.store())?;
-        match op {
-            Op::Put(_, key, value) => s.put_with_key(value, key).map(drop)?,
-            Op::Delete(_, key) => s.delete(key).map(drop)?,
-        }
-        Ok(())
-    });
-    if made.is_err() {
-        let _ = tx.abort();
+    let list = Array::new();
+    for op in ops {
+        let (name, key, value) = match op {
+            Op::Put(name, key, value) => (name, key, value),
+            Op::Delete(name, key) => (name, key, &JsValue::UNDEFINED),
+        };
+        list.push(&JsValue::from_str(name));
+        list.push(key);
+        list.push(value);
     }
-    made
+    Ok(bootstrap::ops(tx, &list)?)
 }
 
 /// Makes `ops` in one read-write transaction; settles once it has committed.
@@ -155,8 +144,9 @@ pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
 
 // The helpers below walk the JS arrays by index into plain loops: each
 // iterator chain over them was a few generic functions of its own.
-async fn all(request: std::result::Result<IdbRequest, JsValue>) -> Result<Array> {
-    Ok(wait(&request?).await?.unchecked_into())
+async fn all(tx: &IdbTransaction, name: &str) -> Result<(Array, Array)> {
+    let both: Array = JsFuture::from(bootstrap::all(tx, name)?).await?.unchecked_into();
+    Ok((both.get(0).unchecked_into(), both.get(1).unchecked_into()))
 }
 
 fn key(id: u64) -> JsValue {
@@ -168,9 +158,7 @@ fn key(id: u64) -> JsValue {
 /// must still be addressable exactly, never rounded onto a real entry.
 pub async fn records(db: &Db, name: &str) -> Result<Vec<(JsValue, Vec<u8>)>> {
     let tx = db.transaction(&[name], false)?;
-    let s = store(&tx, name)?;
-    let keys = all(s.get_all_keys()).await?;
-    let values = all(s.get_all()).await?;
+    let (keys, values) = all(&tx, name).await?;
     let mut out = Vec::with_capacity(keys.length() as usize);
     for i in 0..keys.length().min(values.length()) {
         out.push((keys.get(i), bytes_of(&values.get(i))));
@@ -230,8 +218,7 @@ pub fn quarantine_from<'a>(
 /// enqueues can never take the same id.
 pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
     let tx = db.transaction(&[META, OUTBOX], true)?;
-    let meta = store(&tx, META)?;
-    let last = get_value(&meta, &SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
+    let last = get_value(&tx, META, &SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
     let id = last + 1;
     let entry = Op::Put(OUTBOX, key(id), self::bytes(&make(id)));
     issue(&tx, &[Op::Put(META, SEQ.into(), JsValue::from_f64(id as f64)), entry])?;
@@ -242,10 +229,8 @@ pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
 /// The temp ids learned for `user`.
 pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>> {
     let tx = db.transaction(&[META], false)?;
-    let s = store(&tx, META)?;
     // The meta store is small: read it whole and keep the id-map rows.
-    let keys = all(s.get_all_keys()).await?;
-    let values = all(s.get_all()).await?;
+    let (keys, values) = all(&tx, META).await?;
     let mut out = Vec::new();
     for i in 0..keys.length().min(values.length()) {
         let (Some(k), Some(v)) = (keys.get(i).as_string(), values.get(i).as_string()) else { continue };
@@ -260,7 +245,7 @@ pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>
 /// needs them any more).
 pub async fn prune_ids(db: &Db, user: Option<&str>) -> Result<()> {
     let tx = db.transaction(&[META], true)?;
-    let keys = all(store(&tx, META)?.get_all_keys()).await?;
+    let (keys, _) = all(&tx, META).await?;
     let mut pruned = Vec::new();
     for k in (0..keys.length()).map(|i| keys.get(i)) {
         if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
@@ -310,7 +295,7 @@ pub fn key_text(key: &JsValue) -> String {
 /// One value of `store` by key.
 pub async fn get(db: &Db, name: &str, key: &str) -> Result<Option<JsValue>> {
     let tx = db.transaction(&[name], false)?;
-    get_value(&store(&tx, name)?, &key.into()).await
+    get_value(&tx, name, &key.into()).await
 }
 
 /// Values of `store` by key, read in one transaction with every request
@@ -318,11 +303,9 @@ pub async fn get(db: &Db, name: &str, key: &str) -> Result<Option<JsValue>> {
 /// not one per key: a cold start reads these before its first answer).
 pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> Result<[Option<JsValue>; N]> {
     let tx = db.transaction(&[name], false)?;
-    let s = store(&tx, name)?;
     let mut pending = Vec::with_capacity(N);
     for key in keys {
-        let request = s.get(&key.into())?;
-        pending.push(wait(&request));
+        pending.push(JsFuture::from(bootstrap::get(&tx, name, &key.into())?));
     }
     let mut out = [const { None }; N];
     for (slot, done) in out.iter_mut().zip(pending) {
@@ -398,7 +381,7 @@ pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &s
     let tx = db.transaction(&stores, true)?;
     let put = match guard {
         Some((name, key, replaces)) => {
-            let existing = get_value(&store(&tx, name)?, &key.into()).await?.map(|v| bytes_of(&v));
+            let existing = get_value(&tx, name, &key.into()).await?.map(|v| bytes_of(&v));
             replaces(existing.as_deref())
         }
         None => true,

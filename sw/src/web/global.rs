@@ -79,15 +79,23 @@ pub(super) mod bootstrap {
         /// has Background Sync; never rejects.
         #[wasm_bindgen(js_name = outpostRegisterSync)]
         pub fn register_sync(tag: &str) -> js_sys::Promise;
-        /// An IndexedDB request as a promise: its result, or its
-        /// `DOMException`. Listens at once, so several requests can be
-        /// made before any is awaited.
-        #[wasm_bindgen(js_name = outpostRequest)]
-        pub fn request(request: &web_sys::IdbRequest) -> js_sys::Promise;
         /// Settles when the transaction completes; rejects with its error
         /// (an `AbortError` when it has none) when it aborts.
         #[wasm_bindgen(js_name = outpostDone)]
         pub fn done(tx: &web_sys::IdbTransaction) -> js_sys::Promise;
+        /// A transaction over the stores `names` (joined by `,`).
+        #[wasm_bindgen(js_name = outpostTx, catch)]
+        pub fn tx(db: &JsValue, names: &str, write: bool) -> Result<web_sys::IdbTransaction, JsValue>;
+        /// A promise of the value under `key` in the store `name`.
+        #[wasm_bindgen(js_name = outpostGet, catch)]
+        pub fn get(tx: &web_sys::IdbTransaction, name: &str, key: &JsValue) -> Result<js_sys::Promise, JsValue>;
+        /// A promise of the store's `[keys, values]`, in key order.
+        #[wasm_bindgen(js_name = outpostAll, catch)]
+        pub fn all(tx: &web_sys::IdbTransaction, name: &str) -> Result<js_sys::Promise, JsValue>;
+        /// Makes `ops` (`[store, key, value, …]`, value undefined for a
+        /// delete) in order; one that cannot be made aborts `tx`.
+        #[wasm_bindgen(js_name = outpostOps, catch)]
+        pub fn ops(tx: &web_sys::IdbTransaction, ops: &js_sys::Array) -> Result<(), JsValue>;
         /// Writes the cold-read table (`core::route::cold_reads`) where the
         /// next start's bootstrap reads it before the wasm loads, or with
         /// `None` deletes it; rejects if Cache Storage refuses.
