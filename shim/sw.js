@@ -87,6 +87,23 @@ self.outpostDeferred = () => {
   const p = new Promise((a, b) => ((ok = a), (fail = b)));
   return [p, ok, fail];
 };
+// `fetch(request)`, aborted through `controller` (whose signal the request
+// carries) if no answer comes within `ms`.
+self.outpostFetchWithin = (request, controller, ms) => {
+  const timer = setTimeout(() => controller.abort(), ms);
+  return fetch(request).finally(() => clearTimeout(timer));
+};
+// A random id for an Idempotency-Key or a batch.
+self.outpostUuid = () =>
+  crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}`;
+// Posts `text` (JSON) as an object on the BroadcastChannel `name`; a page
+// that is not listening loses nothing.
+const outpostChannels = {};
+self.outpostEmit = (name, text) => {
+  try {
+    (outpostChannels[name] ??= new BroadcastChannel(name)).postMessage(JSON.parse(text));
+  } catch {}
+};
 // Resolves after `ms` milliseconds (while the worker stays alive).
 self.outpostSleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 // Opens the IndexedDB database `name` at `version`, creating the stores of

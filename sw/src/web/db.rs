@@ -284,9 +284,8 @@ pub fn key_text(key: &JsValue) -> String {
     // (Rust's float printing would cost the wasm about 6 KB).
     match (key.as_f64(), key.as_string()) {
         (Some(_), _) if entry_id(key).is_some() => entry_id(key).unwrap_or_default().to_string(),
-        (Some(_), _) => {
-            key.unchecked_ref::<js_sys::Number>().to_string_with_radix(10).map(String::from).unwrap_or_default()
-        }
+        // A key is never NaN or infinite: its JSON is how JavaScript writes it.
+        (Some(_), _) => super::global::js_text(key),
         (_, Some(s)) => s,
         _ => super::global::js_text(key),
     }

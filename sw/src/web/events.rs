@@ -1,17 +1,13 @@
 //! Events to pages, on the BroadcastChannel `core::protocol::CHANNEL`.
 
-use web_sys::BroadcastChannel;
-
 use crate::core::json::Value;
 use crate::core::protocol::{Event, CHANNEL};
 
-pub struct Events {
-    channel: BroadcastChannel,
-}
+pub struct Events;
 
 impl Events {
     pub fn new() -> Self {
-        Events { channel: super::global::channel(CHANNEL) }
+        Events
     }
 
     /// Posts `{type, ...fields}`; a page that is not listening loses nothing.
@@ -19,8 +15,6 @@ impl Events {
         if let Some(map) = fields.as_object_mut() {
             map.insert("type", event.name().into());
         }
-        if let Ok(js) = js_sys::JSON::parse(&fields.to_json()) {
-            let _ = self.channel.post_message(&js);
-        }
+        super::global::emit(CHANNEL, &fields.to_json());
     }
 }

@@ -62,6 +62,15 @@ pub(super) mod bootstrap {
         /// value, …]`.
         #[wasm_bindgen(js_name = outpostNewResponse, catch)]
         pub fn new_response(status: u16, headers: &js_sys::Array, body: &JsValue) -> Result<web_sys::Response, JsValue>;
+        /// `fetch(request)`, aborted through `controller` after `ms`.
+        #[wasm_bindgen(js_name = outpostFetchWithin)]
+        pub fn fetch_within(request: &web_sys::Request, controller: &web_sys::AbortController, ms: u32) -> js_sys::Promise;
+        /// `crypto.randomUUID()`.
+        #[wasm_bindgen(js_name = outpostUuid)]
+        pub fn uuid() -> String;
+        /// Posts `text` (JSON) as an object on the BroadcastChannel `name`.
+        #[wasm_bindgen(js_name = outpostEmit)]
+        pub fn emit(name: &str, text: &str);
         /// `[promise, resolve, reject]`.
         #[wasm_bindgen(js_name = outpostDeferred)]
         pub fn deferred() -> js_sys::Array;
@@ -145,11 +154,6 @@ pub(super) mod shared {
         pub type NewBlob;
         #[wasm_bindgen(constructor, js_class = Blob)]
         pub fn new(parts: &js_sys::Array) -> NewBlob;
-        /// `new BroadcastChannel(name)`.
-        #[wasm_bindgen(js_name = BroadcastChannel)]
-        pub type NewChannel;
-        #[wasm_bindgen(constructor, js_class = BroadcastChannel)]
-        pub fn new(name: &str) -> NewChannel;
         /// `Blob.slice(start, end)`.
         #[wasm_bindgen(method, js_name = slice)]
         pub fn slice(this: &Body, start: f64, end: f64) -> web_sys::Blob;
@@ -181,10 +185,6 @@ pub fn blob_of(buffer: &JsValue) -> web_sys::Blob {
     shared::NewBlob::new(&js_sys::Array::of1(buffer)).unchecked_into()
 }
 
-/// `new BroadcastChannel(name)`.
-pub fn channel(name: &str) -> web_sys::BroadcastChannel {
-    shared::NewChannel::new(name).unchecked_into()
-}
 
 /// `blob.slice(start, end)`.
 pub fn slice(blob: &web_sys::Blob, start: u64, end: u64) -> web_sys::Blob {
@@ -236,10 +236,13 @@ pub fn random() -> f64 {
 }
 
 pub fn uuid() -> String {
-    scope()
-        .crypto()
-        .map(|c| c.random_uuid())
-        .unwrap_or_else(|_| format!("{:x}-{:x}", now_ms(), (random() * 1e15) as u64))
+    bootstrap::uuid()
+}
+
+/// Posts `text` (JSON) as an object on the BroadcastChannel `name` (the
+/// bootstrap's `outpostEmit`, which keeps the channel).
+pub fn emit(name: &str, text: &str) {
+    bootstrap::emit(name, text);
 }
 
 /// Lets the next cold start answer network-first reads before the wasm is
@@ -399,16 +402,10 @@ pub fn fetch_within(
 
 async fn send_within(made: Option<(web_sys::AbortController, Request)>, timeout_ms: u32) -> Fetched {
     let Some((controller, request)) = made else { return Fetched::Nothing };
-    let signal = controller.signal();
-    let abort = wasm_bindgen::closure::Closure::once(move || controller.abort());
-    let timer = set_timeout(abort.as_ref().unchecked_ref(), u64::from(timeout_ms));
-    let result = fetch(&request).await;
-    if let Some(t) = timer {
-        clear_timeout(t);
-    }
+    let result = JsFuture::from(bootstrap::fetch_within(&request, &controller, timeout_ms)).await;
     match result {
-        Ok(r) => Fetched::Answer(r),
-        Err(_) if signal.aborted() => Fetched::TimedOut,
+        Ok(r) => Fetched::Answer(r.unchecked_into()),
+        Err(_) if controller.signal().aborted() => Fetched::TimedOut,
         Err(_) => Fetched::Nothing,
     }
 }
