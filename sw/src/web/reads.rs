@@ -69,7 +69,8 @@ impl Reads {
     }
 
     /// Runs `work` after the answer, inside the event that asked for it.
-    fn behind(&self, work: impl std::future::Future<Output = ()> + 'static) {
+    /// (Boxed by the caller: one wrapper for every kind of work.)
+    fn behind(&self, work: global::Work<()>) {
         let work = global::boxed_promise(Box::pin(async move {
             work.await;
             Ok(JsValue::UNDEFINED)
@@ -110,7 +111,7 @@ impl Reads {
                 // The copy answers now; the fetch still refreshes it (and
                 // pages hear of a stale-while-revalidate read that changed).
                 let old_body = route.swr.then(|| copy.body.clone());
-                self.behind(Rc::clone(self).refresh(fetch, route, url, owner, old_body));
+                self.behind(Box::pin(Rc::clone(self).refresh(fetch, route, url, owner, old_body)));
                 return self.answer_from_copy(&copy);
             }
             // Nothing to fall back on: the network is still the best bet.
@@ -223,12 +224,12 @@ impl Reads {
                 // The page does not wait for the copy to be written; the
                 // event does.
                 let me = Rc::clone(self);
-                self.behind(async move {
+                self.behind(Box::pin(async move {
                     if let Err(e) = me.store(&key, &copy, global::now_ms()).await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
                     }
-                });
+                }));
             }
             (Keep::Forget, _) => {
                 db::delete_keys(&self.db, &[db::READS, db::READS_META], std::slice::from_ref(&owner.key)).await?
