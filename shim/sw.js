@@ -78,6 +78,22 @@ const outpostHeaders = (pairs) => {
 self.outpostNewRequest = (url, method, credentials, manual, headers, body, signal) =>
   new Request(url, { method, credentials, redirect: manual ? 'manual' : 'follow', headers: outpostHeaders(headers), body, signal });
 self.outpostNewResponse = (status, headers, body) => new Response(body, { status, headers: outpostHeaders(headers) });
+// A thrown value as `[name, message]` for the wasm's errors: a string is
+// an Error's message; an object its own `name` and `message` (a missing
+// name is `Error`), or else its text.
+self.outpostErrorParts = (e) => {
+  try {
+    if (typeof e === 'string') return ['Error', e];
+    const text = (v) => (typeof v === 'string' ? v : '');
+    const [name, message] = [text(e?.name), text(e?.message)];
+    if (name || message) return [name || 'Error', message];
+    return ['Error', e instanceof Object ? String(e) : String(JSON.stringify(e))];
+  } catch {
+    return ['Error', 'an error that could not be read'];
+  }
+};
+// A JS Error named `name`, for a rejection the page sees.
+self.outpostNewError = (name, message) => Object.assign(new Error(message), { name });
 // A clone of the response `p` resolves to, with its own body (a rejection
 // passes through).
 self.outpostCloned = (p) => p.then((r) => r.clone());
@@ -154,7 +170,9 @@ self.outpostOps = (tx, ops) => {
       else s.put(ops[i + 2], ops[i + 1]);
     }
   } catch (e) {
-    tx.abort();
+    try {
+      tx.abort();
+    } catch {} // already finished: the error below is the one to tell
     throw e;
   }
 };

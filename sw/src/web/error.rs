@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 ///
 /// Boxed: a `Result` carries one pointer, so the many `?` on the worker's
@@ -68,29 +68,17 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<JsValue> for Error {
+    /// Its `name` and `message` (the bootstrap's `outpostErrorParts`): a
+    /// string is an `Error`'s message, an object without either its text.
     fn from(value: JsValue) -> Error {
-        if let Some(text) = value.as_string() {
-            return Error::new("Error", text);
-        }
-        let field = |name: &str| {
-            js_sys::Reflect::get(&value, &name.into()).ok().and_then(|v| v.as_string()).filter(|s| !s.is_empty())
-        };
-        match (field("name"), field("message")) {
-            (Some(name), message) => Error::of(name, message.unwrap_or_default()),
-            (None, Some(message)) => Error::new("Error", message),
-            (None, None) => {
-                let text = value.dyn_ref::<js_sys::Object>().map(|o| String::from(o.to_string()));
-                Error::new("Error", text.unwrap_or_else(|| super::global::js_text(&value)))
-            }
-        }
+        let parts = super::global::bootstrap::error_parts(&value);
+        Error::of(parts.get(0).as_string().unwrap_or_default(), parts.get(1).as_string().unwrap_or_default())
     }
 }
 
 impl From<Error> for JsValue {
     fn from(e: Error) -> JsValue {
-        let error = js_sys::Error::new(&e.message);
-        error.set_name(&e.name);
-        error.into()
+        super::global::bootstrap::new_error(&e.name, &e.message)
     }
 }
 

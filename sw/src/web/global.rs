@@ -71,6 +71,12 @@ pub(super) mod bootstrap {
         /// Posts `text` (JSON) as an object on the BroadcastChannel `name`.
         #[wasm_bindgen(js_name = outpostEmit)]
         pub fn emit(name: &str, text: &str);
+        /// A thrown value as `[name, message]`.
+        #[wasm_bindgen(js_name = outpostErrorParts)]
+        pub fn error_parts(e: &JsValue) -> js_sys::Array;
+        /// A JS `Error` named `name`.
+        #[wasm_bindgen(js_name = outpostNewError)]
+        pub fn new_error(name: &str, message: &str) -> JsValue;
         /// `[promise, resolve, reject]`.
         #[wasm_bindgen(js_name = outpostDeferred)]
         pub fn deferred() -> js_sys::Array;
