@@ -153,9 +153,8 @@ impl Clock {
             }
         });
         let delay = at.saturating_sub(global::now_ms());
-        if let Some(handle) = global::set_timeout(closure.as_ref().unchecked_ref(), delay) {
-            *self.timer.borrow_mut() = Some(Timer { handle, at, _closure: closure });
-        }
+        let handle = global::set_timeout(closure.as_ref().unchecked_ref(), delay);
+        *self.timer.borrow_mut() = Some(Timer { handle, at, _closure: closure });
     }
 
     fn fire(self: &Rc<Self>) {

@@ -61,10 +61,15 @@ pub(super) mod bootstrap {
         /// `new Response(body, {status, headers})`, `headers` as `[name,
         /// value, …]`.
         #[wasm_bindgen(js_name = outpostNewResponse, catch)]
-        pub fn new_response(status: u16, headers: &js_sys::Array, body: &JsValue) -> Result<web_sys::Response, JsValue>;
+        pub fn new_response(status: u16, headers: &js_sys::Array, body: &JsValue)
+            -> Result<web_sys::Response, JsValue>;
         /// `fetch(request)`, aborted through `controller` after `ms`.
         #[wasm_bindgen(js_name = outpostFetchWithin)]
-        pub fn fetch_within(request: &web_sys::Request, controller: &web_sys::AbortController, ms: u32) -> js_sys::Promise;
+        pub fn fetch_within(
+            request: &web_sys::Request,
+            controller: &web_sys::AbortController,
+            ms: u32,
+        ) -> js_sys::Promise;
         /// `crypto.randomUUID()`.
         #[wasm_bindgen(js_name = outpostUuid)]
         pub fn uuid() -> String;
@@ -139,10 +144,9 @@ pub(super) mod shared {
         #[wasm_bindgen(method, catch, js_name = clone)]
         pub fn copy(this: &Body) -> Result<Body, JsValue>;
 
-
-        // Constructors and a method that cannot throw as the worker calls
-        // them (no arguments, or numbers only): bound without the wrapper
-        // that catches an exception, and without an error path at each call.
+        // Calls that cannot throw as the worker makes them: bound without
+        // the wrapper that catches an exception, and without an error path
+        // at each call.
         #[wasm_bindgen(js_name = AbortController)]
         pub type NewAbortController;
         #[wasm_bindgen(constructor, js_class = AbortController)]
@@ -191,7 +195,6 @@ pub fn blob_of(buffer: &JsValue) -> web_sys::Blob {
     shared::NewBlob::new(&js_sys::Array::of1(buffer)).unchecked_into()
 }
 
-
 /// `blob.slice(start, end)`.
 pub fn slice(blob: &web_sys::Blob, start: u64, end: u64) -> web_sys::Blob {
     blob.unchecked_ref::<shared::Body>().slice(start as f64, end as f64)
@@ -208,7 +211,7 @@ pub struct Send<'a> {
     pub signal: Option<&'a web_sys::AbortSignal>,
 }
 
-/// A request to `url` with `headers` (`name, value, …`: see `pairs`).
+/// A request to `url` with `headers` (`name, value, …`: see `pair`).
 pub fn new_request(url: &str, headers: &js_sys::Array, how: Send<'_>) -> Result<Request> {
     Ok(bootstrap::new_request(url, how.method, how.credentials, how.manual, headers, how.body, how.signal)?)
 }
@@ -268,8 +271,8 @@ pub async fn register_sync(tag: &str) {
 }
 
 /// Runs `f` after `ms` milliseconds (while the worker stays alive).
-pub fn set_timeout(f: &Function, ms: u64) -> Option<i32> {
-    Some(shared::set_timeout(f, ms.min(i32::MAX as u64) as i32))
+pub fn set_timeout(f: &Function, ms: u64) -> i32 {
+    shared::set_timeout(f, ms.min(i32::MAX as u64) as i32)
 }
 
 pub fn clear_timeout(handle: i32) {
@@ -388,9 +391,9 @@ impl Fetched {
 
 /// A fetch that is aborted after `timeout_ms`. `make` builds the request
 /// (with the signal that aborts it) at once; what is awaited is the same
-/// future for every caller, so the fetch, its timer and its abort closure
-/// are compiled once, not once per caller's `make` (five callers: 1,671 B
-/// of wasm raw, 667 B gzip).
+/// future for every caller, so the fetch and its timeout (the bootstrap's
+/// `outpostFetchWithin`) are compiled once, not once per caller's `make`
+/// (five callers: 1,671 B of wasm raw, 667 B gzip).
 pub fn fetch_within(
     make: impl FnOnce(&web_sys::AbortSignal) -> Result<Request>,
     timeout_ms: u32,

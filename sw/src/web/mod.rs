@@ -328,11 +328,8 @@ impl Inner {
         if !me.as_bytes().contains(&b'*') {
             let url = format!("{}{me}", self.origin);
             let sent_at = self.parts().await?.identity.generation();
-            let answer = global::fetch_within(
-                |signal| global::get(&url, Some(signal)),
-                self.config.network_timeout_ms,
-            )
-            .await;
+            let answer =
+                global::fetch_within(|signal| global::get(&url, Some(signal)), self.config.network_timeout_ms).await;
             if let global::Fetched::Answer(r) = answer {
                 self.observe(Source::Me, r, Some(sent_at)).await?;
             }

@@ -1,10 +1,10 @@
 //! `Request` <-> `core::record::StoredRequest`.
 
 use super::error::Result;
-use js_sys::Uint8Array;
-use wasm_bindgen_futures::JsFuture;
 use super::global;
+use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestCredentials};
 
 use crate::core::record::{Credentials, StoredRequest};
@@ -15,8 +15,8 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
     let body = if method == "GET" || method == "HEAD" {
         Vec::new()
     } else {
-        let copy = super::global::copy(request)?;
-        let buffer = JsFuture::from(super::global::array_buffer(&copy)?).await?;
+        let copy = global::copy(request)?;
+        let buffer = JsFuture::from(global::array_buffer(&copy)?).await?;
         Uint8Array::new(&buffer).to_vec()
     };
     let headers = headers_of(request)?;
@@ -31,7 +31,7 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
 /// A request's headers, as the page set them (names as the browser gives
 /// them, lowercase).
 pub fn headers_of(request: &Request) -> Result<Vec<(String, String)>> {
-    Ok(super::global::headers_of(&request.headers()))
+    Ok(global::headers_of(&request.headers()))
 }
 
 /// How a built request is sent.
