@@ -125,6 +125,11 @@ def owner(name):
                 j += len(mm.group(1)) + ln
             return first, "::".join(parts)
         return first, None
+    if name.startswith("_R") and "9Completes" in name:
+        # `<web::global::Completes<F> as Future>::poll`, with `F`'s own poll
+        # inlined (`Whole`): counted under the module of `F`, the async fn
+        # or block it wraps.
+        return "outpost_sw", _completes_module(name.split("9Completes", 1)[1])
     if name.startswith("_R"):
         # v0 mangling: the first crate root is `C`, an optional `s<hash>_`,
         # then `<length><name>`.
@@ -166,6 +171,24 @@ def owner(name):
             mods.append(seg)
         return crate, "::".join(mods) or None
     return crate, None
+
+
+def _completes_module(tail):
+    """The web module of the future in `Completes<…>`: the first of the
+    path's names; `web` when that is a type (`Outpost`, `Inner`)."""
+    i = 0
+    while i < len(tail):
+        c = tail[i]
+        if c in "Bs":  # a back reference or a disambiguator: `B<n>_`, `s<n>_`
+            i = tail.index("_", i) + 1
+        elif c.isdigit():
+            m = re.match(r"\d+", tail[i:])
+            ln = int(m.group(0))
+            ident = tail[i + len(m.group(0)): i + len(m.group(0)) + ln]
+            return "web::" + ident if ident[:1].islower() else "web"
+        else:
+            i += 1
+    return "web"
 
 
 def main():

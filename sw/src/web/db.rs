@@ -25,6 +25,7 @@
 use super::error::{Error, Result};
 use super::global::bootstrap;
 use crate::core::tempid;
+use crate::web::global::Whole;
 use js_sys::{Array, Uint8Array};
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
@@ -57,7 +58,7 @@ pub async fn open() -> Result<Db> {
         let db = JsFuture::from(bootstrap::open(NAME, VERSION, &stores)).await?;
         Ok(Db(db.unchecked_into()))
     };
-    opened.await.map_err(|e: Error| {
+    opened.whole().await.map_err(|e: Error| {
         Error::new(
             &e.name,
             format!(
@@ -158,7 +159,7 @@ fn key(id: u64) -> JsValue {
 /// must still be addressable exactly, never rounded onto a real entry.
 pub async fn records(db: &Db, name: &str) -> Result<Vec<(JsValue, Vec<u8>)>> {
     let tx = db.transaction(&[name], false)?;
-    let (keys, values) = all(&tx, name).await?;
+    let (keys, values) = all(&tx, name).whole().await?;
     let mut out = Vec::with_capacity(keys.length() as usize);
     for i in 0..keys.length().min(values.length()) {
         out.push((keys.get(i), bytes_of(&values.get(i))));
@@ -218,7 +219,7 @@ pub fn quarantine_from<'a>(
 /// enqueues can never take the same id.
 pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
     let tx = db.transaction(&[META, OUTBOX], true)?;
-    let last = get_value(&tx, META, &SEQ.into()).await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
+    let last = get_value(&tx, META, &SEQ.into()).whole().await?.and_then(|v| v.as_f64()).unwrap_or(0.0) as u64;
     let id = last + 1;
     let entry = Op::Put(OUTBOX, key(id), self::bytes(&make(id)));
     issue(&tx, &[Op::Put(META, SEQ.into(), JsValue::from_f64(id as f64)), entry])?;
@@ -230,7 +231,7 @@ pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
 pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>> {
     let tx = db.transaction(&[META], false)?;
     // The meta store is small: read it whole and keep the id-map rows.
-    let (keys, values) = all(&tx, META).await?;
+    let (keys, values) = all(&tx, META).whole().await?;
     let mut out = Vec::new();
     for i in 0..keys.length().min(values.length()) {
         let (Some(k), Some(v)) = (keys.get(i).as_string(), values.get(i).as_string()) else { continue };
@@ -245,7 +246,7 @@ pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>
 /// needs them any more).
 pub async fn prune_ids(db: &Db, user: Option<&str>) -> Result<()> {
     let tx = db.transaction(&[META], true)?;
-    let (keys, _) = all(&tx, META).await?;
+    let (keys, _) = all(&tx, META).whole().await?;
     let mut pruned = Vec::new();
     for k in (0..keys.length()).map(|i| keys.get(i)) {
         if k.as_string().is_some_and(|k| tempid::is_pruned_with(&k, user)) {
@@ -294,7 +295,7 @@ pub fn key_text(key: &JsValue) -> String {
 /// One value of `store` by key.
 pub async fn get(db: &Db, name: &str, key: &str) -> Result<Option<JsValue>> {
     let tx = db.transaction(&[name], false)?;
-    get_value(&tx, name, &key.into()).await
+    get_value(&tx, name, &key.into()).whole().await
 }
 
 /// Values of `store` by key, read in one transaction with every request
@@ -315,7 +316,7 @@ pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> R
 }
 
 pub async fn get_bytes(db: &Db, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(get(db, store, key).await?.map(|v| bytes_of(&v)))
+    Ok(get(db, store, key).whole().await?.map(|v| bytes_of(&v)))
 }
 
 /// Puts values under string keys, several stores in one transaction.
@@ -380,7 +381,7 @@ pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &s
     let tx = db.transaction(&stores, true)?;
     let put = match guard {
         Some((name, key, replaces)) => {
-            let existing = get_value(&tx, name, &key.into()).await?.map(|v| bytes_of(&v));
+            let existing = get_value(&tx, name, &key.into()).whole().await?.map(|v| bytes_of(&v));
             replaces(existing.as_deref())
         }
         None => true,
@@ -400,5 +401,5 @@ pub async fn put_if_present(db: &Db, guard: &str, name: &str, key: &str, bytes: 
     // bytes for it, only that it is there. (One transaction function for
     // both: each async one costs the wasm about 1.3 KB.)
     let present = |existing: Option<&[u8]>| existing.is_some();
-    put_all_unless(db, Some((guard, key, &present)), &[(name, key, self::bytes(bytes))]).await.map(drop)
+    put_all_unless(db, Some((guard, key, &present)), &[(name, key, self::bytes(bytes))]).whole().await.map(drop)
 }

@@ -286,12 +286,12 @@ pub fn log_error(context: &str, err: &Error) {
 /// Runs `work` while holding the Web Lock `name`, which every worker
 /// instance of this origin shares (an old and a new worker overlap during
 /// an update). Without the Web Locks API, runs it unguarded.
-pub fn with_lock<F>(name: &str, work: F) -> impl std::future::Future<Output = Result<JsValue>> + '_
+pub fn with_lock<F, A>(name: &str, work: F) -> impl std::future::Future<Output = Result<JsValue>> + '_
 where
-    F: std::future::Future<Output = Result<JsValue>> + 'static,
+    F: std::future::Future<Output = Result<JsValue>> + Whole<A> + 'static,
 {
     // Boxed before anything is awaited, so callers share `locked`'s code.
-    locked(name, Box::pin(work))
+    locked(name, self::work(work))
 }
 
 /// A future of the worker's, boxed: the futures glue (`future_to_promise`,
@@ -299,14 +299,62 @@ where
 /// cost the wasm several KB.
 pub type Work<T = Result<JsValue>> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
 
+/// `work` boxed, without its drop code (see `Whole`: the caller's `F` must
+/// be an `async` block's or fn's future).
+pub fn work<T, F: std::future::Future<Output = T> + Whole<A> + 'static, A>(work: F) -> Work<T> {
+    Box::pin(work.whole())
+}
+
+/// `.whole()`: our own async work (an `async fn`'s or an `async` block's
+/// future), awaited without its drop code.
+///
+/// Such a future that has returned holds nothing: its arguments and what
+/// it captured were dropped as its body ended. But the compiler cannot know
+/// it has returned, so each place that awaits one calls drop code that
+/// tells apart every point where it could have stopped, and so on down
+/// every future it awaits: 6 KB of the bundle's gzip (docs/weight.md).
+/// The worker drops no future before its end: tasks run until they return
+/// (`spawn`, `boxed_promise`), nothing races or cancels a Rust future
+/// (timeouts race promises in the bootstrap), and `.whole()` is only ever
+/// awaited at once. So skipping the drop frees nothing that would have been
+/// freed. The one exception is a `with_lock` whose lock the browser
+/// refuses: its work is then dropped unstarted and what it captured (a few
+/// counted references) is never freed.
+///
+/// Only for coroutines: a hand-written future (`JsFuture`, a `Box`) keeps
+/// what it owns until it is dropped, and would leak it. Every coroutine is
+/// `!Unpin` and every hand-written future here is `Unpin`, so the second
+/// impl below makes `.whole()` on an `Unpin` future ambiguous: it fails to
+/// compile with "type annotations needed". The helpers that take a future
+/// (`spawn`, `work`, `with_lock`, `web::promise`) ask for `Whole<A>` with
+/// the caller's `A`, so the same check is made where they are called.
+pub trait Whole<A>: std::future::Future + Sized {
+    fn whole(self) -> Completes<Self> {
+        Completes(std::mem::ManuallyDrop::new(self))
+    }
+}
+impl<F: std::future::Future> Whole<()> for F {}
+impl<F: std::future::Future + Unpin> Whole<u8> for F {}
+
+pub struct Completes<F>(std::mem::ManuallyDrop<F>);
+
+impl<F: std::future::Future> std::future::Future for Completes<F> {
+    type Output = F::Output;
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // SAFETY: a pinned `Completes` is never moved, so neither is the
+        // future in it (structural pinning; there is no `Drop` to move it).
+        unsafe { self.map_unchecked_mut(|c| &mut *c.0) }.poll(cx)
+    }
+}
+
 #[inline(never)]
 pub fn boxed_promise(work: Work) -> Promise {
     wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(JsValue::from) })
 }
 
 /// Runs `work` in the background.
-pub fn spawn<F: std::future::Future<Output = ()> + 'static>(work: F) {
-    spawn_boxed(Box::pin(work));
+pub fn spawn<F: std::future::Future<Output = ()> + Whole<A> + 'static, A>(work: F) {
+    spawn_boxed(self::work(work));
 }
 
 #[inline(never)]

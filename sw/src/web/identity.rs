@@ -3,6 +3,7 @@
 //! means is decided by `core::identity`.
 
 use super::error::Result;
+use crate::web::global::Whole;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -49,7 +50,7 @@ impl Identity {
     pub async fn load(db: Rc<Db>, cold_reads: String) -> Result<Identity> {
         // One transaction for both: a cold start waits for this before its
         // first answer.
-        let [user, logout] = db::get_many(&db, db::META, [KEY, LOGOUT_KEY]).await?;
+        let [user, logout] = db::get_many(&db, db::META, [KEY, LOGOUT_KEY]).whole().await?;
         let (known, user) = decode(user.and_then(|v| v.as_string()));
         let logout_pending = logout.and_then(|v| v.as_string()).is_some();
         Ok(Identity {
@@ -96,7 +97,7 @@ impl Identity {
     /// login was applied would otherwise put the previous user back.
     pub async fn reload(&self) -> Result<()> {
         let generation = self.generation.get();
-        let (known, user) = decode(db::get(&self.db, db::META, KEY).await?.and_then(|v| v.as_string()));
+        let (known, user) = decode(db::get(&self.db, db::META, KEY).whole().await?.and_then(|v| v.as_string()));
         if known && user != self.current() && self.generation.get() == generation {
             self.set(user);
         }
@@ -140,7 +141,7 @@ impl Identity {
             Some(u) => format!("u:{u}"),
             None => "-".into(),
         };
-        db::put_all(&self.db, &[(db::META, KEY, JsValue::from_str(&value))]).await?;
+        db::put_all(&self.db, &[(db::META, KEY, JsValue::from_str(&value))]).whole().await?;
         Ok(changed)
     }
 
@@ -151,7 +152,7 @@ impl Identity {
         let named = super::global::header(&answer.headers(), identity::USER_HEADER);
         let learned = identity::from_header(named.as_deref());
         if learned != Learned::Nothing {
-            self.apply(&learned, sent_at).await?;
+            self.apply(&learned, sent_at).whole().await?;
         }
         Ok(())
     }
@@ -170,7 +171,7 @@ impl Identity {
     pub async fn set_logout_pending(&self, pending: bool) -> Result<()> {
         self.logout_pending.set(pending);
         if pending {
-            if let Err(e) = super::global::cold_reads(None).await {
+            if let Err(e) = super::global::cold_reads(None).whole().await {
                 // Cache Storage refused a delete: the debt is still
                 // written, and the next start deletes the table once its
                 // wasm reads the debt, but that start's first reads may
@@ -178,11 +179,11 @@ impl Identity {
                 // can be done here.
                 super::global::log_error("could not stop cold reads", &e);
             }
-            db::put_all(&self.db, &[(db::META, LOGOUT_KEY, JsValue::from_str("1"))]).await
+            db::put_all(&self.db, &[(db::META, LOGOUT_KEY, JsValue::from_str("1"))]).whole().await
         } else {
-            db::delete_keys(&self.db, &[db::META], &[LOGOUT_KEY.to_string()]).await?;
+            db::delete_keys(&self.db, &[db::META], &[LOGOUT_KEY.to_string()]).whole().await?;
             // Without the table the next start only waits for its wasm.
-            if let Err(e) = super::global::cold_reads(Some(self.cold_reads.clone())).await {
+            if let Err(e) = super::global::cold_reads(Some(self.cold_reads.clone())).whole().await {
                 super::global::log_error("could not keep the cold-read table", &e);
             }
             Ok(())
@@ -194,7 +195,7 @@ impl Identity {
     /// worker instance may have logged out since this one loaded), and
     /// none while one is.
     pub async fn allow_cold_reads(&self) -> Result<()> {
-        let owed = db::get(&self.db, db::META, LOGOUT_KEY).await?.is_some();
-        super::global::cold_reads((!owed).then(|| self.cold_reads.clone())).await
+        let owed = db::get(&self.db, db::META, LOGOUT_KEY).whole().await?.is_some();
+        super::global::cold_reads((!owed).then(|| self.cold_reads.clone())).whole().await
     }
 }

@@ -15,6 +15,7 @@ mod response;
 mod runner;
 mod uploads;
 
+use crate::web::global::Whole;
 use error::{Error, Result};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -89,10 +90,10 @@ struct Parts {
 impl Inner {
     /// The whole status: the outbox's, the uploads', the storage estimate.
     async fn status(&self, parts: &Parts) -> Result<protocol::Status> {
-        let mut status = parts.outbox.status().await?;
-        let estimate = global::storage_estimate().await;
-        let (blobs, budget) = parts.uploads.storage(estimate.map(|(_, q)| q as u64)).await?;
-        status.uploads = parts.uploads.status().await?;
+        let mut status = parts.outbox.status().whole().await?;
+        let estimate = global::storage_estimate().whole().await;
+        let (blobs, budget) = parts.uploads.storage(estimate.map(|(_, q)| q as u64)).whole().await?;
+        status.uploads = parts.uploads.status().whole().await?;
         status.storage = protocol::Storage {
             usage: estimate.map(|(u, _)| u as u64),
             quota: estimate.map(|(_, q)| q as u64),
@@ -154,7 +155,7 @@ impl Inner {
     }
 
     async fn outbox(&self) -> Result<Rc<Outbox>> {
-        Ok(Rc::clone(&self.parts().await?.outbox))
+        Ok(Rc::clone(&self.parts().whole().await?.outbox))
     }
 
     /// Acts on what an answer said about the user. A logout takes effect
@@ -162,12 +163,12 @@ impl Inner {
     /// cached reads and kept files on this device are forgotten; files not
     /// yet uploaded stay, parked for their user.
     async fn learned(&self, source: Source, learned: Learned, sent_at: Option<u64>) -> Result<()> {
-        let parts = self.parts().await?;
+        let parts = self.parts().whole().await?;
         // None: a login's or logout's own answer, the change itself.
-        parts.identity.apply(&learned, sent_at.unwrap_or_else(|| parts.identity.generation())).await?;
+        parts.identity.apply(&learned, sent_at.unwrap_or_else(|| parts.identity.generation())).whole().await?;
         if source == Source::Logout {
-            parts.reads.clear_users().await?;
-            parts.uploads.forget_copies().await?;
+            parts.reads.clear_users().whole().await?;
+            parts.uploads.forget_copies().whole().await?;
         }
         Ok(())
     }
@@ -178,23 +179,23 @@ impl Inner {
     /// speaks of the session before). A login's or logout's own answer is
     /// always learned: it is the change.
     async fn observe(&self, source: Source, answer: Response, sent_at: Option<u64>) -> Result<Response> {
-        let parts = self.parts().await?;
+        let parts = self.parts().whole().await?;
         if Heard::Status(answer.status()).is_hint() {
             parts.clock.hint(None);
         }
         let body = match global::copy(&answer) {
-            Ok(copy) => global::body_bytes(&copy).await.unwrap_or_default(),
+            Ok(copy) => global::body_bytes(&copy).whole().await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        self.learned(source, who::learn(source, Some(answer.status()), &body), sent_at).await?;
+        self.learned(source, who::learn(source, Some(answer.status()), &body), sent_at).whole().await?;
         Ok(answer)
     }
 
     async fn auth(self: &Rc<Self>, request: Request, kind: AuthRoute) -> Result<Response> {
         let source = match kind {
             AuthRoute::Me => {
-                let sent_at = self.parts().await?.identity.generation();
-                return self.observe(Source::Me, global::fetch(&request).await?, Some(sent_at)).await;
+                let sent_at = self.parts().whole().await?.identity.generation();
+                return self.observe(Source::Me, global::fetch(&request).whole().await?, Some(sent_at)).whole().await;
             }
             AuthRoute::Login => Source::Login,
             AuthRoute::Logout => Source::Logout,
@@ -204,29 +205,29 @@ impl Inner {
         // other request can go out with the new cookie.
         let me = Rc::clone(self);
         let work = async move {
-            let identity = Rc::clone(&me.parts().await?.identity);
-            match global::fetch(&request).await {
+            let identity = Rc::clone(&me.parts().whole().await?.identity);
+            match global::fetch(&request).whole().await {
                 Ok(r) => {
                     // An answered logout ended the session at the origin; a
                     // login replaced it: either way no logout is owed.
                     if source == Source::Logout || r.ok() {
-                        identity.set_logout_pending(false).await?;
+                        identity.set_logout_pending(false).whole().await?;
                     }
-                    me.observe(source, r, None).await.map(Into::into)
+                    me.observe(source, r, None).whole().await.map(Into::into)
                 }
                 Err(e) => {
                     // An offline logout still ends the user's session here,
                     // and is owed to the origin: it goes before anything else.
                     if source == Source::Logout {
-                        identity.set_logout_pending(true).await?;
+                        identity.set_logout_pending(true).whole().await?;
                     }
-                    me.learned(source, who::learn(source, None, &[]), None).await?;
+                    me.learned(source, who::learn(source, None, &[]), None).whole().await?;
                     Err(e)
                 }
             }
         };
-        let answer = self.outbox().await?.switching_user(Box::pin(work)).await?;
-        let logged_in = self.parts().await.is_ok_and(|p| p.identity.current().is_some());
+        let answer = self.outbox().whole().await?.switching_user(global::work(work)).whole().await?;
+        let logged_in = self.parts().whole().await.is_ok_and(|p| p.identity.current().is_some());
         if source == Source::Login && logged_in {
             self.warm_up();
         }
@@ -242,7 +243,7 @@ impl Inner {
         }
         let me = Rc::clone(self);
         let work = promise(async move {
-            if let Err(e) = me.warm_up_now().await {
+            if let Err(e) = me.warm_up_now().whole().await {
                 global::log_error("the login warm-up stopped", &e);
             }
             Ok(JsValue::UNDEFINED)
@@ -251,10 +252,10 @@ impl Inner {
     }
 
     async fn warm_up_now(self: &Rc<Self>) -> Result<()> {
-        let parts = self.parts().await?;
+        let parts = self.parts().whole().await?;
         let user = parts.identity.current();
         let events = events::Events::new();
-        let first = self.warm_read(&parts, &self.config.warm_up[0]).await?;
+        let first = self.warm_read(&parts, &self.config.warm_up[0]).whole().await?;
         let answer = first.and_then(|b| json::parse(&b).ok()).unwrap_or_default();
         let rest =
             crate::core::warmup::expand(&self.config.warm_up, &answer, self.config.warm_up_max_requests as usize);
@@ -264,7 +265,7 @@ impl Inner {
             if parts.identity.current() != user {
                 return Ok(()); // someone else's session now: not theirs to fetch
             }
-            if let Err(e) = self.warm_read(&parts, path).await {
+            if let Err(e) = self.warm_read(&parts, path).whole().await {
                 global::log_error("a warm-up read failed", &e);
             }
             events.emit(protocol::Event::WarmUp, obj! { "done": i + 2, "total": total });
@@ -281,22 +282,22 @@ impl Inner {
             Route::Read(_) => {
                 let how = self.read_route(&url, false);
                 let started = global::scope().fetch_with_request(&request);
-                parts.reads.handle(request, how, started).await?
+                parts.reads.handle(request, how, started).whole().await?
             }
-            Route::Content => parts.uploads.content(request).await?,
+            Route::Content => parts.uploads.content(request).whole().await?,
             // Nothing the worker keeps: reading it would only cost the origin.
             _ => return Ok(None),
         };
         if !answer.ok() {
             return Ok(None);
         }
-        Ok(Some(global::body_bytes(&answer).await?))
+        Ok(Some(global::body_bytes(&answer).whole().await?))
     }
 
     /// Sends the logout still owed to the origin, if one is. Returns
     /// whether requests may go out (no logout owed any more).
     async fn settle_logout(self: &Rc<Self>) -> Result<bool> {
-        let parts = self.parts().await?;
+        let parts = self.parts().whole().await?;
         if !parts.identity.logout_pending() {
             return Ok(true);
         }
@@ -304,7 +305,7 @@ impl Inner {
         let how = global::Send { method: "POST", credentials: "same-origin", manual: false, body: None, signal: None };
         let request = global::new_request(&url, &js_sys::Array::new(), how)?;
         // `auth` clears the debt once the origin answers.
-        let _ = self.auth(request, AuthRoute::Logout).await;
+        let _ = self.auth(request, AuthRoute::Logout).whole().await;
         Ok(!parts.identity.logout_pending())
     }
 
@@ -313,10 +314,10 @@ impl Inner {
     /// debt in IndexedDB and written (or deleted) under the lock logins and
     /// logouts take. At each start, and at activation (`keepColdReads`).
     async fn keep_cold_reads(&self) {
-        let Ok(parts) = self.parts().await else { return };
+        let Ok(parts) = self.parts().whole().await else { return };
         let identity = Rc::clone(&parts.identity);
-        let work = async move { identity.allow_cold_reads().await.map(|()| JsValue::UNDEFINED) };
-        if let Err(e) = parts.outbox.switching_user(Box::pin(work)).await {
+        let work = async move { identity.allow_cold_reads().whole().await.map(|()| JsValue::UNDEFINED) };
+        if let Err(e) = parts.outbox.switching_user(global::work(work)).whole().await {
             global::log_error("could not keep the cold-read table", &e);
         }
     }
@@ -327,11 +328,12 @@ impl Inner {
         let me = self.config.auth.me.as_str();
         if !me.as_bytes().contains(&b'*') {
             let url = format!("{}{me}", self.origin);
-            let sent_at = self.parts().await?.identity.generation();
-            let answer =
-                global::fetch_within(|signal| global::get(&url, Some(signal)), self.config.network_timeout_ms).await;
+            let sent_at = self.parts().whole().await?.identity.generation();
+            let answer = global::fetch_within(|signal| global::get(&url, Some(signal)), self.config.network_timeout_ms)
+                .whole()
+                .await;
             if let global::Fetched::Answer(r) = answer {
-                self.observe(Source::Me, r, Some(sent_at)).await?;
+                self.observe(Source::Me, r, Some(sent_at)).whole().await?;
             }
         }
         Ok(())
@@ -350,11 +352,11 @@ impl Inner {
 
 /// The `#[wasm_bindgen]` boundary: the worker's errors become JS `Error`s
 /// here, and nowhere else.
-fn promise<F>(f: F) -> Promise
+fn promise<F, A>(f: F) -> Promise
 where
-    F: std::future::Future<Output = Result<JsValue>> + 'static,
+    F: std::future::Future<Output = Result<JsValue>> + Whole<A> + 'static,
 {
-    global::boxed_promise(Box::pin(f))
+    global::boxed_promise(global::work(f))
 }
 
 /// One per worker start, made by the bootstrap (`sw.js`) once the wasm is
@@ -400,14 +402,14 @@ impl Outpost {
     pub fn start(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
         let opening = promise(async move {
-            let db = db::open().await.inspect_err(|e| {
+            let db = db::open().whole().await.inspect_err(|e| {
                 // Logged once; every request that needs storage gets the same error.
                 global::log_error("the worker could not open IndexedDB", e);
             })?;
             let db = Rc::new(db);
             global::mark("opened");
             let cold_reads = crate::core::route::cold_reads(&inner.config);
-            let identity = Rc::new(Identity::load(Rc::clone(&db), cold_reads).await?);
+            let identity = Rc::new(Identity::load(Rc::clone(&db), cold_reads).whole().await?);
             global::mark("identity");
             let config = Rc::clone(&inner.config);
             let clock = Clock::new();
@@ -461,8 +463,8 @@ impl Outpost {
             outbox.on_full(Box::new(move || {
                 let (r, u) = (Rc::clone(&r), Rc::clone(&u));
                 promise(async move {
-                    r.clear_users().await?;
-                    u.forget_copies().await?;
+                    r.clear_users().whole().await?;
+                    u.forget_copies().whole().await?;
                     Ok(JsValue::UNDEFINED)
                 })
             }));
@@ -486,33 +488,35 @@ impl Outpost {
             global::spawn(async move {
                 let first = take_all(&me.cold_answers);
                 if first.length() > 0 {
-                    let _ = global::race(Promise::all_settled(&first), START_YIELD_MS).await;
+                    let _ = global::race(Promise::all_settled(&first), START_YIELD_MS).whole().await;
                 }
                 // Asking `me` with a cookie whose logout is still owed would
                 // bring the previous user back.
-                if !me.settle_logout().await.unwrap_or(false) {
+                if !me.settle_logout().whole().await.unwrap_or(false) {
                     // No read before the wasm knows, while the debt stands.
-                    if let Err(e) = global::cold_reads(None).await {
+                    if let Err(e) = global::cold_reads(None).whole().await {
                         global::log_error("could not stop cold reads", &e);
                     }
                     outbox.kick(Trigger::Hint);
                     uploads.kick(Trigger::Hint);
                     return;
                 }
-                me.keep_cold_reads().await;
-                if let Err(e) = me.refresh_user().await {
+                me.keep_cold_reads().whole().await;
+                if let Err(e) = me.refresh_user().whole().await {
                     global::log_error("could not learn the current user", &e);
                 }
                 // Starting is a hint: a worker starts when a page opens or
                 // navigates, or when the browser has an event for it.
                 outbox.kick(Trigger::Hint);
                 uploads.kick(Trigger::Hint);
-                shell.warm_shell(&me.origin).await;
+                shell.warm_shell(&me.origin).whole().await;
                 // A known user whose device holds none of the warm-up (an
                 // update cleared it, a login another worker saw): warm up now.
                 let first = me.config.warm_up.first().map(|p| format!("{}{p}", me.origin));
-                if let (Some(first), true) = (first, me.parts().await.is_ok_and(|p| p.identity.current().is_some())) {
-                    if !shell.has_copy(&first).await {
+                if let (Some(first), true) =
+                    (first, me.parts().whole().await.is_ok_and(|p| p.identity.current().is_some()))
+                {
+                    if !shell.has_copy(&first).whole().await {
                         me.warm_up();
                     }
                 }
@@ -555,7 +559,7 @@ impl Outpost {
             // dropped. Everything else waits to know, so nothing goes out with
             // the cookie of a user who logged out.
             let cold_read = matches!(route, Route::Read(_)) && started.is_some();
-            if needs_session && !cold_read && !inner.settle_logout().await.unwrap_or(true) {
+            if needs_session && !cold_read && !inner.settle_logout().whole().await.unwrap_or(true) {
                 return logged_out();
             }
             match route {
@@ -568,9 +572,9 @@ impl Outpost {
                     // to one sent before it: reads in flight are not shared
                     // any more (they still answer their own callers).
                     inner.inflight.borrow_mut().clear();
-                    match inner.parts().await {
-                        Ok(parts) => parts.outbox.send(request).await.map(Into::into),
-                        Err(_) => global::fetch(&request).await.map(Into::into),
+                    match inner.parts().whole().await {
+                        Ok(parts) => parts.outbox.send(request).whole().await.map(Into::into),
+                        Err(_) => global::fetch(&request).whole().await.map(Into::into),
                     }
                 }
                 Route::Read(_) | Route::Shell(_) => {
@@ -580,24 +584,24 @@ impl Outpost {
                         Some(sent) if cold_read || matches!(route, Route::Shell(_)) => sent,
                         _ => inner.shared_fetch(&request)?,
                     };
-                    match inner.parts().await {
+                    match inner.parts().whole().await {
                         Ok(parts) if cold_read && parts.identity.logout_pending() => {
                             let me = Rc::clone(&inner);
                             global::spawn(async move {
-                                let _ = me.settle_logout().await;
+                                let _ = me.settle_logout().whole().await;
                             });
                             logged_out()
                         }
-                        Ok(parts) => parts.reads.handle(request, how, started).await.map(Into::into),
+                        Ok(parts) => parts.reads.handle(request, how, started).whole().await.map(Into::into),
                         Err(_) => Ok(wasm_bindgen_futures::JsFuture::from(started).await?),
                     }
                 }
-                Route::Auth(kind) => inner.auth(request, kind).await.map(Into::into),
-                Route::Upload => inner.parts().await?.uploads.accept(request).await.map(Into::into),
-                Route::Content => inner.parts().await?.uploads.content(request).await.map(Into::into),
+                Route::Auth(kind) => inner.auth(request, kind).whole().await.map(Into::into),
+                Route::Upload => inner.parts().whole().await?.uploads.accept(request).whole().await.map(Into::into),
+                Route::Content => inner.parts().whole().await?.uploads.content(request).whole().await.map(Into::into),
                 // Not claimed (see `handled`); if the bootstrap asks anyway,
                 // the request goes to the network untouched.
-                Route::Passthrough => global::fetch(&request).await.map(Into::into),
+                Route::Passthrough => global::fetch(&request).whole().await.map(Into::into),
             }
         });
         if cold {
@@ -617,21 +621,21 @@ impl Outpost {
     pub fn on_sync(&self, last_chance: bool) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let parts = inner.parts().await?;
+            let parts = inner.parts().whole().await?;
             // The browser fires it when the network is back, and spaces its
             // own retries: like the page asking, it sends what got no answer
             // at once. Rejecting while writes are left keeps the
             // registration, so the browser wakes the worker again even with
             // no page open.
-            parts.outbox.replay(Trigger::Explicit).await?;
-            parts.uploads.replay(Trigger::Explicit).await?;
+            parts.outbox.replay(Trigger::Explicit).whole().await?;
+            parts.uploads.replay(Trigger::Explicit).whole().await?;
             // Writes or uploads of the current user still pending.
             let left = parts.clock.next().is_some();
             match sync_end(left, last_chance) {
                 SyncEnd::Done => Ok(JsValue::UNDEFINED),
                 SyncEnd::AskAgain => Err(Error::worker("writes are still pending")),
                 SyncEnd::Reregister => {
-                    global::register_sync(outbox::SYNC_TAG).await;
+                    global::register_sync(outbox::SYNC_TAG).whole().await;
                     Ok(JsValue::UNDEFINED)
                 }
             }
@@ -649,7 +653,7 @@ impl Outpost {
                 Ok(r) => r,
                 Err(e) => return to_js(&obj! { "error": e.to_string() }),
             };
-            let parts = match inner.parts().await {
+            let parts = match inner.parts().whole().await {
                 Ok(parts) => parts,
                 // Said, not thrown: the page can show why nothing is kept.
                 Err(e) if request == protocol::Request::Status => {
@@ -660,11 +664,11 @@ impl Outpost {
             let (outbox, uploads) = (Rc::clone(&parts.outbox), Rc::clone(&parts.uploads));
             let reply = match request {
                 protocol::Request::Version => obj! { "version": &inner.version },
-                protocol::Request::Status => inner.status(&parts).await?.to_json(),
+                protocol::Request::Status => inner.status(&parts).whole().await?.to_json(),
                 protocol::Request::Flush => {
                     uploads.kick(Trigger::Explicit);
-                    outbox.replay(Trigger::Explicit).await?;
-                    inner.status(&parts).await?.to_json()
+                    outbox.replay(Trigger::Explicit).whole().await?;
+                    inner.status(&parts).whole().await?.to_json()
                 }
                 // The page went online or became visible: a hint.
                 protocol::Request::Online => {
@@ -676,17 +680,17 @@ impl Outpost {
                 // The reply waits for both passes, so the worker is kept
                 // alive until they end.
                 protocol::Request::Wake => {
-                    outbox.replay(Trigger::Scheduled).await?;
-                    uploads.replay(Trigger::Scheduled).await?;
+                    outbox.replay(Trigger::Scheduled).whole().await?;
+                    uploads.replay(Trigger::Scheduled).whole().await?;
                     obj! { "nextWakeAt": parts.clock.told() }
                 }
-                protocol::Request::Retry(id) => match uploads.retry(&id).await? {
+                protocol::Request::Retry(id) => match uploads.retry(&id).whole().await? {
                     Some(ok) => obj! { "ok": ok },
-                    None => obj! { "ok": outbox.retry(&id).await? },
+                    None => obj! { "ok": outbox.retry(&id).whole().await? },
                 },
-                protocol::Request::Discard(id) => match uploads.discard(&id).await? {
+                protocol::Request::Discard(id) => match uploads.discard(&id).whole().await? {
                     Some(ok) => obj! { "ok": ok },
-                    None => obj! { "ok": outbox.discard(&id).await? },
+                    None => obj! { "ok": outbox.discard(&id).whole().await? },
                 },
             };
             to_js(&reply)
@@ -718,7 +722,7 @@ impl Outpost {
     pub fn keep_cold_reads(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            inner.keep_cold_reads().await;
+            inner.keep_cold_reads().whole().await;
             Ok(JsValue::UNDEFINED)
         })
     }

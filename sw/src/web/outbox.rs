@@ -3,6 +3,7 @@
 //! what is due, what an answer means, when to retry) is the core's.
 
 use super::error::{Error, Result};
+use crate::web::global::Whole;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -197,7 +198,7 @@ impl Outbox {
     /// for the outbox lock (which every worker instance shares).
     pub async fn switching_user(&self, work: global::Work) -> Result<JsValue> {
         self.identity.begin_switch();
-        let result = global::locked(LOCK, work).await;
+        let result = global::locked(LOCK, work).whole().await;
         self.identity.end_switch();
         result
     }
@@ -221,7 +222,7 @@ impl Outbox {
         // The write belongs to whoever is logged in when the page sends it,
         // even if a login or logout lands while its first attempt is out.
         let user = self.identity.current();
-        let stored = match request::capture(&incoming).await {
+        let stored = match request::capture(&incoming).whole().await {
             Ok(stored) => stored,
             // The body could not be read. Seen in Firefox with the storage
             // quota full (a large body reaches the worker through storage
@@ -229,11 +230,11 @@ impl Outbox {
             // why, never a bare network error.
             Err(e) => {
                 global::log_error("could not read a write's body", &e);
-                let full = e.is_quota() || self.looks_full(0).await;
+                let full = e.is_quota() || self.looks_full(0).whole().await;
                 return not_kept(&e, full);
             }
         };
-        let turn = self.turn().await;
+        let turn = self.turn().whole().await;
         let key = stored.idempotency_key().map(str::to_string).unwrap_or_else(global::uuid);
         // A write to a batch route waits up to `batchDelayMs` for others to
         // join it (`core::batch`); anything else first sends what is held.
@@ -241,14 +242,16 @@ impl Outbox {
         let reply = match items.and_then(|n| self.join_held(&stored, &key, &user, n)) {
             Some(reply) => reply,
             None => {
-                self.flush_held().await;
+                self.flush_held().whole().await;
                 let waiting = self.first_in_flight.get() > 0
                     || match self.queue_busy.get() {
                         Some(busy) => busy,
-                        None => queue::queue_busy(&self.pending().await?, queue::DEFAULT_QUEUE, user.as_deref()),
+                        None => {
+                            queue::queue_busy(&self.pending().whole().await?, queue::DEFAULT_QUEUE, user.as_deref())
+                        }
                     };
                 if !queue::may_go_first(waiting) {
-                    return self.enqueue(stored, key, user, None).await;
+                    return self.enqueue(stored, key, user, None).whole().await;
                 }
                 let now = global::now_ms();
                 let burst = self.last_batch_at.get().is_some_and(|t| now < t + u64::from(self.config.batch_delay_ms));
@@ -260,7 +263,7 @@ impl Outbox {
                         if items.is_some() {
                             self.last_batch_at.set(Some(now));
                         }
-                        return self.first_attempt(stored, key, user).await;
+                        return self.first_attempt(stored, key, user).whole().await;
                     }
                 }
             }
@@ -268,7 +271,7 @@ impl Outbox {
         // Held (joined to the batch, or starting one): sent when full, else
         // when `batchDelayMs` is up.
         if self.held_full() {
-            self.flush_held().await;
+            self.flush_held().whole().await;
         }
         drop(turn);
         reply.await
@@ -325,10 +328,10 @@ impl Outbox {
         let me = Rc::clone(self);
         // Fires once (never cleared): a batch sent earlier has another round.
         global::spawn(async move {
-            global::sleep(me.config.batch_delay_ms).await;
-            let _turn = me.turn().await;
+            global::sleep(me.config.batch_delay_ms).whole().await;
+            let _turn = me.turn().whole().await;
             if me.held.borrow().as_ref().is_some_and(|h| h.round == round) {
-                me.flush_held().await;
+                me.flush_held().whole().await;
             }
         });
         reply
@@ -374,12 +377,13 @@ impl Outbox {
                 },
                 self.config.write_timeout_ms,
             )
+            .whole()
             .await;
             self.first_in_flight.set(self.first_in_flight.get() - 1);
             let heard = answer.heard();
             let status = answer.response().map(Response::status);
             if let Some(r) = answer.response() {
-                if let Err(e) = self.identity.observe(r, sent_at).await {
+                if let Err(e) = self.identity.observe(r, sent_at).whole().await {
                     for w in writes {
                         w.reply.send(Err(e.clone()));
                     }
@@ -392,7 +396,7 @@ impl Outbox {
             match (answer, status) {
                 (Fetched::Answer(r), Some(200..=299)) => {
                     let headers = response_headers(&r);
-                    let bytes = global::body_bytes(&r).await.unwrap_or_default();
+                    let bytes = global::body_bytes(&r).whole().await.unwrap_or_default();
                     let mut counts = Vec::with_capacity(writes.len());
                     for w in &writes {
                         counts.push(w.items);
@@ -416,8 +420,8 @@ impl Outbox {
         }
         for w in writes {
             let answer = match queued.as_mut() {
-                Some(failed) => self.enqueue(w.stored, w.key, user.clone(), failed.take()).await,
-                None => self.first_attempt(w.stored, w.key, user.clone()).await,
+                Some(failed) => self.enqueue(w.stored, w.key, user.clone(), failed.take()).whole().await,
+                None => self.first_attempt(w.stored, w.key, user.clone()).whole().await,
             };
             w.reply.send(answer);
         }
@@ -435,9 +439,9 @@ impl Outbox {
         // with the server id once it has one.
         let (mut url, mut body) = (None, None);
         if crate::core::upload::names_temp_id(&stored.url, &stored.body) {
-            let (ids, pending) = self.temp_ids(user.as_deref()).await?;
+            let (ids, pending) = self.temp_ids(user.as_deref()).whole().await?;
             if ids.waits_for(&stored.url, &stored.body, &pending) {
-                return self.enqueue(stored, key, user, None).await;
+                return self.enqueue(stored, key, user, None).whole().await;
             }
             url = ids.rewrite_url(&stored.url);
             body = if stored.is_json() { ids.rewrite_json(&stored.body) } else { None };
@@ -453,11 +457,12 @@ impl Outbox {
             },
             timeout,
         )
+        .whole()
         .await;
         self.first_in_flight.set(self.first_in_flight.get() - 1);
         let heard = answer.heard();
         if let Fetched::Answer(response) = answer {
-            self.identity.observe(&response, sent_at).await?;
+            self.identity.observe(&response, sent_at).whole().await?;
             if heard.is_hint() {
                 // The origin answers: whatever waits for the network may go.
                 self.clock.hint(None);
@@ -468,9 +473,9 @@ impl Outbox {
                 return Ok(response);
             }
             let retry_after = global::header(&response.headers(), "retry-after");
-            return self.enqueue(stored, key, user, Some((heard, retry_after))).await;
+            return self.enqueue(stored, key, user, Some((heard, retry_after))).whole().await;
         }
-        self.enqueue(stored, key, user, Some((heard, None))).await
+        self.enqueue(stored, key, user, Some((heard, None))).whole().await
     }
 
     /// Waits for the writes handed over before this one; the turn passes
@@ -509,9 +514,10 @@ impl Outbox {
                 entry.id = id;
                 record::encode(&entry)
             })
+            .whole()
             .await;
             let appended = match appended {
-                Err(e) if !e.is_quota() && self.looks_full(entry.request.body.len()).await => {
+                Err(e) if !e.is_quota() && self.looks_full(entry.request.body.len()).whole().await => {
                     Err(Error::new("QuotaExceededError", format!("the storage estimate says the quota is full ({e})")))
                 }
                 other => other,
@@ -545,7 +551,7 @@ impl Outbox {
         }
         // One registration covers every write queued after it.
         if !was_busy {
-            global::register_sync(SYNC_TAG).await;
+            global::register_sync(SYNC_TAG).whole().await;
         }
         let body = obj! { "queued": true, "id": id.to_string(), "idempotencyKey": key }.to_json();
         let response = response::json(202, &body)?;
@@ -555,7 +561,7 @@ impl Outbox {
 
     /// Whether the browser's quota is what refused `incoming` bytes.
     async fn looks_full(&self, incoming: usize) -> bool {
-        match global::storage_estimate().await {
+        match global::storage_estimate().whole().await {
             Some((usage, quota)) => crate::core::upload::over_quota(usage, quota, incoming as u64),
             None => false,
         }
@@ -566,7 +572,7 @@ impl Outbox {
     pub fn kick(self: &Rc<Self>, trigger: Trigger) {
         let me = Rc::clone(self);
         global::spawn(async move {
-            if let Err(e) = me.replay(trigger).await {
+            if let Err(e) = me.replay(trigger).whole().await {
                 global::log_error("replay failed", &e);
             }
         });
@@ -583,12 +589,14 @@ impl Outbox {
                 // reads the outbox afresh under the lock, so no instance writes
                 // back a stale copy of an entry another one delivered.
                 let me = Rc::clone(&me);
-                Box::pin(async move {
-                    global::with_lock(LOCK, async move { me.pass(trigger).await.map(|()| JsValue::UNDEFINED) })
+                global::work(async move {
+                    global::with_lock(LOCK, async move { me.pass(trigger).whole().await.map(|()| JsValue::UNDEFINED) })
+                        .whole()
                         .await
                         .map(drop)
                 })
             })
+            .whole()
             .await?;
         Ok(self.left.get())
     }
@@ -597,7 +605,7 @@ impl Outbox {
     /// letters instead of blocking the queue.
     async fn pending(&self) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
-        for (key, bytes) in db::records(&self.db, db::OUTBOX).await? {
+        for (key, bytes) in db::records(&self.db, db::OUTBOX).whole().await? {
             let problem = match (db::entry_id(&key), record::decode(&bytes)) {
                 (Some(id), Ok(entry)) if entry.id == id => {
                     entries.push(entry);
@@ -609,7 +617,7 @@ impl Outbox {
                 (_, Err(e)) => e.to_string(),
                 _ => "its key does not match its entry id".to_string(),
             };
-            db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).await?;
+            db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).whole().await?;
             let reason = format!("unreadable record: {problem}");
             self.events.emit(Event::DeadLettered, obj! { "id": db::key_text(&key), "reason": reason });
         }
@@ -626,12 +634,12 @@ impl Outbox {
         // idle (a later write would then go ahead of them).
         self.clock.begin(Part::Outbox);
         let stored_before = self.stored.get();
-        let result = self.pass_within(trigger, &mut done).await;
+        let result = self.pass_within(trigger, &mut done).whole().await;
         let stored_meanwhile = self.stored.get() != stored_before;
         if stored_meanwhile {
             self.queue_busy.set(None);
         }
-        let committed = self.commit(&mut done).await;
+        let committed = self.commit(&mut done).whole().await;
         let now = global::now_ms();
         match &result {
             Ok((entries, user)) => {
@@ -640,8 +648,8 @@ impl Outbox {
                 // The pass delivered the last of this user's writes: the temp
                 // ids learned for them have served (checked only then, so an
                 // online write costs no extra read).
-                if done.any && wake.is_none() && self.pending_uploads(user.as_deref()).await?.is_empty() {
-                    db::prune_ids(&self.db, user.as_deref()).await?;
+                if done.any && wake.is_none() && self.pending_uploads(user.as_deref()).whole().await?.is_empty() {
+                    db::prune_ids(&self.db, user.as_deref()).whole().await?;
                 }
                 let silent = queue::waits_for_network(entries, user.as_deref());
                 self.clock.report(Part::Outbox, clock::after_pass(wake, now), silent);
@@ -659,7 +667,7 @@ impl Outbox {
         if done.ids.is_empty() {
             return Ok(());
         }
-        db::commit(&self.db, &done.ids, done.user.as_deref(), &done.learned).await?;
+        db::commit(&self.db, &done.ids, done.user.as_deref(), &done.learned).whole().await?;
         done.any = true;
         // The origin has them: pages read again on `replayed`, and a read
         // in flight may have been sent before these arrived.
@@ -676,16 +684,16 @@ impl Outbox {
     /// it ran for, so the wake is computed without reading them again.
     async fn pass_within(&self, trigger: Trigger, done: &mut Delivered) -> Result<(Vec<Entry>, Option<String>)> {
         // Under the lock: another worker instance may have seen a login.
-        self.identity.reload().await?;
-        let mut entries = self.pending().await?;
+        self.identity.reload().whole().await?;
+        let mut entries = self.pending().whole().await?;
         let now = global::now_ms();
         for e in queue::expire(&self.config, &mut entries, now) {
             let entry = entries.iter().find(|x| x.id == e).expect("expired entries exist");
-            db::put(&self.db, db::OUTBOX, e, &record::encode(entry)).await?;
+            db::put(&self.db, db::OUTBOX, e, &record::encode(entry)).whole().await?;
             self.dead_event(entry);
         }
         let user = self.identity.current();
-        let (mut ids, waiting) = self.temp_ids(user.as_deref()).await?;
+        let (mut ids, waiting) = self.temp_ids(user.as_deref()).whole().await?;
         done.user = user.clone();
         if self.identity.logout_pending() {
             // The cookie is still the logged-out user's: nothing goes until
@@ -714,12 +722,12 @@ impl Outbox {
                 ids.waits_for(&e.request.url, &e.request.body, &waiting)
             });
             let sent_at = self.identity.generation();
-            let mut sent = self.attempt(&mut entries, &run, &mut ids, done).await?;
+            let mut sent = self.attempt(&mut entries, &run, &mut ids, done).whole().await?;
             if sent == Sent::Split {
                 // The merged request was refused: each goes alone, so only
                 // a write the origin refuses is a dead letter.
                 run.truncate(1);
-                sent = self.attempt(&mut entries, &run, &mut ids, done).await?;
+                sent = self.attempt(&mut entries, &run, &mut ids, done).whole().await?;
             }
             match sent {
                 Sent::Split => unreachable!("a single write is never split"),
@@ -728,7 +736,7 @@ impl Outbox {
                         entries.remove(k);
                     }
                     if done.ids.len() >= COMMIT_EVERY {
-                        self.commit(done).await?;
+                        self.commit(done).whole().await?;
                     }
                 }
                 Sent::Kept => {}
@@ -737,7 +745,7 @@ impl Outbox {
                     // already learned from the answer): nothing more of this
                     // user's can go.
                     if entries[i].last_status == Some(401) {
-                        self.identity.apply(&identity::learn(Source::Replay, Some(401), &[]), sent_at).await?;
+                        self.identity.apply(&identity::learn(Source::Replay, Some(401), &[]), sent_at).whole().await?;
                     }
                     return Ok((entries, user));
                 }
@@ -751,11 +759,11 @@ impl Outbox {
     /// write naming one of those waits for it).
     async fn temp_ids(&self, user: Option<&str>) -> Result<(IdMap, Vec<String>)> {
         let mut ids = IdMap::new();
-        for (temp, id) in db::id_map(&self.db, user).await? {
+        for (temp, id) in db::id_map(&self.db, user).whole().await? {
             ids.insert(temp, id);
         }
         let mut waiting = Vec::new();
-        for u in self.pending_uploads(user).await? {
+        for u in self.pending_uploads(user).whole().await? {
             if u.asset_id.is_none() {
                 waiting.push(u.id);
             }
@@ -766,7 +774,7 @@ impl Outbox {
     /// `user`'s uploads still under way.
     async fn pending_uploads(&self, user: Option<&str>) -> Result<Vec<crate::core::upload::Upload>> {
         let mut pending = Vec::new();
-        for (_, v) in db::records(&self.db, db::UPLOADS).await? {
+        for (_, v) in db::records(&self.db, db::UPLOADS).whole().await? {
             if let Ok(u) = crate::core::upload::decode(&v) {
                 if u.is_pending() && u.user.as_deref() == user {
                     pending.push(u);
@@ -780,7 +788,7 @@ impl Outbox {
     /// those of the previous build, whose owner is unknown.
     async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>> {
         let mut theirs = Vec::new();
-        for (k, v) in db::records(&self.db, db::QUARANTINE).await? {
+        for (k, v) in db::records(&self.db, db::QUARANTINE).whole().await? {
             if record::quarantine_owner(&v).is_none_or(|owner| owner.as_deref() == user) {
                 theirs.push((k, v));
             }
@@ -842,6 +850,7 @@ impl Outbox {
                 },
                 self.config.write_timeout_ms,
             )
+            .whole()
             .await;
             let now = global::now_ms();
             let heard = answer.heard();
@@ -852,7 +861,7 @@ impl Outbox {
             if let Some(r) = answer.response() {
                 // Named by the origin: a user other than the entry's (412) is
                 // learned here, and the pass stops before the next attempt.
-                self.identity.observe(r, sent_at).await?;
+                self.identity.observe(r, sent_at).whole().await?;
             }
             let (retry_after, response_body) = match answer.response() {
                 Some(r) => {
@@ -898,7 +907,7 @@ impl Outbox {
             }
         };
         let entry = &entries[run[0]];
-        db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).await?;
+        db::put(&self.db, db::OUTBOX, entry.id, &record::encode(entry)).whole().await?;
         match after {
             Step::Parked => return Ok(Sent::Parked),
             Step::Retry { at } => {
@@ -923,7 +932,7 @@ impl Outbox {
     /// by the caller).
     pub async fn status(&self) -> Result<protocol::Status> {
         let user = self.identity.current();
-        let entries = self.pending().await?;
+        let entries = self.pending().whole().await?;
         let (mut pending, mut parked) = (0, 0);
         let (mut dead_letters, mut queue) = (Vec::new(), Vec::new());
         for e in &entries {
@@ -955,7 +964,7 @@ impl Outbox {
                 }),
             }
         }
-        for (key, _) in self.quarantined(user.as_deref()).await? {
+        for (key, _) in self.quarantined(user.as_deref()).whole().await? {
             dead_letters.push(protocol::DeadLetter {
                 id: db::key_text(&key),
                 method: None,
@@ -982,13 +991,13 @@ impl Outbox {
     /// Puts a dead letter back in line, due now.
     pub async fn retry(self: &Rc<Self>, id: &str) -> Result<bool> {
         let Ok(id) = id.parse::<u64>() else { return Ok(false) };
-        let mut entries = self.pending().await?;
+        let mut entries = self.pending().whole().await?;
         let user = self.identity.current();
         let Some(entry) = entries.iter_mut().find(|e| e.id == id && e.user == user) else { return Ok(false) };
         if !queue::revive(entry, global::now_ms()) {
             return Ok(false);
         }
-        db::put(&self.db, db::OUTBOX, id, &record::encode(entry)).await?;
+        db::put(&self.db, db::OUTBOX, id, &record::encode(entry)).whole().await?;
         self.queue_busy.set(Some(true));
         self.kick(Trigger::Explicit);
         Ok(true)
@@ -996,21 +1005,21 @@ impl Outbox {
 
     /// Drops a dead letter (or a quarantined record) for good.
     pub async fn discard(&self, id: &str) -> Result<bool> {
-        let entries = self.pending().await?;
+        let entries = self.pending().whole().await?;
         let user = self.identity.current();
         let mine = |e: &&Entry| e.id.to_string() == id && e.user == user && matches!(e.state, State::Dead { .. });
         if let Some(e) = entries.iter().find(mine) {
-            db::delete(&self.db, db::OUTBOX, e.id).await?;
+            db::delete(&self.db, db::OUTBOX, e.id).whole().await?;
             return Ok(true);
         }
-        for (key, _) in self.quarantined(user.as_deref()).await? {
+        for (key, _) in self.quarantined(user.as_deref()).whole().await? {
             if db::key_text(&key) == id {
-                db::delete_key(&self.db, db::QUARANTINE, key).await?;
+                db::delete_key(&self.db, db::QUARANTINE, key).whole().await?;
                 // An unreadable upload or blob record: its file goes too, so
                 // it cannot hold the device's budget for ever.
                 if let Some(file) = record::quarantined_file(id) {
                     let keys = [file.to_string()];
-                    db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &keys).await?;
+                    db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &keys).whole().await?;
                 }
                 return Ok(true);
             }

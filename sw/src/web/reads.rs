@@ -3,6 +3,7 @@
 //! the read cache's bounds. The rules are `core::reads`'.
 
 use super::error::Result;
+use crate::web::global::Whole;
 use std::rc::Rc;
 
 use crate::web::db::Db;
@@ -71,7 +72,7 @@ impl Reads {
     /// Runs `work` after the answer, inside the event that asked for it.
     /// (Boxed by the caller: one wrapper for every kind of work.)
     fn behind(&self, work: global::Work<()>) {
-        let work = global::boxed_promise(Box::pin(async move {
+        let work = global::boxed_promise(global::work(async move {
             work.await;
             Ok(JsValue::UNDEFINED)
         }));
@@ -99,7 +100,7 @@ impl Reads {
         if route.swr {
             waiting = Some(started);
         } else {
-            match global::race(started, self.config.network_timeout_ms).await {
+            match global::race(started, self.config.network_timeout_ms).whole().await {
                 Raced::Answer(r) => answer = Some(r),
                 Raced::Failed => {}
                 Raced::Late(fetch) => waiting = Some(fetch),
@@ -107,27 +108,27 @@ impl Reads {
             global::mark("network");
         }
         if let Some(fetch) = waiting {
-            if let Some(copy) = self.stored(&owner.key).await {
+            if let Some(copy) = self.stored(&owner.key).whole().await {
                 // The copy answers now; the fetch still refreshes it (and
                 // pages hear of a stale-while-revalidate read that changed).
                 let old_body = route.swr.then(|| copy.body.clone());
-                self.behind(Box::pin(Rc::clone(self).refresh(fetch, route, url, owner, old_body)));
+                self.behind(global::work(Rc::clone(self).refresh(fetch, route, url, owner, old_body)));
                 return self.answer_from_copy(&copy);
             }
             // Nothing to fall back on: the network is still the best bet.
-            answer = global::answer_of(fetch).await;
+            answer = global::answer_of(fetch).whole().await;
         }
         let mut fresh = None;
         if let Some(r) = answer {
             let status = r.status();
-            let (taken, _) = self.take(r, route, &url, &owner).await?;
+            let (taken, _) = self.take(r, route, &url, &owner).whole().await?;
             if !reads::serve_stored(Some(status)) {
                 return Ok(taken);
             }
             // A 5xx: the copy, if there is one, else the answer as it came.
             fresh = Some(taken);
         }
-        match (self.stored(&owner.key).await, fresh) {
+        match (self.stored(&owner.key).whole().await, fresh) {
             (Some(copy), _) => self.answer_from_copy(&copy),
             (None, Some(fresh)) => Ok(fresh),
             (None, None) => response::json(
@@ -155,8 +156,8 @@ impl Reads {
         owner: Owner,
         old_body: Option<Vec<u8>>,
     ) {
-        let Some(r) = global::answer_of(fetch).await else { return };
-        if let Ok((fresh, body)) = self.take(r, route, &url, &owner).await {
+        let Some(r) = global::answer_of(fetch).whole().await else { return };
+        if let Ok((fresh, body)) = self.take(r, route, &url, &owner).whole().await {
             if old_body.is_some_and(|old| fresh.status() < 300 && body != old) {
                 self.events.emit(Event::Updated, obj! { "url": &url });
             }
@@ -182,7 +183,7 @@ impl Reads {
             // The origin answers: writes and uploads waiting for the network may go.
             self.clock.hint(None);
         }
-        let body = global::body_bytes(&global::copy(&r)?).await?;
+        let body = global::body_bytes(&global::copy(&r)?).whole().await?;
         // An answer that names its user is filed under that user; any other
         // under the user its request started for, unless the user changed
         // meanwhile (then it is not kept at all).
@@ -194,12 +195,12 @@ impl Reads {
         if let (Learned::User(u), false) = (&named, route.shell) {
             // The origin names whose answer this is: filed under them, and
             // they are the current user from now on.
-            self.identity.apply(&named, owner.generation).await?;
+            self.identity.apply(&named, owner.generation).whole().await?;
             key = Some(reads::cache_key(Partition::User(Some(u)), url));
         } else if route.names_user {
             let learned = identity::learn(Source::Data, Some(status), &body);
             if learned != Learned::Nothing {
-                self.identity.apply(&learned, owner.generation).await?;
+                self.identity.apply(&learned, owner.generation).whole().await?;
             }
             if let Learned::User(u) = &learned {
                 key = Some(reads::cache_key(Partition::User(Some(u)), url));
@@ -224,15 +225,17 @@ impl Reads {
                 // The page does not wait for the copy to be written; the
                 // event does.
                 let me = Rc::clone(self);
-                self.behind(Box::pin(async move {
-                    if let Err(e) = me.store(&key, &copy, global::now_ms()).await {
+                self.behind(global::work(async move {
+                    if let Err(e) = me.store(&key, &copy, global::now_ms()).whole().await {
                         // The answer reached the page; only the copy is lost.
                         global::log_error("could not store a read", &e);
                     }
                 }));
             }
             (Keep::Forget, _) => {
-                db::delete_keys(&self.db, &[db::READS, db::READS_META], std::slice::from_ref(&owner.key)).await?
+                db::delete_keys(&self.db, &[db::READS, db::READS_META], std::slice::from_ref(&owner.key))
+                    .whole()
+                    .await?
             }
             _ => {}
         }
@@ -244,8 +247,8 @@ impl Reads {
         let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
         let rows = [(db::READS, key, db::bytes(&bytes)), (db::READS_META, key, db::bytes(&reads::encode(&meta)))];
         let replaces = |existing: Option<&[u8]>| reads::replaces(copy.stored_at, existing);
-        if db::put_all_unless(&self.db, Some((db::READS, key, &replaces)), &rows).await? {
-            self.evict().await?;
+        if db::put_all_unless(&self.db, Some((db::READS, key, &replaces)), &rows).whole().await? {
+            self.evict().whole().await?;
         }
         Ok(())
     }
@@ -253,32 +256,32 @@ impl Reads {
     /// Drops least recently used copies past the configured bounds.
     async fn evict(&self) -> Result<()> {
         let mut index: Vec<(String, ReadMeta)> = Vec::new();
-        for (k, v) in db::records(&self.db, db::READS_META).await? {
+        for (k, v) in db::records(&self.db, db::READS_META).whole().await? {
             if let (Some(k), Ok(meta)) = (k.as_string(), reads::decode(&v)) {
                 index.push((k, meta));
             }
         }
         let plan = reads::plan_eviction(&index, self.config.read_cache_max_entries, self.config.read_cache_max_bytes);
-        db::delete_keys(&self.db, &[db::READS, db::READS_META], &plan.evict).await
+        db::delete_keys(&self.db, &[db::READS, db::READS_META], &plan.evict).whole().await
     }
 
     /// Whether this user's device holds a copy of the read at `url`.
     pub async fn has_copy(&self, url: &str) -> bool {
         let route = ReadRoute { shell: false, swr: false, names_user: false };
-        db::get_bytes(&self.db, db::READS, &self.key(route, url)).await.ok().flatten().is_some()
+        db::get_bytes(&self.db, db::READS, &self.key(route, url)).whole().await.ok().flatten().is_some()
     }
 
     /// The stored copy under `key`, if it is readable; reading it counts as
     /// a use (recorded at most once a minute, `core::reads::Touches`).
     async fn stored(self: &Rc<Self>, key: &str) -> Option<CachedRead> {
-        let bytes = db::get_bytes(&self.db, db::READS, key).await.ok()??;
+        let bytes = db::get_bytes(&self.db, db::READS, key).whole().await.ok()??;
         let copy: CachedRead = reads::decode(&bytes).ok()?;
         let now = global::now_ms();
         if self.touches.borrow_mut().due(key, now) {
             let meta = ReadMeta { size: bytes.len() as u64 + key.len() as u64, last_used: now };
             let (me, key) = (Rc::clone(self), key.to_string());
             global::spawn(async move {
-                let _ = db::put_all(&me.db, &[(db::READS_META, &key, db::bytes(&reads::encode(&meta)))]).await;
+                let _ = db::put_all(&me.db, &[(db::READS_META, &key, db::bytes(&reads::encode(&meta)))]).whole().await;
             });
         }
         Some(copy)
@@ -298,13 +301,13 @@ impl Reads {
         let route = ReadRoute { shell: true, swr: false, names_user: false };
         for pattern in self.config.shell.iter().filter(|p| !p.as_str().as_bytes().contains(&b'*')) {
             let url = format!("{origin}{}", pattern.as_str());
-            if db::get(&self.db, db::READS, &self.key(route, &url)).await.ok().flatten().is_some() {
+            if db::get(&self.db, db::READS, &self.key(route, &url)).whole().await.ok().flatten().is_some() {
                 continue;
             }
             let Ok(request) = global::get(&url, None) else { continue };
             let owner = self.owner(route, &url);
-            if let Ok(r) = global::fetch(&request).await {
-                let _ = self.take(r, route, &url, &owner).await;
+            if let Ok(r) = global::fetch(&request).whole().await {
+                let _ = self.take(r, route, &url, &owner).whole().await;
             }
         }
     }
@@ -314,11 +317,11 @@ impl Reads {
     pub async fn clear_users(&self) -> Result<()> {
         let shared = reads::partition_prefix(Partition::Shared);
         let mut keys = Vec::new();
-        for (k, _) in db::records(&self.db, db::READS_META).await? {
+        for (k, _) in db::records(&self.db, db::READS_META).whole().await? {
             if let Some(k) = k.as_string().filter(|k| !k.starts_with(&shared)) {
                 keys.push(k);
             }
         }
-        db::delete_keys(&self.db, &[db::READS, db::READS_META], &keys).await
+        db::delete_keys(&self.db, &[db::READS, db::READS_META], &keys).whole().await
     }
 }

@@ -1,6 +1,7 @@
 //! `GET {contentPath}`: an asset's bytes from the device, else from the
 //! store through a presigned GET (kept if it fits), always served inertly.
 
+use crate::web::global::Whole;
 use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
@@ -25,13 +26,13 @@ impl Uploads {
         let named = path.strip_suffix("/content").unwrap_or(&path);
         let id = named[named.rfind('/').map_or(0, |i| i + 1)..].to_string();
         let user = self.identity.current();
-        let metas = self.blob_metas().await?;
+        let metas = self.blob_metas().whole().await?;
         let local =
             metas.iter().find(|(k, m)| m.user == user && (*k == id || m.asset_id.as_deref() == Some(id.as_str())));
         if let Some((key, meta)) = local {
-            if let Some(blob) = self.blob(key).await? {
+            if let Some(blob) = self.blob(key).whole().await? {
                 let touched = BlobMeta { last_used: global::now_ms(), ..meta.clone() };
-                db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&touched)).await?;
+                db::put_if_present(&self.db, db::BLOBS, db::BLOB_META, key, &reads::encode(&touched)).whole().await?;
                 return blob_response(&blob, &meta.content_type, "local", range.as_deref());
             }
         }
@@ -39,7 +40,7 @@ impl Uploads {
         let server_id = if id.starts_with(upload::TEMP_PREFIX) {
             let user = self.identity.current();
             let mut known = None;
-            for (temp, server) in db::id_map(&self.db, user.as_deref()).await? {
+            for (temp, server) in db::id_map(&self.db, user.as_deref()).whole().await? {
                 if temp == id {
                     known = Some(server);
                     break;
@@ -56,7 +57,7 @@ impl Uploads {
                 &format!("No asset {id} is on this device or known to the origin yet."),
             );
         };
-        let (heard, answer) = self.api(&api::download(&self.config, &server_id), None).await;
+        let (heard, answer) = self.api(&api::download(&self.config, &server_id), None).whole().await;
         let url = match heard.status() {
             Some(200..=299) => match api::download_url(&answer) {
                 Some(url) => url,
@@ -80,7 +81,7 @@ impl Uploads {
                 return api_error(504, "offline", &message);
             }
         };
-        let fetched = global::fetch(&global::get(&url, None)?).await;
+        let fetched = global::fetch(&global::get(&url, None)?).whole().await;
         let Ok(r) = fetched else {
             return api_error(504, "offline", "The object store could not be reached; try again online.");
         };
@@ -89,7 +90,7 @@ impl Uploads {
         }
         let content_type =
             global::header(&r.headers(), "content-type").unwrap_or_else(|| "application/octet-stream".into());
-        let blob: Blob = await_js(global::blob(&r)?).await?.dyn_into()?;
+        let blob: Blob = await_js(global::blob(&r)?).whole().await?.dyn_into()?;
         let meta = BlobMeta {
             size: blob.size() as u64,
             last_used: global::now_ms(),
@@ -99,7 +100,7 @@ impl Uploads {
             content_type: content_type.clone(),
         };
         // A copy that does not fit is simply not kept.
-        let _ = self.keep(&server_id, &blob, &meta, None).await;
+        let _ = self.keep(&server_id, &blob, &meta, None).whole().await;
         blob_response(&blob, &content_type, "network", range.as_deref())
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP of uploads: calls to the origin's upload API (with the user's
 //! cookie and expected user) and PUTs to the object store.
 
+use crate::web::global::Whole;
 use js_sys::Promise;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -44,6 +45,7 @@ impl Uploads {
             },
             self.config.write_timeout_ms,
         )
+        .whole()
         .await;
         let heard = answer.heard();
         if heard.is_hint() {
@@ -53,17 +55,17 @@ impl Uploads {
         let Fetched::Answer(r) = answer else { return (heard, Vec::new()) };
         // Named by the origin: another user (412) is learned, and the pass
         // stops before the next call.
-        if let Err(e) = self.identity.observe(&r, sent_at).await {
+        if let Err(e) = self.identity.observe(&r, sent_at).whole().await {
             global::log_error("could not record the user the origin named", &e);
         }
-        (heard, global::body_bytes(&r).await.unwrap_or_default())
+        (heard, global::body_bytes(&r).whole().await.unwrap_or_default())
     }
 }
 
 /// What the retry clock hears of a store PUT (no answer: `Nothing`).
 pub(super) async fn answer_heard(answer: Option<Promise>) -> Heard {
     let status = async { Some(JsFuture::from(answer?).await.ok()?.dyn_into::<Response>().ok()?.status()) };
-    status.await.map_or(Heard::Nothing, Heard::Status)
+    status.whole().await.map_or(Heard::Nothing, Heard::Status)
 }
 
 /// Starts a PUT of `body` to the store (None: the request could not be made).

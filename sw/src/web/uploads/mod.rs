@@ -4,6 +4,7 @@
 //! are `core::upload`'s.
 
 use super::error::Result;
+use crate::web::global::Whole;
 use std::rc::Rc;
 
 use crate::core::json::obj;
@@ -91,7 +92,7 @@ impl Uploads {
         let content_type = global::header(&request.headers(), "content-type")
             .filter(|ct| !ct.is_empty())
             .unwrap_or_else(|| "application/octet-stream".into());
-        let blob: Blob = await_js(global::blob(&request)?).await?.dyn_into()?;
+        let blob: Blob = await_js(global::blob(&request)?).whole().await?.dyn_into()?;
         let size = blob.size() as u64;
         if size == 0 {
             return api_error(400, "empty_body", "The upload has no bytes; send the file as the request body.");
@@ -107,7 +108,7 @@ impl Uploads {
         let user = self.identity.current();
         let record = Upload::new(id.clone(), user.clone(), meta, global::uuid(), now);
         let blob_meta = BlobMeta { size, last_used: now, pinned: true, asset_id: None, user, content_type };
-        if let Err((code, message)) = self.keep(&id, &blob, &blob_meta, Some(&record)).await? {
+        if let Err((code, message)) = self.keep(&id, &blob, &blob_meta, Some(&record)).whole().await? {
             return api_error(507, code, &message);
         }
         self.progress(&record);
@@ -120,11 +121,11 @@ impl Uploads {
 
     async fn uploads(&self) -> Result<Vec<Upload>> {
         let mut all = Vec::new();
-        for (key, bytes) in db::records(&self.db, db::UPLOADS).await? {
+        for (key, bytes) in db::records(&self.db, db::UPLOADS).whole().await? {
             match upload::decode(&bytes) {
                 Ok(u) => all.push(u),
                 Err(RecordError::UnknownSchema(_)) => {} // a newer build's: left to it
-                Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).await?,
+                Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).whole().await?,
             }
         }
         // Ids are unique, so no two compare equal.
@@ -133,7 +134,7 @@ impl Uploads {
     }
 
     async fn save(&self, u: &Upload) -> Result<()> {
-        db::put_all(&self.db, &[(db::UPLOADS, &u.id, db::bytes(&upload::encode(u)))]).await
+        db::put_all(&self.db, &[(db::UPLOADS, &u.id, db::bytes(&upload::encode(u)))]).whole().await
     }
 
     fn progress(&self, u: &Upload) {
@@ -148,7 +149,7 @@ impl Uploads {
     pub fn kick(self: &Rc<Self>, trigger: Trigger) {
         let me = Rc::clone(self);
         global::spawn(async move {
-            if let Err(e) = me.replay(trigger).await {
+            if let Err(e) = me.replay(trigger).whole().await {
                 global::log_error("upload pass failed", &e);
             }
         });
@@ -161,14 +162,15 @@ impl Uploads {
         self.runner
             .run(trigger, &move |trigger| {
                 let me = Rc::clone(&me);
-                Box::pin(async move {
+                global::work(async move {
                     me.clock.begin(Part::Uploads);
                     let inner = Rc::clone(&me);
-                    let pass =
-                        global::with_lock(LOCK, async move { inner.pass(trigger).await.map(|()| JsValue::UNDEFINED) });
-                    let result = pass.await.map(drop);
+                    let pass = global::with_lock(LOCK, async move {
+                        inner.pass(trigger).whole().await.map(|()| JsValue::UNDEFINED)
+                    });
+                    let result = pass.whole().await.map(drop);
                     let now = global::now_ms();
-                    let (at, silent) = match me.uploads().await {
+                    let (at, silent) = match me.uploads().whole().await {
                         Ok(all) => upload::next_wake(&all, me.identity.current().as_deref()),
                         Err(_) => (Some(now), true),
                     };
@@ -176,18 +178,19 @@ impl Uploads {
                     result
                 })
             })
+            .whole()
             .await
     }
 
     /// Every due upload of the current user, one after another, each as far
     /// as it goes.
     async fn pass(&self, trigger: Trigger) -> Result<()> {
-        self.identity.reload().await?;
+        self.identity.reload().whole().await?;
         if self.identity.logout_pending() {
             return Ok(()); // as for writes: the owed logout goes first
         }
         let user = self.identity.current();
-        for mut u in self.uploads().await? {
+        for mut u in self.uploads().whole().await? {
             if u.user != user {
                 continue;
             }
@@ -202,19 +205,19 @@ impl Uploads {
                 }
                 let Some(call) = api::poll(&self.config, &u, global::now_ms(), trigger) else { break };
                 let sent_at = self.identity.generation();
-                let moved = self.step(&mut u, call).await?;
+                let moved = self.step(&mut u, call).whole().await?;
                 if u.last_status == Some(401) && u.dead.is_none() {
                     // Parked: the session is gone, nothing more goes as this user
                     // (unless another user logged in meanwhile: `apply` knows).
                     let learned = crate::core::identity::learn(Source::Replay, Some(401), &[]);
-                    self.identity.apply(&learned, sent_at).await?;
+                    self.identity.apply(&learned, sent_at).whole().await?;
                 }
-                if !self.still_there(&u.id).await? {
+                if !self.still_there(&u.id).whole().await? {
                     return Ok(()); // discarded meanwhile
                 }
-                self.save(&u).await?;
+                self.save(&u).whole().await?;
                 if u.is_done() {
-                    self.finish(&u).await?;
+                    self.finish(&u).whole().await?;
                     break;
                 }
                 if !moved {
@@ -230,7 +233,7 @@ impl Uploads {
     }
 
     async fn still_there(&self, id: &str) -> Result<bool> {
-        Ok(db::get(&self.db, db::UPLOADS, id).await?.is_some())
+        Ok(db::get(&self.db, db::UPLOADS, id).whole().await?.is_some())
     }
 
     /// Makes the calls of one step, as the core names them, and hands each
@@ -241,17 +244,17 @@ impl Uploads {
             let jitter = global::random();
             let then = match call {
                 Call::Origin(c) => {
-                    let (heard, body) = self.api(&c, u.user.as_deref()).await;
+                    let (heard, body) = self.api(&c, u.user.as_deref()).whole().await;
                     api::on_origin(&self.config, u, c.step, heard, &body, global::now_ms(), jitter)
                 }
                 Call::Put { url, headers } => {
-                    let Some(blob) = self.blob(&u.id).await? else { return Ok(self.lost(u)) };
-                    let heard = answer_heard(start_put(&url, &headers, &blob)).await;
+                    let Some(blob) = self.blob(&u.id).whole().await? else { return Ok(self.lost(u)) };
+                    let heard = answer_heard(start_put(&url, &headers, &blob)).whole().await;
                     let moved = api::on_put(&self.config, u, heard, global::now_ms(), jitter);
                     self.progress(u);
                     return Ok(moved);
                 }
-                Call::Parts(puts) => return self.parts(u, puts).await,
+                Call::Parts(puts) => return self.parts(u, puts).whole().await,
             };
             match then {
                 Then::Saved { moved } => return Ok(moved),
@@ -260,8 +263,8 @@ impl Uploads {
                     call = next;
                 }
                 Then::Presigned { asset_id } => {
-                    db::save_ids(&self.db, u.user.as_deref(), &[(u.id.clone(), asset_id)]).await?;
-                    self.mark_blob(&u.id, u.asset_id.clone(), true).await?;
+                    db::save_ids(&self.db, u.user.as_deref(), &[(u.id.clone(), asset_id)]).whole().await?;
+                    self.mark_blob(&u.id, u.asset_id.clone(), true).whole().await?;
                     (self.on_id)();
                     return Ok(true);
                 }
@@ -273,7 +276,7 @@ impl Uploads {
     /// leaves the store idle between parts. Slices are views of the stored
     /// Blob, never copies in wasm memory.
     async fn parts(&self, u: &mut Upload, puts: Vec<PartPut>) -> Result<bool> {
-        let Some(blob) = self.blob(&u.id).await? else { return Ok(self.lost(u)) };
+        let Some(blob) = self.blob(&u.id).whole().await? else { return Ok(self.lost(u)) };
         for batch in puts.chunks(PARTS_IN_FLIGHT) {
             let mut sent = Vec::new();
             for part in batch {
@@ -282,10 +285,10 @@ impl Uploads {
             }
             let mut heard = Vec::new();
             for (n, answer) in sent {
-                heard.push((n, answer_heard(answer).await));
+                heard.push((n, answer_heard(answer).whole().await));
             }
             let ended = api::on_parts(&self.config, u, &heard, global::now_ms(), global::random());
-            self.save(u).await?;
+            self.save(u).whole().await?;
             self.progress(u);
             if let Some(moved) = ended {
                 return Ok(moved);
@@ -304,11 +307,11 @@ impl Uploads {
     /// The origin confirmed: the record goes; the blob goes too unless it
     /// is kept as an evictable copy.
     async fn finish(&self, u: &Upload) -> Result<()> {
-        db::delete_keys(&self.db, &[db::UPLOADS], std::slice::from_ref(&u.id)).await?;
+        db::delete_keys(&self.db, &[db::UPLOADS], std::slice::from_ref(&u.id)).whole().await?;
         if self.config.keep_uploaded_blobs {
-            self.mark_blob(&u.id, u.asset_id.clone(), false).await?;
+            self.mark_blob(&u.id, u.asset_id.clone(), false).whole().await?;
         } else {
-            db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], std::slice::from_ref(&u.id)).await?;
+            db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], std::slice::from_ref(&u.id)).whole().await?;
         }
         self.progress(u);
         let body = obj! { "assetId": &u.id, "serverId": u.asset_id.as_deref(), "size": u.size };
@@ -322,7 +325,7 @@ impl Uploads {
     pub async fn status(&self) -> Result<Vec<UploadStatus>> {
         let user = self.identity.current();
         let mut status = Vec::new();
-        for u in self.uploads().await? {
+        for u in self.uploads().whole().await? {
             if u.user == user {
                 status.push(upload::status(&u));
             }
@@ -333,7 +336,7 @@ impl Uploads {
     /// The current user's upload `id`.
     async fn find(&self, id: &str) -> Result<Option<Upload>> {
         let user = self.identity.current();
-        for u in self.uploads().await? {
+        for u in self.uploads().whole().await? {
             if u.id == id && u.user == user {
                 return Ok(Some(u));
             }
@@ -343,10 +346,10 @@ impl Uploads {
 
     /// Retries a dead upload; `None` when `id` is not one of this user's.
     pub async fn retry(self: &Rc<Self>, id: &str) -> Result<Option<bool>> {
-        let Some(mut u) = self.find(id).await? else { return Ok(None) };
+        let Some(mut u) = self.find(id).whole().await? else { return Ok(None) };
         let revived = upload::revive(&mut u, global::now_ms());
         if revived {
-            self.save(&u).await?;
+            self.save(&u).whole().await?;
             self.kick(Trigger::Explicit);
         }
         Ok(Some(revived))
@@ -355,12 +358,12 @@ impl Uploads {
     /// Drops a dead upload and its file; `None` when `id` is not one of
     /// this user's uploads, `Some(false)` when it is still going.
     pub async fn discard(&self, id: &str) -> Result<Option<bool>> {
-        let Some(u) = self.find(id).await? else { return Ok(None) };
+        let Some(u) = self.find(id).whole().await? else { return Ok(None) };
         if u.dead.is_none() {
             return Ok(Some(false));
         }
         let key = [id.to_string()];
-        db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &key).await?;
+        db::delete_keys(&self.db, &[db::UPLOADS, db::BLOBS, db::BLOB_META], &key).whole().await?;
         Ok(Some(true))
     }
 }
