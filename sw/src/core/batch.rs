@@ -15,6 +15,7 @@ use super::json::{self, FieldError, Fields, Object, Value};
 use super::config::Config;
 use super::pattern::Pattern;
 use super::record::{Entry, State};
+use super::text::cat;
 
 /// One batch route of the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl BatchRoute {
         if path.is_empty() || items.is_empty() {
             return Err("each of `batches` needs `path` and `items`".into());
         }
-        let path = Pattern::parse(&path).map_err(|e| format!("`batches[].path`: {e}"))?;
+        let path = Pattern::parse(&path).map_err(|e| cat!("`batches[].path`: ", e.text()))?;
         Ok(BatchRoute { path, items })
     }
 }

@@ -6,6 +6,7 @@
 use super::batch::BatchRoute;
 use super::json::{self, FieldError, Fields, Value};
 use super::pattern::Pattern;
+use super::text::cat;
 
 /// Everything the worker can be told without rebuilding the wasm.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +156,7 @@ impl Default for Config {
 fn pattern<'a>(f: &mut Fields<'a>, field: &'a str, into: &mut Pattern) -> Result<(), FieldError> {
     if let Some(v) = f.take(field) {
         let text = v.as_str().ok_or_else(|| f.wrong(field, "a route pattern (a string)"))?;
-        *into = Pattern::parse(text).map_err(|e| format!("`{}`: {e}", f.at(field)))?;
+        *into = Pattern::parse(text).map_err(|e| cat!("`", f.at(field), "`: ", e.text()))?;
     }
     Ok(())
 }
@@ -166,7 +167,7 @@ fn patterns<'a>(f: &mut Fields<'a>, field: &'a str, into: &mut Vec<Pattern>) -> 
         let items = v.as_array().ok_or_else(|| f.wrong(field, want))?;
         *into = json::map_all(items, |t| {
             let text = t.as_str().ok_or_else(|| f.wrong(field, want))?;
-            Pattern::parse(text).map_err(|e| format!("`{}`: {e}", f.at(field)))
+            Pattern::parse(text).map_err(|e| cat!("`", f.at(field), "`: ", e.text()))
         })?;
     }
     Ok(())
@@ -181,12 +182,19 @@ pub enum ConfigError {
     Invalid(&'static str),
 }
 
+impl ConfigError {
+    /// What is wrong, in words for the page (`Display` writes the same).
+    pub fn text(&self) -> String {
+        match self {
+            ConfigError::Parse(m) => cat!("outpost config: ", m),
+            ConfigError::Invalid(m) => cat!("outpost config: ", m),
+        }
+    }
+}
+
 impl core::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            ConfigError::Parse(m) => write!(f, "outpost config: {m}"),
-            ConfigError::Invalid(m) => write!(f, "outpost config: {m}"),
-        }
+        f.write_str(&self.text())
     }
 }
 
@@ -199,7 +207,7 @@ impl Config {
         if json.is_empty() {
             return Ok(Self::default());
         }
-        let value = json::parse(json.as_bytes()).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let value = json::parse(json.as_bytes()).map_err(|e| ConfigError::Parse(e.text()))?;
         let config = Config::read(&value).map_err(ConfigError::Parse)?;
         config.validate()?;
         Ok(config)
@@ -279,7 +287,7 @@ impl Config {
 
     /// The path of the worker's own version route.
     pub fn version_path(&self) -> String {
-        format!("{}__outpost/version", self.api_prefix)
+        cat!(self.api_prefix, "__outpost/version")
     }
 }
 

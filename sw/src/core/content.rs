@@ -7,6 +7,8 @@
 //! Used by the worker (files kept on the device) and by the reference
 //! origin (`GET /api/inbox/{id}/body`).
 
+use super::text::{cat, num};
+
 /// Types shown inline: raster images, audio, video and PDF. Anything else
 /// (HTML, SVG, XML, JavaScript, unknown types) is an attachment.
 const PASSIVE_IMAGES: &[&str] =
@@ -70,8 +72,8 @@ pub fn range(header: Option<&str>, size: u64) -> Ranged {
 pub fn content_range(ranged: Ranged, size: u64) -> Option<String> {
     match ranged {
         Ranged::Whole => None,
-        Ranged::Part { start, end } => Some(format!("bytes {start}-{}/{size}", end - 1)),
-        Ranged::Unsatisfiable => Some(format!("bytes */{size}")),
+        Ranged::Part { start, end } => Some(cat!("bytes ", num(start), "-", num(end - 1), "/", num(size))),
+        Ranged::Unsatisfiable => Some(cat!("bytes */", num(size))),
     }
 }
 

@@ -10,6 +10,7 @@
 //! arithmetic on a number it did not make, so no float code is linked),
 //! and keeps an object's fields in the order they came.
 
+use super::text::{cat, num};
 use std::fmt;
 
 /// A JSON value.
@@ -277,7 +278,7 @@ impl From<bool> for Value {
 
 impl From<u64> for Value {
     fn from(n: u64) -> Value {
-        Value::Number(Number(n.to_string()))
+        Value::Number(Number(num(n)))
     }
 }
 
@@ -339,9 +340,16 @@ pub struct ParseError {
     pub what: &'static str,
 }
 
+impl ParseError {
+    /// What is wrong and where, in words (`Display` writes the same).
+    pub fn text(&self) -> String {
+        cat!("not JSON: ", self.what, " at byte ", num(self.at as u64))
+    }
+}
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not JSON: {} at byte {}", self.what, self.at)
+        f.write_str(&self.text())
     }
 }
 
@@ -579,7 +587,7 @@ pub fn map_all<T, E>(items: &[Value], mut f: impl FnMut(&Value) -> Result<T, E>)
 
 impl<'a> Fields<'a> {
     pub fn new(value: &'a Value, place: &'a str) -> Result<Self, FieldError> {
-        let object = value.as_object().ok_or_else(|| format!("{} must be a JSON object", name(place)))?;
+        let object = value.as_object().ok_or_else(|| cat!(name(place), " must be a JSON object"))?;
         Ok(Fields { object, place, seen: Vec::new() })
     }
 
@@ -594,12 +602,12 @@ impl<'a> Fields<'a> {
         if self.place.is_empty() {
             field.to_string()
         } else {
-            format!("{}.{field}", self.place)
+            cat!(self.place, ".", field)
         }
     }
 
     pub fn wrong(&self, field: &str, want: &str) -> FieldError {
-        format!("`{}` must be {want}", self.at(field))
+        cat!("`", self.at(field), "` must be ", want)
     }
 
     pub fn string(&mut self, field: &'a str, into: &mut String) -> Result<(), FieldError> {
@@ -658,7 +666,7 @@ impl<'a> Fields<'a> {
     pub fn finish(self) -> Result<(), FieldError> {
         for (k, _) in self.object.iter() {
             if !self.seen.contains(&k.as_str()) {
-                return Err(format!("unknown field `{k}` in {}", name(self.place)));
+                return Err(cat!("unknown field `", k, "` in ", name(self.place)));
             }
         }
         Ok(())
@@ -669,7 +677,7 @@ fn name(place: &str) -> String {
     if place.is_empty() {
         "the config".into()
     } else {
-        format!("`{place}`")
+        cat!("`", place, "`")
     }
 }
 

@@ -8,6 +8,8 @@
 //!   also takes any rest of the path (`/api/chat/sessions*` matches
 //!   `/api/chat/sessions` and `/api/chat/sessions/7/messages`).
 
+use super::text::cat;
+
 /// A parsed, validated route pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
@@ -23,14 +25,21 @@ pub enum PatternError {
     BadWildcard(String),
 }
 
-impl core::fmt::Display for PatternError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl PatternError {
+    /// What is wrong, for the config's error (`Display` writes the same).
+    pub fn text(&self) -> String {
         match self {
-            PatternError::NotAbsolute(p) => write!(f, "route pattern \"{p}\" must start with '/'"),
+            PatternError::NotAbsolute(p) => cat!("route pattern \"", p, "\" must start with '/'"),
             PatternError::BadWildcard(p) => {
-                write!(f, "route pattern \"{p}\": '*' must be a whole segment, or the last character")
+                cat!("route pattern \"", p, "\": '*' must be a whole segment, or the last character")
             }
         }
+    }
+}
+
+impl core::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.text())
     }
 }
 

@@ -11,6 +11,7 @@
 //! `tests/page_protocol.rs` holds them to this file.
 
 use super::json::{obj, Value};
+use super::text::cat;
 
 /// The BroadcastChannel the worker's events go out on.
 pub const CHANNEL: &str = "outpost";
@@ -96,19 +97,29 @@ pub enum RequestError {
     MissingId(&'static str),
 }
 
-impl std::fmt::Display for RequestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl RequestError {
+    /// What is wrong, in words for the page (`Display` writes the same).
+    pub fn text(&self) -> String {
         match self {
             RequestError::Unknown(kind) => {
-                write!(f, "outpost: unknown request \"{kind}\"; one of ")?;
+                let mut text = cat!("outpost: unknown request \"", kind, "\"; one of ");
                 for (i, name) in Request::NAMES.iter().enumerate() {
-                    let sep = if i > 0 { ", " } else { "" };
-                    write!(f, "{sep}{REQUEST_PREFIX}{name}")?;
+                    if i > 0 {
+                        text.push_str(", ");
+                    }
+                    text.push_str(REQUEST_PREFIX);
+                    text.push_str(name);
                 }
-                Ok(())
+                text
             }
-            RequestError::MissingId(name) => write!(f, "outpost: \"{REQUEST_PREFIX}{name}\" needs an id"),
+            RequestError::MissingId(name) => cat!("outpost: \"", REQUEST_PREFIX, name, "\" needs an id"),
         }
+    }
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
     }
 }
 
@@ -171,7 +182,7 @@ impl Status {
             storage: Storage::default(),
             next_wake_at: None,
             worker_started_at,
-            storage_error: Some(format!("{why}; writes and reads go to the network as they are, nothing is kept")),
+            storage_error: Some(cat!(why, "; writes and reads go to the network as they are, nothing is kept")),
         }
     }
 }

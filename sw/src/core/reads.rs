@@ -13,6 +13,7 @@ use super::wire::{wire_struct, Wire};
 
 use super::evict::{self, Budget, Item, Plan};
 use super::record::RecordError;
+use super::text::{cat, num};
 
 /// Whose copy a cached read is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub enum Partition<'a> {
 /// no id or URL can forge another user's prefix.
 pub fn cache_key(partition: Partition<'_>, url: &str) -> String {
     let url = url.split('#').next().unwrap_or(url);
-    format!("{}{url}", partition_prefix(partition))
+    cat!(partition_prefix(partition), url)
 }
 
 /// Request headers that never change what the origin answers: left out of
@@ -45,12 +46,12 @@ pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers:
     for (k, v) in headers {
         let k = k.to_ascii_lowercase();
         if !UNVARYING.contains(&k.as_str()) {
-            relevant.push(format!("{}:{k}={}:{v}", k.len(), v.len()));
+            relevant.push(cat!(num(k.len() as u64), ":", k, "=", num(v.len() as u64), ":", v));
         }
     }
     relevant.sort_unstable(); // equal strings are interchangeable
-    let generation = generation.map_or("-".to_string(), |g| g.to_string());
-    format!("{credentials}|{generation}|{}|{url}", super::text::join(&relevant, "|"))
+    let generation = generation.map_or("-".to_string(), num);
+    cat!(credentials, "|", generation, "|", super::text::join(&relevant, "|"), "|", url)
 }
 
 /// The prefix shared by every key of a partition.
@@ -58,7 +59,7 @@ pub fn partition_prefix(partition: Partition<'_>) -> String {
     match partition {
         Partition::Shared => "s|".into(),
         Partition::User(None) => "u0:|".into(),
-        Partition::User(Some(user)) => format!("u{}:{user}|", user.len()),
+        Partition::User(Some(user)) => cat!("u", num(user.len() as u64), ":", user, "|"),
     }
 }
 

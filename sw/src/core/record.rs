@@ -7,6 +7,7 @@
 //! its multipart boundary in the stored `Content-Type`), so a replay is
 //! byte-identical to the original request.
 
+use super::text::{cat, num};
 use super::wire::{self, varint, wire_struct, Reader, Wire};
 
 /// The version written by this build.
@@ -115,8 +116,10 @@ impl DeadReason {
     /// In words, for `status().deadLetters` and the `dead-lettered` event.
     pub fn text(&self) -> String {
         match self {
-            DeadReason::Refused { status } => format!("refused by the origin (HTTP {status})"),
-            DeadReason::RetriesExhausted { status: Some(s) } => format!("retries exhausted (last answer HTTP {s})"),
+            DeadReason::Refused { status } => cat!("refused by the origin (HTTP ", num((*status).into()), ")"),
+            DeadReason::RetriesExhausted { status: Some(s) } => {
+                cat!("retries exhausted (last answer HTTP ", num((*s).into()), ")")
+            }
             DeadReason::RetriesExhausted { status: None } => "retries exhausted (no answer from the origin)".into(),
             DeadReason::Expired => "older than the retention limit".into(),
             DeadReason::NotAWrite => {
@@ -210,8 +213,8 @@ pub fn quarantined(user: Option<&str>, bytes: &[u8]) -> Vec<u8> {
 /// an upload and its blob share a key, hence the prefix.
 pub fn quarantine_key(store: FileRecord, key: &str) -> String {
     match store {
-        FileRecord::Upload => format!("upload:{key}"),
-        FileRecord::Blob => format!("blob:{key}"),
+        FileRecord::Upload => cat!("upload:", key),
+        FileRecord::Blob => cat!("blob:", key),
     }
 }
 
@@ -243,13 +246,22 @@ pub enum RecordError {
     Corrupt(&'static str),
 }
 
+impl RecordError {
+    /// What is wrong, in words (`Display` writes the same).
+    pub fn text(&self) -> String {
+        match self {
+            RecordError::Empty => "empty outbox record".into(),
+            RecordError::UnknownSchema(v) => {
+                cat!("outbox record has schema ", num((*v).into()), "; this build reads ", num(SCHEMA.into()))
+            }
+            RecordError::Corrupt(e) => cat!("corrupt outbox record: ", e),
+        }
+    }
+}
+
 impl core::fmt::Display for RecordError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            RecordError::Empty => write!(f, "empty outbox record"),
-            RecordError::UnknownSchema(v) => write!(f, "outbox record has schema {v}; this build reads {SCHEMA}"),
-            RecordError::Corrupt(e) => write!(f, "corrupt outbox record: {e}"),
-        }
+        f.write_str(&self.text())
     }
 }
 

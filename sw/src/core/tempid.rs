@@ -8,6 +8,7 @@
 //! temp id is left alone.
 
 use super::json::{self, Value};
+use super::text::{cat, num};
 
 /// Temp id → server id, sorted by temp id (a sorted `Vec` rather than a
 /// `BTreeMap`: the same order and lookups for the few hundred pairs a user
@@ -146,8 +147,8 @@ impl IdMap {
 /// another's writes.
 pub fn map_key(user: Option<&str>, temp: &str) -> String {
     match user {
-        Some(u) => format!("{MAP_PREFIX}{}:{u}:{temp}", u.len()),
-        None => format!("{MAP_PREFIX}-:{temp}"),
+        Some(u) => cat!(MAP_PREFIX, num(u.len() as u64), ":", u, ":", temp),
+        None => cat!(MAP_PREFIX, "-:", temp),
     }
 }
 
@@ -157,7 +158,7 @@ pub fn map_key(user: Option<&str>, temp: &str) -> String {
 pub fn temp_of<'a>(key: &'a str, user: Option<&str>) -> Option<&'a str> {
     if let Some(rest) = key.strip_prefix(MAP_PREFIX) {
         let mine = match user {
-            Some(u) => format!("{}:{u}:", u.len()),
+            Some(u) => cat!(num(u.len() as u64), ":", u, ":"),
             None => "-:".to_string(),
         };
         return rest.strip_prefix(mine.as_str());

@@ -4,6 +4,11 @@
 //! header values, templates); this is the plain loop they need. The same
 //! goes for `contains` with a `char`: a non-ASCII one goes through that
 //! searcher, so an ASCII byte is looked for with `as_bytes().contains`.
+//!
+//! Text is put together with `cat!` and `num`, not `format!`: formatting
+//! links `core::fmt` (its writer, padding and integer code) and makes each
+//! call site build a table of pieces and arguments, about 5 KB of the wasm
+//! for what is only ever text one piece after another.
 
 /// The byte index where `needle` first occurs in `hay`.
 pub fn find(hay: &str, needle: &str) -> Option<usize> {
@@ -36,6 +41,37 @@ pub fn join<S: AsRef<str>>(parts: &[S], sep: &str) -> String {
     out
 }
 
+/// `parts` one after another (what `cat!` calls).
+pub fn concat(parts: &[&str]) -> String {
+    join(parts, "")
+}
+
+/// Its arguments' text one after another: `cat!("HTTP ", num(s), " for ", id)`
+/// for `format!("HTTP {s} for {id}")`. Each argument is anything that is
+/// `AsRef<str>` (`&str`, `String`, …); numbers go through `num`.
+macro_rules! cat {
+    ($($part:expr),* $(,)?) => {
+        $crate::core::text::concat(&[$(AsRef::<str>::as_ref(&$part)),*])
+    };
+}
+pub(crate) use cat;
+
+/// `n` in decimal, as `n.to_string()` writes it.
+pub fn num(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[i..].iter().map(|&d| d as char).collect()
+}
+
 /// `hay` with every `needle` replaced by `with`.
 pub fn replace(hay: &str, needle: &str, with: &str) -> String {
     let mut out = String::with_capacity(hay.len());
@@ -52,6 +88,19 @@ pub fn replace(hay: &str, needle: &str, with: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_numbers_and_text_as_format_does() {
+        for n in [0, 7, 10, 409, 65_535, 1_733_500_000_000, u64::MAX] {
+            assert_eq!(num(n), n.to_string());
+        }
+        let (id, status) = ("a1", 503u16);
+        assert_eq!(
+            cat!("HTTP ", num(status.into()), " for ", id, String::from("!")),
+            format!("HTTP {status} for {id}!")
+        );
+        assert_eq!(cat!(), "");
+    }
 
     #[test]
     fn joins_as_std_does() {

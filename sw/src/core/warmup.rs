@@ -13,6 +13,7 @@
 //! `warmUpMaxRequests`.
 
 use super::json::Value;
+use super::text::cat;
 
 /// The routes to read after the first one, its answer filled in, in order,
 /// at most `max` in all (the first one counts).
@@ -51,7 +52,7 @@ fn expand_one(route: &str, answer: &Value) -> Vec<String> {
             continue;
         }
         for rest in expand_one(tail, answer) {
-            out.push(format!("{head}{text}{rest}"));
+            out.push(cat!(head, text, rest));
         }
     }
     out

@@ -25,6 +25,7 @@
 use super::error::{Error, Result};
 use super::global::bootstrap;
 use crate::core::tempid;
+use crate::core::text::{cat, num};
 use crate::web::global::Whole;
 use js_sys::{Array, Uint8Array};
 use std::future::Future;
@@ -61,9 +62,14 @@ pub async fn open() -> Result<Db> {
     opened.whole().await.map_err(|e: Error| {
         Error::new(
             &e.name,
-            format!(
-                "the worker could not open its IndexedDB database '{NAME}' at version {VERSION} ({e}): a \
-                 newer version of it may be there (a downgrade), or the browser refuses storage to this site"
+            cat!(
+                "the worker could not open its IndexedDB database '",
+                NAME,
+                "' at version ",
+                num(VERSION.into()),
+                " (",
+                e.text(),
+                "): a newer version of it may be there (a downgrade), or the browser refuses storage to this site"
             ),
         )
     })
@@ -284,7 +290,7 @@ pub fn key_text(key: &JsValue) -> String {
     // An entry id as its digits; any other number as JavaScript writes it
     // (Rust's float printing would cost the wasm about 6 KB).
     match (key.as_f64(), key.as_string()) {
-        (Some(_), _) if entry_id(key).is_some() => entry_id(key).unwrap_or_default().to_string(),
+        (Some(_), _) if entry_id(key).is_some() => num(entry_id(key).unwrap_or_default()),
         // A key is never NaN or infinite: its JSON is how JavaScript writes it.
         (Some(_), _) => super::global::js_text(key),
         (_, Some(s)) => s,

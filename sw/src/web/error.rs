@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use crate::core::text::cat;
 use wasm_bindgen::JsValue;
 
 ///
@@ -54,14 +55,19 @@ impl Error {
     /// Another message, the same name (context added on the way up).
     pub fn context(self, what: &str) -> Error {
         let mut e = self;
-        e.0.message = format!("{what}: {}", e.0.message);
+        e.0.message = cat!(what, ": ", e.0.message);
         e
+    }
+
+    /// `name: message` (`Display` writes the same).
+    pub fn text(&self) -> String {
+        cat!(self.name, ": ", self.message)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.name, self.message)
+        f.write_str(&self.text())
     }
 }
 
@@ -84,6 +90,6 @@ impl From<Error> for JsValue {
 
 impl From<crate::core::json::ParseError> for Error {
     fn from(e: crate::core::json::ParseError) -> Error {
-        Error::new("SyntaxError", e.to_string())
+        Error::new("SyntaxError", e.text())
     }
 }

@@ -8,6 +8,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response, ServiceWorkerGlobalScope};
 
 use crate::core::clock::Heard;
+use crate::core::text::cat;
 
 pub fn scope() -> ServiceWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -280,7 +281,7 @@ pub fn clear_timeout(handle: i32) {
 }
 
 pub fn log_error(context: &str, err: &Error) {
-    web_sys::console::error_1(&format!("outpost: {context}: {err}").into());
+    web_sys::console::error_1(&cat!("outpost: ", context, ": ", err.text()).into());
 }
 
 /// Runs `work` while holding the Web Lock `name`, which every worker

@@ -12,6 +12,7 @@ use wasm_bindgen::JsValue;
 
 use super::db;
 use crate::core::identity::{self, Learned};
+use crate::core::text::cat;
 
 const KEY: &str = "user";
 /// Set while a logout has not reached the origin yet.
@@ -138,7 +139,7 @@ impl Identity {
             self.known.set(true);
         }
         let value = match &to {
-            Some(u) => format!("u:{u}"),
+            Some(u) => cat!("u:", u),
             None => "-".into(),
         };
         db::put_all(&self.db, &[(db::META, KEY, JsValue::from_str(&value))]).whole().await?;

@@ -31,6 +31,7 @@ use crate::core::json::{self, obj, Value};
 use crate::core::protocol;
 use crate::core::queue::{sync_end, SyncEnd};
 use crate::core::route::{route_request, AuthRoute, Route};
+use crate::core::text::cat;
 use clock::{Clock, Part};
 use identity::Identity;
 use outbox::Outbox;
@@ -276,7 +277,7 @@ impl Inner {
     /// One warm-up read through the worker's own handling (stored as a read,
     /// or kept as a file); the body when the answer was a success.
     async fn warm_read(&self, parts: &Parts, path: &str) -> Result<Option<Vec<u8>>> {
-        let url = format!("{}{path}", self.origin);
+        let url = cat!(self.origin, path);
         let request = global::get(&url, None)?;
         let answer = match route_request(&self.config, &self.origin, "GET", &url, false) {
             Route::Read(_) => {
@@ -301,7 +302,7 @@ impl Inner {
         if !parts.identity.logout_pending() {
             return Ok(true);
         }
-        let url = format!("{}{}", self.origin, self.config.auth.logout.as_str());
+        let url = cat!(self.origin, self.config.auth.logout.as_str());
         let how = global::Send { method: "POST", credentials: "same-origin", manual: false, body: None, signal: None };
         let request = global::new_request(&url, &js_sys::Array::new(), how)?;
         // `auth` clears the debt once the origin answers.
@@ -327,7 +328,7 @@ impl Inner {
     async fn refresh_user(&self) -> Result<()> {
         let me = self.config.auth.me.as_str();
         if !me.as_bytes().contains(&b'*') {
-            let url = format!("{}{me}", self.origin);
+            let url = cat!(self.origin, me);
             let sent_at = self.parts().whole().await?.identity.generation();
             let answer = global::fetch_within(|signal| global::get(&url, Some(signal)), self.config.network_timeout_ms)
                 .whole()
@@ -379,7 +380,7 @@ impl Outpost {
     pub fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
         #[cfg(feature = "panic-messages")]
         console_error_panic_hook::set_once();
-        let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.to_string()))?;
+        let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.text()))?;
         let inner = Inner {
             config: Rc::new(config),
             origin,
@@ -512,7 +513,7 @@ impl Outpost {
                 shell.warm_shell(&me.origin).whole().await;
                 // A known user whose device holds none of the warm-up (an
                 // update cleared it, a login another worker saw): warm up now.
-                let first = me.config.warm_up.first().map(|p| format!("{}{p}", me.origin));
+                let first = me.config.warm_up.first().map(|p| cat!(me.origin, p));
                 if let (Some(first), true) =
                     (first, me.parts().whole().await.is_ok_and(|p| p.identity.current().is_some()))
                 {
@@ -651,7 +652,7 @@ impl Outpost {
             let id = Reflect::get(&data, &"id".into())?.as_string();
             let request = match protocol::Request::parse(&kind, id) {
                 Ok(r) => r,
-                Err(e) => return to_js(&obj! { "error": e.to_string() }),
+                Err(e) => return to_js(&obj! { "error": e.text() }),
             };
             let parts = match inner.parts().whole().await {
                 Ok(parts) => parts,

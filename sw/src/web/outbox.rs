@@ -30,6 +30,7 @@ use crate::core::protocol::{self, Event};
 use crate::core::queue::{self, Attempt, Step, Trigger};
 use crate::core::record::{self, Entry, RecordError, State};
 use crate::core::tempid::IdMap;
+use crate::core::text::{cat, num};
 
 pub const SYNC_TAG: &str = "outpost-outbox";
 /// Waiting writes listed by `status()`.
@@ -141,7 +142,7 @@ fn not_kept(e: &Error, full: bool) -> Result<Response> {
         obj! { "error": obj! { "code": "storage_full", "message": message } }
     } else {
         global::log_error("could not keep a write", e);
-        let message = format!("This device could not keep the write until the network is back ({e}).");
+        let message = cat!("This device could not keep the write until the network is back (", e.text(), ").");
         obj! { "error": obj! { "code": "storage_error", "message": message } }
     };
     response::json(507, &body.to_json())
@@ -149,7 +150,7 @@ fn not_kept(e: &Error, full: bool) -> Result<Response> {
 
 /// An entry's event: `{id, method, url, status?}`; callers add fields.
 fn event(e: &Entry) -> Value {
-    let mut v = obj! { "id": e.id.to_string(), "method": &e.request.method, "url": &e.request.url };
+    let mut v = obj! { "id": num(e.id), "method": &e.request.method, "url": &e.request.url };
     if let (Some(s), Some(o)) = (e.last_status, v.as_object_mut()) {
         o.insert("status", s.into());
     }
@@ -518,7 +519,8 @@ impl Outbox {
             .await;
             let appended = match appended {
                 Err(e) if !e.is_quota() && self.looks_full(entry.request.body.len()).whole().await => {
-                    Err(Error::new("QuotaExceededError", format!("the storage estimate says the quota is full ({e})")))
+                    let message = cat!("the storage estimate says the quota is full (", e.text(), ")");
+                    Err(Error::new("QuotaExceededError", message))
                 }
                 other => other,
             };
@@ -553,9 +555,10 @@ impl Outbox {
         if !was_busy {
             global::register_sync(SYNC_TAG).whole().await;
         }
-        let body = obj! { "queued": true, "id": id.to_string(), "idempotencyKey": key }.to_json();
+        let id = num(id);
+        let body = obj! { "queued": true, "id": &id, "idempotencyKey": key }.to_json();
         let response = response::json(202, &body)?;
-        response.headers().set("Outpost-Queued", &id.to_string())?;
+        response.headers().set("Outpost-Queued", &id)?;
         Ok(response)
     }
 
@@ -614,11 +617,11 @@ impl Outbox {
                 // Written by a newer Outpost (an update is rolling out): not
                 // ours to judge. It stays where it is for the newer worker.
                 (_, Err(RecordError::UnknownSchema(_))) => continue,
-                (_, Err(e)) => e.to_string(),
+                (_, Err(e)) => e.text(),
                 _ => "its key does not match its entry id".to_string(),
             };
             db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).whole().await?;
-            let reason = format!("unreadable record: {problem}");
+            let reason = cat!("unreadable record: ", problem);
             self.events.emit(Event::DeadLettered, obj! { "id": db::key_text(&key), "reason": reason });
         }
         Ok(entries)
@@ -943,7 +946,7 @@ impl Outbox {
                     // The first waiting writes, for a page to show when each goes next.
                     if queue.len() < STATUS_QUEUE_LEN {
                         queue.push(protocol::QueuedWrite {
-                            id: e.id.to_string(),
+                            id: num(e.id),
                             method: e.request.method.clone(),
                             url: e.request.url.clone(),
                             retries: e.retries,
@@ -955,7 +958,7 @@ impl Outbox {
                 }
                 State::Dead { .. } if e.user != user => {}
                 State::Dead { reason, at } => dead_letters.push(protocol::DeadLetter {
-                    id: e.id.to_string(),
+                    id: num(e.id),
                     method: Some(e.request.method.clone()),
                     url: Some(e.request.url.clone()),
                     status: e.last_status,
@@ -1007,7 +1010,7 @@ impl Outbox {
     pub async fn discard(&self, id: &str) -> Result<bool> {
         let entries = self.pending().whole().await?;
         let user = self.identity.current();
-        let mine = |e: &&Entry| e.id.to_string() == id && e.user == user && matches!(e.state, State::Dead { .. });
+        let mine = |e: &&Entry| num(e.id) == id && e.user == user && matches!(e.state, State::Dead { .. });
         if let Some(e) = entries.iter().find(mine) {
             db::delete(&self.db, db::OUTBOX, e.id).whole().await?;
             return Ok(true);

@@ -22,6 +22,7 @@ use crate::core::identity::{self, Learned, Source};
 use crate::core::json::obj;
 use crate::core::protocol::Event;
 use crate::core::reads::{self, CachedRead, Keep, Partition, ReadMeta, Touches};
+use crate::core::text::{cat, num};
 
 pub struct Reads {
     config: Rc<Config>,
@@ -135,8 +136,9 @@ impl Reads {
                 504,
                 &obj! { "error": obj! {
                     "code": "offline",
-                    "message": format!(
-                        "{url} could not be reached and no copy of it is stored on this device; \
+                    "message": cat!(
+                        url,
+                        " could not be reached and no copy of it is stored on this device; \
                          try again once the network is back"
                     ),
                 }}
@@ -290,7 +292,7 @@ impl Reads {
     fn answer_from_copy(&self, copy: &CachedRead) -> Result<Response> {
         let mut headers = copy.headers.clone();
         headers.push(("Outpost-Cache".into(), "stale".into()));
-        headers.push(("Age".into(), reads::age_secs(copy.stored_at, global::now_ms()).to_string()));
+        headers.push(("Age".into(), num(reads::age_secs(copy.stored_at, global::now_ms()))));
         response::build(copy.status, &headers, &copy.body)
     }
 
@@ -300,7 +302,7 @@ impl Reads {
     pub async fn warm_shell(self: &Rc<Self>, origin: &str) {
         let route = ReadRoute { shell: true, swr: false, names_user: false };
         for pattern in self.config.shell.iter().filter(|p| !p.as_str().as_bytes().contains(&b'*')) {
-            let url = format!("{origin}{}", pattern.as_str());
+            let url = cat!(origin, pattern.as_str());
             if db::get(&self.db, db::READS, &self.key(route, &url)).whole().await.ok().flatten().is_some() {
                 continue;
             }

@@ -2,6 +2,7 @@
 //! which kept files go (least recently used, never one not yet uploaded).
 //! The messages a page gets when a file does not fit are made here too.
 
+use crate::core::text::{cat, num};
 use crate::core::wire::wire_struct;
 
 /// Whether a failed write of `incoming` bytes is the browser's quota, by
@@ -98,36 +99,40 @@ fn mib(bytes: u64) -> String {
         whole += 1;
         tenths = 0;
     }
-    format!("{whole}.{tenths} MiB")
+    cat!(num(whole), ".", num(tenths), " MiB")
 }
 
 /// Over the budget even after eviction: nothing stored is touched, and the
 /// page hears why. `room`: the plan that did not fit.
 pub fn no_room(incoming: u64, budget: u64, room: &Room) -> String {
-    format!(
-        "No room on this device for {}: the budget is {} and {} is taken by files not yet uploaded. \
-         Wait for pending uploads to finish, or raise blobBudgetBytes.",
+    cat!(
+        "No room on this device for ",
         mib(incoming),
+        ": the budget is ",
         mib(budget),
+        " and ",
         mib(room.usage.saturating_sub(incoming)),
+        " is taken by files not yet uploaded. \
+         Wait for pending uploads to finish, or raise blobBudgetBytes.",
     )
 }
 
 /// The browser's quota refused the file even after every evictable file went.
 pub fn quota_refused(size: u64) -> String {
-    format!(
-        "The browser refused to store {} more on this device (quota exceeded), even after evicting every file \
+    cat!(
+        "The browser refused to store ",
+        mib(size),
+        " more on this device (quota exceeded), even after evicting every file \
          already safe on the server. Free some space or upload a smaller file.",
-        mib(size)
     )
 }
 
 /// IndexedDB would take neither the Blob nor its bytes.
 pub fn storage_refused(size: u64) -> String {
-    format!(
-        "This browser refused to keep the file on the device (IndexedDB would store neither the file nor its {} \
-         of bytes; private windows can do that). Upload it without going offline, or use a normal window.",
-        mib(size)
+    cat!(
+        "This browser refused to keep the file on the device (IndexedDB would store neither the file nor its ",
+        mib(size),
+        " of bytes; private windows can do that). Upload it without going offline, or use a normal window.",
     )
 }
 

@@ -11,6 +11,7 @@ use super::{await_js, Uploads};
 use crate::core::protocol::Event;
 use crate::core::reads;
 use crate::core::record::{self, FileRecord, RecordError};
+use crate::core::text::cat;
 use crate::core::upload::{self, BlobMeta, Make, Upload};
 use crate::web::db;
 use crate::web::error::{Error, Result};
@@ -44,7 +45,8 @@ impl Uploads {
                 // Some engines report a full quota as another error (see
                 // `upload::over_quota`): the estimate tells.
                 Err(e) if !e.is_quota() && self.looks_full(meta.size).whole().await => {
-                    Err(Error::new("QuotaExceededError", format!("the storage estimate says the quota is full ({e})")))
+                    let message = cat!("the storage estimate says the quota is full (", e.text(), ")");
+                    Err(Error::new("QuotaExceededError", message))
                 }
                 other => other,
             };
@@ -141,7 +143,7 @@ impl Uploads {
         let kept_as = record::quarantine_key(kind, &db::key_text(key));
         let user = self.identity.current();
         db::quarantine_from(&self.db, store, key, &JsValue::from_str(&kept_as), bytes, user.as_deref()).whole().await?;
-        let reason = format!("unreadable record: {problem}");
+        let reason = cat!("unreadable record: ", problem.text());
         self.events.emit(Event::DeadLettered, obj! { "id": kept_as, "reason": reason });
         Ok(())
     }

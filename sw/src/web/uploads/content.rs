@@ -10,6 +10,7 @@ use web_sys::{Blob, Request, Response};
 use super::{api_error, await_js, Uploads};
 use crate::core::content::{self, Ranged};
 use crate::core::reads;
+use crate::core::text::{cat, num};
 use crate::core::upload::{self, api, BlobMeta};
 use crate::web::db;
 use crate::web::error::Result;
@@ -54,7 +55,7 @@ impl Uploads {
             return api_error(
                 404,
                 "not_found",
-                &format!("No asset {id} is on this device or known to the origin yet."),
+                &cat!("No asset ", id, " is on this device or known to the origin yet."),
             );
         };
         let (heard, answer) = self.api(&api::download(&self.config, &server_id), None).whole().await;
@@ -62,7 +63,7 @@ impl Uploads {
             Some(200..=299) => match api::download_url(&answer) {
                 Some(url) => url,
                 None => {
-                    let message = format!("The origin's answer for asset {server_id} holds no download URL.");
+                    let message = cat!("The origin's answer for asset ", server_id, " holds no download URL.");
                     return api_error(502, "origin_error", &message);
                 }
             },
@@ -71,12 +72,14 @@ impl Uploads {
                 return response::json(s, std::str::from_utf8(&answer).unwrap_or_default());
             }
             Some(s) => {
-                let message = format!("The origin answered HTTP {s} for asset {server_id}.");
+                let message = cat!("The origin answered HTTP ", num(s.into()), " for asset ", server_id, ".");
                 return api_error(s, "origin_error", &message);
             }
             None => {
-                let message = format!(
-                    "Asset {server_id} is not on this device and the origin could not be reached; try again online."
+                let message = cat!(
+                    "Asset ",
+                    server_id,
+                    " is not on this device and the origin could not be reached; try again online."
                 );
                 return api_error(504, "offline", &message);
             }
@@ -86,7 +89,8 @@ impl Uploads {
             return api_error(504, "offline", "The object store could not be reached; try again online.");
         };
         if !r.ok() {
-            return api_error(502, "store_error", &format!("The object store answered HTTP {}.", r.status()));
+            let message = cat!("The object store answered HTTP ", num(r.status().into()), ".");
+            return api_error(502, "store_error", &message);
         }
         let content_type =
             global::header(&r.headers(), "content-type").unwrap_or_else(|| "application/octet-stream".into());
@@ -127,7 +131,7 @@ fn blob_response(blob: &Blob, content_type: &str, source: &str, range: Option<&s
     match ranged {
         Ranged::Whole => global::new_response(200, &headers, blob),
         Ranged::Part { start, end } => {
-            global::pair(&headers, "Content-Length", &(end - start).to_string());
+            global::pair(&headers, "Content-Length", &num(end - start));
             global::new_response(206, &headers, &global::slice(blob, start, end))
         }
         Ranged::Unsatisfiable => global::new_response(416, &headers, &wasm_bindgen::JsValue::NULL),

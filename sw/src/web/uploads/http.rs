@@ -9,6 +9,7 @@ use web_sys::{Blob, Response};
 
 use super::Uploads;
 use crate::core::clock::Heard;
+use crate::core::text::cat;
 use crate::core::upload::api::OriginCall;
 use crate::web::clock::Part;
 use crate::web::global::{self, Fetched};
@@ -19,7 +20,7 @@ impl Uploads {
     /// as `Outpost-Expect-User` so the origin refuses the call (412) under
     /// anyone else's session.
     pub(super) async fn api(&self, call: &OriginCall, user: Option<&str>) -> (Heard, Vec<u8>) {
-        let url = format!("{}{}", self.origin, call.path);
+        let url = cat!(self.origin, call.path);
         let sent_at = self.identity.generation();
         let answer = global::fetch_within(
             |signal| {

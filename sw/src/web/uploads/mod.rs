@@ -24,6 +24,7 @@ use crate::core::config::Config;
 use crate::core::identity::Source;
 use crate::core::protocol::{Event, UploadStatus};
 use crate::core::record::{DeadReason, FileRecord, RecordError};
+use crate::core::text::cat;
 use crate::core::upload::api::{self, Call, PartPut, Then};
 use crate::core::upload::{self, BlobMeta, Meta, Upload};
 
@@ -103,7 +104,7 @@ impl Uploads {
             size,
             project_id: param("projectId"),
         };
-        let id = format!("{}{}", upload::TEMP_PREFIX, global::uuid());
+        let id = cat!(upload::TEMP_PREFIX, global::uuid());
         let now = global::now_ms();
         let user = self.identity.current();
         let record = Upload::new(id.clone(), user.clone(), meta, global::uuid(), now);
