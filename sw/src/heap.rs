@@ -49,11 +49,25 @@ pub struct Heap<P> {
     /// page taken.
     next: Cell<usize>,
     end: Cell<usize>,
+    /// Bytes in blocks handed out and not freed (whole blocks): what the
+    /// worker holds, for `status().workerHeapBytes`.
+    in_use: Cell<usize>,
 }
 
 impl<P: Pages> Heap<P> {
     pub const fn new(pages: P) -> Self {
-        Heap { pages, free: [const { Cell::new(0) }; CLASSES], next: Cell::new(0), end: Cell::new(0) }
+        Heap {
+            pages,
+            free: [const { Cell::new(0) }; CLASSES],
+            next: Cell::new(0),
+            end: Cell::new(0),
+            in_use: Cell::new(0),
+        }
+    }
+
+    /// Bytes in blocks allocated and not yet freed.
+    pub fn in_use(&self) -> usize {
+        self.in_use.get()
     }
 
     /// # Safety
@@ -61,6 +75,15 @@ impl<P: Pages> Heap<P> {
     /// two threads at once (a wasm worker has one).
     pub unsafe fn alloc(&self, size: usize, align: usize) -> *mut u8 {
         let Some(c) = class(size, align) else { return std::ptr::null_mut() };
+        let at = unsafe { self.take(c) };
+        if !at.is_null() {
+            self.in_use.set(self.in_use.get() + (MIN << c));
+        }
+        at
+    }
+
+    /// A block of class `c`: a freed one, else fresh memory.
+    unsafe fn take(&self, c: usize) -> *mut u8 {
         let head = self.free[c].get();
         if head != 0 {
             // SAFETY: `head` is a free block of this class, which holds the
@@ -92,6 +115,7 @@ impl<P: Pages> Heap<P> {
     /// of this heap with the same `size` and `align`.
     pub unsafe fn dealloc(&self, ptr: *mut u8, size: usize, align: usize) {
         let Some(c) = class(size, align) else { return };
+        self.in_use.set(self.in_use.get() - (MIN << c));
         // SAFETY: the block is ours again and at least `MIN` bytes.
         unsafe { *(ptr as *mut usize) = self.free[c].get() };
         self.free[c].set(ptr as usize);
@@ -149,7 +173,15 @@ mod wasm {
 
     #[global_allocator]
     static HEAP: Global = Global(Heap::new(Memory));
+
+    /// Bytes the worker's heap holds now.
+    pub fn in_use() -> usize {
+        HEAP.0.in_use()
+    }
 }
+
+#[cfg(target_arch = "wasm32")]
+pub use wasm::in_use;
 
 #[cfg(test)]
 mod tests {
@@ -276,6 +308,26 @@ mod tests {
             assert_eq!(second, first + PAGE / 2);
             assert_eq!(third, first + 2 * PAGE);
             assert_eq!(third % PAGE, 0);
+        }
+    }
+
+    #[test]
+    fn what_is_in_use_is_counted_in_whole_blocks() {
+        let arena = Arena::new(8);
+        let heap = Heap::new(&arena);
+        unsafe {
+            let a = heap.alloc(100, 8);
+            let b = heap.alloc(3, 1);
+            assert_eq!(heap.in_use(), 128 + 16);
+            let a = heap.realloc(a, 100, 8, 120);
+            assert_eq!(heap.in_use(), 128 + 16, "the same block");
+            let a = heap.realloc(a, 120, 8, 1000);
+            assert_eq!(heap.in_use(), 1024 + 16);
+            heap.dealloc(a, 1000, 8);
+            heap.dealloc(b, 3, 1);
+            assert_eq!(heap.in_use(), 0);
+            assert!(heap.alloc(16 * PAGE, 1).is_null());
+            assert_eq!(heap.in_use(), 0, "a failed allocation holds nothing");
         }
     }
 

@@ -164,6 +164,9 @@ pub struct Status {
     pub next_wake_at: Option<u64>,
     /// When the worker instance that answered started (Unix ms).
     pub worker_started_at: u64,
+    /// Bytes the answering instance's heap holds (its wasm allocations):
+    /// steady while the worker runs, unless something leaks.
+    pub worker_heap_bytes: u64,
     /// Set when the worker could not open IndexedDB (absent otherwise).
     pub storage_error: Option<String>,
 }
@@ -182,6 +185,7 @@ impl Status {
             storage: Storage::default(),
             next_wake_at: None,
             worker_started_at,
+            worker_heap_bytes: 0,
             storage_error: Some(cat!(why, "; writes and reads go to the network as they are, nothing is kept")),
         }
     }
@@ -266,6 +270,7 @@ impl Status {
             "storage": self.storage.to_json(),
             "nextWakeAt": self.next_wake_at,
             "workerStartedAt": self.worker_started_at,
+            "workerHeapBytes": self.worker_heap_bytes,
         };
         if let (Some(e), Some(o)) = (&self.storage_error, v.as_object_mut()) {
             o.insert("storageError", e.into());

@@ -7,8 +7,8 @@
 //!
 //! Text is put together with `cat!` and `num`, not `format!`: formatting
 //! links `core::fmt` (its writer, padding and integer code) and makes each
-//! call site build a table of pieces and arguments, about 5 KB of the wasm
-//! for what is only ever text one piece after another.
+//! call site build a table of pieces and arguments: 2.7 KB of the shipped
+//! wasm (1.3 KB gzip) for what is only ever text one piece after another.
 
 /// The byte index where `needle` first occurs in `hay`.
 pub fn find(hay: &str, needle: &str) -> Option<usize> {

@@ -102,6 +102,7 @@ impl Inner {
             blobs,
         };
         status.worker_started_at = self.started_at;
+        status.worker_heap_bytes = crate::heap::in_use() as u64;
         Ok(status)
     }
 
@@ -658,7 +659,9 @@ impl Outpost {
                 Ok(parts) => parts,
                 // Said, not thrown: the page can show why nothing is kept.
                 Err(e) if request == protocol::Request::Status => {
-                    return to_js(&protocol::Status::without_storage(&e.message, inner.started_at).to_json());
+                    let mut status = protocol::Status::without_storage(&e.message, inner.started_at);
+                    status.worker_heap_bytes = crate::heap::in_use() as u64;
+                    return to_js(&status.to_json());
                 }
                 Err(e) => return Err(e),
             };

@@ -987,6 +987,7 @@ impl Outbox {
             storage: protocol::Storage::default(),
             next_wake_at: self.clock.told(),
             worker_started_at: 0,
+            worker_heap_bytes: 0,
             storage_error: None,
         })
     }
