@@ -94,6 +94,8 @@ export interface Status {
   nextWakeAt: number | null;
   /** When the worker instance that answered started (Unix ms): browsers stop idle workers and start new ones. */
   workerStartedAt: number;
+  /** Bytes the answering worker instance's wasm heap holds: steady while it runs (a number that keeps growing is a leak to report). */
+  workerHeapBytes: number;
   /** Set when the worker could not open IndexedDB: it keeps nothing, and writes and reads go to the network. */
   storageError?: string;
 }
