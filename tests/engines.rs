@@ -264,15 +264,17 @@ async fn memory<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
             // held batch for its 2 s window. Each arrival keeps the worker
             // from looking idle (Firefox's test profile stops a worker 2 s
             // after its last event, and this step needs one instance).
-            let typed: Vec<String> =
-                (0..10).map(|i| format!("new Promise((r) => setTimeout(r, {})).then(() => {})", i * 100, write(i))).collect();
+            let typed: Vec<String> = (0..10)
+                .map(|i| format!("new Promise((r) => setTimeout(r, {})).then(() => {})", i * 100, write(i)))
+                .collect();
             let online = tab.eval(&format!("Promise.all([{}, {read}])", typed.join(", "))).await;
             assert_eq!(online, json!(vec![200; 11]), "{engine}: round {round} online");
             w.origin.stop();
             // One after another: two at once would open a held batch, and
             // its window with no new event is Firefox's 2 s idle again.
-            let offline =
-                tab.eval(&format!("{}.then((a) => {}.then((b) => {read}.then((c) => [a, b, c])))", write(10), write(11))).await;
+            let offline = tab
+                .eval(&format!("{}.then((a) => {}.then((b) => {read}.then((c) => [a, b, c])))", write(10), write(11)))
+                .await;
             assert_eq!(offline, json!([202, 202, 200]), "{engine}: round {round} offline");
             w.up();
             wait_until(&format!("{engine}: round {round}'s writes to go"), PATIENCE, || async {
@@ -288,7 +290,11 @@ async fn memory<T: Js>(w: &mut World, tab: &T, session: &str, engine: &str) {
     let again = rounds(ROUNDS, w).await;
     let heap = |s: &serde_json::Value| s["workerHeapBytes"].as_u64().unwrap_or_else(|| panic!("{engine}: {s}"));
     let (a, b, c) = (heap(&warm), heap(&after), heap(&again));
-    println!("engines: {engine}: worker heap {a} B after 3 rounds, {b} B after {}, {c} B after {}", 3 + ROUNDS, 3 + 2 * ROUNDS);
+    println!(
+        "engines: {engine}: worker heap {a} B after 3 rounds, {b} B after {}, {c} B after {}",
+        3 + ROUNDS,
+        3 + 2 * ROUNDS
+    );
     assert_eq!(
         (warm["workerStartedAt"].as_u64(), again["workerStartedAt"].as_u64()),
         (after["workerStartedAt"].as_u64(), after["workerStartedAt"].as_u64()),

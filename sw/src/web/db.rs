@@ -24,9 +24,9 @@
 
 use super::error::{Error, Result};
 use super::global::bootstrap;
+use super::global::Whole;
 use crate::core::tempid;
 use crate::core::text::{cat, num};
-use crate::web::global::Whole;
 use js_sys::{Array, Uint8Array};
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};

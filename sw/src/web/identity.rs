@@ -3,7 +3,7 @@
 //! means is decided by `core::identity`.
 
 use super::error::Result;
-use crate::web::global::Whole;
+use super::global::Whole;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 

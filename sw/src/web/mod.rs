@@ -15,8 +15,8 @@ mod response;
 mod runner;
 mod uploads;
 
-use crate::web::global::Whole;
 use error::{Error, Result};
+use global::Whole;
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -3,7 +3,7 @@
 //! what is due, what an answer means, when to retry) is the core's.
 
 use super::error::{Error, Result};
-use crate::web::global::Whole;
+use super::global::Whole;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 

@@ -3,7 +3,7 @@
 //! the read cache's bounds. The rules are `core::reads`'.
 
 use super::error::Result;
-use crate::web::global::Whole;
+use super::global::Whole;
 use std::rc::Rc;
 
 use crate::web::db::Db;
