@@ -125,6 +125,7 @@ fn the_status_types_in_outpost_d_ts_are_the_ones_the_worker_answers() {
         storage: Storage { usage: Some(1), quota: Some(2), budget: 3, blobs: 4 },
         next_wake_at: Some(5),
         worker_started_at: 6,
+        worker_heap_bytes: 7,
         storage_error: Some("why".into()),
     };
     let value: serde_json::Value = serde_json::from_str(&status.to_json().to_json()).unwrap();
