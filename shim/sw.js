@@ -339,7 +339,8 @@ const OUTPOST_COLD_WAIT_MS = 1000;
 function viaWasm(request) {
   return ready.then(
     (o) => {
-      const go = () => (o.claims(request.method, request.url, request.mode) ? o.handle(request) : fetch(request));
+      const go = () =>
+        o.claims(request.method, request.url, request.mode === 'navigate') ? o.handle(request) : fetch(request);
       if (!outpostColdPending || request.method !== 'GET') return go();
       const bound = new Promise((ok) => setTimeout(ok, OUTPOST_COLD_WAIT_MS));
       return Promise.race([outpostColdTaken, bound]).then(go);
@@ -371,7 +372,7 @@ function coldRead(request, kept) {
 
 self.addEventListener('fetch', (event) => {
   const request = event.request;
-  const claimed = outpost ? outpost.claims(request.method, request.url, request.mode) : mayClaim(request);
+  const claimed = outpost ? outpost.claims(request.method, request.url, request.mode === 'navigate') : mayClaim(request);
   if (!claimed) return;
   const kept = [];
   let answer;

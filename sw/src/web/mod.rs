@@ -532,9 +532,10 @@ impl Outpost {
     /// Whether the fetch event should be answered by `handle`. Must stay
     /// synchronous: `respondWith` can only be called during dispatch.
     ///
-    /// `mode` is the request's `mode` (`"navigate"` for a navigation).
-    pub fn claims(&self, method: &str, url: &str, mode: &str) -> bool {
-        handled(self.route(method, url, mode == "navigate"))
+    /// `navigate`: whether the request's `mode` is `"navigate"` (the
+    /// bootstrap compares, so no third string crosses into the wasm).
+    pub fn claims(&self, method: &str, url: &str, navigate: bool) -> bool {
+        handled(self.route(method, url, navigate))
     }
 
     /// Answers a request that `claims` accepted.
