@@ -328,7 +328,11 @@ pub fn work<T, F: std::future::Future<Output = T> + Whole<A> + 'static, A>(work:
 /// impl below makes `.whole()` on an `Unpin` future ambiguous: it fails to
 /// compile with "type annotations needed". The helpers that take a future
 /// (`spawn`, `work`, `with_lock`, `web::promise`) ask for `Whole<A>` with
-/// the caller's `A`, so the same check is made where they are called.
+/// the caller's `A`, so the same check is made where they are called. A new
+/// helper generic over a future must do the same: inside a function generic
+/// over `F: Future`, `F: Unpin` is unknown, `Whole<()>` is picked, and the
+/// check is silently off. Naming `A` (`Whole::<()>::whole(f)`) also gets
+/// past it; nothing here does.
 pub trait Whole<A>: std::future::Future + Sized {
     fn whole(self) -> Completes<Self> {
         Completes(std::mem::ManuallyDrop::new(self))
@@ -344,6 +348,11 @@ impl<F: std::future::Future> std::future::Future for Completes<F> {
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
         // SAFETY: a pinned `Completes` is never moved, so neither is the
         // future in it (structural pinning; there is no `Drop` to move it).
+        // Pin's drop guarantee (a pinned value is dropped before its memory
+        // is reused) is waived: the memory of a wrapped future is freed
+        // without its drop. That is sound only because such a future is
+        // freed after it returned or before it started, when nothing in it
+        // is pinned; a suspended one is never dropped (see `Whole`).
         unsafe { self.map_unchecked_mut(|c| &mut *c.0) }.poll(cx)
     }
 }
