@@ -346,24 +346,32 @@ fn prune_closure_shims(module: &mut walrus::Module) {
     walrus::passes::gc::run(module);
 }
 
-/// Runs binaryen's `wasm-opt -O1` on the wasm wasm-bindgen hands back:
-/// measured on this wasm (docs/weight.md), `-O1` takes 0.8 KB off the gzip,
-/// while `-Oz` and `-O2` make the raw file smaller and the gzip larger (the
-/// gzip is what every start pays). It is binaryen 132 from npm (`tools/`,
-/// pinned), never a `wasm-opt` on `PATH`: Debian's binaryen 108 rewrites
-/// this wasm with its table export pointing at the wrong table (the glue
-/// then fails at instantiation), so the output is checked for that too.
-/// `OUTPOST_WASM_OPT` picks other flags (`-Oz`, …) or `0` for none. Without
+/// Runs binaryen's `wasm-opt` on the wasm wasm-bindgen hands back, at `-O2`
+/// with no inlining and the shrinking passes (`OPT`): measured on this wasm
+/// (docs/weight.md), that is 1.2 KB less gzip than `-O1` and 2.0 KB less than
+/// none. Inlining is what makes `-O2`, `-Os` and `-Oz` as binaryen sets them
+/// grow the gzip: a function called once copied into its caller is new bytes
+/// where the call was a few repeated ones (rustc has already inlined what
+/// pays). The gzip is what every start pays. It is binaryen 132 from npm
+/// (`tools/`, pinned), never a `wasm-opt` on `PATH`: Debian's binaryen 108
+/// rewrites this wasm with its table export pointing at the wrong table (the
+/// glue then fails at instantiation), so the output is checked for that too.
+/// `OUTPOST_WASM_OPT` picks other flags (`-O1`, …) or `0` for none. Without
 /// the tool, or if it fails, the wasm ships as it is and the build says so.
+/// `-fimfs`, `-aimfs`, `-ocimfs`: the largest function inlined where it
+/// helps, always, and when it has one caller, all 0 (no inlining);
+/// `--shrink-level=1` after `-O2` makes the passes pick the smaller form.
+const OPT: &str = "-O2 -fimfs 0 -aimfs 0 -ocimfs 0 --shrink-level=1 --code-folding";
+
 fn wasm_opt(wasm: Vec<u8>, root: &Path, out_dir: &Path) -> Vec<u8> {
-    let level = env::var("OUTPOST_WASM_OPT").unwrap_or_else(|_| "-O1".into());
+    let level = env::var("OUTPOST_WASM_OPT").unwrap_or_else(|_| OPT.into());
     if level == "0" {
         return wasm;
     }
     let tool = root.join("tools/node_modules/.bin/wasm-opt");
     if !tool.exists() {
         println!(
-            "cargo:warning=no wasm-opt in tools/node_modules: the wasm ships unoptimised (about 0.8 KB gzip \
+            "cargo:warning=no wasm-opt in tools/node_modules: the wasm ships unoptimised (about 2 KB gzip \
              larger). {SETUP} installs it (npm ci in tools/)."
         );
         return wasm;
