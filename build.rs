@@ -181,18 +181,28 @@ impl Toolchain {
             // target is only offered this way.
             cmd.env("RUSTC_BOOTSTRAP", "1").arg("-Zbuild-std=std,panic_abort");
             let mut features = vec!["optimize_for_size"];
+            // No reference types (rustc turns them on for wasm32 by default),
+            // std and the worker alike, so wasm-bindgen keeps the worker's
+            // JS values in a JS array indexed by number rather than in a
+            // wasm table of `externref`s. The table needs a wasm shim for
+            // each import and export that passes a JS value (92 of them,
+            // 2.8 KB of code); the array is a few lines of glue. 1.0 KB less
+            // gzip for the bundle (docs/weight.md). With a prebuilt
+            // std (compiled with them) the flag is not set: features must
+            // match across what is linked.
+            let mut flags = vec!["-Ctarget-feature=-reference-types"];
             if !messages {
                 // No panic message, so no file and line for one either
                 // (the paths were 4 KB of the data section).
-                let mut flags = vec!["-Zlocation-detail=none"];
+                flags.push("-Zlocation-detail=none");
                 // Rust 1.95 made the old std feature a panic strategy.
                 if rustc_minor(rustc) >= 95 {
                     flags.extend(["-Zunstable-options", "-Cpanic=immediate-abort"]);
                 } else {
                     features.push("panic_immediate_abort");
                 }
-                cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", flags.join(" "));
             }
+            cmd.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", flags.join(" "));
             cmd.arg(format!("-Zbuild-std-features={}", features.join(",")));
         }
         let out = cmd
