@@ -361,11 +361,11 @@ fn prune_closure_shims(module: &mut walrus::Module) {
 
 /// Runs binaryen's `wasm-opt` on the wasm wasm-bindgen hands back, at `-O2`
 /// with no inlining and the shrinking passes (`OPT`): measured on this wasm
-/// (docs/weight.md), that is 1.2 KB less gzip than `-O1` and 2.0 KB less than
-/// none. Inlining is what makes `-O2`, `-Os` and `-Oz` as binaryen sets them
-/// grow the gzip: a function called once copied into its caller is new bytes
-/// where the call was a few repeated ones (rustc has already inlined what
-/// pays). The gzip is what every start pays. It is binaryen 132 from npm
+/// (docs/weight.md), 0.9 KB less gzip than none, where `-O1` now adds 0.2 KB.
+/// Inlining is what made binaryen's own `-O2`, `-Os` and `-Oz` grow the
+/// gzip: with only the inlining of functions called once turned off, `-Os`
+/// went from larger than `-O1` to 0.8 KB under it (rustc has already
+/// inlined what it judged small). The gzip is what every start pays. It is binaryen 132 from npm
 /// (`tools/`, pinned), never a `wasm-opt` on `PATH`: Debian's binaryen 108
 /// rewrites this wasm with its table export pointing at the wrong table (the
 /// glue then fails at instantiation), so the output is checked for that too.
@@ -384,7 +384,7 @@ fn wasm_opt(wasm: Vec<u8>, root: &Path, out_dir: &Path) -> Vec<u8> {
     let tool = root.join("tools/node_modules/.bin/wasm-opt");
     if !tool.exists() {
         println!(
-            "cargo:warning=no wasm-opt in tools/node_modules: the wasm ships unoptimised (about 2 KB gzip \
+            "cargo:warning=no wasm-opt in tools/node_modules: the wasm ships unoptimised (about 0.9 KB gzip \
              larger). {SETUP} installs it (npm ci in tools/)."
         );
         return wasm;

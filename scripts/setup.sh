@@ -155,7 +155,7 @@ fi
 
 # 2f. The bundle's build tools, which build.rs runs on every build of the
 #     worker, at the versions tools/package-lock.json pins: binaryen 132's
-#     wasm-opt (-O1 on the wasm: about 0.8 KB gzip less; not Debian's
+#     wasm-opt (about 0.9 KB gzip less on the wasm; not Debian's
 #     binaryen 108, which miswires this wasm's table export) and esbuild
 #     (minifies sw.js: about 1.4 KB gzip less; the version the Workbox
 #     reference worker of the benchmark is minified with). Without them the
