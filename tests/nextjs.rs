@@ -51,7 +51,11 @@ fn watchdog() {
         let at = *STEP.lock().unwrap();
         let log = SERVER_LOG.lock().unwrap().clone();
         let server = log.and_then(|l| std::fs::read_to_string(l).ok()).unwrap_or_default();
-        eprintln!("nextjs: still not done after {WHOLE_TEST:?}, at the step \"{at}\"; the server said:\n{server}");
+        // Written to stderr itself, not through `eprintln!`: the test
+        // harness captures that (in this thread too) and the capture is lost
+        // with the process, so a run killed here said nothing of where.
+        let said = format!("nextjs: still not done after {WHOLE_TEST:?}, at the step \"{at}\"; the server said:\n{server}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), said.as_bytes());
         let pid = SERVER_PID.load(Ordering::SeqCst);
         if pid != 0 {
             let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
