@@ -364,7 +364,13 @@ function coldRead(request, kept) {
   const done = () => {
     outpostColdPending--;
   };
-  kept.push(taken.then(done, done));
+  // The copy of its answer is written after `handle` returns (the wasm's
+  // background work): this event waits for that too. The event's own
+  // `settled()` may run before the wasm is ready and miss it, and a browser
+  // that stops idle workers at once (Firefox at a 50 ms idle timeout, on a
+  // loaded machine) stopped the worker before the copy was written.
+  const copied = taken.then(() => ready.then((o) => o.settled()));
+  kept.push(copied.then(done, done));
   outpostColdTaken = Promise.all([outpostColdTaken, kept[0]]).then(() => {});
   const early = sent.then((r) => (r.status < 500 ? r.clone() : taken), () => taken);
   return Promise.race([early, taken.catch(() => early)]);
