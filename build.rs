@@ -359,23 +359,24 @@ fn prune_closure_shims(module: &mut walrus::Module) {
     walrus::passes::gc::run(module);
 }
 
-/// Runs binaryen's `wasm-opt` on the wasm wasm-bindgen hands back, at `-O2`
-/// with no inlining and the shrinking passes (`OPT`): measured on this wasm
-/// (docs/weight.md), 0.9 KB less gzip than none, where `-O1` now adds 0.2 KB.
-/// Inlining is what made binaryen's own `-O2`, `-Os` and `-Oz` grow the
-/// gzip: with only the inlining of functions called once turned off, `-Os`
-/// went from larger than `-O1` to 0.8 KB under it (rustc has already
-/// inlined what it judged small). The gzip is what every start pays. It is binaryen 132 from npm
-/// (`tools/`, pinned), never a `wasm-opt` on `PATH`: Debian's binaryen 108
-/// rewrites this wasm with its table export pointing at the wrong table (the
-/// glue then fails at instantiation), so the output is checked for that too.
-/// `OUTPOST_WASM_OPT` picks other flags (`-O1`, …) or `0` for none. Without
-/// the tool, or if it fails, the wasm ships as it is and the build says so.
-/// `-fimfs`, `-aimfs`, `-ocimfs`: the largest function inlined where it
-/// helps, always, and when it has one caller, all 0 (no inlining);
-/// `--shrink-level=1` after `-O2` makes the passes pick the smaller form.
+/// The wasm-opt flags: `-O2` with no inlining (`-fimfs`, `-aimfs`,
+/// `-ocimfs`: the largest function inlined where it helps, always, and when
+/// it has one caller, all 0), `--shrink-level=1` after it so the passes pick
+/// the smaller form, and `--code-folding`.
 const OPT: &str = "-O2 -fimfs 0 -aimfs 0 -ocimfs 0 --shrink-level=1 --code-folding";
 
+/// Runs binaryen's `wasm-opt` on the wasm wasm-bindgen hands back, with
+/// `OPT`: measured on this wasm (docs/weight.md), 0.9 KB less gzip than
+/// none, where `-O1` now adds 0.2 KB. Inlining is what made binaryen's own
+/// `-O2`, `-Os` and `-Oz` grow the gzip: with only the inlining of functions
+/// called once turned off, `-Os` went from larger than `-O1` to 0.8 KB under
+/// it (rustc has already inlined what it judged small). The gzip is what
+/// every start pays. It is binaryen 132 from npm (`tools/`, pinned), never a
+/// `wasm-opt` on `PATH`: Debian's binaryen 108 rewrites this wasm with its
+/// table export pointing at the wrong table (the glue then fails at
+/// instantiation), so the output is checked for that too.
+/// `OUTPOST_WASM_OPT` picks other flags (`-O1`, …) or `0` for none. Without
+/// the tool, or if it fails, the wasm ships as it is and the build says so.
 fn wasm_opt(wasm: Vec<u8>, root: &Path, out_dir: &Path) -> Vec<u8> {
     let level = env::var("OUTPOST_WASM_OPT").unwrap_or_else(|_| OPT.into());
     if level == "0" {
