@@ -5,17 +5,18 @@ use super::error::{Error, Result};
 use js_sys::{Function, Promise};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, Response, ServiceWorkerGlobalScope};
+use web_sys::{Request, Response};
 
 use crate::core::clock::Heard;
 use crate::core::text::cat;
 
-pub fn scope() -> ServiceWorkerGlobalScope {
-    js_sys::global().unchecked_into()
+/// `fetch(request)` started: a promise of its `Response`.
+pub fn start_fetch(request: &Request) -> Promise {
+    shared::fetch(request)
 }
 
 pub async fn fetch(request: &Request) -> Result<Response> {
-    Ok(JsFuture::from(scope().fetch_with_request(request)).await.map(JsCast::unchecked_into)?)
+    Ok(JsFuture::from(start_fetch(request)).await.map(JsCast::unchecked_into)?)
 }
 
 pub fn now_ms() -> u64 {
@@ -160,6 +161,14 @@ pub(super) mod shared {
         /// `setTimeout(f, ms)`.
         #[wasm_bindgen(js_name = setTimeout)]
         pub fn set_timeout(f: &js_sys::Function, ms: i32) -> i32;
+        /// `clearTimeout(handle)`.
+        #[wasm_bindgen(js_name = clearTimeout)]
+        pub fn clear_timeout(handle: i32);
+        /// `fetch(request)`: rejects, never throws, when it fails. The
+        /// worker's global functions bound as such: `js_sys::global()`
+        /// looks the global object up through four imports.
+        #[wasm_bindgen(js_name = fetch)]
+        pub fn fetch(request: &web_sys::Request) -> js_sys::Promise;
         /// `new Blob([part])`, `part` an `ArrayBuffer`.
         #[wasm_bindgen(js_name = Blob)]
         pub type NewBlob;
@@ -277,7 +286,7 @@ pub fn set_timeout(f: &Function, ms: u64) -> i32 {
 }
 
 pub fn clear_timeout(handle: i32) {
-    scope().clear_timeout_with_handle(handle);
+    shared::clear_timeout(handle);
 }
 
 pub fn log_error(context: &str, err: &Error) {
@@ -491,7 +500,8 @@ pub async fn race(fetch: Promise, timeout_ms: u32) -> Raced {
     let timer = bootstrap::sleep(timeout_ms);
     let race = Promise::race(&js_sys::Array::of2(&fetch, &timer));
     match JsFuture::from(race).await {
-        Ok(v) if v.is_instance_of::<Response>() => Raced::Answer(v.unchecked_into()),
+        // The timer resolves to `undefined`, a fetch to a `Response`.
+        Ok(v) if !v.is_undefined() => Raced::Answer(v.unchecked_into()),
         Ok(_) => Raced::Late(fetch),
         Err(_) => Raced::Failed,
     }

@@ -122,7 +122,7 @@ impl Inner {
         let shared = match existing {
             Some(p) => p,
             None => {
-                let p = global::scope().fetch_with_request(request);
+                let p = global::start_fetch(request);
                 self.inflight.borrow_mut().push((key.clone(), p.clone()));
                 // Settled: later reads make their own request.
                 let inflight = Rc::clone(&self.inflight);
@@ -283,7 +283,7 @@ impl Inner {
         let answer = match route_request(&self.config, &self.origin, "GET", &url, false) {
             Route::Read(_) => {
                 let how = self.read_route(&url, false);
-                let started = global::scope().fetch_with_request(&request);
+                let started = global::start_fetch(&request);
                 parts.reads.handle(request, how, started).whole().await?
             }
             Route::Content => parts.uploads.content(request).whole().await?,

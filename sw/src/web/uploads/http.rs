@@ -65,7 +65,7 @@ impl Uploads {
 
 /// What the retry clock hears of a store PUT (no answer: `Nothing`).
 pub(super) async fn answer_heard(answer: Option<Promise>) -> Heard {
-    let status = async { Some(JsFuture::from(answer?).await.ok()?.dyn_into::<Response>().ok()?.status()) };
+    let status = async { Some(JsFuture::from(answer?).await.ok()?.unchecked_into::<Response>().status()) };
     status.whole().await.map_or(Heard::Nothing, Heard::Status)
 }
 
@@ -77,5 +77,5 @@ pub(super) fn start_put(url: &str, headers: &[(String, String)], body: &Blob) ->
     }
     let how = global::Send { method: "PUT", credentials: "omit", manual: false, body: Some(body), signal: None };
     let request = global::new_request(url, &list, how).ok()?;
-    Some(global::scope().fetch_with_request(&request))
+    Some(global::start_fetch(&request))
 }
