@@ -120,6 +120,15 @@ self.outpostEmit = (name, text) => {
     (outpostChannels[name] ??= new BroadcastChannel(name)).postMessage(JSON.parse(text));
   } catch {}
 };
+// The wasm's executor (sw/src/web/task.rs): its woken tasks run in a
+// microtask, and a promise it awaits as slot `n` hands how it settled back.
+self.outpostTick = () => queueMicrotask(wasm_bindgen.outpostRun);
+// The retry clock's one timer (sw/src/web/clock.rs).
+self.outpostTimer = (ms) => setTimeout(wasm_bindgen.outpostFired, ms);
+self.outpostWait = (p, n) => {
+  const to = (ok) => (v) => wasm_bindgen.outpostSettled(n, ok, v);
+  p.then(to(true), to(false));
+};
 // Resolves after `ms` milliseconds (while the worker stays alive).
 self.outpostSleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 // Opens the IndexedDB database `name` at `version`, creating the stores of

@@ -13,6 +13,7 @@ use wasm_bindgen::prelude::*;
 
 use super::events::Events;
 use super::global;
+use super::task::Local;
 use crate::core::clock::{earliest, HintGate, Trigger, Wakes};
 use crate::core::protocol::Event;
 
@@ -24,11 +25,26 @@ pub enum Part {
 
 const PARTS: [Part; 2] = [Part::Outbox, Part::Uploads];
 
-/// A pending `setTimeout`; the closure must live until it fires or is cleared.
+/// A pending `setTimeout` (the bootstrap's `outpostTimer`).
 struct Timer {
     handle: i32,
     at: u64,
-    _closure: Closure<dyn FnMut()>,
+}
+
+/// The clock the timer fires (`outpostFired`). A worker makes one `Outpost`,
+/// so one clock; the timer reaches it through this instead of a Rust
+/// closure handed to `setTimeout` (the last closure the wasm made: its
+/// shims, its drop and the glue that keeps it cost more than this).
+static CLOCK: Local<Option<Weak<Clock>>> = Local::new(None);
+
+/// The retry timer fired (the bootstrap's `outpostTimer`).
+#[wasm_bindgen(js_name = outpostFired)]
+pub fn fired() {
+    // SAFETY: one statement (see `Local::get`).
+    let clock = unsafe { CLOCK.get() }.as_ref().and_then(Weak::upgrade);
+    if let Some(clock) = clock {
+        clock.fire();
+    }
 }
 
 type Run = Box<dyn Fn(Part, Trigger)>;
@@ -45,14 +61,17 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Rc<Clock> {
-        Rc::new(Clock {
+        let clock = Rc::new(Clock {
             wakes: RefCell::new(Wakes::new()),
             gate: RefCell::new(HintGate::default()),
             timer: RefCell::new(None),
             told: Cell::new(None),
             run: RefCell::new(None),
             events: Events::new(),
-        })
+        });
+        // SAFETY: one statement (see `Local::get`).
+        *unsafe { CLOCK.get() } = Some(Rc::downgrade(&clock));
+        clock
     }
 
     /// What runs a part's pass (set once, when the parts exist).
@@ -146,21 +165,12 @@ impl Clock {
             global::clear_timeout(old.handle);
         }
         let Some(at) = at else { return };
-        let weak: Weak<Clock> = Rc::downgrade(self);
-        let closure = Closure::<dyn FnMut()>::new(move || {
-            if let Some(me) = weak.upgrade() {
-                me.fire();
-            }
-        });
-        let delay = at.saturating_sub(global::now_ms());
-        let handle = global::set_timeout(closure.as_ref().unchecked_ref(), delay);
-        *self.timer.borrow_mut() = Some(Timer { handle, at, _closure: closure });
+        let handle = global::set_timer(at.saturating_sub(global::now_ms()));
+        *self.timer.borrow_mut() = Some(Timer { handle, at });
     }
 
     fn fire(self: &Rc<Self>) {
-        // Its closure is running: drop it only after this call, when the
-        // timer is replaced (rearm) or on the next fire.
-        let fired = self.timer.borrow_mut().take();
+        self.timer.borrow_mut().take();
         let now = global::now_ms();
         if self.gate.borrow_mut().fire(now) {
             self.run_parts(&self.waiting(None), Trigger::Hint);
@@ -173,8 +183,6 @@ impl Clock {
         }
         self.run_parts(&due, Trigger::Scheduled);
         self.rearm();
-        // The closure that called us may be dropped now that we are leaving it.
-        global::spawn(async move { drop(fired) });
     }
 
     /// Tells pages the next wake, when it changed.

@@ -30,7 +30,6 @@ use crate::core::text::{cat, num};
 use js_sys::{Array, Uint8Array};
 use std::future::Future;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbTransaction};
 
 const NAME: &str = "outpost";
@@ -56,7 +55,7 @@ pub struct Db(IdbDatabase);
 pub async fn open() -> Result<Db> {
     let opened = async {
         let stores: Array = STORES.iter().map(|s| JsValue::from_str(s)).collect();
-        let db = JsFuture::from(bootstrap::open(NAME, VERSION, &stores)).await?;
+        let db = crate::web::global::wait(bootstrap::open(NAME, VERSION, &stores)).await?;
         Ok(Db(db.unchecked_into()))
     };
     opened.whole().await.map_err(|e: Error| {
@@ -91,12 +90,12 @@ impl Db {
 /// and with the precise error (at the request's `error` event the
 /// transaction's own `error` is not set yet). Through the bootstrap's
 /// `outpostDone` (an `AbortError` when the transaction has no error).
-fn done(tx: &IdbTransaction) -> JsFuture {
-    JsFuture::from(bootstrap::done(tx))
+fn done(tx: &IdbTransaction) -> crate::web::global::Wait {
+    crate::web::global::wait(bootstrap::done(tx))
 }
 
 async fn get_value(tx: &IdbTransaction, name: &str, key: &JsValue) -> Result<Option<JsValue>> {
-    let v = JsFuture::from(bootstrap::get(tx, name, key)?).await?;
+    let v = crate::web::global::wait(bootstrap::get(tx, name, key)?).await?;
     Ok((!v.is_undefined()).then_some(v))
 }
 
@@ -152,7 +151,7 @@ pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
 // The helpers below walk the JS arrays by index into plain loops: each
 // iterator chain over them was a few generic functions of its own.
 async fn all(tx: &IdbTransaction, name: &str) -> Result<(Array, Array)> {
-    let both: Array = JsFuture::from(bootstrap::all(tx, name)?).await?.unchecked_into();
+    let both: Array = crate::web::global::wait(bootstrap::all(tx, name)?).await?.unchecked_into();
     Ok((both.get(0).unchecked_into(), both.get(1).unchecked_into()))
 }
 
@@ -311,7 +310,7 @@ pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> R
     let tx = db.transaction(&[name], false)?;
     let mut pending = Vec::with_capacity(N);
     for key in keys {
-        pending.push(JsFuture::from(bootstrap::get(&tx, name, &key.into())?));
+        pending.push(crate::web::global::wait(bootstrap::get(&tx, name, &key.into())?));
     }
     let mut out = [const { None }; N];
     for (slot, done) in out.iter_mut().zip(pending) {

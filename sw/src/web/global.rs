@@ -4,7 +4,7 @@
 use super::error::{Error, Result};
 use js_sys::{Function, Promise};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
+pub use super::task::{wait, Wait};
 use web_sys::{Request, Response};
 
 use crate::core::clock::Heard;
@@ -16,7 +16,7 @@ pub fn start_fetch(request: &Request) -> Promise {
 }
 
 pub async fn fetch(request: &Request) -> Result<Response> {
-    Ok(JsFuture::from(start_fetch(request)).await.map(JsCast::unchecked_into)?)
+    Ok(wait(start_fetch(request)).await.map(JsCast::unchecked_into)?)
 }
 
 pub fn now_ms() -> u64 {
@@ -123,6 +123,16 @@ pub(super) mod bootstrap {
         /// `None` deletes it; rejects if Cache Storage refuses.
         #[wasm_bindgen(js_name = outpostColdReads)]
         pub fn cold_reads(table: Option<String>) -> js_sys::Promise;
+        /// Hands how `promise` settles to the wasm's `outpostSettled`, as
+        /// `slot` (`task::wait`).
+        #[wasm_bindgen(js_name = outpostWait)]
+        pub fn wait(promise: &js_sys::Promise, slot: u32);
+        /// Calls the wasm's `outpostRun` from a microtask (`task::run`).
+        #[wasm_bindgen(js_name = outpostTick)]
+        pub fn tick();
+        /// `setTimeout` of the wasm's `outpostFired` (`clock`).
+        #[wasm_bindgen(js_name = outpostTimer)]
+        pub fn timer(ms: i32) -> i32;
     }
 }
 
@@ -158,9 +168,6 @@ pub(super) mod shared {
         pub type HeaderList;
         #[wasm_bindgen(method, js_name = get)]
         pub fn get(this: &HeaderList, name: &str) -> Option<String>;
-        /// `setTimeout(f, ms)`.
-        #[wasm_bindgen(js_name = setTimeout)]
-        pub fn set_timeout(f: &js_sys::Function, ms: i32) -> i32;
         /// `clearTimeout(handle)`.
         #[wasm_bindgen(js_name = clearTimeout)]
         pub fn clear_timeout(handle: i32);
@@ -267,7 +274,7 @@ pub fn emit(name: &str, text: &str) {
 /// Lets the next cold start answer network-first reads before the wasm is
 /// ready (`Some(table)`), or stops it (`None`): see `Identity::allow_cold_reads`.
 pub async fn cold_reads(table: Option<String>) -> Result<()> {
-    JsFuture::from(bootstrap::cold_reads(table)).await?;
+    wait(bootstrap::cold_reads(table)).await?;
     Ok(())
 }
 
@@ -277,12 +284,13 @@ pub async fn cold_reads(table: Option<String>) -> Result<()> {
 pub async fn register_sync(tag: &str) {
     // Never rejects: refusals (no permission, unsupported) change nothing,
     // the other triggers still replay.
-    let _ = JsFuture::from(bootstrap::register_sync(tag)).await;
+    let _ = wait(bootstrap::register_sync(tag)).await;
 }
 
-/// Runs `f` after `ms` milliseconds (while the worker stays alive).
-pub fn set_timeout(f: &Function, ms: u64) -> i32 {
-    shared::set_timeout(f, ms.min(i32::MAX as u64) as i32)
+/// Calls the wasm's `outpostFired` (the retry clock) after `ms`
+/// milliseconds, while the worker stays alive.
+pub fn set_timer(ms: u64) -> i32 {
+    bootstrap::timer(ms.min(i32::MAX as u64) as i32)
 }
 
 pub fn clear_timeout(handle: i32) {
@@ -304,8 +312,8 @@ where
     locked(name, self::work(work))
 }
 
-/// A future of the worker's, boxed: the futures glue (`future_to_promise`,
-/// `spawn_local`) is then compiled once, not once per async block, which
+/// A future of the worker's, boxed: the executor (`task::spawn`,
+/// `task::promise`) is then compiled once, not once per async block, which
 /// cost the wasm several KB.
 pub type Work<T = Result<JsValue>> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
 
@@ -331,7 +339,7 @@ pub fn work<T, F: std::future::Future<Output = T> + Whole<A> + 'static, A>(work:
 /// refuses: its work is then dropped unstarted and what it captured (a few
 /// counted references) is never freed.
 ///
-/// Only for coroutines: a hand-written future (`JsFuture`, a `Box`) keeps
+/// Only for coroutines: a hand-written future (`task::Wait`, a `Box`) keeps
 /// what it owns until it is dropped, and would leak it. Every coroutine is
 /// `!Unpin` and every hand-written future here is `Unpin`, so the second
 /// impl below makes `.whole()` on an `Unpin` future ambiguous: it fails to
@@ -366,9 +374,8 @@ impl<F: std::future::Future> std::future::Future for Completes<F> {
     }
 }
 
-#[inline(never)]
 pub fn boxed_promise(work: Work) -> Promise {
-    wasm_bindgen_futures::future_to_promise(async move { work.await.map_err(JsValue::from) })
+    super::task::promise(work)
 }
 
 /// Runs `work` in the background.
@@ -376,13 +383,12 @@ pub fn spawn<F: std::future::Future<Output = ()> + Whole<A> + 'static, A>(work: 
     spawn_boxed(self::work(work));
 }
 
-#[inline(never)]
 fn spawn_boxed(work: Work<()>) {
-    wasm_bindgen_futures::spawn_local(work);
+    super::task::spawn(work);
 }
 
 pub async fn locked(name: &str, work: Work) -> Result<JsValue> {
-    let release: Function = JsFuture::from(bootstrap::lock(name)).await?.unchecked_into();
+    let release: Function = wait(bootstrap::lock(name)).await?.unchecked_into();
     let result = work.await;
     // Released whatever `work` ended with, so the next holder may go.
     let _ = release.call0(&JsValue::UNDEFINED);
@@ -408,12 +414,12 @@ pub fn deferred() -> Deferred {
 
 /// Waits `ms` milliseconds (while the worker stays alive).
 pub async fn sleep(ms: u32) {
-    let _ = JsFuture::from(bootstrap::sleep(ms)).await;
+    let _ = wait(bootstrap::sleep(ms)).await;
 }
 
 /// Runs `f` once `promise` settles, fulfilled or rejected.
 pub fn on_settled(promise: &Promise, f: impl FnOnce() + 'static) {
-    let settled = JsFuture::from(promise.clone());
+    let settled = wait(promise.clone());
     spawn(async move {
         let _ = settled.await;
         f()
@@ -478,7 +484,7 @@ pub fn fetch_within(
 
 async fn send_within(made: Option<(web_sys::AbortController, Request)>, timeout_ms: u32) -> Fetched {
     let Some((controller, request)) = made else { return Fetched::Nothing };
-    let result = JsFuture::from(bootstrap::fetch_within(&request, &controller, timeout_ms)).await;
+    let result = wait(bootstrap::fetch_within(&request, &controller, timeout_ms)).await;
     match result {
         Ok(r) => Fetched::Answer(r.unchecked_into()),
         Err(_) if controller.signal().aborted() => Fetched::TimedOut,
@@ -499,7 +505,7 @@ pub enum Raced {
 pub async fn race(fetch: Promise, timeout_ms: u32) -> Raced {
     let timer = bootstrap::sleep(timeout_ms);
     let race = Promise::race(&js_sys::Array::of2(&fetch, &timer));
-    match JsFuture::from(race).await {
+    match wait(race).await {
         // The timer resolves to `undefined`, a fetch to a `Response`.
         Ok(v) if !v.is_undefined() => Raced::Answer(v.unchecked_into()),
         Ok(_) => Raced::Late(fetch),
@@ -509,12 +515,12 @@ pub async fn race(fetch: Promise, timeout_ms: u32) -> Raced {
 
 /// Waits for a fetch the timer gave up on.
 pub async fn answer_of(late: Promise) -> Option<Response> {
-    JsFuture::from(late).await.ok().map(JsCast::unchecked_into)
+    wait(late).await.ok().map(JsCast::unchecked_into)
 }
 
 /// A response's whole body.
 pub async fn body_bytes(response: &Response) -> Result<Vec<u8>> {
-    let buffer = JsFuture::from(array_buffer(response)?).await?;
+    let buffer = wait(array_buffer(response)?).await?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
@@ -533,6 +539,6 @@ pub fn headers_of(headers: &web_sys::Headers) -> Vec<(String, String)> {
 /// `navigator.storage.estimate()`: `(usage, quota)` in bytes, where the
 /// browser tells.
 pub async fn storage_estimate() -> Option<(f64, f64)> {
-    let value: js_sys::Array = JsFuture::from(bootstrap::estimate()).await.ok()?.dyn_into().ok()?;
+    let value: js_sys::Array = wait(bootstrap::estimate()).await.ok()?.dyn_into().ok()?;
     Some((value.get(0).as_f64()?, value.get(1).as_f64()?))
 }

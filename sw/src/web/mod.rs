@@ -13,6 +13,7 @@ mod reads;
 mod request;
 mod response;
 mod runner;
+mod task;
 mod uploads;
 
 use error::{Error, Result};
@@ -149,7 +150,7 @@ impl Inner {
         let opening = self.opening.borrow().clone();
         match opening {
             Some(p) => {
-                wasm_bindgen_futures::JsFuture::from(p).await?;
+                crate::web::global::wait(p).await?;
             }
             None => return Err(Error::worker("the worker has not started")),
         }
@@ -596,7 +597,7 @@ impl Outpost {
                             logged_out()
                         }
                         Ok(parts) => parts.reads.handle(request, how, started).whole().await.map(Into::into),
-                        Err(_) => Ok(wasm_bindgen_futures::JsFuture::from(started).await?),
+                        Err(_) => Ok(crate::web::global::wait(started).await?),
                     }
                 }
                 Route::Auth(kind) => inner.auth(request, kind).whole().await.map(Into::into),

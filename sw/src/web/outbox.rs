@@ -10,7 +10,6 @@ use std::rc::Rc;
 use crate::web::db::Db;
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, Response};
 
 use super::clock::{Clock, Part};
@@ -115,7 +114,7 @@ impl HeldWrite {
         let global::Deferred { promise, resolve, reject } = global::deferred();
         let reply = Reply { resolve, reject };
         let write = HeldWrite { stored, key, items, reply };
-        let reply = Box::pin(async move { Ok(JsFuture::from(promise).await?.unchecked_into::<Response>()) });
+        let reply = Box::pin(async move { Ok(crate::web::global::wait(promise).await?.unchecked_into::<Response>()) });
         (write, reply)
     }
 }
@@ -485,7 +484,7 @@ impl Outbox {
         let mine = global::deferred();
         let before = self.gate.replace(Some(mine.promise));
         if let Some(before) = before {
-            let _ = JsFuture::from(before).await;
+            let _ = crate::web::global::wait(before).await;
         }
         Turn(mine.resolve)
     }
@@ -532,7 +531,7 @@ impl Outbox {
                     freed = true;
                     let free = self.on_full.borrow().as_ref().map(|f| f());
                     if let Some(free) = free {
-                        let _ = JsFuture::from(free).await;
+                        let _ = crate::web::global::wait(free).await;
                     }
                 }
                 // Never a 202 without a record, never the write dropped as a
@@ -872,7 +871,7 @@ impl Outbox {
                         global::header(&r.headers(), "retry-after").and_then(|v| parse_retry_after(&v, now));
                     let body = if r.ok() {
                         match global::array_buffer(r) {
-                            Ok(p) => JsFuture::from(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
+                            Ok(p) => crate::web::global::wait(p).await.ok().map(|b| Uint8Array::new(&b).to_vec()),
                             Err(_) => None,
                         }
                     } else {

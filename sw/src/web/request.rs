@@ -4,7 +4,6 @@ use super::error::Result;
 use super::global;
 use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestCredentials};
 
 use crate::core::record::{Credentials, StoredRequest};
@@ -16,7 +15,7 @@ pub async fn capture(request: &Request) -> Result<StoredRequest> {
         Vec::new()
     } else {
         let copy = global::copy(request)?;
-        let buffer = JsFuture::from(global::array_buffer(&copy)?).await?;
+        let buffer = crate::web::global::wait(global::array_buffer(&copy)?).await?;
         Uint8Array::new(&buffer).to_vec()
     };
     let headers = headers_of(request)?;

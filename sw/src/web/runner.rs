@@ -7,7 +7,6 @@ use std::cell::{Cell, RefCell};
 
 use js_sys::Function;
 use wasm_bindgen::JsValue;
-use wasm_bindgen_futures::JsFuture;
 
 use super::global::Work;
 use crate::core::clock::Trigger;
@@ -29,7 +28,7 @@ impl Runner {
             self.again.set(Some(self.again.get().map_or(trigger, |t| t.max(trigger))));
             let done = super::global::deferred();
             self.waiting.borrow_mut().push(done.resolve);
-            JsFuture::from(done.promise).await?;
+            crate::web::global::wait(done.promise).await?;
             return Ok(());
         }
         self.running.set(true);

@@ -4,7 +4,6 @@
 use crate::web::global::Whole;
 use js_sys::Promise;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Response};
 
 use super::Uploads;
@@ -65,7 +64,7 @@ impl Uploads {
 
 /// What the retry clock hears of a store PUT (no answer: `Nothing`).
 pub(super) async fn answer_heard(answer: Option<Promise>) -> Heard {
-    let status = async { Some(JsFuture::from(answer?).await.ok()?.unchecked_into::<Response>().status()) };
+    let status = async { Some(crate::web::global::wait(answer?).await.ok()?.unchecked_into::<Response>().status()) };
     status.whole().await.map_or(Heard::Nothing, Heard::Status)
 }
 

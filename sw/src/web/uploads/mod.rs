@@ -11,7 +11,6 @@ use crate::core::json::obj;
 use crate::web::db::Db;
 use js_sys::Promise;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, Request, Response};
 
 use super::clock::{Clock, Part};
@@ -55,7 +54,7 @@ fn api_error(status: u16, code: &str, message: &str) -> Result<Response> {
 }
 
 async fn await_js(p: Promise) -> Result<JsValue> {
-    Ok(JsFuture::from(p).await?)
+    Ok(crate::web::global::wait(p).await?)
 }
 
 impl Uploads {
