@@ -326,6 +326,9 @@ fn target_root(out_dir: &Path) -> PathBuf {
 /// shims go. A call that did reach such a slot would fail loudly (the
 /// trap, or the signature check of `call_indirect`) rather than run
 /// something else; every closure the worker makes is called by the tests.
+/// js_sys's JSPI support is pruned the same way: the worker has its own
+/// executor (`sw/src/web/task.rs`) and never enters JSPI, but js_sys's
+/// `__wbg_jspi_task_poll` export kept its wakers' functions in the table.
 fn prune_closure_shims(module: &mut walrus::Module) {
     use std::collections::HashSet;
     let exported: HashSet<walrus::FunctionId> = module
@@ -340,7 +343,9 @@ fn prune_closure_shims(module: &mut walrus::Module) {
         .funcs
         .iter()
         .filter(|f| !exported.contains(&f.id()))
-        .filter(|f| f.name.as_deref().is_some_and(|n| n.contains("closures") && n.contains("invoke")))
+        .filter(|f| {
+            f.name.as_deref().is_some_and(|n| (n.contains("closures") && n.contains("invoke")) || n.contains("::jspi::"))
+        })
         .map(|f| f.id())
         .collect();
     if dead.is_empty() {
