@@ -278,7 +278,10 @@ async function loadWasm() {
   // read, and eligible for the engine's compiled-code cache.
   await wasm_bindgen({ module_or_path: response });
   OUTPOST_TIMINGS.wasm = performance.now();
-  const o = new wasm_bindgen.Outpost(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
+  // The wasm's functions (`claims`, `handle`, …: sw/src/web/mod.rs) act on
+  // the one worker `outpostNew` makes.
+  const o = wasm_bindgen;
+  o.outpostNew(OUTPOST_CONFIG, self.location.origin, OUTPOST_VERSION);
   await o.start();
   OUTPOST_TIMINGS.ready = performance.now();
   outpost = o;
@@ -291,7 +294,7 @@ ready.catch((err) => console.error('outpost: the worker could not start:', err))
 self.addEventListener('install', (event) => {
   // Where the browser has a static router (Chromium): requests the worker
   // would never claim go straight to the network, without starting it
-  // (`Outpost.staticRoutes`). Without one (Firefox, Safari), or if it
+  // (`staticRoutes`). Without one (Firefox, Safari), or if it
   // refuses the rules, every request comes to the fetch event as before.
   if (typeof event.addRoutes === 'function') {
     event.waitUntil(ready

@@ -113,7 +113,7 @@ const PHASES: [(&str, &str, &str); 11] = [
     ("the fetch event → first request answered", "fetch", "answered"),
     ("sw.js running → wasm out of Cache Storage", "script", "cache"),
     ("wasm compiled and instantiated (streaming; starts once the cold read's body is in)", "cache", "wasm"),
-    ("`new Outpost()` and `start()` (IndexedDB opens in the background)", "wasm", "ready"),
+    ("`outpostNew()` and `start()` (IndexedDB opens in the background)", "wasm", "ready"),
     ("wasm ready → the wasm holds the database, then the user", "ready", "identity"),
     ("wasm ready → storage ready (outbox, reads, uploads set up)", "ready", "storage"),
     ("the fetch event → wasm ready (what a second request waits for)", "fetch", "ready"),

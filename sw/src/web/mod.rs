@@ -363,23 +363,80 @@ where
 }
 
 /// One per worker start, made by the bootstrap (`sw.js`) once the wasm is
-/// instantiated; `start()` must resolve before any other call.
-#[wasm_bindgen]
+/// instantiated (`outpostNew`); `start()` must resolve before any other call.
+/// The bootstrap reaches it through free functions (below) rather than a
+/// wasm-bindgen class: a class's glue (its pointer, a finalizer registry,
+/// a borrow check in every method) weighed more, and there is only ever one.
 pub struct Outpost {
     inner: Rc<Inner>,
+}
+
+static OUTPOST: task::Local<Option<Outpost>> = task::Local::new(None);
+
+/// The worker's `Outpost` (made by `outpostNew` before the bootstrap calls
+/// anything else).
+fn outpost() -> &'static Outpost {
+    // SAFETY: set once, by `outpostNew`, before any call reads it.
+    unsafe { OUTPOST.get() }.as_ref().expect("outpostNew runs first")
+}
+
+/// `config_json` is the worker's JSON config (empty for defaults), `origin`
+/// the worker's `location.origin`, `version` the bundle hash the build
+/// stamped into `sw.js`.
+#[wasm_bindgen(js_name = outpostNew)]
+pub fn outpost_new(config_json: &str, origin: String, version: String) -> Result<(), JsError> {
+    let made = Outpost::new(config_json, origin, version)?;
+    // SAFETY: one statement; nothing holds the old value.
+    *unsafe { OUTPOST.get() } = Some(made);
+    Ok(())
+}
+
+#[wasm_bindgen]
+pub fn start() -> Promise {
+    outpost().start()
+}
+
+#[wasm_bindgen]
+pub fn claims(method: &str, url: &str, navigate: bool) -> bool {
+    outpost().claims(method, url, navigate)
+}
+
+#[wasm_bindgen]
+pub fn handle(request: Request, started: Option<Promise>) -> Promise {
+    outpost().handle(request, started)
+}
+
+#[wasm_bindgen(js_name = onSync)]
+pub fn on_sync(last_chance: bool) -> Promise {
+    outpost().on_sync(last_chance)
+}
+
+#[wasm_bindgen]
+pub fn message(data: JsValue) -> Promise {
+    outpost().message(data)
+}
+
+#[wasm_bindgen(js_name = settled)]
+pub fn background_settled() -> Promise {
+    outpost().settled()
+}
+
+#[wasm_bindgen(js_name = staticRoutes)]
+pub fn static_routes() -> String {
+    outpost().static_routes()
+}
+
+#[wasm_bindgen(js_name = keepColdReads)]
+pub fn keep_cold_reads() -> Promise {
+    outpost().keep_cold_reads()
 }
 
 fn to_js(value: &Value) -> Result<JsValue> {
     Ok(js_sys::JSON::parse(&value.to_json())?)
 }
 
-#[wasm_bindgen]
 impl Outpost {
-    /// `config_json` is the worker's JSON config (empty for defaults),
-    /// `origin` the worker's `location.origin`, `version` the bundle hash the
-    /// build stamped into `sw.js`.
-    #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
+    fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
         #[cfg(feature = "panic-messages")]
         console_error_panic_hook::set_once();
         let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.text()))?;
@@ -621,7 +678,6 @@ impl Outpost {
     /// The Background Sync event for the outbox tag. Rejects while entries
     /// are left (so the browser fires it again later), except on its last
     /// chance, when a new registration takes over.
-    #[wasm_bindgen(js_name = onSync)]
     pub fn on_sync(&self, last_chance: bool) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
@@ -717,14 +773,12 @@ impl Outpost {
     /// The browser's static routes for this config, as JSON text
     /// (`core::route::static_routes`): the bootstrap gives them to
     /// `InstallEvent.addRoutes` where the browser has it.
-    #[wasm_bindgen(js_name = staticRoutes)]
     pub fn static_routes(&self) -> String {
         crate::core::route::static_routes(&self.inner.config)
     }
 
     /// Writes the cold-read table again if no logout is owed (the
     /// bootstrap deletes it when this worker activates).
-    #[wasm_bindgen(js_name = keepColdReads)]
     pub fn keep_cold_reads(&self) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
@@ -733,14 +787,6 @@ impl Outpost {
         })
     }
 
-    /// The bundle hash this worker runs.
-    #[wasm_bindgen(getter)]
-    pub fn version(&self) -> String {
-        self.inner.version.clone()
-    }
-}
-
-impl Outpost {
     fn route(&self, method: &str, url: &str, navigate: bool) -> Route {
         route_request(&self.inner.config, &self.inner.origin, method, url, navigate)
     }
