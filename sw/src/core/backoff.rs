@@ -41,14 +41,14 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
 /// senders must use, to Unix milliseconds.
 fn parse_http_date(s: &str) -> Option<u64> {
     let rest = super::text::after(s, ", ")?;
-    let mut parts = rest.split(' ');
+    let mut parts = super::text::split(rest, b' ');
     let day: u64 = parts.next()?.parse().ok()?;
     // One search in the twelve names (a `match` of twelve strings was 0.3 KB).
     let name = parts.next().filter(|m| m.len() == 3)?;
     let at = super::text::find("JanFebMarAprMayJunJulAugSepOctNovDec", name).filter(|i| i % 3 == 0)?;
     let month = at as i64 / 3 + 1;
     let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let mut hms = super::text::split(parts.next()?, b':').map(|p| p.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if parts.next()? != "GMT" || day == 0 || day > 31 || h > 23 || m > 59 || sec > 60 {
         return None;

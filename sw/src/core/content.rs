@@ -20,7 +20,7 @@ pub const CSP: &str = "sandbox; default-src 'none'; img-src 'self' data:; media-
 
 /// The media type itself, lowercase, without parameters.
 fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim_ascii().to_ascii_lowercase()
+    super::text::before(content_type, b';').trim_ascii().to_ascii_lowercase()
 }
 
 /// Whether bytes of this type may be shown inline.
@@ -55,7 +55,7 @@ pub fn range(header: Option<&str>, size: u64) -> Ranged {
     if spec.as_bytes().contains(&b',') {
         return Ranged::Whole; // several ranges: the whole body is a valid answer
     }
-    let Some((first, last)) = spec.trim_ascii().split_once('-') else { return Ranged::Whole };
+    let Some((first, last)) = super::text::split_once(spec.trim_ascii(), b'-') else { return Ranged::Whole };
     let number = |s: &str| s.trim_ascii().parse::<u64>().ok();
     match (first.trim_ascii().is_empty(), number(first), number(last)) {
         // The last n bytes.

@@ -49,7 +49,7 @@ impl Pattern {
             return Err(PatternError::NotAbsolute(source.into()));
         }
         let body = source.strip_suffix("*").unwrap_or(source);
-        for segment in body.split('/') {
+        for segment in super::text::split(body, b'/') {
             if segment.as_bytes().contains(&b'*') && segment != "*" {
                 return Err(PatternError::BadWildcard(source.into()));
             }
@@ -65,8 +65,8 @@ impl Pattern {
     pub fn matches(&self, path: &str) -> bool {
         let open_tail = self.source.ends_with("*") && !self.source.ends_with("/*");
         let body = if open_tail { &self.source[..self.source.len() - 1] } else { &self.source };
-        let mut want = body.split('/');
-        let mut have = path.split('/');
+        let mut want = super::text::split(body, b'/');
+        let mut have = super::text::split(path, b'/');
         let mut last_want = want.next();
         let mut last_have = have.next();
         loop {

@@ -27,7 +27,7 @@ pub enum Partition<'a> {
 /// The IndexedDB key of a cached read. The user's id is length-prefixed so
 /// no id or URL can forge another user's prefix.
 pub fn cache_key(partition: Partition<'_>, url: &str) -> String {
-    let url = url.split('#').next().unwrap_or(url);
+    let url = super::text::before(url, b'#');
     cat!(partition_prefix(partition), url)
 }
 
@@ -41,7 +41,7 @@ const UNVARYING: &[&str] =
 /// it started under (so nothing is shared across a login or logout), and
 /// every header that may change the answer (sorted, names lowercase).
 pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers: &[(String, String)]) -> String {
-    let url = url.split('#').next().unwrap_or(url);
+    let url = super::text::before(url, b'#');
     let mut relevant: Vec<String> = Vec::new();
     for (k, v) in headers {
         let k = k.to_ascii_lowercase();
@@ -77,8 +77,8 @@ pub enum Keep {
 
 pub fn keep(status: u16, cache_control: Option<&str>) -> Keep {
     let no_store = cache_control.is_some_and(|cc| {
-        cc.split(',')
-            .any(|d| d.trim_ascii().split('=').next().is_some_and(|n| n.trim_ascii().eq_ignore_ascii_case("no-store")))
+        super::text::split(cc, b',')
+            .any(|d| super::text::before(d, b'=').trim_ascii().eq_ignore_ascii_case("no-store"))
     });
     match status {
         _ if no_store => Keep::Forget,

@@ -176,7 +176,7 @@ fn url_pattern(pattern: &str) -> String {
     let open_tail = pattern.ends_with("*") && !pattern.ends_with("/*");
     let body = if open_tail { &pattern[..pattern.len() - 1] } else { pattern };
     let mut out = String::with_capacity(pattern.len() + 4);
-    for (i, segment) in body.split('/').enumerate() {
+    for (i, segment) in super::text::split(body, b'/').enumerate() {
         if i > 0 {
             out.push('/');
         }

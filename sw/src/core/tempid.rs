@@ -119,7 +119,7 @@ impl IdMap {
         let parts = super::url::split(url)?;
         let mut changed = false;
         let mut out = String::from(parts.origin);
-        for (i, seg) in parts.path.split('/').enumerate() {
+        for (i, seg) in super::text::split(parts.path, b'/').enumerate() {
             if i > 0 {
                 out.push('/');
             }

@@ -25,12 +25,9 @@ pub fn split(url: &str) -> Option<UrlParts<'_>> {
     let authority_len = rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
     let origin = &url[..after_scheme + authority_len];
     let rest = &rest[authority_len..];
-    let rest = match rest.find('#') {
-        Some(i) => &rest[..i],
-        None => rest,
-    };
-    let (path, query) = match rest.find('?') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+    let rest = super::text::before(rest, b'#');
+    let (path, query) = match super::text::split_once(rest, b'?') {
+        Some((path, query)) => (path, Some(query)),
         None => (rest, None),
     };
     let path = if path.is_empty() { "/" } else { path };

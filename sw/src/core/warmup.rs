@@ -13,7 +13,7 @@
 //! `warmUpMaxRequests`.
 
 use super::json::Value;
-use super::text::cat;
+use super::text::{self, cat};
 
 /// The routes to read after the first one, its answer filled in, in order,
 /// at most `max` in all (the first one counts).
@@ -34,8 +34,8 @@ pub fn expand(routes: &[String], first_answer: &Value, max: usize) -> Vec<String
 
 /// One route with its `{…}` filled in: none, one, or one per element.
 fn expand_one(route: &str, answer: &Value) -> Vec<String> {
-    let Some(open) = route.find('{') else { return vec![route.to_string()] };
-    let Some(close) = route[open..].find('}').map(|c| open + c) else { return vec![] };
+    let Some(open) = text::find_byte(route, b'{') else { return vec![route.to_string()] };
+    let Some(close) = text::find_byte(&route[open..], b'}').map(|c| open + c) else { return vec![] };
     let (head, path, tail) = (&route[..open], &route[open + 1..close], &route[close + 1..]);
     let mut out = Vec::new();
     for value in select(answer, path) {
@@ -61,9 +61,9 @@ fn expand_one(route: &str, answer: &Value) -> Vec<String> {
 /// The values `path` names in `value` (`a.0.b`, `a.*.b`, `a[f=x*].b`).
 fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut current = vec![value];
-    for segment in path.split('.') {
-        let (name, filter) = match segment.split_once('[') {
-            Some((name, f)) => (name, f.strip_suffix("]").and_then(|f| f.split_once('='))),
+    for segment in text::split(path, b'.') {
+        let (name, filter) = match text::split_once(segment, b'[') {
+            Some((name, f)) => (name, f.strip_suffix("]").and_then(|f| text::split_once(f, b'='))),
             None => (segment, None),
         };
         let mut next = Vec::new();

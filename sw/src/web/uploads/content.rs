@@ -25,7 +25,7 @@ impl Uploads {
         let range = global::header(&request.headers(), "range");
         let path = crate::core::url::split(&url).map(|p| p.path.to_string()).unwrap_or_default();
         let named = path.strip_suffix("/content").unwrap_or(&path);
-        let id = named[named.rfind('/').map_or(0, |i| i + 1)..].to_string();
+        let id = named[crate::core::text::rfind_byte(named, b'/').map_or(0, |i| i + 1)..].to_string();
         let user = self.identity.current();
         let metas = self.blob_metas().whole().await?;
         let local =

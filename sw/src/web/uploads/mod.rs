@@ -8,6 +8,7 @@ use crate::web::global::Whole;
 use std::rc::Rc;
 
 use crate::core::json::obj;
+use crate::core::text;
 use crate::web::db::Db;
 use js_sys::Promise;
 use wasm_bindgen::{JsCast, JsValue};
@@ -84,9 +85,10 @@ impl Uploads {
         let url = request.url();
         let query = crate::core::url::split(&url).and_then(|p| p.query).unwrap_or("");
         let param = |name: &str| {
-            query.split('&').find_map(|kv| {
-                let (k, v) = kv.split_once('=')?;
-                (k == name).then(|| js_sys::decode_uri_component(&v.replace('+', " ")).ok()?.as_string()).flatten()
+            text::split(query, b'&').find_map(|kv| {
+                let (k, v) = text::split_once(kv, b'=')?;
+                let v = text::replace(v, "+", " ");
+                (k == name).then(|| js_sys::decode_uri_component(&v).ok()?.as_string()).flatten()
             })
         };
         let content_type = global::header(&request.headers(), "content-type")
