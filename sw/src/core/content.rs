@@ -52,7 +52,7 @@ pub enum Ranged {
 /// `bytes=a-b`, `bytes=a-` and the suffix form `bytes=-n`, one range only.
 pub fn range(header: Option<&str>, size: u64) -> Ranged {
     let Some(spec) = header.and_then(|h| h.trim_ascii().strip_prefix("bytes=")) else { return Ranged::Whole };
-    if spec.as_bytes().contains(&b',') {
+    if super::text::find_byte(spec, b',').is_some() {
         return Ranged::Whole; // several ranges: the whole body is a valid answer
     }
     let Some((first, last)) = super::text::split_once(spec.trim_ascii(), b'-') else { return Ranged::Whole };

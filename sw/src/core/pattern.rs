@@ -50,7 +50,7 @@ impl Pattern {
         }
         let body = source.strip_suffix("*").unwrap_or(source);
         for segment in super::text::split(body, b'/') {
-            if segment.as_bytes().contains(&b'*') && segment != "*" {
+            if super::text::find_byte(segment, b'*').is_some() && segment != "*" {
                 return Err(PatternError::BadWildcard(source.into()));
             }
         }

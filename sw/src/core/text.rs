@@ -2,8 +2,8 @@
 //! `replace` with a `&str` pattern link std's two-way string searcher
 //! (about 2.5 KB of wasm) for needles of a few bytes in short texts (URLs,
 //! header values, templates); this is the plain loop they need. The same
-//! goes for `contains` with a `char`: a non-ASCII one goes through that
-//! searcher, so an ASCII byte is looked for with `as_bytes().contains`.
+//! goes for a `char` pattern and for `<[u8]>::contains`: an ASCII byte is
+//! looked for with `find_byte` (a plain loop, no `memchr`).
 //!
 //! Text is put together with `cat!` and `num`, not `format!`: formatting
 //! links `core::fmt` (its writer, padding and integer code) and makes each

@@ -329,7 +329,7 @@ impl Inner {
     /// this worker could see it), then lets the outbox replay.
     async fn refresh_user(&self) -> Result<()> {
         let me = self.config.auth.me.as_str();
-        if !me.as_bytes().contains(&b'*') {
+        if crate::core::text::find_byte(me, b'*').is_none() {
             let url = cat!(self.origin, me);
             let sent_at = self.parts().whole().await?.identity.generation();
             let answer = global::fetch_within(|signal| global::get(&url, Some(signal)), self.config.network_timeout_ms)

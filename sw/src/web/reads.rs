@@ -301,7 +301,7 @@ impl Reads {
     /// first visit loads them before the worker controls it).
     pub async fn warm_shell(self: &Rc<Self>, origin: &str) {
         let route = ReadRoute { shell: true, swr: false, names_user: false };
-        for pattern in self.config.shell.iter().filter(|p| !p.as_str().as_bytes().contains(&b'*')) {
+        for pattern in self.config.shell.iter().filter(|p| crate::core::text::find_byte(p.as_str(), b'*').is_none()) {
             let url = cat!(origin, pattern.as_str());
             if db::get(&self.db, db::READS, &self.key(route, &url)).whole().await.ok().flatten().is_some() {
                 continue;
