@@ -58,7 +58,7 @@ pub fn plan<K: Clone>(items: &[Item<K>], high: Budget, low: Budget) -> Plan<K> {
     if high.holds(entries, bytes) {
         return out;
     }
-    order.sort_unstable();
+    super::sort::sort(&mut order);
     for (_, at) in order {
         let item = &items[at];
         if low.holds(entries, bytes) {

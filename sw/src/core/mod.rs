@@ -16,6 +16,7 @@ pub mod queue;
 pub mod reads;
 pub mod record;
 pub mod route;
+pub mod sort;
 pub mod tempid;
 pub mod text;
 pub mod upload;

@@ -160,7 +160,7 @@ fn heads<'a>(entries: &'a [Entry], user: Option<&str>) -> Vec<&'a Entry> {
         }
         heads.push(e);
     }
-    heads.sort_unstable_by_key(|e| e.id); // ids are unique
+    super::sort::sort_by(&mut heads, |a, b| a.id < b.id);
     heads
 }
 

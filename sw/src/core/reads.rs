@@ -49,7 +49,7 @@ pub fn share_key(url: &str, credentials: &str, generation: Option<u64>, headers:
             relevant.push(cat!(num(k.len() as u64), ":", k, "=", num(v.len() as u64), ":", v));
         }
     }
-    relevant.sort_unstable(); // equal strings are interchangeable
+    super::sort::sort(&mut relevant);
     let generation = generation.map_or("-".to_string(), num);
     cat!(credentials, "|", generation, "|", super::text::join(&relevant, "|"), "|", url)
 }

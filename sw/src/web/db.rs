@@ -132,6 +132,17 @@ fn issue(tx: &IdbTransaction, ops: &[Op<'_>]) -> Result<()> {
     Ok(bootstrap::ops(tx, &list)?)
 }
 
+/// The store names of a transaction, each once (their order does not matter).
+fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for name in names {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// Makes `ops` in one read-write transaction; settles once it has committed.
 /// (Every write of the worker but those that read first comes here: each
 /// transaction function of its own cost the wasm about 1 KB.)
@@ -139,9 +150,7 @@ pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
-    let mut names: Vec<&str> = ops.iter().map(Op::store).collect();
-    names.sort_unstable();
-    names.dedup();
+    let names = unique(ops.iter().map(Op::store));
     let tx = db.transaction(&names, true)?;
     issue(&tx, &ops)?;
     done(&tx).await?;
@@ -374,15 +383,7 @@ pub type Guard<'a> = (&'a str, &'a str, &'a dyn Fn(Option<&[u8]>) -> bool);
 /// Puts `rows` in one transaction, unless `guard` keeps the value it names
 /// (read in that transaction). Whether they were put.
 pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &str, JsValue)]) -> Result<bool> {
-    let mut stores: Vec<&str> = Vec::with_capacity(rows.len() + 1);
-    for r in rows {
-        stores.push(r.0);
-    }
-    if let Some(g) = &guard {
-        stores.push(g.0);
-    }
-    stores.sort_unstable();
-    stores.dedup();
+    let stores = unique(rows.iter().map(|r| r.0).chain(guard.as_ref().map(|g| g.0)));
     let tx = db.transaction(&stores, true)?;
     let put = match guard {
         Some((name, key, replaces)) => {

@@ -289,8 +289,9 @@ pub fn presigned(u: &mut Upload, asset_id: String, phase: Phase) {
 pub fn part_done(u: &mut Upload, n: u32) {
     if let Phase::Parts { done, part_count, .. } = &mut u.phase {
         if !done.contains(&n) {
-            done.push(n);
-            done.sort_unstable();
+            // Kept in order: inserted where it goes.
+            let at = done.iter().position(|&d| d > n).unwrap_or(done.len());
+            done.insert(at, n);
         }
         if done.len() as u32 >= *part_count {
             u.phase = Phase::Complete;

@@ -130,8 +130,7 @@ impl Uploads {
                 Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).whole().await?,
             }
         }
-        // Ids are unique, so no two compare equal.
-        all.sort_unstable_by(|a: &Upload, b: &Upload| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        crate::core::sort::sort_by(&mut all, |a: &Upload, b: &Upload| (a.created_at, &a.id) < (b.created_at, &b.id));
         Ok(all)
     }
 
