@@ -319,11 +319,11 @@ pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> R
     let tx = db.transaction(&[name], false)?;
     let mut pending = Vec::with_capacity(N);
     for key in keys {
-        pending.push(crate::web::global::wait(bootstrap::get(&tx, name, &key.into())?));
+        pending.push(bootstrap::get(&tx, name, &key.into())?);
     }
     let mut out = [const { None }; N];
-    for (slot, done) in out.iter_mut().zip(pending) {
-        let v = done.await?;
+    for (slot, request) in out.iter_mut().zip(pending) {
+        let v = crate::web::global::wait(request).await?;
         *slot = (!v.is_undefined()).then_some(v);
     }
     Ok(out)

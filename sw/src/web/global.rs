@@ -339,7 +339,7 @@ pub fn work<T, F: std::future::Future<Output = T> + Whole<A> + 'static, A>(work:
 /// refuses: its work is then dropped unstarted and what it captured (a few
 /// counted references) is never freed.
 ///
-/// Only for coroutines: a hand-written future (`task::Wait`, a `Box`) keeps
+/// Only for coroutines: a hand-written future (a `Box`; `task::Wait` has its own rule) keeps
 /// what it owns until it is dropped, and would leak it. Every coroutine is
 /// `!Unpin` and every hand-written future here is `Unpin`, so the second
 /// impl below makes `.whole()` on an `Unpin` future ambiguous: it fails to
@@ -419,9 +419,9 @@ pub async fn sleep(ms: u32) {
 
 /// Runs `f` once `promise` settles, fulfilled or rejected.
 pub fn on_settled(promise: &Promise, f: impl FnOnce() + 'static) {
-    let settled = wait(promise.clone());
+    let promise = promise.clone();
     spawn(async move {
-        let _ = settled.await;
+        let _ = wait(promise).await;
         f()
     });
 }

@@ -13,7 +13,13 @@
 //! - `wait`: a JS promise awaited. The bootstrap's `outpostWait` calls its
 //!   `then` and hands the outcome to `outpostSettled`, which keeps it in a
 //!   slot and wakes the task; the future is the slot's number, and polling
-//!   it is one call.
+//!   it is one call. A `Wait` is awaited where it is made
+//!   (`wait(p).await`), never kept or dropped before it returns, so it has
+//!   no drop code either (about 15 B at each of some 40 places that await
+//!   one). One dropped unsettled would keep its slot, and the value it
+//!   settles with, for the rest of the worker's life; the promise itself is
+//!   what may be held or dropped (`db::get_many` makes its requests first
+//!   and waits for each after).
 //!
 //! The worker is one thread (wasm32 without atomics), and nothing here is
 //! reentered: JS calls `outpostRun` and `outpostSettled` from microtasks
@@ -147,19 +153,14 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(
     |p| drop(unsafe { Rc::from_raw(p.cast::<Task>()) }),
 );
 
-/// A JS promise awaited (`wait`).
+/// A JS promise awaited (`wait`): the number of its slot.
 pub struct Wait(u32);
-
-/// `Wait`'s number once its outcome is taken (its slot is free again).
-const TAKEN: u32 = u32::MAX;
 
 enum Slot {
     Free,
     /// Not settled yet; the task to wake, once polled.
     Waiting(Option<Waker>),
     Done(Result<JsValue, JsValue>),
-    /// Its `Wait` was dropped before it settled: freed when it does.
-    Dropped,
 }
 
 static SLOTS: Local<Vec<Slot>> = Local::new(Vec::new());
@@ -191,49 +192,28 @@ pub fn wait(promise: Promise) -> Wait {
 #[wasm_bindgen(js_name = outpostSettled)]
 pub fn settled(slot: u32, fulfilled: bool, value: JsValue) {
     let outcome = if fulfilled { Ok(value) } else { Err(value) };
-    match swap(slot, Slot::Done(outcome)) {
-        Slot::Waiting(Some(task)) => task.wake(),
-        Slot::Dropped => drop(swap(slot, Slot::Free)),
-        _ => {}
+    if let Slot::Waiting(Some(task)) = swap(slot, Slot::Done(outcome)) {
+        task.wake();
     }
 }
 
 impl Future for Wait {
     type Output = Result<JsValue, JsValue>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        poll_slot(&mut self.0, cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        poll_slot(self.0, cx)
     }
 }
 
 #[inline(never)]
-fn poll_slot(n: &mut u32, cx: &mut Context<'_>) -> Poll<Result<JsValue, JsValue>> {
-    match swap(*n, Slot::Free) {
-        Slot::Done(outcome) => {
-            *n = TAKEN;
-            Poll::Ready(outcome)
-        }
+fn poll_slot(n: u32, cx: &mut Context<'_>) -> Poll<Result<JsValue, JsValue>> {
+    match swap(n, Slot::Free) {
+        // Taken: the slot stays free for the next `wait`.
+        Slot::Done(outcome) => Poll::Ready(outcome),
         // Not yet: this task is the one to wake (the waker it replaces is
         // dropped after the list is let go).
         _ => {
-            swap(*n, Slot::Waiting(Some(cx.waker().clone())));
+            swap(n, Slot::Waiting(Some(cx.waker().clone())));
             Poll::Pending
         }
-    }
-}
-
-impl Drop for Wait {
-    fn drop(&mut self) {
-        if self.0 != TAKEN {
-            dropped(self.0);
-        }
-    }
-}
-
-/// A `Wait` dropped before its outcome was taken: its slot is freed now if
-/// it has settled, else when it does.
-#[inline(never)]
-fn dropped(n: u32) {
-    if let Slot::Done(_) = swap(n, Slot::Dropped) {
-        swap(n, Slot::Free);
     }
 }
