@@ -78,7 +78,15 @@ fn main() {
 
     let bootstrap = fs::read_to_string(root.join("shim/sw.js")).expect("shim/sw.js is readable");
     let (glue, bootstrap) = match Minifier::find(&root) {
-        Some(esbuild) => (esbuild.minify(&glue, "the wasm-bindgen glue"), esbuild.minify(&bootstrap, "shim/sw.js")),
+        Some(esbuild) => {
+            // Inside a function, the bootstrap's own names (`OUTPOST_TIMINGS`,
+            // `coldRead`, …) are local, and esbuild shortens them; at the top
+            // level of a script they are globals and keep every letter. What
+            // the glue calls it sets on `self` (`self.outpostTx = …`), so
+            // that stays global.
+            let wrapped = format!("(() => {{\n{bootstrap}\n}})();\n");
+            (esbuild.minify(&glue, "the wasm-bindgen glue"), esbuild.minify(&wrapped, "shim/sw.js"))
+        }
         None => (glue, bootstrap),
     };
     let bundle = assemble::assemble(&wasm, &glue, &bootstrap);

@@ -384,7 +384,7 @@ fn outpost() -> &'static Outpost {
 /// the worker's `location.origin`, `version` the bundle hash the build
 /// stamped into `sw.js`.
 #[wasm_bindgen(js_name = outpostNew)]
-pub fn outpost_new(config_json: &str, origin: String, version: String) -> Result<(), JsError> {
+pub fn outpost_new(config_json: &str, origin: String, version: String) -> Result<(), Error> {
     let made = Outpost::new(config_json, origin, version)?;
     // SAFETY: one statement; nothing holds the old value.
     *unsafe { OUTPOST.get() } = Some(made);
@@ -436,10 +436,10 @@ fn to_js(value: &Value) -> Result<JsValue> {
 }
 
 impl Outpost {
-    fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, JsError> {
+    fn new(config_json: &str, origin: String, version: String) -> Result<Outpost, Error> {
         #[cfg(feature = "panic-messages")]
         console_error_panic_hook::set_once();
-        let config = Config::from_json(config_json).map_err(|e| JsError::new(&e.text()))?;
+        let config = Config::from_json(config_json).map_err(|e| Error::new("Error", e.text()))?;
         let inner = Inner {
             config: Rc::new(config),
             origin,
