@@ -351,8 +351,8 @@ const OUTPOST_COLD_WAIT_MS = 1000;
 function viaWasm(request) {
   return ready.then(
     (o) => {
-      const go = () =>
-        o.claims(request.method, request.url, request.mode === 'navigate') ? o.handle(request) : fetch(request);
+      const navigate = request.mode === 'navigate';
+      const go = () => (o.claims(request.method, request.url, navigate) ? o.handle(request, navigate) : fetch(request));
       if (!outpostColdPending || request.method !== 'GET') return go();
       const bound = new Promise((ok) => setTimeout(ok, OUTPOST_COLD_WAIT_MS));
       return Promise.race([outpostColdTaken, bound]).then(go);
@@ -370,7 +370,7 @@ function coldRead(request, kept) {
   // Its body passes through this thread to the page: the compile waits
   // until all of it has arrived (a third branch of the body, read here).
   outpostColdFirst ??= sent.then((r) => r.clone().arrayBuffer()).then(() => {}, () => {});
-  const taken = ready.then((o) => o.handle(request, sent), () => sent);
+  const taken = ready.then((o) => o.handle(request, request.mode === 'navigate', sent), () => sent);
   // Settled with nothing: the responses are not held after use.
   outpostColdPending++;
   const done = () => {
@@ -430,8 +430,9 @@ self.addEventListener('message', (event) => {
   } else if (data.type === 'outpost:timings' && port) {
     port.postMessage(OUTPOST_TIMINGS); // answered by the bootstrap, wasm or not
   } else if (typeof data.type === 'string' && data.type.startsWith('outpost:') && port) {
-    event.waitUntil(ready.then((o) => o.message(data)).then(
-      (reply) => port.postMessage(reply),
+    const id = typeof data.id === 'string' ? data.id : undefined;
+    event.waitUntil(ready.then((o) => o.message(data.type, id)).then(
+      (reply) => port.postMessage(JSON.parse(reply)), // the wasm's JSON text
       (err) => port.postMessage({ error: String(err) }),
     ));
   }

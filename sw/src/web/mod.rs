@@ -21,7 +21,7 @@ use global::Whole;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Promise, Reflect};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 
@@ -401,9 +401,11 @@ pub fn claims(method: &str, url: &str, navigate: bool) -> bool {
     outpost().claims(method, url, navigate)
 }
 
+/// `navigate`: whether the request's `mode` is `"navigate"`, as for
+/// `claims`.
 #[wasm_bindgen]
-pub fn handle(request: Request, started: Option<Promise>) -> Promise {
-    outpost().handle(request, started)
+pub fn handle(request: Request, navigate: bool, started: Option<Promise>) -> Promise {
+    outpost().handle(request, navigate, started)
 }
 
 #[wasm_bindgen(js_name = onSync)]
@@ -411,9 +413,11 @@ pub fn on_sync(last_chance: bool) -> Promise {
     outpost().on_sync(last_chance)
 }
 
+/// A page's message: its `type` and its `id` (when a string); the reply is
+/// JSON text.
 #[wasm_bindgen]
-pub fn message(data: JsValue) -> Promise {
-    outpost().message(data)
+pub fn message(kind: String, id: Option<String>) -> Promise {
+    outpost().message(kind, id)
 }
 
 #[wasm_bindgen(js_name = settled)]
@@ -431,8 +435,9 @@ pub fn keep_cold_reads() -> Promise {
     outpost().keep_cold_reads()
 }
 
+/// A reply to a page's message, as the JSON text the bootstrap parses.
 fn to_js(value: &Value) -> Result<JsValue> {
-    Ok(js_sys::JSON::parse(&value.to_json())?)
+    Ok(value.to_json().into())
 }
 
 impl Outpost {
@@ -602,10 +607,8 @@ impl Outpost {
     /// before the wasm was ready (`core::route::cold_reads`); the worker
     /// takes its answer as its own (stores the copy, learns the user) instead
     /// of sending the read again.
-    pub fn handle(&self, request: Request, started: Option<Promise>) -> Promise {
+    pub fn handle(&self, request: Request, navigate: bool, started: Option<Promise>) -> Promise {
         let inner = Rc::clone(&self.inner);
-        let navigate =
-            Reflect::get(&request, &"mode".into()).ok().and_then(|m| m.as_string()).as_deref() == Some("navigate");
         let route = self.route(&request.method(), &request.url(), navigate);
         let cold = self.inner.parts.borrow().is_none();
         let answer = promise(async move {
@@ -703,12 +706,10 @@ impl Outpost {
     }
 
     /// A page's request through `outpost.js` (`core::protocol::Request`):
-    /// `{type: "outpost:<name>", id?}`.
-    pub fn message(&self, data: JsValue) -> Promise {
+    /// `{type: "outpost:<name>", id?}`, its two fields read by the bootstrap.
+    pub fn message(&self, kind: String, id: Option<String>) -> Promise {
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let kind = Reflect::get(&data, &"type".into())?.as_string().unwrap_or_default();
-            let id = Reflect::get(&data, &"id".into())?.as_string();
             let request = match protocol::Request::parse(&kind, id) {
                 Ok(r) => r,
                 Err(e) => return to_js(&obj! { "error": e.text() }),
