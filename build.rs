@@ -77,25 +77,20 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("giving the wasm's imports short names: {e}")));
 
     let bootstrap = fs::read_to_string(root.join("shim/sw.js")).expect("shim/sw.js is readable");
-    let (glue, bootstrap) = match Minifier::find(&root) {
-        Some(esbuild) => {
-            // Inside a function, the bootstrap's own names (`OUTPOST_TIMINGS`,
-            // `coldRead`, …) are local, and esbuild shortens them; at the top
-            // level of a script they are globals and keep every letter. What
-            // the glue calls it sets on `self` (`self.outpostTx = …`), so
-            // that stays global.
-            let wrapped = format!("(() => {{\n{bootstrap}\n}})();\n");
-            (esbuild.minify(&glue, "the wasm-bindgen glue"), esbuild.minify(&wrapped, "shim/sw.js"))
-        }
-        None => (glue, bootstrap),
+    let script = match Minifier::find(&root) {
+        // One function around both: their names are then local, and esbuild
+        // shortens them all (`wasm_bindgen`, the bootstrap's `outpost*`
+        // functions the glue calls, `OUTPOST_TIMINGS`, `coldRead`, …); at
+        // the top level of a script they are globals and keep every letter.
+        Some(esbuild) => esbuild.minify(&format!("(() => {{\n{glue}\n{bootstrap}\n}})();\n"), "the worker's script"),
+        None => format!("{glue}\n{bootstrap}"),
     };
-    let bundle = assemble::assemble(&wasm, &glue, &bootstrap);
+    let bundle = assemble::assemble(&wasm, &script);
 
     let dir = out_dir.join("bundle");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("sw.js"), &bundle.sw_js).unwrap();
-    fs::write(dir.join("glue.js"), &glue).unwrap();
-    fs::write(dir.join("bootstrap.js"), &bootstrap).unwrap();
+    fs::write(dir.join("script.js"), &script).unwrap();
     fs::write(dir.join("outpost_sw.wasm"), &wasm).unwrap();
     fs::write(
         out_dir.join("bundle.rs"),
@@ -103,8 +98,7 @@ fn main() {
             "pub const HASH: &str = {hash:?};\n\
              pub const WASM_FILE: &str = {file:?};\n\
              pub static SW_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/sw.js\"));\n\
-             pub static GLUE_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/glue.js\"));\n\
-             pub static BOOTSTRAP_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/bootstrap.js\"));\n\
+             pub static SCRIPT_JS: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/bundle/script.js\"));\n\
              pub static WASM: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/bundle/outpost_sw.wasm\"));\n",
             hash = bundle.hash,
             file = bundle.wasm_file,
@@ -480,14 +474,12 @@ fn same_exports(before: &[u8], after: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// esbuild, which minifies the two parts of `sw.js` (the glue and the
-/// bootstrap) one by one, as scripts: their top-level names are shared
-/// between them (`wasm_bindgen`, the bootstrap's `outpost*` functions the
-/// glue calls) and are kept; names inside functions are shortened and
-/// whitespace goes. The bundle's hash is taken over the minified text, and
-/// the library keeps the minified bootstrap to assemble with
-/// (`Bundle::embedded_bootstrap`). `OUTPOST_SW_MINIFY=0` ships them as
-/// written (without comments), for reading in a browser's debugger.
+/// esbuild, which minifies the worker's script (the glue and the bootstrap,
+/// inside one function, so the names they share are shortened too) and
+/// takes out whitespace. The bundle's hash is taken over the minified text,
+/// and the library keeps it to assemble with (`Bundle::embedded_script`).
+/// `OUTPOST_SW_MINIFY=0` ships the two as written (without comments), for
+/// reading in a browser's debugger.
 struct Minifier(PathBuf);
 
 impl Minifier {

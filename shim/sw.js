@@ -5,6 +5,10 @@
 // glue, which defines `wasm_bindgen`. Everything the worker decides is decided
 // in the wasm; this file only wires browser events to it.
 //
+// The functions the wasm imports (`outpostTx`, …: `web::global::bootstrap`)
+// are constants of this script, found by the glue by name: the build minifies
+// the glue and this file together, inside one function.
+//
 // Rules kept here:
 // - every listener is added synchronously, at the top level, on each start;
 // - one `ready` promise loads the wasm, and every handler awaits it inside
@@ -55,14 +59,14 @@ function outpostMatches(pattern, path) {
 const OUTPOST_TIMINGS = (self.outpostTimings = { script: performance.now() });
 
 // Called by the wasm (`web::global::bootstrap`). A mark is set once.
-self.outpostMark = (name) => {
+const outpostMark = (name) => {
   if (!(name in OUTPOST_TIMINGS)) OUTPOST_TIMINGS[name] = performance.now();
 };
 // The Web Lock `name`, which every worker instance of this origin shares (an
 // old and a new worker overlap during an update): resolves once it is held
 // with the function that releases it (a no-op where there is no Web Locks
 // API: the work then runs unguarded).
-self.outpostLock = (name) =>
+const outpostLock = (name) =>
   new Promise((held, failed) => {
     if (!navigator.locks) return held(() => {});
     navigator.locks.request(name, () => new Promise((release) => held(release))).catch(failed);
@@ -75,13 +79,13 @@ const outpostHeaders = (pairs) => {
   for (let i = 0; i < pairs.length; i += 2) h.set(pairs[i], pairs[i + 1]);
   return h;
 };
-self.outpostNewRequest = (url, method, credentials, manual, headers, body, signal) =>
+const outpostNewRequest = (url, method, credentials, manual, headers, body, signal) =>
   new Request(url, { method, credentials, redirect: manual ? 'manual' : 'follow', headers: outpostHeaders(headers), body, signal });
-self.outpostNewResponse = (status, headers, body) => new Response(body, { status, headers: outpostHeaders(headers) });
+const outpostNewResponse = (status, headers, body) => new Response(body, { status, headers: outpostHeaders(headers) });
 // A thrown value as `[name, message]` for the wasm's errors: a string is
 // an Error's message; an object its own `name` and `message` (a missing
 // name is `Error`), or else its text.
-self.outpostErrorParts = (e) => {
+const outpostErrorParts = (e) => {
   try {
     if (typeof e === 'string') return ['Error', e];
     const text = (v) => (typeof v === 'string' ? v : '');
@@ -93,47 +97,47 @@ self.outpostErrorParts = (e) => {
   }
 };
 // A JS Error named `name`, for a rejection the page sees.
-self.outpostNewError = (name, message) => Object.assign(new Error(message), { name });
+const outpostNewError = (name, message) => Object.assign(new Error(message), { name });
 // A clone of the response `p` resolves to, with its own body (a rejection
 // passes through).
-self.outpostCloned = (p) => p.then((r) => r.clone());
+const outpostCloned = (p) => p.then((r) => r.clone());
 // `[promise, resolve, reject]`: a promise the wasm settles later.
-self.outpostDeferred = () => {
+const outpostDeferred = () => {
   let ok, fail;
   const p = new Promise((a, b) => ((ok = a), (fail = b)));
   return [p, ok, fail];
 };
 // `fetch(request)`, aborted through `controller` (whose signal the request
 // carries) if no answer comes within `ms`.
-self.outpostFetchWithin = (request, controller, ms) => {
+const outpostFetchWithin = (request, controller, ms) => {
   const timer = setTimeout(() => controller.abort(), ms);
   return fetch(request).finally(() => clearTimeout(timer));
 };
 // A random id for an Idempotency-Key or a batch.
-self.outpostUuid = () =>
+const outpostUuid = () =>
   crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(16)}-${Math.random().toString(16).slice(2)}`;
 // Posts `text` (JSON) as an object on the BroadcastChannel `name`; a page
 // that is not listening loses nothing.
 const outpostChannels = {};
-self.outpostEmit = (name, text) => {
+const outpostEmit = (name, text) => {
   try {
     (outpostChannels[name] ??= new BroadcastChannel(name)).postMessage(JSON.parse(text));
   } catch {}
 };
 // The wasm's executor (sw/src/web/task.rs): its woken tasks run in a
 // microtask, and a promise it awaits as slot `n` hands how it settled back.
-self.outpostTick = () => queueMicrotask(wasm_bindgen.outpostRun);
+const outpostTick = () => queueMicrotask(wasm_bindgen.outpostRun);
 // The retry clock's one timer (sw/src/web/clock.rs).
-self.outpostTimer = (ms) => setTimeout(wasm_bindgen.outpostFired, ms);
-self.outpostWait = (p, n) => {
+const outpostTimer = (ms) => setTimeout(wasm_bindgen.outpostFired, ms);
+const outpostWait = (p, n) => {
   const to = (ok) => (v) => wasm_bindgen.outpostSettled(n, ok, v);
   p.then(to(true), to(false));
 };
 // Resolves after `ms` milliseconds (while the worker stays alive).
-self.outpostSleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+const outpostSleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 // Opens the IndexedDB database `name` at `version`, creating the stores of
 // `stores` it lacks (older stores stay as they are).
-self.outpostOpen = (name, version, stores) =>
+const outpostOpen = (name, version, stores) =>
   new Promise((ok, fail) => {
     if (!self.indexedDB) throw new DOMException('this browser gives the worker no IndexedDB', 'InvalidStateError');
     const r = indexedDB.open(name, version);
@@ -145,7 +149,7 @@ self.outpostOpen = (name, version, stores) =>
   });
 // A Background Sync event for `tag`, where the browser has Background Sync
 // (refusals change nothing: the other triggers still replay).
-self.outpostRegisterSync = async (tag) => {
+const outpostRegisterSync = async (tag) => {
   try {
     await self.registration.sync?.register(tag);
   } catch {}
@@ -153,11 +157,11 @@ self.outpostRegisterSync = async (tag) => {
 // An IndexedDB request as a promise of its result (rejected with its
 // DOMException), and a transaction's end (rejected with its error, or an
 // AbortError, when it aborts). Listening starts at once.
-self.outpostRequest = (r) => new Promise((ok, fail) => {
+const outpostRequest = (r) => new Promise((ok, fail) => {
   r.onsuccess = () => ok(r.result);
   r.onerror = () => fail(r.error);
 });
-self.outpostDone = (tx) => new Promise((ok, fail) => {
+const outpostDone = (tx) => new Promise((ok, fail) => {
   tx.oncomplete = () => ok();
   tx.onabort = () => fail(tx.error || new DOMException('an IndexedDB transaction was aborted', 'AbortError'));
 });
@@ -165,13 +169,13 @@ self.outpostDone = (tx) => new Promise((ok, fail) => {
 // a value by key, a store's `[keys, values]`, and changes made in order
 // without awaiting each (`ops`: [store, key, value, …], value undefined for a
 // delete; one that cannot be made aborts the transaction, and throws).
-self.outpostTx = (db, names, write) => db.transaction(names.split(','), write ? 'readwrite' : 'readonly');
-self.outpostGet = (tx, name, key) => outpostRequest(tx.objectStore(name).get(key));
-self.outpostAll = (tx, name) => {
+const outpostTx = (db, names, write) => db.transaction(names.split(','), write ? 'readwrite' : 'readonly');
+const outpostGet = (tx, name, key) => outpostRequest(tx.objectStore(name).get(key));
+const outpostAll = (tx, name) => {
   const s = tx.objectStore(name);
   return Promise.all([outpostRequest(s.getAllKeys()), outpostRequest(s.getAll())]);
 };
-self.outpostOps = (tx, ops) => {
+const outpostOps = (tx, ops) => {
   try {
     for (let i = 0; i < ops.length; i += 3) {
       const s = tx.objectStore(ops[i]);
@@ -186,7 +190,7 @@ self.outpostOps = (tx, ops) => {
   }
 };
 // `[usage, quota]` in bytes, or null where the browser does not tell.
-self.outpostEstimate = async () => {
+const outpostEstimate = async () => {
   try {
     const { usage, quota } = await navigator.storage.estimate();
     return typeof usage === 'number' && typeof quota === 'number' ? [usage, quota] : null;
@@ -226,7 +230,7 @@ let outpostColdOpen = true;
 let outpostColdFirst = null;
 const OUTPOST_COLD_FIRST_MS = 30;
 // Called by the wasm: the table to keep, or null to stop cold reads.
-self.outpostColdReads = async (table) => {
+const outpostColdReads = async (table) => {
   if (table == null) {
     outpostColdText = null;
     await caches.delete(OUTPOST_STATE);
@@ -323,7 +327,7 @@ self.addEventListener('activate', (event) => {
     // A worker of an older bundle may have recorded a logout debt without
     // knowing of the cold-read table: the table goes, and is written again
     // once the debt has been read (under the outbox lock).
-    await self.outpostColdReads(null);
+    await outpostColdReads(null);
     await self.clients.claim();
     await (await ready).keepColdReads();
   })());

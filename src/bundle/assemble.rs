@@ -1,5 +1,5 @@
-//! Turns the wasm, wasm-bindgen's glue and the bootstrap into the files a
-//! browser loads. Shared by `build.rs` (which embeds the result) and the
+//! Turns the wasm and the worker's script (wasm-bindgen's glue and the
+//! bootstrap, one after the other) into the files a browser loads. Shared by `build.rs` (which embeds the result) and the
 //! library, so a bundle assembled at run time is stamped exactly like the
 //! embedded one. Depends on std and sha2 only.
 
@@ -7,32 +7,33 @@ use sha2::{Digest, Sha256};
 
 /// The files of one bundle.
 pub struct Assembled {
-    /// 16 hex digits of SHA-256 over the wasm, the glue and the bootstrap.
+    /// 16 hex digits of SHA-256 over the wasm and the script.
     pub hash: String,
     /// The wasm's file name, next to `sw.js`; it carries the hash so it can be
     /// cached forever.
     pub wasm_file: String,
-    /// The worker script: stamped constants, the glue, the bootstrap.
+    /// The worker script: stamped constants, then the glue and the bootstrap.
     pub sw_js: String,
 }
 
-pub fn assemble(wasm: &[u8], glue_js: &str, bootstrap_js: &str) -> Assembled {
+/// `script` is the glue and the bootstrap as one script: the build minifies
+/// them together (`build.rs`), so the names they share are shortened too.
+pub fn assemble(wasm: &[u8], script: &str) -> Assembled {
     let mut digest = Sha256::new();
-    for part in [wasm, glue_js.as_bytes(), bootstrap_js.as_bytes()] {
+    for part in [wasm, script.as_bytes()] {
         // Length-prefixed so moving bytes between parts changes the hash.
         digest.update((part.len() as u64).to_le_bytes());
         digest.update(part);
     }
     let hash: String = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
     let wasm_file = format!("outpost-sw-{hash}.wasm");
-    let (glue_js, bootstrap_js) = (strip_comments(glue_js), strip_comments(bootstrap_js));
+    let script = strip_comments(script);
     let sw_js = format!(
         "// Outpost service worker, bundle {hash}. Generated: edit shim/sw.js instead.\n\
          'use strict';\n\
          const OUTPOST_VERSION = '{hash}';\n\
          const OUTPOST_WASM = '{wasm_file}';\n\
-         {glue_js}\n\
-         {bootstrap_js}"
+         {script}"
     );
     Assembled { hash, wasm_file, sw_js }
 }
@@ -80,7 +81,7 @@ mod tests {
 
     #[test]
     fn hash_is_stamped_into_the_script_and_the_wasm_name() {
-        let a = assemble(b"\0asm\x01\0\0\0", "let wasm_bindgen;", "self.x = 1;");
+        let a = assemble(b"\0asm\x01\0\0\0", "let wasm_bindgen;\nself.x = 1;");
         assert_eq!(a.hash.len(), 16);
         assert!(a.hash.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(a.wasm_file, format!("outpost-sw-{}.wasm", a.hash));
@@ -103,11 +104,10 @@ mod tests {
 
     #[test]
     fn any_changed_byte_changes_the_hash() {
-        let base = assemble(b"wasm", "glue", "boot").hash;
-        assert_eq!(base, assemble(b"wasm", "glue", "boot").hash);
-        assert_ne!(base, assemble(b"wasm!", "glue", "boot").hash);
-        assert_ne!(base, assemble(b"wasm", "glue!", "boot").hash);
-        assert_ne!(base, assemble(b"wasm", "glue", "boot!").hash);
-        assert_ne!(base, assemble(b"wasmg", "lue", "boot").hash);
+        let base = assemble(b"wasm", "script").hash;
+        assert_eq!(base, assemble(b"wasm", "script").hash);
+        assert_ne!(base, assemble(b"wasm!", "script").hash);
+        assert_ne!(base, assemble(b"wasm", "script!").hash);
+        assert_ne!(base, assemble(b"wasms", "cript").hash);
     }
 }

@@ -51,20 +51,16 @@ impl Bundle {
         }
     }
 
-    /// The embedded bundle's wasm-bindgen glue, for re-assembling.
-    pub fn embedded_glue() -> &'static str {
-        embedded::GLUE_JS
+    /// The embedded bundle's script, for re-assembling: wasm-bindgen's glue
+    /// and the bootstrap (`shim/sw.js`, which `BOOTSTRAP_JS` is), minified
+    /// together when the build had esbuild.
+    pub fn embedded_script() -> &'static str {
+        embedded::SCRIPT_JS
     }
 
-    /// The embedded bundle's bootstrap as it was assembled: `shim/sw.js`,
-    /// minified when the build had esbuild (`BOOTSTRAP_JS` is the source).
-    pub fn embedded_bootstrap() -> &'static str {
-        embedded::BOOTSTRAP_JS
-    }
-
-    /// Stamps a bundle from its parts, exactly as the build does.
-    pub fn assemble(wasm: Vec<u8>, glue_js: &str, bootstrap_js: &str) -> Self {
-        let a = assemble::assemble(&wasm, glue_js, bootstrap_js);
+    /// Stamps a bundle from its wasm and script, exactly as the build does.
+    pub fn assemble(wasm: Vec<u8>, script: &str) -> Self {
+        let a = assemble::assemble(&wasm, script);
         Bundle { hash: a.hash, wasm_file: a.wasm_file, sw_js: Bytes::from(a.sw_js), wasm: Bytes::from(wasm) }
     }
 
@@ -192,17 +188,18 @@ mod tests {
         let sw = std::str::from_utf8(&b.sw_js).unwrap();
         assert!(sw.contains(&format!("const OUTPOST_VERSION = '{}';", b.hash)));
         assert!(sw.contains(&format!("const OUTPOST_WASM = '{}';", b.wasm_file)));
-        assert!(sw.contains("wasm_bindgen"));
+        // The glue (it instantiates the wasm) and the bootstrap (its sync tag).
+        assert!(sw.contains("instantiateStreaming") && sw.contains("outpost-outbox"));
         assert!(
-            sw.ends_with(&assemble::strip_comments(Bundle::embedded_bootstrap())),
-            "the bootstrap comes last, without its comments"
+            sw.ends_with(&assemble::strip_comments(Bundle::embedded_script())),
+            "the script comes after the stamped constants, without its comments"
         );
     }
 
     #[test]
     fn reassembling_the_same_parts_gives_the_same_bundle() {
         let b = Bundle::embedded();
-        let again = Bundle::assemble(b.wasm.to_vec(), Bundle::embedded_glue(), Bundle::embedded_bootstrap());
+        let again = Bundle::assemble(b.wasm.to_vec(), Bundle::embedded_script());
         assert_eq!(again.hash, b.hash);
         assert_eq!(again.sw_js, b.sw_js);
     }

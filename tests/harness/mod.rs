@@ -643,7 +643,7 @@ pub fn rebuilt_bundle(tag: &[u8]) -> outpost::Bundle {
     wasm.push(0); // custom section id
     leb128(payload.len(), &mut wasm);
     wasm.extend(payload);
-    outpost::Bundle::assemble(wasm, outpost::Bundle::embedded_glue(), outpost::Bundle::embedded_bootstrap())
+    outpost::Bundle::assemble(wasm, outpost::Bundle::embedded_script())
 }
 
 /// The origin with faults on `messages/batch`: of every ten requests, three
