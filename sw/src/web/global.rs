@@ -168,6 +168,13 @@ pub(super) mod shared {
         pub type HeaderList;
         #[wasm_bindgen(method, js_name = get)]
         pub fn get(this: &HeaderList, name: &str) -> Option<String>;
+        /// A function the worker calls to settle something it made: a
+        /// promise's `resolve` or `reject`, a Web Lock's release. These do
+        /// not throw, so no exception wrapper (js_sys's `Function::call1`
+        /// catches).
+        pub type Settler;
+        #[wasm_bindgen(method, js_name = call)]
+        pub fn call(this: &Settler, this_arg: &JsValue, value: &JsValue);
         /// `clearTimeout(handle)`.
         #[wasm_bindgen(js_name = clearTimeout)]
         pub fn clear_timeout(handle: i32);
@@ -185,6 +192,12 @@ pub(super) mod shared {
         #[wasm_bindgen(method, js_name = slice)]
         pub fn slice(this: &Body, start: f64, end: f64) -> web_sys::Blob;
     }
+}
+
+/// Calls `f`, a promise's `resolve` or `reject` or a lock's release, with
+/// `value`.
+pub fn settle(f: &Function, value: &JsValue) {
+    f.unchecked_ref::<shared::Settler>().call(&JsValue::UNDEFINED, value);
 }
 
 /// `body`'s `arrayBuffer()`: a `Request`, `Response` or `Blob`.
@@ -391,7 +404,7 @@ pub async fn locked(name: &str, work: Work) -> Result<JsValue> {
     let release: Function = wait(bootstrap::lock(name)).await?.unchecked_into();
     let result = work.await;
     // Released whatever `work` ended with, so the next holder may go.
-    let _ = release.call0(&JsValue::UNDEFINED);
+    settle(&release, &JsValue::UNDEFINED);
     result
 }
 

@@ -98,10 +98,10 @@ struct Reply {
 
 impl Reply {
     fn send(self, answer: Result<Response>) {
-        let _ = match answer {
-            Ok(r) => self.resolve.call1(&JsValue::UNDEFINED, &r),
-            Err(e) => self.reject.call1(&JsValue::UNDEFINED, &JsValue::from(e)),
-        };
+        match answer {
+            Ok(r) => global::settle(&self.resolve, &r),
+            Err(e) => global::settle(&self.reject, &JsValue::from(e)),
+        }
     }
 }
 
@@ -556,9 +556,7 @@ impl Outbox {
         }
         let id = num(id);
         let body = obj! { "queued": true, "id": &id, "idempotencyKey": key }.to_json();
-        let response = response::json(202, &body)?;
-        response.headers().set("Outpost-Queued", &id)?;
-        Ok(response)
+        response::json_queued(202, &body, Some(&id))
     }
 
     /// Whether the browser's quota is what refused `incoming` bytes.
@@ -1056,7 +1054,7 @@ struct Turn(js_sys::Function);
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        let _ = self.0.call0(&JsValue::UNDEFINED);
+        global::settle(&self.0, &JsValue::UNDEFINED);
     }
 }
 

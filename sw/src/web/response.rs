@@ -6,9 +6,18 @@ use web_sys::Response;
 
 /// A JSON response, marked as made by the worker.
 pub fn json(status: u16, body: &str) -> Result<Response> {
+    json_queued(status, body, None)
+}
+
+/// A JSON response, marked as made by the worker, and with `Outpost-Queued:
+/// <id>` for a write or an upload it keeps (`queued`).
+pub fn json_queued(status: u16, body: &str, queued: Option<&str>) -> Result<Response> {
     let headers = js_sys::Array::new();
     global::pair(&headers, "Content-Type", "application/json");
     global::pair(&headers, "Outpost-Source", "worker");
+    if let Some(id) = queued {
+        global::pair(&headers, "Outpost-Queued", id);
+    }
     global::new_response(status, &headers, &body.into())
 }
 

@@ -45,7 +45,7 @@ impl Runner {
         self.again.set(None);
         self.running.set(false);
         for resolve in self.waiting.borrow_mut().drain(..) {
-            let _ = resolve.call0(&JsValue::UNDEFINED);
+            super::global::settle(&resolve, &JsValue::UNDEFINED);
         }
         result
     }

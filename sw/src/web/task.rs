@@ -82,10 +82,10 @@ pub fn promise(work: Work) -> Promise {
     let (resolve, reject): (js_sys::Function, js_sys::Function) =
         (parts.get(1).unchecked_into(), parts.get(2).unchecked_into());
     spawn(super::global::work(async move {
-        let _ = match work.await {
-            Ok(v) => resolve.call1(&JsValue::UNDEFINED, &v),
-            Err(e) => reject.call1(&JsValue::UNDEFINED, &JsValue::from(e)),
-        };
+        match work.await {
+            Ok(v) => super::global::settle(&resolve, &v),
+            Err(e) => super::global::settle(&reject, &JsValue::from(e)),
+        }
     }));
     parts.get(0).unchecked_into()
 }

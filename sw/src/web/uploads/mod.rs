@@ -116,9 +116,7 @@ impl Uploads {
         self.progress(&record);
         self.kick(Trigger::Scheduled);
         let body = obj! { "queued": true, "assetId": &id, "size": size }.to_json();
-        let answer = response::json(202, &body)?;
-        answer.headers().set("Outpost-Queued", &id)?;
-        Ok(answer)
+        response::json_queued(202, &body, Some(&id))
     }
 
     async fn uploads(&self) -> Result<Vec<Upload>> {
