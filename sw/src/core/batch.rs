@@ -30,7 +30,7 @@ impl BatchRoute {
     /// The reference origin's message batches.
     pub fn messages() -> BatchRoute {
         BatchRoute {
-            path: Pattern::parse("/api/chat/messages/batch").expect("a valid pattern"),
+            path: Pattern::builtin("/api/chat/messages/batch"),
             items: "messages".into(),
         }
     }

@@ -101,7 +101,7 @@ pub struct Auth {
 
 impl Default for Auth {
     fn default() -> Self {
-        let p = |s: &str| Pattern::parse(s).expect("default patterns are valid");
+        let p = Pattern::builtin;
         Self {
             login: p("/api/auth/login"),
             logout: p("/api/auth/logout"),
@@ -113,7 +113,7 @@ impl Default for Auth {
 
 impl Default for Config {
     fn default() -> Self {
-        let p = |s: &str| Pattern::parse(s).expect("default patterns are valid");
+        let p = Pattern::builtin;
         Self {
             api_prefix: "/api/".into(),
             reads: vec![p("/api/sync/init"), p("/api/chat/sessions*"), p("/api/projects*"), p("/api/assets*")],
@@ -139,15 +139,13 @@ impl Default for Config {
             batches: vec![BatchRoute::messages()],
             batch_delay_ms: 2_000,
             batch_max_items: 15,
-            warm_up: [
-                "/api/sync/init",
-                "/api/chat/sessions",
-                "/api/chat/sessions/{sessions.0.id}/messages",
-                "/api/projects",
-                "/api/assets/{assets[contentType=image/*].id}/content",
-            ]
-            .map(String::from)
-            .to_vec(),
+            warm_up: vec![
+                "/api/sync/init".into(),
+                "/api/chat/sessions".into(),
+                "/api/chat/sessions/{sessions.0.id}/messages".into(),
+                "/api/projects".into(),
+                "/api/assets/{assets[contentType=image/*].id}/content".into(),
+            ],
             warm_up_max_requests: 40,
         }
     }
@@ -294,6 +292,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaults_are_valid_patterns() {
+        let c = Config::default();
+        let mut all: Vec<&Pattern> = vec![&c.upload_path, &c.content_path, &c.auth.login, &c.auth.logout, &c.auth.me];
+        for list in [&c.reads, &c.writes, &c.stale_while_revalidate, &c.shell, &c.auth.user_in] {
+            all.extend(list.iter());
+        }
+        all.extend(c.batches.iter().map(|b| &b.path));
+        for p in all {
+            assert_eq!(Pattern::parse(p.as_str()).as_ref(), Ok(p), "{}", p.as_str());
+        }
+    }
 
     #[test]
     fn empty_means_defaults() {

@@ -57,6 +57,14 @@ impl Pattern {
         Ok(Self { source: source.into() })
     }
 
+    /// One of the built-in defaults (`Config::default`, `BatchRoute::messages`),
+    /// taken as it is: checking constants at each start only cost the wasm
+    /// the calls. `defaults_are_valid_patterns` (config's tests) holds each
+    /// one to `parse`.
+    pub(crate) fn builtin(source: &str) -> Self {
+        Self { source: source.into() }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.source
     }
