@@ -111,7 +111,7 @@ impl World {
 
     fn next_wake(&self) -> Option<u64> {
         let (uploads, _) = upload::next_wake(&self.uploads, USER);
-        clock::earliest([queue::next_wake(&self.entries, USER), uploads])
+        clock::earliest(&[queue::next_wake(&self.entries, USER), uploads])
     }
 
     /// One pass over writes then uploads, as the worker runs it. Returns

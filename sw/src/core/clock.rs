@@ -124,9 +124,19 @@ pub fn after_pass(next_due: Option<u64>, now: u64) -> Option<u64> {
     next_due.map(|at| if at > now { at } else { now + HINT_GAP_MS })
 }
 
-/// The earliest of several wake-up times (None: nothing to wake for).
-pub fn earliest(times: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
-    times.into_iter().flatten().min()
+/// The earliest of several wake-up times (None: nothing to wake for). A
+/// plain loop over a slice: `flatten().min()` over each caller's iterator
+/// was an iterator adapter per caller.
+pub fn earliest(times: &[Option<u64>]) -> Option<u64> {
+    let mut first = None;
+    for &t in times {
+        if let Some(t) = t {
+            if first.is_none_or(|f| t < f) {
+                first = Some(t);
+            }
+        }
+    }
+    first
 }
 
 /// What each part of the worker (the outbox, the uploads) asks the timer
@@ -171,7 +181,7 @@ impl<const N: usize> Wakes<N> {
     pub fn report(&mut self, part: usize, at: Option<u64>, silent: bool) {
         let noted = self.noted[part].take();
         let noted_silent = std::mem::take(&mut self.noted_silent[part]);
-        let merged = earliest([at, noted]);
+        let merged = earliest(&[at, noted]);
         self.since[part] = None;
         self.at[part] = merged;
         self.silent[part] = merged.is_some() && (silent || noted_silent);
@@ -179,9 +189,9 @@ impl<const N: usize> Wakes<N> {
 
     /// A new item of `part` is due at `at`: an earlier wake stays.
     pub fn due_by(&mut self, part: usize, at: u64, silent: bool) {
-        self.noted[part] = earliest([self.noted[part], Some(at)]);
+        self.noted[part] = earliest(&[self.noted[part], Some(at)]);
         self.noted_silent[part] |= silent;
-        self.at[part] = earliest([self.at[part], Some(at)]);
+        self.at[part] = earliest(&[self.at[part], Some(at)]);
         self.silent[part] |= silent;
     }
 
@@ -194,15 +204,18 @@ impl<const N: usize> Wakes<N> {
 
     /// The earliest wake of any part: what the worker's own timer is set to.
     pub fn next(&self) -> Option<u64> {
-        earliest(self.at)
+        earliest(&self.at)
     }
 
     /// The wake pages are told: the earliest due item, or soon after a
     /// running pass began (`RUNNING_RECHECK_MS`), so that a worker stopped
     /// in the middle of its pass is started again.
     pub fn told(&self) -> Option<u64> {
-        let running = self.since.iter().map(|s| s.map(|at| at.saturating_add(RUNNING_RECHECK_MS)));
-        earliest(self.at.iter().copied().chain(running))
+        let mut running = [None; N];
+        for (r, s) in running.iter_mut().zip(self.since) {
+            *r = s.map(|at| at.saturating_add(RUNNING_RECHECK_MS));
+        }
+        earliest(&[earliest(&self.at), earliest(&running)])
     }
 
     /// When `part` wakes (None: nothing pending).
@@ -381,7 +394,7 @@ mod tests {
 
     #[test]
     fn earliest_of_none_is_none() {
-        assert_eq!(earliest([None, None]), None);
-        assert_eq!(earliest([Some(5), None, Some(3)]), Some(3));
+        assert_eq!(earliest(&[None, None]), None);
+        assert_eq!(earliest(&[Some(5), None, Some(3)]), Some(3));
     }
 }

@@ -157,7 +157,7 @@ impl Clock {
 
     /// One timer, at the earliest due item or deferred hint.
     fn rearm(self: &Rc<Self>) {
-        let at = earliest([self.next(), self.gate.borrow().deferred_at()]);
+        let at = earliest(&[self.next(), self.gate.borrow().deferred_at()]);
         if self.timer.borrow().as_ref().map(|t| t.at) == at {
             return;
         }
