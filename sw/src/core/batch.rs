@@ -125,7 +125,10 @@ pub fn merged(route: &BatchRoute, bodies: &[&[u8]]) -> Option<Vec<u8>> {
 /// in the batch's order) is cut at the writes' item `counts`; other fields
 /// are copied. An answer with no such array goes whole to every write.
 pub fn split(answer: &[u8], counts: &[usize]) -> Vec<Vec<u8>> {
-    let total: usize = counts.iter().sum();
+    let mut total = 0;
+    for n in counts {
+        total += n;
+    }
     let whole = || vec![answer.to_vec(); counts.len()];
     let Ok(Value::Object(map)) = json::parse(answer) else { return whole() };
     // The arrays with one item per write, cut into each write's share.

@@ -198,7 +198,11 @@ pub fn waits_for_network(entries: &[Entry], user: Option<&str>) -> bool {
 
 /// When the next head becomes due (None: nothing pending for `user`).
 pub fn next_wake(entries: &[Entry], user: Option<&str>) -> Option<u64> {
-    heads(entries, user).iter().map(|e| e.next_at).min()
+    let mut at = None;
+    for e in heads(entries, user) {
+        at = super::clock::earliest(&[at, Some(e.next_at)]);
+    }
+    at
 }
 
 /// Whether a new write may try the network before the writes already

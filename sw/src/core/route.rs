@@ -99,8 +99,10 @@ pub fn static_routes(config: &Config) -> String {
         (auth.login.as_str(), POST),
         (auth.logout.as_str(), POST),
     ];
-    for p in config.reads.iter().chain(&config.shell) {
-        claims.push((p.as_str(), GET));
+    for list in [&config.reads, &config.shell] {
+        for p in list {
+            claims.push((p.as_str(), GET));
+        }
     }
     for p in &config.writes {
         claims.push((p.as_str(), None)); // POST, PUT, PATCH or DELETE

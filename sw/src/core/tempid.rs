@@ -104,8 +104,20 @@ impl IdMap {
                 }
                 None => false,
             },
-            Value::Array(items) => items.iter_mut().fold(false, |changed, v| self.rewrite_value(v) | changed),
-            Value::Object(fields) => fields.values_mut().fold(false, |changed, v| self.rewrite_value(v) | changed),
+            Value::Array(items) => {
+                let mut changed = false;
+                for v in items {
+                    changed |= self.rewrite_value(v);
+                }
+                changed
+            }
+            Value::Object(fields) => {
+                let mut changed = false;
+                for v in fields.values_mut() {
+                    changed |= self.rewrite_value(v);
+                }
+                changed
+            }
             _ => false,
         }
     }

@@ -121,7 +121,7 @@ pub fn num(n: u64) -> String {
             break;
         }
     }
-    digits[i..].iter().map(|&d| d as char).collect()
+    String::from_utf8(digits[i..].to_vec()).unwrap_or_default() // ASCII digits
 }
 
 /// `hay` with every `needle` replaced by `with`.

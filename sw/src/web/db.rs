@@ -54,7 +54,10 @@ pub struct Db(IdbDatabase);
 
 pub async fn open() -> Result<Db> {
     let opened = async {
-        let stores: Array = STORES.iter().map(|s| JsValue::from_str(s)).collect();
+        let stores = Array::new();
+        for s in STORES {
+            stores.push(&JsValue::from_str(s));
+        }
         let db = crate::web::global::wait(bootstrap::open(NAME, VERSION, &stores)).await?;
         Ok(Db(db.unchecked_into()))
     };

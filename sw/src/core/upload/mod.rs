@@ -218,7 +218,11 @@ impl Upload {
         match &self.phase {
             Phase::Presign | Phase::Put { .. } => 0,
             Phase::Parts { part_size, done, .. } => {
-                done.iter().map(|&n| part_range(n, *part_size, self.size).map_or(0, |(a, b)| b - a)).sum()
+                let mut bytes = 0;
+                for &n in done {
+                    bytes += part_range(n, *part_size, self.size).map_or(0, |(a, b)| b - a);
+                }
+                bytes
             }
             Phase::Complete | Phase::Done => self.size,
         }
@@ -350,8 +354,14 @@ pub fn after(config: &Config, u: &mut Upload, heard: Heard, now: u64, jitter: f6
 /// When the next pending upload of `user` is due (None: nothing to wake
 /// for), and whether one waits for the network.
 pub fn next_wake(uploads: &[Upload], user: Option<&str>) -> (Option<u64>, bool) {
-    let mine = || uploads.iter().filter(|u| u.is_pending() && u.user.as_deref() == user);
-    (mine().map(|u| u.next_at).min(), mine().any(|u| u.last_status.is_none()))
+    let (mut at, mut silent) = (None, false);
+    for u in uploads {
+        if u.is_pending() && u.user.as_deref() == user {
+            at = super::clock::earliest(&[at, Some(u.next_at)]);
+            silent |= u.last_status.is_none();
+        }
+    }
+    (at, silent)
 }
 
 /// Counts a retry, due after the backoff (`jitter` given) or at once;

@@ -81,8 +81,10 @@ pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, make: Make) -> Room 
     let low = Budget { entries: many, bytes: budget / 10 * 7 };
     let p = plan(&items, high, low);
     let mut evict = Vec::with_capacity(p.evict.len());
-    for k in p.evict.into_iter().flatten() {
-        evict.push(k.to_string());
+    for k in p.evict {
+        if let Some(k) = k {
+            evict.push(k.to_string());
+        }
     }
     Room { evict, freed_bytes: p.freed_bytes, usage: p.bytes, fits: p.bytes <= budget }
 }
