@@ -34,12 +34,30 @@ pub fn after<'a>(hay: &'a str, needle: &str) -> Option<&'a str> {
 /// cut here. An ASCII byte in UTF-8 is always a whole character, so the
 /// indices found are character boundaries.
 pub fn find_byte(s: &str, b: u8) -> Option<usize> {
-    s.bytes().position(|c| c == b)
+    // Indexing, not `bytes().position()`: each iterator method is a
+    // `try_fold` of its own in the wasm.
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Where the ASCII byte `b` last occurs in `s`.
 pub fn rfind_byte(s: &str, b: u8) -> Option<usize> {
-    s.bytes().rposition(|c| c == b)
+    let bytes = s.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        if bytes[i] == b {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// `s` before and after the first ASCII byte `b`.

@@ -672,7 +672,7 @@ impl Outbox {
         // The origin has them: pages read again on `replayed`, and a read
         // in flight may have been sent before these arrived.
         self.reads_in_flight.borrow_mut().clear();
-        for ev in done.events.drain(..) {
+        for ev in std::mem::take(&mut done.events) {
             self.events.emit(Event::Replayed, ev);
         }
         done.ids.clear();

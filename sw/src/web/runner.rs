@@ -44,7 +44,8 @@ impl Runner {
         };
         self.again.set(None);
         self.running.set(false);
-        for resolve in self.waiting.borrow_mut().drain(..) {
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for resolve in waiting {
             super::global::settle(&resolve, &JsValue::UNDEFINED);
         }
         result
