@@ -59,7 +59,7 @@ pub fn plan<K: Clone>(items: &[Item<K>], high: Budget, low: Budget) -> Plan<K> {
         return out;
     }
     super::sort::sort(&mut order);
-    for (_, at) in order {
+    for &(_, at) in &order {
         let item = &items[at];
         if low.holds(entries, bytes) {
             break;

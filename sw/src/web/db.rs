@@ -135,15 +135,11 @@ fn issue(tx: &IdbTransaction, ops: &[Op<'_>]) -> Result<()> {
     Ok(bootstrap::ops(tx, &list)?)
 }
 
-/// The store names of a transaction, each once (their order does not matter).
-fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for name in names {
-        if !out.contains(&name) {
-            out.push(name);
-        }
+/// Adds a store to a transaction's list, once (the order does not matter).
+fn add_store<'a>(names: &mut Vec<&'a str>, name: &'a str) {
+    if !names.contains(&name) {
+        names.push(name);
     }
-    out
 }
 
 /// Makes `ops` in one read-write transaction; settles once it has committed.
@@ -153,7 +149,10 @@ pub async fn write(db: &Db, ops: Vec<Op<'_>>) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
-    let names = unique(ops.iter().map(Op::store));
+    let mut names = Vec::new();
+    for op in &ops {
+        add_store(&mut names, op.store());
+    }
     let tx = db.transaction(&names, true)?;
     issue(&tx, &ops)?;
     done(&tx).await?;
@@ -386,7 +385,13 @@ pub type Guard<'a> = (&'a str, &'a str, &'a dyn Fn(Option<&[u8]>) -> bool);
 /// Puts `rows` in one transaction, unless `guard` keeps the value it names
 /// (read in that transaction). Whether they were put.
 pub async fn put_all_unless(db: &Db, guard: Option<Guard<'_>>, rows: &[(&str, &str, JsValue)]) -> Result<bool> {
-    let stores = unique(rows.iter().map(|r| r.0).chain(guard.as_ref().map(|g| g.0)));
+    let mut stores = Vec::new();
+    for r in rows {
+        add_store(&mut stores, r.0);
+    }
+    if let Some(g) = &guard {
+        add_store(&mut stores, g.0);
+    }
     let tx = db.transaction(&stores, true)?;
     let put = match guard {
         Some((name, key, replaces)) => {

@@ -796,9 +796,11 @@ impl Outpost {
 /// The promises in `list`, taken out, as one JS array.
 fn take_all(list: &RefCell<Vec<Promise>>) -> js_sys::Array {
     let all = js_sys::Array::new();
-    for p in std::mem::take(&mut *list.borrow_mut()) {
-        all.push(&p);
+    let mut list = list.borrow_mut();
+    for p in list.iter() {
+        all.push(p);
     }
+    list.clear();
     all
 }
 

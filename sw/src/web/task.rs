@@ -112,9 +112,9 @@ pub fn run() {
         if woken.is_empty() {
             return;
         }
-        for task in woken {
+        for task in &woken {
             task.queued.set(false);
-            let waker = waker(&task);
+            let waker = waker(task);
             // SAFETY: only `run` touches a task's work, and `run` is not
             // reentered.
             let slot = unsafe { &mut *task.work.get() };

@@ -83,7 +83,7 @@ pub fn plan_room(blobs: &[(String, BlobMeta)], budget: u64, make: Make) -> Room 
     let mut evict = Vec::with_capacity(p.evict.len());
     // Not `.flatten()`: its adapter is compiled for this one loop.
     #[allow(clippy::manual_flatten)]
-    for k in p.evict {
+    for k in &p.evict {
         if let Some(k) = k {
             evict.push(k.to_string());
         }

@@ -183,7 +183,7 @@ impl Uploads {
     /// Bytes kept on the device, and the budget given the browser's quota.
     pub async fn storage(&self, quota: Option<u64>) -> Result<(u64, u64)> {
         let mut used = 0;
-        for (_, m) in self.blob_metas().whole().await? {
+        for (_, m) in &self.blob_metas().whole().await? {
             used += m.size;
         }
         Ok((used, upload::blob_budget(self.config.blob_budget_bytes, quota)))
