@@ -605,8 +605,8 @@ impl Outbox {
     /// letters instead of blocking the queue.
     async fn pending(&self) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
-        for (key, bytes) in db::records(&self.db, db::OUTBOX).whole().await? {
-            let problem = match (db::entry_id(&key), record::decode(&bytes)) {
+        for (key, bytes) in &db::records(&self.db, db::OUTBOX).whole().await? {
+            let problem = match (db::entry_id(key), record::decode(bytes)) {
                 (Some(id), Ok(entry)) if entry.id == id => {
                     entries.push(entry);
                     continue;
@@ -617,9 +617,9 @@ impl Outbox {
                 (_, Err(e)) => e.text(),
                 _ => "its key does not match its entry id".to_string(),
             };
-            db::quarantine(&self.db, &key, &bytes, self.identity.current().as_deref()).whole().await?;
+            db::quarantine(&self.db, key, bytes, self.identity.current().as_deref()).whole().await?;
             let reason = cat!("unreadable record: ", problem);
-            self.events.emit(Event::DeadLettered, obj! { "id": db::key_text(&key), "reason": reason });
+            self.events.emit(Event::DeadLettered, obj! { "id": db::key_text(key), "reason": reason });
         }
         Ok(entries)
     }
@@ -774,8 +774,8 @@ impl Outbox {
     /// `user`'s uploads still under way.
     async fn pending_uploads(&self, user: Option<&str>) -> Result<Vec<crate::core::upload::Upload>> {
         let mut pending = Vec::new();
-        for (_, v) in db::records(&self.db, db::UPLOADS).whole().await? {
-            if let Ok(u) = crate::core::upload::decode(&v) {
+        for (_, v) in &db::records(&self.db, db::UPLOADS).whole().await? {
+            if let Ok(u) = crate::core::upload::decode(v) {
                 if u.is_pending() && u.user.as_deref() == user {
                     pending.push(u);
                 }
@@ -788,9 +788,9 @@ impl Outbox {
     /// those of the previous build, whose owner is unknown.
     async fn quarantined(&self, user: Option<&str>) -> Result<Vec<(JsValue, Vec<u8>)>> {
         let mut theirs = Vec::new();
-        for (k, v) in db::records(&self.db, db::QUARANTINE).whole().await? {
-            if record::quarantine_owner(&v).is_none_or(|owner| owner.as_deref() == user) {
-                theirs.push((k, v));
+        for (k, v) in &db::records(&self.db, db::QUARANTINE).whole().await? {
+            if record::quarantine_owner(v).is_none_or(|owner| owner.as_deref() == user) {
+                theirs.push((k.clone(), v.clone()));
             }
         }
         Ok(theirs)
@@ -964,9 +964,9 @@ impl Outbox {
                 }),
             }
         }
-        for (key, _) in self.quarantined(user.as_deref()).whole().await? {
+        for (key, _) in &self.quarantined(user.as_deref()).whole().await? {
             dead_letters.push(protocol::DeadLetter {
-                id: db::key_text(&key),
+                id: db::key_text(key),
                 method: None,
                 url: None,
                 status: None,
@@ -1013,9 +1013,9 @@ impl Outbox {
             db::delete(&self.db, db::OUTBOX, e.id).whole().await?;
             return Ok(true);
         }
-        for (key, _) in self.quarantined(user.as_deref()).whole().await? {
-            if db::key_text(&key) == id {
-                db::delete_key(&self.db, db::QUARANTINE, key).whole().await?;
+        for (key, _) in &self.quarantined(user.as_deref()).whole().await? {
+            if db::key_text(key) == id {
+                db::delete_key(&self.db, db::QUARANTINE, key.clone()).whole().await?;
                 // An unreadable upload or blob record: its file goes too, so
                 // it cannot hold the device's budget for ever.
                 if let Some(file) = record::quarantined_file(id) {

@@ -258,8 +258,8 @@ impl Reads {
     /// Drops least recently used copies past the configured bounds.
     async fn evict(&self) -> Result<()> {
         let mut index: Vec<(String, ReadMeta)> = Vec::new();
-        for (k, v) in db::records(&self.db, db::READS_META).whole().await? {
-            if let (Some(k), Ok(meta)) = (k.as_string(), reads::decode(&v)) {
+        for (k, v) in &db::records(&self.db, db::READS_META).whole().await? {
+            if let (Some(k), Ok(meta)) = (k.as_string(), reads::decode(v)) {
                 index.push((k, meta));
             }
         }
@@ -319,7 +319,7 @@ impl Reads {
     pub async fn clear_users(&self) -> Result<()> {
         let shared = reads::partition_prefix(Partition::Shared);
         let mut keys = Vec::new();
-        for (k, _) in db::records(&self.db, db::READS_META).whole().await? {
+        for (k, _) in &db::records(&self.db, db::READS_META).whole().await? {
             if let Some(k) = k.as_string().filter(|k| !k.starts_with(&shared)) {
                 keys.push(k);
             }

@@ -118,11 +118,11 @@ impl Uploads {
 
     pub(super) async fn blob_metas(&self) -> Result<Vec<(String, BlobMeta)>> {
         let mut metas = Vec::new();
-        for (key, bytes) in db::records(&self.db, db::BLOB_META).whole().await? {
-            match (key.as_string(), reads::decode::<BlobMeta>(&bytes)) {
+        for (key, bytes) in &db::records(&self.db, db::BLOB_META).whole().await? {
+            match (key.as_string(), reads::decode::<BlobMeta>(bytes)) {
                 (Some(k), Ok(meta)) => metas.push((k, meta)),
                 (_, Err(RecordError::UnknownSchema(_))) => {} // a newer build's: left to it
-                (_, Err(e)) => self.quarantine(db::BLOB_META, FileRecord::Blob, &key, &bytes, &e).whole().await?,
+                (_, Err(e)) => self.quarantine(db::BLOB_META, FileRecord::Blob, key, bytes, &e).whole().await?,
                 (None, Ok(_)) => {} // not a key of ours
             }
         }
@@ -172,9 +172,9 @@ impl Uploads {
     /// stay, parked for their user.
     pub async fn forget_copies(&self) -> Result<()> {
         let mut keys = Vec::new();
-        for (k, m) in self.blob_metas().whole().await? {
+        for (k, m) in &self.blob_metas().whole().await? {
             if !m.pinned && m.user.is_some() {
-                keys.push(k);
+                keys.push(k.clone());
             }
         }
         db::delete_keys(&self.db, &[db::BLOBS, db::BLOB_META], &keys).whole().await

@@ -121,11 +121,11 @@ impl Uploads {
 
     async fn uploads(&self) -> Result<Vec<Upload>> {
         let mut all = Vec::new();
-        for (key, bytes) in db::records(&self.db, db::UPLOADS).whole().await? {
-            match upload::decode(&bytes) {
+        for (key, bytes) in &db::records(&self.db, db::UPLOADS).whole().await? {
+            match upload::decode(bytes) {
                 Ok(u) => all.push(u),
                 Err(RecordError::UnknownSchema(_)) => {} // a newer build's: left to it
-                Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, &key, &bytes, &e).whole().await?,
+                Err(e) => self.quarantine(db::UPLOADS, FileRecord::Upload, key, bytes, &e).whole().await?,
             }
         }
         crate::core::sort::sort_by(&mut all, |a: &Upload, b: &Upload| (a.created_at, &a.id) < (b.created_at, &b.id));
