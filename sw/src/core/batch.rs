@@ -115,7 +115,7 @@ pub fn merge_run(config: &Config, entries: &[Entry], head: usize, held: impl Fn(
 pub fn merged(route: &BatchRoute, bodies: &[&[u8]]) -> Option<Vec<u8>> {
     let mut all = Vec::new();
     for b in bodies {
-        all.extend(items(route, b)?);
+        all.append(&mut items(route, b)?);
     }
     Some(body(route, all))
 }

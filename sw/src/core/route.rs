@@ -110,7 +110,7 @@ pub fn static_routes(config: &Config) -> String {
     // Written as text: this runs once per install, and a `json::Value`
     // built for it would cost the wasm more than the text does.
     let mut or: Vec<String> = Vec::new();
-    for (pattern, method) in claims {
+    for &(pattern, method) in &claims {
         let mut claim = String::from(r#"{"urlPattern":{"pathname":"#);
         json::write_str(&url_pattern(pattern), &mut claim);
         if let Some(m) = method {

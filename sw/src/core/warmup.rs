@@ -67,7 +67,7 @@ fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
             None => (segment, None),
         };
         let mut next = Vec::new();
-        for v in current {
+        for &v in &current {
             let (all, one): (&[Value], Option<&Value>) = match (name, v) {
                 ("*", Value::Array(items)) => (items, None),
                 // (As u64: the one integer parser the wasm carries.)

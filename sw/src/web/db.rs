@@ -244,15 +244,15 @@ pub async fn append(db: &Db, make: impl FnOnce(u64) -> Vec<u8>) -> Result<u64> {
 }
 
 /// The temp ids learned for `user`.
-pub async fn id_map(db: &Db, user: Option<&str>) -> Result<Vec<(String, String)>> {
+pub async fn id_map(db: &Db, user: Option<&str>) -> Result<tempid::IdMap> {
     let tx = db.transaction(&[META], false)?;
     // The meta store is small: read it whole and keep the id-map rows.
     let (keys, values) = all(&tx, META).whole().await?;
-    let mut out = Vec::new();
+    let mut out = tempid::IdMap::new();
     for i in 0..keys.length().min(values.length()) {
         let (Some(k), Some(v)) = (keys.get(i).as_string(), values.get(i).as_string()) else { continue };
         if let Some(temp) = tempid::temp_of(&k, user) {
-            out.push((temp.to_string(), v));
+            out.insert(temp, v);
         }
     }
     Ok(out)

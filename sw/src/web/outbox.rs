@@ -123,9 +123,9 @@ impl HeldWrite {
 /// encoding no longer apply).
 fn response_headers(r: &Response) -> Vec<(String, String)> {
     let mut headers = Vec::new();
-    for (name, value) in global::headers_of(&r.headers()) {
+    for (name, value) in &global::headers_of(&r.headers()) {
         if name != "content-length" && name != "content-encoding" {
-            headers.push((name, value));
+            headers.push((name.clone(), value.clone()));
         }
     }
     headers
@@ -687,7 +687,7 @@ impl Outbox {
         self.identity.reload().whole().await?;
         let mut entries = self.pending().whole().await?;
         let now = global::now_ms();
-        for e in queue::expire(&self.config, &mut entries, now) {
+        for &e in &queue::expire(&self.config, &mut entries, now) {
             let entry = entries.iter().find(|x| x.id == e).expect("expired entries exist");
             db::put(&self.db, db::OUTBOX, e, &record::encode(entry)).whole().await?;
             self.dead_event(entry);
@@ -758,14 +758,11 @@ impl Outbox {
     /// The temp ids learned so far, and the uploads not yet presigned (a
     /// write naming one of those waits for it).
     async fn temp_ids(&self, user: Option<&str>) -> Result<(IdMap, Vec<String>)> {
-        let mut ids = IdMap::new();
-        for (temp, id) in db::id_map(&self.db, user).whole().await? {
-            ids.insert(temp, id);
-        }
+        let ids = db::id_map(&self.db, user).whole().await?;
         let mut waiting = Vec::new();
-        for u in self.pending_uploads(user).whole().await? {
+        for u in &self.pending_uploads(user).whole().await? {
             if u.asset_id.is_none() {
-                waiting.push(u.id);
+                waiting.push(u.id.clone());
             }
         }
         Ok((ids, waiting))
@@ -892,7 +889,7 @@ impl Outbox {
             ) {
                 Step::Delivered => {
                     if let Some(body) = response_body {
-                        done.learned.extend(ids.learn_from_response(&body));
+                        done.learned.append(&mut ids.learn_from_response(&body));
                     }
                     let status = entry.last_status;
                     for &k in run {

@@ -313,9 +313,9 @@ pub fn on_origin(
                 return failed(u, garbled);
             };
             let mut puts = Vec::with_capacity(urls.len());
-            for p in urls {
+            for p in &urls {
                 if let Some((start, end)) = part_range(p.part_number, *part_size, u.size) {
-                    puts.push(PartPut { number: p.part_number, url: p.url, start, end });
+                    puts.push(PartPut { number: p.part_number, url: p.url.clone(), start, end });
                 }
             }
             Then::Next(Call::Parts(puts))

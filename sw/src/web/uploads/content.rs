@@ -40,14 +40,7 @@ impl Uploads {
         // Not on the device: a temp id may have its server id by now.
         let server_id = if id.starts_with(upload::TEMP_PREFIX) {
             let user = self.identity.current();
-            let mut known = None;
-            for (temp, server) in db::id_map(&self.db, user.as_deref()).whole().await? {
-                if temp == id {
-                    known = Some(server);
-                    break;
-                }
-            }
-            known
+            db::id_map(&self.db, user.as_deref()).whole().await?.get(&id).map(str::to_string)
         } else {
             Some(id.clone())
         };

@@ -189,7 +189,7 @@ impl Uploads {
             return Ok(()); // as for writes: the owed logout goes first
         }
         let user = self.identity.current();
-        for mut u in self.uploads().whole().await? {
+        for u in &mut self.uploads().whole().await? {
             if u.user != user {
                 continue;
             }
@@ -204,7 +204,7 @@ impl Uploads {
                 }
                 let Some(call) = api::poll(&self.config, &u, global::now_ms(), trigger) else { break };
                 let sent_at = self.identity.generation();
-                let moved = self.step(&mut u, call).whole().await?;
+                let moved = self.step(u, call).whole().await?;
                 if u.last_status == Some(401) && u.dead.is_none() {
                     // Parked: the session is gone, nothing more goes as this user
                     // (unless another user logged in meanwhile: `apply` knows).
@@ -214,9 +214,9 @@ impl Uploads {
                 if !self.still_there(&u.id).whole().await? {
                     return Ok(()); // discarded meanwhile
                 }
-                self.save(&u).whole().await?;
+                self.save(u).whole().await?;
                 if u.is_done() {
-                    self.finish(&u).whole().await?;
+                    self.finish(u).whole().await?;
                     break;
                 }
                 if !moved {
@@ -283,8 +283,8 @@ impl Uploads {
                 sent.push((part.number, start_put(&part.url, &[], &slice)));
             }
             let mut heard = Vec::new();
-            for (n, answer) in sent {
-                heard.push((n, answer_heard(answer).whole().await));
+            for (n, answer) in &sent {
+                heard.push((*n, answer_heard(answer.clone()).whole().await));
             }
             let ended = api::on_parts(&self.config, u, &heard, global::now_ms(), global::random());
             self.save(u).whole().await?;
@@ -324,9 +324,9 @@ impl Uploads {
     pub async fn status(&self) -> Result<Vec<UploadStatus>> {
         let user = self.identity.current();
         let mut status = Vec::new();
-        for u in self.uploads().whole().await? {
+        for u in &self.uploads().whole().await? {
             if u.user == user {
-                status.push(upload::status(&u));
+                status.push(upload::status(u));
             }
         }
         Ok(status)
@@ -335,9 +335,9 @@ impl Uploads {
     /// The current user's upload `id`.
     async fn find(&self, id: &str) -> Result<Option<Upload>> {
         let user = self.identity.current();
-        for u in self.uploads().whole().await? {
+        for u in &self.uploads().whole().await? {
             if u.id == id && u.user == user {
-                return Ok(Some(u));
+                return Ok(Some(u.clone()));
             }
         }
         Ok(None)
