@@ -202,7 +202,7 @@ impl Uploads {
                 if self.identity.switching() || self.identity.current() != u.user {
                     return Ok(());
                 }
-                let Some(call) = api::poll(&self.config, &u, global::now_ms(), trigger) else { break };
+                let Some(call) = api::poll(&self.config, u, global::now_ms(), trigger) else { break };
                 let sent_at = self.identity.generation();
                 let moved = self.step(u, call).whole().await?;
                 if u.last_status == Some(401) && u.dead.is_none() {
