@@ -186,12 +186,17 @@ fn url_pattern(pattern: &str) -> String {
             out.push('*');
             continue;
         }
-        for c in segment.chars() {
-            if matches!(c, '\\' | ':' | '(' | ')' | '{' | '}' | '?' | '+' | '*') {
+        // By bytes: the characters escaped are ASCII, and the text between
+        // them is copied whole (no char decoding and encoding).
+        let mut from = 0;
+        for (i, &b) in segment.as_bytes().iter().enumerate() {
+            if matches!(b, b'\\' | b':' | b'(' | b')' | b'{' | b'}' | b'?' | b'+' | b'*') {
+                out.push_str(&segment[from..i]);
                 out.push('\\');
+                from = i;
             }
-            out.push(c);
         }
+        out.push_str(&segment[from..]);
     }
     if open_tail {
         out.push('*');

@@ -324,9 +324,9 @@ pub async fn get_many<const N: usize>(db: &Db, name: &str, keys: [&str; N]) -> R
         pending.push(bootstrap::get(&tx, name, &key.into())?);
     }
     let mut out = [const { None }; N];
-    for (slot, request) in out.iter_mut().zip(pending) {
-        let v = crate::web::global::wait(request).await?;
-        *slot = (!v.is_undefined()).then_some(v);
+    for (i, request) in pending.iter().enumerate() {
+        let v = crate::web::global::wait(request.clone()).await?;
+        out[i] = (!v.is_undefined()).then_some(v);
     }
     Ok(out)
 }

@@ -401,8 +401,10 @@ impl Outbox {
                     for w in &writes {
                         counts.push(w.items);
                     }
-                    for (w, share) in writes.into_iter().zip(batch::split(&bytes, &counts)) {
-                        w.reply.send(response::build(r.status(), &headers, &share));
+                    // `split` gives one share per write.
+                    let shares = batch::split(&bytes, &counts);
+                    for (i, w) in writes.into_iter().enumerate() {
+                        w.reply.send(response::build(r.status(), &headers, &shares[i]));
                     }
                     self.kick(Trigger::Scheduled);
                     return;
