@@ -45,8 +45,8 @@ impl Runner {
         self.again.set(None);
         self.running.set(false);
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for resolve in waiting {
-            super::global::settle(&resolve, &JsValue::UNDEFINED);
+        for resolve in &waiting {
+            super::global::settle(resolve, &JsValue::UNDEFINED);
         }
         result
     }
