@@ -352,14 +352,16 @@ let outpostColdTaken = Promise.resolve();
 let outpostColdPending = 0;
 const OUTPOST_COLD_WAIT_MS = 1000;
 
+// `before` settled, or OUTPOST_COLD_WAIT_MS passed.
+const outpostAfter = (before) => Promise.race([before, new Promise((ok) => setTimeout(ok, OUTPOST_COLD_WAIT_MS))]);
+
 function viaWasm(request) {
   return ready.then(
     (o) => {
       const navigate = request.mode === 'navigate';
       const go = () => (o.claims(request.method, request.url, navigate) ? o.handle(request, navigate) : fetch(request));
       if (!outpostColdPending || request.method !== 'GET') return go();
-      const bound = new Promise((ok) => setTimeout(ok, OUTPOST_COLD_WAIT_MS));
-      return Promise.race([outpostColdTaken, bound]).then(go);
+      return outpostAfter(outpostColdTaken).then(go);
     },
     () => fetch(request),
   );
@@ -374,7 +376,14 @@ function coldRead(request, kept) {
   // Its body passes through this thread to the page: the compile waits
   // until all of it has arrived (a third branch of the body, read here).
   outpostColdFirst ??= sent.then((r) => r.clone().arrayBuffer()).then(() => {}, () => {});
-  const taken = ready.then((o) => o.handle(request, request.mode === 'navigate', sent), () => sent);
+  // The wasm takes it after the cold reads before it (at most
+  // OUTPOST_COLD_WAIT_MS): a second read of a URL whose network request
+  // fails (the network went in between) then finds the first one's copy.
+  const before = outpostColdTaken;
+  const taken = ready.then(
+    (o) => outpostAfter(before).then(() => o.handle(request, request.mode === 'navigate', sent)),
+    () => sent,
+  );
   // Settled with nothing: the responses are not held after use.
   outpostColdPending++;
   const done = () => {

@@ -116,9 +116,11 @@ async fn chromium_an_origin_answering_503_sees_the_seeds_backoff_then_a_dead_let
     assert_eq!(seen.lock().unwrap().len(), 6, "no attempt after the last retry: {gaps:.2?}");
     for (gap, step) in gaps.iter().zip([2.0, 4.0, 8.0, 16.0, 32.0]) {
         // ±20 % jitter, plus up to a second for the worker's own work
-        // between its timer and the request (IndexedDB reads under load).
+        // between its timer and the request (IndexedDB reads under load),
+        // plus the page client's 0.5 s of slack when the browser stopped the
+        // idle worker before the retry was due and the page woke it.
         assert!(
-            *gap >= step * 0.8 - 0.5 && *gap <= step * 1.2 + 1.0,
+            *gap >= step * 0.8 - 0.5 && *gap <= step * 1.2 + 1.5,
             "retries after {gaps:.2?} s, not 2, 4, 8, 16, 32"
         );
     }

@@ -75,7 +75,12 @@ async fn worker_starts_cold_with_the_origin_down() {
     // Storage, so it answers with no network.
     tab.stop_all_workers().await;
     assert_eq!(wasm_version(&tab).await.unwrap(), bundle.hash);
-    assert!(tab.worker_versions().iter().any(|v| v.running == Running), "{:?}", tab.worker_versions());
+    // The running state comes from CDP events, which a recorder applies
+    // apart from the evaluation's reply: it may land just after.
+    wait_until("the started worker to show as running", PATIENCE, || async {
+        tab.worker_versions().iter().any(|v| v.running == Running).then_some(())
+    })
+    .await;
 
     // A Background Sync event wakes the stopped worker too.
     tab.stop_all_workers().await;
@@ -263,7 +268,7 @@ async fn requests_the_worker_would_not_claim_never_start_it() {
     // The worker's own route starts it, and it answers.
     let version = wasm_version(&tab).await.expect("the version route, from the worker");
     assert_eq!(version, Bundle::embedded().hash);
-    assert!(running(&tab) > 0, "{:?}", tab.worker_versions());
+    wait_until("the started worker to show as running", PATIENCE, || async { (running(&tab) > 0).then_some(()) }).await;
     chromium.close().await;
 }
 
@@ -316,6 +321,63 @@ async fn a_cold_read_is_answered_before_the_wasm_is_ready_and_still_kept() {
     origin.stop();
     let offline = kept_for_offline(&tab, "/api/projects", &online).await;
     assert_eq!(offline["headers"]["outpost-cache"], "stale", "{offline}");
+    chromium.close().await;
+}
+
+/// Two cold reads of one URL in a row, the second failing at the origin
+/// (a 503: the network went in between): the page gets the copy the first
+/// one brought for the second, as it would from a running worker. The wasm
+/// takes each cold read after the ones before it, so the second does not
+/// look for the copy before the first has written it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_cold_read_right_after_another_gets_its_copy() {
+    use axum::response::IntoResponse;
+    let (state, _data) = harness::sqlite_state().await;
+    // The first read is slow (`x-slow`) and the second fails at once
+    // (`x-fail`): the second's answer is there before the first's copy.
+    let app = outpost::app(state).layer(axum::middleware::from_fn(
+        |req: axum::extract::Request, next: axum::middleware::Next| async move {
+            if req.headers().contains_key("x-fail") {
+                return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+            }
+            if req.headers().contains_key("x-slow") {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            next.run(req).await
+        },
+    ));
+    let origin = Origin::start_app(app);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.open(&origin.url(PAGE)).await;
+    // No login warm-up: its copy of the projects would hide a missing one.
+    tab.register_outpost_with(r#"{"warmUp": []}"#).await;
+    let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
+    assert_eq!(login["status"], 200, "{login}");
+    assert_eq!(tab.post("/api/projects", &serde_json::json!({ "name": "first" })).await.unwrap()["status"], 201);
+    wait_until("the wasm to keep the cold-read table", PATIENCE, || async {
+        tab.eval(harness::COLD_TABLE_JS).await.as_str().map(|_| ())
+    })
+    .await;
+    // Nothing stored holds the project yet: the copy the second read gets
+    // can only be the first one's.
+    let copies = "(async () => { const db = await new Promise((res, rej) => { const r = indexedDB.open('outpost'); \
+         r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); }); \
+         const all = await new Promise((res) => { const q = db.transaction('reads').objectStore('reads').getAll(); \
+         q.onsuccess = () => res(q.result); }); db.close(); \
+         return all.filter((v) => new TextDecoder().decode(v).includes('\"first\"')).length; })()";
+    assert_eq!(tab.eval(copies).await, 0, "no copy of the projects before the cold reads");
+    // `no-store`: Chromium's HTTP cache would otherwise hold the second GET
+    // of the URL until the first's answer is complete, hiding the order.
+    let js = "(async () => { const read = (h) => fetch('/api/projects', { headers: h, cache: 'no-store' }) \
+                .then(async (r) => ({ status: r.status, cache: r.headers.get('outpost-cache'), body: await r.text() })); \
+              const first = read({ 'x-slow': '1' }); const second = read({ 'x-fail': '1' }); \
+              return { status: (await first).status, first: await first, second: await second }; })()";
+    let (both, _) = answered_by_the_bootstrap(&tab, js).await;
+    assert!(both["first"]["body"].as_str().is_some_and(|b| b.contains("\"first\"")), "{both}");
+    assert_eq!(both["second"]["status"], 200, "the first read's copy, not the 503: {both}");
+    assert_eq!(both["second"]["cache"], "stale", "{both}");
+    assert_eq!(both["second"]["body"], both["first"]["body"], "{both}");
+    assert!(tab.worker_errors().is_empty(), "{:?}", tab.worker_errors());
     chromium.close().await;
 }
 
