@@ -452,7 +452,9 @@ async fn a_slow_cold_read_holds_up_no_write() {
     let origin = Origin::start_app(app);
     let mut chromium = Chromium::launch().await;
     let tab = chromium.open(&origin.url(PAGE)).await;
-    tab.register_outpost().await;
+    // No login warm-up: its own read of the projects, held like this one
+    // once `slow` is set, is not what this test is about.
+    tab.register_outpost_with(r#"{"warmUp": []}"#).await;
     let login = tab.post("/api/auth/login", &serde_json::json!({ "user": "alice" })).await.unwrap();
     assert_eq!(login["status"], 200, "{login}");
     wait_until("the cold-read table", PATIENCE, || async {
@@ -464,7 +466,7 @@ async fn a_slow_cold_read_holds_up_no_write() {
         tab.stop_all_workers().await;
         true
     };
-    let (raced, marks, _) = harness::cold_request(
+    let (raced, marks, tries) = harness::cold_request(
         &tab,
         stop,
         "(async () => { const read = fetch('/api/projects').then((r) => ['read', r.status]); \
@@ -476,6 +478,6 @@ async fn a_slow_cold_read_holds_up_no_write() {
     .await;
     assert_eq!(raced[0], "write", "the write was answered first: {raced}");
     assert!(raced[1].as_u64().is_some_and(|s| s < 300), "{raced}");
-    assert!(marks["coldRead"].is_number(), "the read was a cold read: {marks}");
+    assert!(marks["coldRead"].is_number(), "the read was a cold read: {marks} (try {tries} of 3)");
     chromium.close().await;
 }
